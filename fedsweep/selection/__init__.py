@@ -1,0 +1,1 @@
+"""Client selection: one file per method, each implementing `base.Selector`."""

@@ -1,0 +1,38 @@
+"""Uniform client selection: each round, k of the available clients drawn uniformly at random
+without replacement (the "random fraction C of clients" of McMahan et al. 2017,
+https://arxiv.org/abs/1602.05629, Algorithm 1).
+"""
+
+import torch
+
+from fedsweep.selection.base import Selection, Selector
+
+
+class Uniform(Selector):
+    """min(k, len(available)) distinct clients, uniformly at random, returned sorted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def select(
+        self,
+        *,
+        round: int,
+        available: list[int],
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+    ) -> Selection:
+        """A uniform sample without replacement drawn from `generator` alone."""
+        if k < 0:
+            raise ValueError(f"Uniform: k must be >= 0, got {k}")
+        if len(set(available)) != len(available):
+            raise ValueError("Uniform: `available` holds duplicate client ids")
+        # The permutation is drawn even when every client is taken, so the generator always
+        # advances the same way for a given number of available clients.
+        perm = torch.randperm(len(available), generator=generator)
+        chosen = perm[: min(k, len(available))].tolist()
+        return Selection(clients=sorted(int(available[i]) for i in chosen))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

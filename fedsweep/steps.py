@@ -1,0 +1,127 @@
+"""The work of one round, as functions over a cell's runtime and its blob store.
+
+Each step reads its inputs by reference (blob key + sha256) and writes its output as a blob,
+returning a small JSON-able reference. The Prefect tasks in tasks/ are thin wrappers around these:
+a step is a pure function of its inputs, so its persisted reference is a valid checkpoint and a
+retry or a resumed run recomputes the same bytes.
+
+Blob keys of a round live under `round-000007/`, pruned once that round's checkpoint is committed:
+
+    round-000007/global        the global model the round starts from (+ server state, `server.*`)
+    round-000007/c00003-e1     client 3 after local epoch 1 (+ momentum buffers, `opt.*`)
+    round-000007/aggregated    the new global model (+ server state)
+"""
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from fedsweep.cell import CellRuntime
+from fedsweep.checkpoint.blobs import BlobStore
+from fedsweep.rng import generator
+from fedsweep.strategies.base import ClientFailure, ClientResult
+from fedsweep.train import evaluate, train_epoch
+from fedsweep.weights import Params
+
+Ref = dict[str, Any]
+_OPT, _SERVER = "opt.", "server."
+
+
+def round_prefix(round: int) -> str:
+    return f"round-{round:06d}"
+
+
+def split_prefixed(tensors: Params, prefix: str) -> tuple[Params, Params]:
+    """(tensors without the prefix, tensors with it, prefix removed)."""
+    plain = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
+    tagged = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return plain, tagged
+
+
+def join_prefixed(plain: Params, tagged: Params, prefix: str) -> Params:
+    return {**plain, **{prefix + k: v for k, v in tagged.items()}}
+
+
+def put_global(blobs: BlobStore, *, round: int, params: Params, server_state: Params) -> Ref:
+    """Write the model a round starts from; its reference is the input of every epoch-0 task."""
+    key = f"{round_prefix(round)}/global"
+    sha = blobs.put(key, join_prefixed(params, server_state, _SERVER), {"round": round})
+    return {"key": key, "sha256": sha}
+
+
+def read_global(blobs: BlobStore, ref: Ref) -> tuple[Params, Params]:
+    """(params, server_state) from a global or aggregated reference."""
+    tensors, _ = blobs.get(ref["key"], ref["sha256"])
+    return split_prefixed(tensors, _SERVER)
+
+
+def client_epoch(
+    rt: CellRuntime, blobs: BlobStore, *, round: int, client: int, epoch: int, global_ref: Ref,
+    input_ref: Ref | None, max_batches: int | None = None,
+) -> Ref:
+    """Train `client` for local epoch `epoch` of `round`, starting from `input_ref` (or the global)."""
+    global_params, server_state = read_global(blobs, global_ref)
+    if input_ref is None:
+        params, opt_state = global_params, {}
+    else:
+        tensors, _ = blobs.get(input_ref["key"], input_ref["sha256"])
+        params, opt_state = split_prefixed(tensors, _OPT)
+    seed = int(rt.config["seed"])
+    out = train_epoch(
+        model=rt.thread_model(), data=rt.data.train, indices=rt.clients[client], params=params,
+        optimizer_state=opt_state, global_params=global_params, strategy=rt.strategy,
+        server_state=server_state, client_state=rt.strategy.init_client_state(global_params),
+        cfg=rt.local, generator=generator(seed, "batches", round, client, epoch), max_batches=max_batches,
+    )
+    key = f"{round_prefix(round)}/c{client:05d}-e{epoch}"
+    meta = {"loss": out.loss, "steps": out.steps, "num_samples": int(rt.clients[client].numel())}
+    sha = blobs.put(key, join_prefixed(out.params, out.optimizer_state, _OPT), meta)
+    steps = out.steps + (input_ref or {}).get("steps", 0)
+    return {"key": key, "sha256": sha, "client": client, "epochs_done": epoch + 1, "steps": steps, **meta}
+
+
+def is_finite(params: Params) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in params.values() if v.is_floating_point())
+
+
+def aggregate(
+    rt: CellRuntime, blobs: BlobStore, *, round: int, global_ref: Ref, results: list[Ref],
+    failures: list[dict[str, Any]],
+) -> tuple[Ref, list[dict[str, Any]]]:
+    """Aggregate the clients' final epochs into the next global model; returns (ref, all failures).
+
+    Updates are read one at a time in client order (a running sum, never all in memory); an update
+    with NaN/Inf is rejected and reported as a failure instead of poisoning the model.
+    """
+    global_params, server_state = read_global(blobs, global_ref)
+    rejected: list[dict[str, Any]] = []
+
+    def stream() -> Iterator[ClientResult]:
+        for ref in sorted(results, key=lambda r: r["client"]):
+            tensors, _ = blobs.get(ref["key"], ref["sha256"])
+            params, _ = split_prefixed(tensors, _OPT)
+            if not is_finite(params) or not math.isfinite(ref["loss"]):
+                rejected.append({"client": ref["client"], "kind": "invalid_update", "message": "NaN/Inf"})
+                continue
+            yield ClientResult(
+                client=ref["client"], num_samples=ref["num_samples"], params=params, loss=ref["loss"],
+                epochs_done=ref["epochs_done"], epochs_planned=int(rt.config["local_epochs"]),
+            )
+
+    failed = [ClientFailure(client=f["client"], kind=f["kind"], message=f["message"]) for f in failures]
+    out = rt.strategy.aggregate(
+        global_params=global_params, results=stream(), failures=failed, server_state=server_state
+    )
+    key = f"{round_prefix(round)}/aggregated"
+    sha = blobs.put(key, join_prefixed(out.params, out.server_state, _SERVER), {"round": round})
+    return {"key": key, "sha256": sha}, [*failures, *rejected]
+
+
+def evaluate_global(rt: CellRuntime, blobs: BlobStore, ref: Ref) -> dict[str, float]:
+    """Accuracy and loss of a global model on the cell's test split."""
+    params, _ = read_global(blobs, ref)
+    batch = int(rt.config["eval_batch_size"])
+    accuracy, loss = evaluate(model=rt.thread_model(), data=rt.data.test, params=params, batch_size=batch)
+    return {"accuracy": accuracy, "loss": loss}

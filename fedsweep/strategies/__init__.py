@@ -1,0 +1,1 @@
+"""FL methods: one file per method, each implementing `base.Strategy`."""

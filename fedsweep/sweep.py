@@ -1,0 +1,111 @@
+"""Sweep planning: an experiment's `grid` becomes cells, each one FL experiment.
+
+A grid maps an axis to its values. Two forms:
+
+    grid:
+      strategy: [fedavg, fedprox]          # key -> values: one override `key=value` per point
+      num_clients: [10, 50]
+      method:                              # label -> overrides: several keys move together
+        fedavg_drop: {strategy: fedavg, faults.stragglers: drop}
+        fedprox_mu1: {strategy: fedprox, strategy.mu: 1.0}
+
+Cells are the cartesian product of the axes, in the order written. A key given on the command line
+wins over the grid: its axis is dropped, so `+experiment=quickstart strategy=fedavg` runs only
+FedAvg cells. This module is plain Python: it builds override strings, and the entry point composes
+each cell's config with Hydra.
+"""
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Keys that never change a cell's result: where things are written and how they are shown.
+NON_SEMANTIC_KEYS = ("tracking", "checkpoint", "runner", "resume", "grid", "sweep_name", "output_dir")
+_SHORT = {"num_clients": "c", "rounds": "r", "seed": "s"}
+
+
+class GridError(ValueError):
+    """The experiment's grid is malformed; the message names the axis."""
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """One point of the grid before composition: its overrides and name suffix labels."""
+
+    overrides: tuple[str, ...]
+    labels: tuple[str, ...]
+
+
+def override_key(override: str) -> str:
+    """The key an override sets: `+a.b=1` -> `a.b`, `~x` -> `x`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def expand_grid(grid: Mapping[str, Any], command_line: Iterable[str]) -> list[CellPlan]:
+    """Every point of the grid, skipping axes whose keys the command line sets."""
+    fixed = {override_key(o) for o in command_line}
+    axes: list[list[tuple[list[str], str]]] = []
+    for axis, values in grid.items():
+        points = _axis_points(str(axis), values)
+        if not any(override_key(o) in fixed for overrides, _ in points for o in overrides):
+            axes.append(points)
+    plans = []
+    for combo in itertools.product(*axes):
+        overrides = [o for point_overrides, _ in combo for o in point_overrides]
+        labels = [label for _, label in combo if label]
+        plans.append(CellPlan(overrides=tuple(overrides), labels=tuple(labels)))
+    return plans
+
+
+def _axis_points(axis: str, values: Any) -> list[tuple[list[str], str]]:
+    if isinstance(values, Mapping):
+        points = []
+        for label, moves in values.items():
+            if not isinstance(moves, Mapping) or not moves:
+                raise GridError(f"grid.{axis}.{label}: expected a mapping of key: value overrides")
+            points.append(([f"{k}={_format(v)}" for k, v in moves.items()], str(label)))
+        return points
+    if isinstance(values, (list, tuple)) and values:
+        label_of = (lambda v: "") if axis in (*_SHORT, "strategy") else (lambda v: f"{_short(axis)}{v}")
+        return [([f"{axis}={_format(v)}"], label_of(v)) for v in values]
+    raise GridError(f"grid.{axis}: expected a non-empty list of values or a mapping of labelled overrides")
+
+
+def _short(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def cell_name(*, strategy: str, num_clients: int, rounds: int, seed: int, labels: Iterable[str]) -> str:
+    """`fedprox-c100-r50-s0`, then any labels of other axes."""
+    base = f"{strategy}-c{num_clients}-r{rounds}-s{seed}"
+    return "-".join([base, *labels])
+
+
+def cell_key(config: Mapping[str, Any]) -> str:
+    """A content key: sha256 over the resolved config, minus keys that don't change results."""
+    semantic = {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+    text = json.dumps(semantic, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}` (MLflow params)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat

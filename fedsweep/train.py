@@ -1,0 +1,211 @@
+"""Local training and evaluation in plain torch: one client epoch, one evaluation pass.
+
+`train_epoch` is a pure function of its inputs. It overwrites the reused model instance's whole
+state from `params`, builds a fresh optimiser whose momentum comes from `optimizer_state`, and
+draws every random number from `generator` (the shuffle, and a seed for any randomness inside the
+model, e.g. dropout, run under an isolated global RNG). So the same inputs give bitwise the same
+outputs on the same device, whatever the instance trained before, and a retried or resumed task
+recomputes the same bytes. (On CUDA, bitwise repeatability also needs deterministic kernels,
+`torch.use_deterministic_algorithms`, a process-wide switch left to the runner; on CPU, the same
+number of intra-op threads.) Inputs are never modified, but they must not share storage with the
+model: pass `fedsweep.weights.state_of(model)` copies, not `model.state_dict()` views, which
+training would move under FedProx's feet.
+
+Memory: the dataset is never copied; a mini-batch is `data.x[idx]`, gathered from the shared tensor.
+No DataLoader, so no worker processes per client.
+
+A non-finite loss is not an error here: it flows into `EpochOut.loss` (and the parameters) and the
+caller decides what a diverged client is. `strategy.finish_client` is not called here: it runs once
+after all of a client's epochs, with the total number of steps.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fedsweep.data.base import Split
+from fedsweep.strategies.base import Strategy
+from fedsweep.weights import state_of
+
+Params = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalConfig:
+    """Client optimiser settings (SGD)."""
+
+    lr: float
+    batch_size: int
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    clip_norm: float = 0.0  # gradient clipping by global norm; 0 turns it off
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0.0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not self.weight_decay >= 0.0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.clip_norm >= 0.0:
+            raise ValueError(f"clip_norm must be >= 0 (0 = off), got {self.clip_norm}")
+
+
+@dataclass(frozen=True)
+class EpochOut:
+    """What one local epoch produced (CPU tensors)."""
+
+    params: Params
+    optimizer_state: Params
+    loss: float
+    steps: int
+    num_samples: int
+
+
+def train_epoch(
+    *,
+    model: nn.Module,
+    data: Split,
+    indices: torch.Tensor,
+    params: Params,
+    optimizer_state: Params,
+    global_params: Params,
+    strategy: Strategy,
+    server_state: Params,
+    client_state: Params,
+    cfg: LocalConfig,
+    generator: torch.Generator,
+    max_batches: int | None = None,
+) -> EpochOut:
+    """One pass of mini-batch SGD over `indices` (or its first `max_batches` batches)."""
+    if max_batches is not None and max_batches < 0:
+        raise ValueError(f"max_batches must be >= 0 or None, got {max_batches}")
+    device = _device_of(model)
+    model.load_state_dict(params)
+    model.train()
+    named = dict(model.named_parameters())
+    optimizer = torch.optim.SGD(
+        list(named.values()), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    _restore_momentum(optimizer, named, optimizer_state, cfg.momentum)
+    # Moved once per epoch, not once per step; `.to` is a no-op on the model's own device.
+    global_dev = _to(global_params, device)
+    server_dev = _to(server_state, device)
+    client_dev = _to(client_state, device)
+
+    order = indices[torch.randperm(len(indices), generator=generator)]
+    model_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    batches = range(0, len(order), cfg.batch_size)
+    if max_batches is not None:
+        batches = batches[:max_batches]
+
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    seen = 0
+    with _isolated_rng(model_seed, device):
+        for start in batches:
+            idx = order[start : start + cfg.batch_size]
+            x = data.x[idx].to(device, non_blocking=True)
+            y = data.y[idx].to(device, non_blocking=True)
+            loss = F.cross_entropy(model(x), y)
+            penalty = strategy.local_penalty(
+                params=named, global_params=global_dev, server_state=server_dev, client_state=client_dev
+            )
+            objective = loss if penalty is None else loss + penalty
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            strategy.correct_gradients(named_params=named, server_state=server_dev, client_state=client_dev)
+            if cfg.clip_norm > 0.0:
+                torch.nn.utils.clip_grad_norm_(named.values(), cfg.clip_norm)
+            optimizer.step()
+            # Accumulated on the device: no host sync per step. The reported loss is the data loss
+            # (cross-entropy), comparable across strategies, without the strategy's penalty.
+            loss_sum += loss.detach().double() * len(idx)
+            seen += len(idx)
+
+    return EpochOut(
+        params=state_of(model),
+        optimizer_state=_momentum_of(optimizer, named),
+        # An empty client trains nothing; 0.0 rather than NaN, so it does not look diverged.
+        loss=float(loss_sum / seen) if seen else 0.0,
+        steps=len(batches),
+        num_samples=seen,
+    )
+
+
+@torch.no_grad()
+def evaluate(*, model: nn.Module, data: Split, params: Params, batch_size: int = 1024) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of `params` on `data`, in eval mode."""
+    if len(data) == 0:
+        raise ValueError("evaluate: the split is empty")
+    if batch_size < 1:
+        raise ValueError(f"evaluate: batch_size must be >= 1, got {batch_size}")
+    device = _device_of(model)
+    model.load_state_dict(params)
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    for start in range(0, len(data), batch_size):
+        x = data.x[start : start + batch_size].to(device, non_blocking=True)
+        y = data.y[start : start + batch_size].to(device, non_blocking=True)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        correct += (logits.argmax(dim=1) == y).sum()
+    return float(correct) / len(data), float(loss_sum) / len(data)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a parameter-less model)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _to(tensors: Params, device: torch.device) -> Params:
+    return {k: v.to(device) for k, v in tensors.items()}
+
+
+def _restore_momentum(
+    optimizer: torch.optim.SGD, named: dict[str, nn.Parameter], state: Params, momentum: float
+) -> None:
+    """Put the momentum buffers saved by name back into a fresh optimiser."""
+    if not state or momentum == 0.0:
+        return
+    unknown = sorted(state.keys() - named.keys())
+    if unknown:
+        raise KeyError(f"optimizer_state has buffers for unknown parameters: {unknown}")
+    for name, buf in state.items():
+        param = named[name]
+        if buf.shape != param.shape:
+            raise ValueError(f"optimizer_state[{name!r}] has shape {tuple(buf.shape)}, "
+                             f"parameter has {tuple(param.shape)}")
+        # SGD updates the buffer in place; clone so the caller's tensor is never modified.
+        optimizer.state[param]["momentum_buffer"] = buf.to(param.device, param.dtype, copy=True)
+
+
+def _momentum_of(optimizer: torch.optim.SGD, named: dict[str, nn.Parameter]) -> Params:
+    """Momentum buffers by parameter name, detached CPU copies (empty without momentum)."""
+    out: Params = {}
+    for name, param in named.items():
+        buf = optimizer.state.get(param, {}).get("momentum_buffer")
+        if buf is not None:
+            out[name] = buf.detach().to("cpu", copy=True).contiguous()
+    return out
+
+
+@contextmanager
+def _isolated_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Global RNG seeded from the client's generator for the block, the caller's state restored."""
+    # Only models with randomness inside (dropout) read it; fedsweep's own draws all use generators.
+    cuda: list[int] = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield

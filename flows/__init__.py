@@ -1,0 +1,1 @@
+"""Prefect flows: sweep.py (the entry point) and experiment.py (one cell: the round loop)."""

@@ -1,0 +1,89 @@
+"""Runs a sweep plan: the Prefect API, the sweep flow, the summary.
+
+Start-up work overlaps: the private Prefect server boots while data is loaded and MLflow opens its
+database, so a sweep pays roughly the longest of them rather than their sum.
+"""
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from flows.plan import SweepPlan
+from flows.server import LocalServer
+
+RESULTS_DIR = "prefect-results"
+
+
+def _prefect_env(plan: SweepPlan) -> LocalServer | None:
+    """Point Prefect at the user's server, or start a private one; set quiet console defaults."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    server = LocalServer(log_path=plan.dir / "prefect-server.log")
+    os.environ["PREFECT_API_URL"] = server.url
+    return server
+
+
+def _start_over(plan: SweepPlan) -> None:
+    """`resume=false`: forget every cell's checkpoints and persisted task results."""
+    from fedsweep.checkpoint.storage import open_storage  # noqa: PLC0415
+
+    for cell in plan.cells:
+        parent, _, leaf = cell["dir"].rstrip("/").rpartition("/")
+        open_storage(parent).delete_tree(leaf)
+        shutil.rmtree(plan.dir / RESULTS_DIR / cell["key"], ignore_errors=True)
+
+
+def _prepare(plan: SweepPlan) -> None:
+    """Write each cell's config and warm the first cell's runtime (dataset loaded once per process)."""
+    from tasks.context import cell_env, write_cell_config  # noqa: PLC0415
+
+    for cell in plan.cells:
+        write_cell_config(cell["dir"], key=cell["key"], name=cell["name"], config=cell["config"])
+    if plan.cells:
+        cell_env(plan.cells[0]["dir"])
+
+
+def run_sweep(plan: SweepPlan) -> int:
+    """Run the sweep; returns the number of failed cells."""
+    plan.dir.mkdir(parents=True, exist_ok=True)
+    server = _prefect_env(plan)
+    if not plan.resume:
+        _start_over(plan)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        prepared = pool.submit(_prepare, plan)
+        tracking = pool.submit(_open_tracking, plan) if plan.tracking.get("enabled") else None
+        prepared.result()
+        if server is not None:
+            server.wait_ready()
+        tracking_info = tracking.result() if tracking else {}
+    from prefect.settings import (  # noqa: PLC0415
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+        temporary_settings,
+    )
+
+    from flows.sweep_flow import sweep_flow  # noqa: PLC0415
+
+    settings = {
+        # The heartbeat thread costs ~1 s per flow run at exit and our runs are local anyway.
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH: str((plan.dir / RESULTS_DIR).absolute()),
+    }
+    with temporary_settings(updates=settings):
+        rows = sweep_flow.with_options(flow_run_name=plan.name)(
+            sweep={"name": plan.name, "dir": str(plan.dir), "cells": plan.cells}, tracking=tracking_info
+        )
+    return sum(1 for row in rows if row["status"] != "FINISHED")
+
+
+def _open_tracking(plan: SweepPlan) -> dict[str, Any]:
+    """The sweep's MLflow experiment and parent run (before Prefect is up: plain calls, not tasks)."""
+    from tasks import track  # noqa: PLC0415
+
+    uri, root = plan.tracking["uri"], plan.tracking["artifact_root"]
+    exp_id, parent = track.open_sweep_run.fn(uri, root, plan.name, plan.key, plan.params, fresh=not plan.resume)
+    return {"uri": uri, "experiment_id": exp_id, "parent_run_id": parent}

@@ -1,0 +1,80 @@
+"""A private Prefect API server for runs without PREFECT_API_URL.
+
+Prefect's own ephemeral server prints shutdown tracebacks into the terminal and survives a SIGKILL of
+the process that started it. This one is the same uvicorn app, started early (so that its ~6 s of
+start-up overlap data preparation), logging to a file in the sweep folder, and tied to our life: the
+kernel terminates it when we die, however we die (PR_SET_PDEATHSIG).
+"""
+
+import atexit
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+# Server services an ephemeral run has no use for; they only compete for the sqlite database.
+_QUIET_SERVICES = (
+    "SCHEDULER", "LATE_RUNS", "FOREMAN", "CANCELLATION_CLEANUP", "PAUSE_EXPIRATIONS", "TRIGGERS",
+    "EVENT_LOGGER", "REPOSSESSOR",
+)
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalServer:
+    """A Prefect API server in a child process, for the lifetime of this process."""
+
+    def __init__(self, *, log_path: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env.update({f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in _QUIET_SERVICES})
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            preexec_fn=_die_with_parent,
+        )
+        atexit.register(self.stop)
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        """Block until the API answers; a bounded wait, with the log's tail in the error."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        tail = Path(self._log.name).read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the local Prefect server did not start (log: {self._log.name}):\n{tail}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()

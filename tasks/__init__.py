@@ -1,0 +1,2 @@
+"""Prefect tasks: thin, typed wrappers over the fedsweep library. Retries, timeouts and cache keys
+live here; the work itself lives in fedsweep.steps."""

@@ -1,0 +1,122 @@
+"""MLflow tracking: one experiment per sweep name, a parent run per sweep, a child run per cell.
+
+Runs are found again by content keys (tags `fedsweep.sweep_key`, `fedsweep.cell_key`), so re-running
+the same command continues the same runs instead of duplicating them, and a round is logged only if
+its step is not there yet. Every call passes `run_id` explicitly: MLflow's active run is
+thread-local and tasks may run in other threads.
+"""
+
+import os
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+SWEEP_KEY, CELL_KEY = "fedsweep.sweep_key", "fedsweep.cell_key"
+
+
+@lru_cache(maxsize=4)
+def client(uri: str):  # noqa: ANN201 - mlflow is imported lazily: it costs seconds at start-up
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(uri: str, artifact_root: str, name: str) -> str:
+    """The experiment named after the sweep, created with artifacts under `artifact_root`."""
+    mlc = client(uri)
+    found = mlc.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = Path(artifact_root).absolute().as_uri() if "://" not in artifact_root else artifact_root
+    return mlc.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}")
+
+
+def _find_run(uri: str, exp_id: str, tag: str, value: str) -> Any:
+    runs = client(uri).search_runs([exp_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=1)
+    return runs[0] if runs else None
+
+
+def _supersede(uri: str, exp_id: str, tag: str, value: str) -> None:
+    """Starting over (`resume=false`): earlier runs keep their data but no longer match the key."""
+    for run in client(uri).search_runs([exp_id], filter_string=f"tags.`{tag}` = '{value}'"):
+        client(uri).set_tag(run.info.run_id, tag, f"{value}-superseded-{int(time.time())}")
+
+
+@task(cache_policy=NO_CACHE, name="track-sweep")
+def open_sweep_run(
+    uri: str, artifact_root: str, sweep_name: str, sweep_key: str, params: dict, fresh: bool = False
+) -> tuple[str, str]:
+    """(experiment id, parent run id): the sweep's parent run, found again or created."""
+    exp_id = experiment_id(uri, artifact_root, sweep_name)
+    if fresh:
+        _supersede(uri, exp_id, SWEEP_KEY, sweep_key)
+    found = _find_run(uri, exp_id, SWEEP_KEY, sweep_key)
+    if found is not None:
+        client(uri).update_run(found.info.run_id, status="RUNNING")
+        return exp_id, found.info.run_id
+    run = client(uri).create_run(exp_id, run_name=sweep_name, tags={SWEEP_KEY: sweep_key})
+    _log_params(uri, run.info.run_id, params)
+    return exp_id, run.info.run_id
+
+
+@task(cache_policy=NO_CACHE, name="track-cell")
+def open_cell_run(
+    uri: str, exp_id: str, parent_run_id: str, cell_name: str, cell_key: str, params: dict,
+    fresh: bool = False,
+) -> tuple[str, int, str]:
+    """(run id, last logged round, status before) of the cell's child run, found again or created."""
+    mlc = client(uri)
+    if fresh:
+        _supersede(uri, exp_id, CELL_KEY, cell_key)
+    found = _find_run(uri, exp_id, CELL_KEY, cell_key)
+    if found is not None:
+        status = found.info.status
+        if status != "FINISHED":
+            mlc.update_run(found.info.run_id, status="RUNNING")
+        history = mlc.get_metric_history(found.info.run_id, "accuracy")
+        return found.info.run_id, max((m.step for m in history), default=0), status
+    tags = {CELL_KEY: cell_key, "mlflow.parentRunId": parent_run_id}
+    run = mlc.create_run(exp_id, run_name=cell_name, tags=tags)
+    _log_params(uri, run.info.run_id, params)
+    return run.info.run_id, 0, "RUNNING"
+
+
+def _log_params(uri: str, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param  # noqa: PLC0415
+
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for start in range(0, len(items), 100):  # MLflow's batch limit is 100 params
+        client(uri).log_batch(run_id, params=items[start : start + 100])
+
+
+@task(cache_policy=NO_CACHE, name="track-round", task_run_name="r{round}-track")
+def log_round(uri: str, run_id: str, round: int, metrics: dict[str, float]) -> None:
+    """All of a round's metrics in one batch (one transaction), at step = round."""
+    from mlflow.entities import Metric  # noqa: PLC0415
+
+    stamp = int(time.time() * 1000)
+    batch = [Metric(k, float(v), stamp, round) for k, v in sorted(metrics.items())]
+    client(uri).log_batch(run_id, metrics=batch)
+
+
+@task(cache_policy=NO_CACHE, name="track-finish")
+def finish_run(uri: str, run_id: str, status: str, tags: dict[str, str], files: dict[str, bytes]) -> None:
+    """Tags, artifacts (`path -> bytes`) and the final status of a run."""
+    mlc = client(uri)
+    for key, value in tags.items():
+        mlc.set_tag(run_id, key, value)
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel, data in files.items():
+            path = Path(tmp, rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            sub = os.path.dirname(rel) or None
+            mlc.log_artifact(run_id, str(path), artifact_path=sub)
+    mlc.set_terminated(run_id, status=status)
