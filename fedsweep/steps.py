@@ -79,7 +79,7 @@ def client_epoch(
     meta = {"loss": out.loss, "steps": out.steps, "num_samples": int(rt.clients[client].numel())}
     sha = blobs.put(key, join_prefixed(out.params, out.optimizer_state, _OPT), meta)
     steps = out.steps + (input_ref or {}).get("steps", 0)
-    return {"key": key, "sha256": sha, "client": client, "epochs_done": epoch + 1, "steps": steps, **meta}
+    return {**meta, "key": key, "sha256": sha, "client": client, "epochs_done": epoch + 1, "steps": steps}
 
 
 def is_finite(params: Params) -> bool:

@@ -16,22 +16,12 @@ Rules:
 """
 
 import hashlib
-import json
-import struct
 from typing import Any
 
 from fedsweep.checkpoint.storage import CheckpointError, Storage, check_path
-from fedsweep.weights import Params, from_bytes, to_bytes
+from fedsweep.weights import Params, from_bytes, meta_of, to_bytes
 
 SUFFIX = ".safetensors"
-META_KEY = "fedsweep.meta"
-
-
-def _header_meta(data: bytes) -> dict[str, Any]:
-    """The JSON meta stored in a safetensors header (from_bytes has validated the header already)."""
-    (header_len,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + header_len])
-    return json.loads(header.get("__metadata__", {}).get(META_KEY, "{}"))
 
 
 class BlobStore:
@@ -45,7 +35,7 @@ class BlobStore:
 
     def put(self, key: str, params: Params, meta: dict[str, Any]) -> str:
         """Write atomically; return the sha256 of the bytes written."""
-        data = to_bytes(params, {META_KEY: json.dumps(meta)})
+        data = to_bytes(params, meta)
         self.storage.write(self._path(key), data)
         return hashlib.sha256(data).hexdigest()
 
@@ -58,7 +48,7 @@ class BlobStore:
         if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
             raise CheckpointError(f"blob {key!r} in {self.storage.location}: sha256 mismatch")
         try:  # safetensors only: a pickle fails the header check and is never executed
-            return from_bytes(data), _header_meta(data)
+            return from_bytes(data), meta_of(data)
         except Exception:  # noqa: BLE001 - any parse failure means "not safetensors"
             raise CheckpointError(f"blob {key!r} in {self.storage.location} is not safetensors") from None
 

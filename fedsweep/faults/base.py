@@ -1,0 +1,321 @@
+"""The fault-injection contract: seeded, pure, composable fault models for simulated clients.
+
+A fault model (`conf/faults/*.yaml`) decides what goes wrong with a selected client in a round: it
+raises before a local epoch (a transient error, a permanent failure, a node that is down, a
+simulated out-of-memory), sleeps (a hang past the task timeout, a slow straggler), asks for fewer
+local epochs (a straggler's partial work, FedProx's systems heterogeneity) or changes the update a
+client sends (NaN/Inf, a scaled or sign-flipped model). The round loop (flows/experiment.py) calls
+the hooks; a fault never calls back into the loop.
+
+Rules:
+
+- **Pure.** A fault object holds only its hyper-parameters (keyword-only constructor arguments from
+  the yaml; frozen dataclasses). Every decision is a function of its coordinates: the seed, the
+  round, the client and, for faults of one try, the local epoch and the attempt. Random decisions
+  draw from `fedsweep.rng.generator(seed, "fault", KIND, ...coordinates)`, never from global RNG
+  state, so a retry, a resumed run or another method of the same sweep sees exactly the same
+  faults. Two faults of the same kind in one plan share their draws (give them different `clients`
+  rather than expecting independent coins).
+- **Coordinates.** `ClientRound` (seed, round, client, local_epochs) names a client's round;
+  `ClientCtx` adds `epoch` (0-based local epoch) and `attempt` (1 on the first try: Prefect's
+  `task_run.run_count`). Decisions that must hold for the whole round (who is a straggler, how many
+  epochs it runs, who is malicious) use `ClientRound` only; decisions of one try (transient error,
+  hang, OOM) also use epoch and attempt, so that a retry is an independent draw.
+- **Hooks**, in the order the loop calls them (all default to "no fault"):
+  `available(seed=, round=, client=)` before selection (a scheduled outage hides a client from
+  selection); `epochs_to_run(round_ctx)` once per selected client (in [1, local_epochs]);
+  `before_epoch(ctx)` at the start of every client-epoch attempt, inside the task, so that what it
+  raises is retried by Prefect and what it sleeps is cut by the task timeout;
+  `after_training(round_ctx, params, global_params)` once on the client's final parameters, before
+  the update is validated and aggregated (it returns a new dict and never edits its inputs).
+- **Failures are exceptions of a known kind.** `TransientFailure` and `SimulatedOOM` are worth a
+  retry; `PermanentFailure` (and its `NodeDown`) and `InvalidUpdate` are not: `retryable(exc)` says
+  which, for Prefect's `retry_condition_fn`. `failure_kind(exc)` is the short name reported in
+  the loop's failure records (`{client, kind, message}`).
+- **Sleeps are interruptible.** A hang sleeps in steps of `HANG_STEP_S` seconds, so a timeout that
+  raises into the worker thread (Prefect's `timeout_seconds` in a thread) ends it within one step.
+- **Composition.** `FaultPlan(faults=[...])` is itself a `Fault`: a client is available only if
+  every fault says so; `before_epoch` runs the faults in list order (the first to raise wins);
+  `epochs_to_run` is the smallest; `after_training` applies the faults in list order.
+  `FaultPlan()` injects nothing (`conf/faults/none.yaml`).
+- **Validation.** Constructors reject impossible values with `FaultConfigError` (a `ValueError`
+  naming the field); `validate_faults(cfg, num_clients=...)` builds a fault model from its config
+  without Hydra and re-raises those errors naming the full key, e.g.
+  `faults.faults[1].p must be in [0, 1], got 1.5`.
+"""
+
+import dataclasses
+import math
+import time
+from abc import ABC
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from fedsweep.rng import generator
+from fedsweep.weights import Params
+
+HANG_STEP_S = 0.05  # the longest a timeout waits for a sleeping fault to notice it
+
+
+class TransientFailure(Exception):
+    """An injected error that a retry may get past."""
+
+    kind = "transient"
+
+
+class PermanentFailure(Exception):
+    """An injected error that every retry repeats: not worth retrying."""
+
+    kind = "permanent"
+
+
+class NodeDown(PermanentFailure):
+    """The client is down for this round (a scheduled outage)."""
+
+    kind = "node_down"
+
+
+class SimulatedOOM(MemoryError):
+    """An injected out-of-memory error."""
+
+    kind = "oom"
+
+
+class InvalidUpdate(ValueError):
+    """A client's update is unusable (NaN/Inf); recomputing it gives the same bytes."""
+
+    kind = "invalid_update"
+
+
+class FaultConfigError(ValueError):
+    """An impossible fault hyper-parameter; `field` names it, `reason` says why."""
+
+    def __init__(self, owner: str, field: str, reason: str) -> None:
+        super().__init__(f"{owner}: {field} {reason}")
+        self.owner, self.field, self.reason = owner, field, reason
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether a failed client-epoch attempt is worth retrying (Prefect's `retry_condition_fn`)."""
+    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: never swallowed by a retry
+        return False
+    return not isinstance(exc, (PermanentFailure, InvalidUpdate))
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The short name a failure is reported under (`transient`, `oom`, `timeout`, or the class name)."""
+    kind = getattr(type(exc), "kind", None)
+    if isinstance(kind, str):
+        return kind
+    return "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientRound:
+    """A selected client's round: the coordinates of round-wide fault decisions."""
+
+    seed: int
+    round: int
+    client: int
+    local_epochs: int
+
+    def at(self, *, epoch: int, attempt: int = 1) -> "ClientCtx":
+        """The context of one attempt at one local epoch of this round."""
+        return ClientCtx(seed=self.seed, round=self.round, client=self.client,
+                         local_epochs=self.local_epochs, epoch=epoch, attempt=attempt)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientCtx(ClientRound):
+    """One attempt (1-based, Prefect's run_count) at one local epoch (0-based) of a client's round."""
+
+    epoch: int = 0
+    attempt: int = 1
+
+
+def uniform(*coords: object) -> float:
+    """A float in [0, 1) that depends only on the coordinates."""
+    return float(torch.rand((), generator=generator(*coords), dtype=torch.float64))
+
+
+def bernoulli(p: float, *coords: object) -> bool:
+    """True with probability `p`, decided by the coordinates alone."""
+    return p >= 1.0 or (p > 0.0 and uniform(*coords) < p)
+
+
+def targets(clients: tuple[int, ...] | None, client: int) -> bool:
+    """Whether a fault restricted to `clients` (None = every client) applies to `client`."""
+    return clients is None or client in clients
+
+
+def interruptible_sleep(seconds: float, *, step: float = HANG_STEP_S) -> None:
+    """Sleep `seconds` in steps of at most `step`, so an exception raised into the thread ends it."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(step, left))
+
+
+def where(ctx: ClientRound) -> str:
+    """`round 3, client 7[, epoch 0, attempt 2]`: the coordinates for a failure message."""
+    text = f"round {ctx.round}, client {ctx.client}"
+    return text + (f", epoch {ctx.epoch}, attempt {ctx.attempt}" if isinstance(ctx, ClientCtx) else "")
+
+
+def set_field(obj: object, name: str, value: object) -> None:
+    """Normalise a field of a frozen dataclass in `__post_init__`."""
+    object.__setattr__(obj, name, value)
+
+
+def probability(obj: object, name: str) -> float:
+    """The field `name` of `obj` as a float in [0, 1], or FaultConfigError."""
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise FaultConfigError(type(obj).__name__, name, f"must be in [0, 1], got {value!r}")
+    return float(value)
+
+
+def nonnegative(obj: object, name: str) -> float:
+    """The field `name` of `obj` as a finite float >= 0, or FaultConfigError."""
+    value = getattr(obj, name)
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or value < 0:
+        raise FaultConfigError(type(obj).__name__, name, f"must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def client_ids(obj: object, name: str) -> tuple[int, ...] | None:
+    """The field `name` of `obj` as a sorted tuple of distinct ids >= 0 (None stays None)."""
+    value = getattr(obj, name)
+    if value is None:
+        return None
+    items = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
+    if items is None or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in items):
+        raise FaultConfigError(type(obj).__name__, name, f"must be a list of client ids >= 0, got {value!r}")
+    return tuple(sorted(set(items)))
+
+
+class Fault(ABC):
+    """Base class of fault models; every hook defaults to "no fault"."""
+
+    def available(self, *, seed: int, round: int, client: int) -> bool:
+        """Whether `client` can be selected in `round` (False hides it from selection)."""
+        return True
+
+    def before_epoch(self, ctx: ClientCtx) -> None:
+        """Called at the start of every client-epoch attempt; may raise or sleep."""
+
+    def epochs_to_run(self, ctx: ClientRound) -> int:
+        """How many of its `local_epochs` the client runs this round (in [1, local_epochs])."""
+        return ctx.local_epochs
+
+    def after_training(self, ctx: ClientRound, params: Params, global_params: Params) -> Params:
+        """The update the client sends, given its trained parameters (a new dict; inputs untouched)."""
+        return params
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultPlan(Fault):
+    """A list of faults applied together, in order; `FaultPlan()` injects nothing."""
+
+    faults: tuple[Fault, ...] = ()
+
+    def __post_init__(self) -> None:
+        faults = []
+        for i, fault in enumerate(self.faults):
+            # Hydra rebuilds a list of instantiated dataclasses as structured DictConfigs unless
+            # `_convert_: all` is set; turn them back into the objects they describe.
+            if isinstance(fault, DictConfig):
+                fault = OmegaConf.to_object(fault)
+            if not isinstance(fault, Fault):
+                raise FaultConfigError("FaultPlan", f"faults[{i}]", f"is not a Fault, got {type(fault).__name__}")
+            faults.append(fault)
+        set_field(self, "faults", tuple(faults))
+
+    def available(self, *, seed: int, round: int, client: int) -> bool:
+        """Available only if every fault says so."""
+        return all(f.available(seed=seed, round=round, client=client) for f in self.faults)
+
+    def available_clients(self, *, seed: int, round: int, num_clients: int) -> list[int]:
+        """The ids in range(num_clients) that selection may pick in `round`."""
+        return [c for c in range(num_clients) if self.available(seed=seed, round=round, client=c)]
+
+    def before_epoch(self, ctx: ClientCtx) -> None:
+        """Each fault in order; the first to raise wins."""
+        for fault in self.faults:
+            fault.before_epoch(ctx)
+
+    def epochs_to_run(self, ctx: ClientRound) -> int:
+        """The fewest epochs any fault allows."""
+        return min((f.epochs_to_run(ctx) for f in self.faults), default=ctx.local_epochs)
+
+    def after_training(self, ctx: ClientRound, params: Params, global_params: Params) -> Params:
+        """Each fault's transformation in order."""
+        for fault in self.faults:
+            params = fault.after_training(ctx, params, global_params)
+        return params
+
+
+def as_plan(fault: Fault) -> FaultPlan:
+    """A single fault wrapped in a plan (a plan is returned as is)."""
+    return fault if isinstance(fault, FaultPlan) else FaultPlan(faults=(fault,))
+
+
+def validate_faults(cfg: Any, *, num_clients: int, key: str = "faults") -> FaultPlan:
+    """Build the fault model a `faults` config describes, or a ValueError naming the bad key.
+
+    Accepts a mapping with `_target_` (a single fault or a `FaultPlan` of them), an empty mapping
+    (no faults) or a `Fault`; client ids must be < num_clients. Returns a `FaultPlan`.
+    """
+    return as_plan(_build(cfg, num_clients=num_clients, key=key))
+
+
+def _build(cfg: Any, *, num_clients: int, key: str) -> Fault:
+    if isinstance(cfg, Fault):
+        fault = cfg
+    elif not isinstance(cfg, Mapping):
+        raise ValueError(f"{key} must be a mapping with a _target_, got {type(cfg).__name__}")
+    elif not cfg:
+        return FaultPlan()
+    else:
+        fault = _instantiate(cfg, num_clients=num_clients, key=key)
+    for c in getattr(fault, "clients", None) or ():
+        if c >= num_clients:
+            raise ValueError(f"{key}.clients: client {c} does not exist (num_clients={num_clients})")
+    return fault
+
+
+def _instantiate(cfg: Mapping, *, num_clients: int, key: str) -> Fault:
+    target = cfg.get("_target_")
+    try:
+        cls = get_class(str(target))
+    except Exception:
+        raise ValueError(f"{key}._target_: cannot import {target!r}") from None
+    if not (dataclasses.is_dataclass(cls) and issubclass(cls, Fault)):
+        raise ValueError(f"{key}._target_: {target} is not a fault model (a fedsweep.faults.base.Fault dataclass)")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs: dict[str, Any] = {}
+    for name, value in cfg.items():
+        if name in ("_target_", "_convert_"):
+            continue
+        if name not in fields:
+            raise ValueError(f"{key}.{name}: unknown key for {cls.__name__} (expected one of: {', '.join(fields)})")
+        if issubclass(cls, FaultPlan) and name == "faults":
+            if not isinstance(value, Sequence) or isinstance(value, str):
+                raise ValueError(f"{key}.faults must be a list of fault configs, got {type(value).__name__}")
+            value = tuple(_build(v, num_clients=num_clients, key=f"{key}.faults[{i}]") for i, v in enumerate(value))
+        elif isinstance(value, (DictConfig, Mapping)) or OmegaConf.is_list(value):
+            value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        kwargs[name] = value
+    missing = [n for n, f in fields.items() if n not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"{key}.{missing[0]} is required for {cls.__name__}")
+    try:
+        return cls(**kwargs)
+    except FaultConfigError as exc:
+        raise ValueError(f"{key}.{exc.field} {exc.reason}") from None

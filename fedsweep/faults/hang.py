@@ -1,0 +1,40 @@
+"""Hanging clients: an attempt sleeps `seconds` (in short steps, so the task timeout can cut it) and
+then goes on normally. Set `runner.task_timeout_s` below `seconds` to turn a hang into a timeout.
+
+An attempt hangs with probability `p`, drawn from generator(seed, "fault", "hang", round, client,
+epoch, attempt): a retry after a timeout is an independent draw (p2pfl-style node stalls,
+https://github.com/p2pfl/p2pfl).
+"""
+
+from dataclasses import dataclass
+
+from fedsweep.faults.base import HANG_STEP_S, ClientCtx, Fault, FaultConfigError, bernoulli, client_ids
+from fedsweep.faults.base import interruptible_sleep, nonnegative, probability, set_field, targets
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hang(Fault):
+    """Sleep `seconds` at the start of an attempt with probability `p` (only for `clients`, if given)."""
+
+    seconds: float = 30.0
+    p: float = 1.0
+    clients: tuple[int, ...] | None = None
+    step: float = HANG_STEP_S
+
+    def __post_init__(self) -> None:
+        set_field(self, "seconds", nonnegative(self, "seconds"))
+        set_field(self, "p", probability(self, "p"))
+        set_field(self, "clients", client_ids(self, "clients"))
+        if not nonnegative(self, "step") > 0:
+            raise FaultConfigError(type(self).__name__, "step", f"must be > 0, got {self.step!r}")
+        set_field(self, "step", float(self.step))
+
+    def hangs(self, ctx: ClientCtx) -> bool:
+        """Whether this attempt hangs."""
+        coords = (ctx.seed, "fault", "hang", ctx.round, ctx.client, ctx.epoch, ctx.attempt)
+        return targets(self.clients, ctx.client) and bernoulli(self.p, *coords)
+
+    def before_epoch(self, ctx: ClientCtx) -> None:
+        """Sleep interruptibly, then return."""
+        if self.hangs(ctx):
+            interruptible_sleep(self.seconds, step=self.step)

@@ -1,0 +1,28 @@
+"""Shared fixtures: composing real cell configs from conf/ with Hydra's compose API."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def compose_config(overrides: list[str]) -> dict[str, Any]:
+    """The resolved config dict a cell gets, composed from conf/ with these overrides."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture
+def cell_config() -> Callable[..., dict[str, Any]]:
+    """`cell_config("rounds=2", ...)` -> a resolved cell config (tiny synthetic defaults)."""
+
+    def make(*overrides: str) -> dict[str, Any]:
+        return compose_config(["num_clients=4", "clients_per_round=2", "batch_size=16", *overrides])
+
+    return make

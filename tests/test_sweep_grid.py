@@ -1,0 +1,76 @@
+"""Grid expansion, cell names and content keys (fedsweep/sweep.py)."""
+
+import pytest
+
+from fedsweep.sweep import GridError, cell_key, cell_name, expand_grid, flatten, override_key
+
+
+def test_grid_is_the_cartesian_product_in_written_order() -> None:
+    # Prepare
+    grid = {"strategy": ["fedavg", "fedprox"], "num_clients": [10, 50]}
+    # Execute
+    plans = expand_grid(grid, ["+experiment=quickstart"])
+    # Assert
+    assert [p.overrides for p in plans] == [
+        ("strategy=fedavg", "num_clients=10"), ("strategy=fedavg", "num_clients=50"),
+        ("strategy=fedprox", "num_clients=10"), ("strategy=fedprox", "num_clients=50"),
+    ]
+    assert all(p.labels == () for p in plans)
+
+
+def test_a_command_line_key_replaces_its_axis() -> None:
+    plans = expand_grid({"strategy": ["fedavg", "fedprox"], "num_clients": [10, 50]}, ["strategy=fedavg"])
+    assert [p.overrides for p in plans] == [("num_clients=10",), ("num_clients=50",)]
+
+
+def test_labelled_axis_moves_keys_together_and_names_the_cell() -> None:
+    # Prepare
+    grid = {"method": {"prox1": {"strategy": "fedprox", "strategy.mu": 1.0}}, "lr": [0.1]}
+    # Execute
+    (plan,) = expand_grid(grid, [])
+    # Assert
+    assert plan.overrides == ("strategy=fedprox", "strategy.mu=1.0", "lr=0.1")
+    assert plan.labels == ("prox1", "lr0.1")
+
+
+def test_labelled_axis_is_dropped_when_the_command_line_sets_one_of_its_keys() -> None:
+    grid = {"method": {"a": {"strategy": "fedavg"}, "b": {"strategy": "fedprox"}}}
+    assert [p.overrides for p in expand_grid(grid, ["+strategy=fedavg"])] == [()]
+
+
+def test_empty_grid_is_one_cell() -> None:
+    assert [p.overrides for p in expand_grid({}, [])] == [()]
+
+
+@pytest.mark.parametrize("bad", [{"rounds": []}, {"rounds": 3}, {"m": {"x": 1}}, {"m": {"x": {}}}])
+def test_malformed_axes_are_refused_with_the_axis_named(bad: dict) -> None:
+    with pytest.raises(GridError, match=next(iter(bad))):
+        expand_grid(bad, [])
+
+
+def test_values_are_formatted_as_hydra_overrides() -> None:
+    (plan,) = expand_grid({"a": [None], "b": [True]}, [])
+    assert plan.overrides == ("a=null", "b=true")
+
+
+def test_override_key_strips_prefixes() -> None:
+    assert [override_key(o) for o in ["+a.b=1", "~c", "d=2", "++e=3"]] == ["a.b", "c", "d", "e"]
+
+
+def test_cell_name_follows_the_contract() -> None:
+    name = cell_name(strategy="fedprox", num_clients=100, rounds=50, seed=0, labels=["mu1"])
+    assert name == "fedprox-c100-r50-s0-mu1"
+
+
+def test_cell_key_ignores_where_things_are_written_but_not_what_is_computed() -> None:
+    # Prepare
+    base = {"rounds": 3, "lr": 0.1, "tracking": {"uri": "a"}, "checkpoint": {"location": "x"}}
+    moved = {**base, "tracking": {"uri": "b"}, "checkpoint": {"location": "y"}, "resume": False}
+    changed = {**base, "lr": 0.2}
+    # Execute / Assert
+    assert cell_key(base) == cell_key(moved)
+    assert cell_key(base) != cell_key(changed)
+
+
+def test_flatten_uses_dotted_paths() -> None:
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": {}, "f": 3}) == {"a.b": 1, "a.c.d": 2, "e": {}, "f": 3}
