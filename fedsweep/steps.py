@@ -44,6 +44,13 @@ def join_prefixed(plain: Params, tagged: Params, prefix: str) -> Params:
     return {**plain, **{prefix + k: v for k, v in tagged.items()}}
 
 
+def prune_rounds(blobs: BlobStore, *, up_to: int) -> None:
+    """Drop the intermediate blobs of every round <= `up_to` (their checkpoint is committed)."""
+    for name in blobs.storage.list(""):
+        if name.startswith("round-") and name[6:].isdigit() and int(name[6:]) <= up_to:
+            blobs.prune(name)
+
+
 def put_global(blobs: BlobStore, *, round: int, params: Params, server_state: Params) -> Ref:
     """Write the model a round starts from; its reference is the input of every epoch-0 task."""
     key = f"{round_prefix(round)}/global"

@@ -9,6 +9,7 @@ import logging
 import time
 from typing import Any
 
+import psutil
 import yaml
 from prefect import flow
 from prefect.futures import PrefectFuture, as_completed
@@ -18,9 +19,9 @@ from fedsweep import steps
 from fedsweep.memory.rss import rss_mb
 from fedsweep.rng import generator
 from fedsweep.weights import to_bytes, weights_sha256
+from flows.commit import RoundCommitter
 from tasks import track
 from tasks.aggregate import aggregate_round
-from tasks.checkpoint import commit_round
 from tasks.context import cell_env
 from tasks.evaluate import evaluate_round
 from tasks.train import train_client_epoch
@@ -74,14 +75,16 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     if latest is None:
         params = rt.initial_params
         server_state = rt.strategy.init_server_state(params)
+        selection_state: dict = {}
         history: list[dict[str, float]] = []
     else:
         params, server_state = latest.tensors["model"], latest.tensors.get("server_state", {})
+        selection_state = latest.tensors.get("selection", {})
         history = latest.meta["history"]
-    for metrics in history:  # rounds committed before a crash but not yet in MLflow
-        if run_id and metrics["round"] > logged:
-            track.log_round(uri, run_id, int(metrics["round"]), _numeric(metrics))
-    selection_state: dict = {}
+    committer = RoundCommitter(cell_dir=cell_dir, uri=uri, run_id=run_id, logged=logged, cfg=cfg)
+    committer.log_missing(history)
+    if history and len(history) < rounds:
+        log.warning("%s: resuming after round %d (%.1f s after start)", name, len(history), since_start())
     bar = tqdm(total=rounds, initial=len(history), desc=name, unit="round", disable=not cfg["runner"]["progress"])
     try:
         for rnd in range(len(history) + 1, rounds + 1):
@@ -99,21 +102,20 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             evaluation = evaluate_round(cell_dir, rnd, agg["global"])
             params, server_state = steps.read_global(env.blobs, agg["global"])
             failed = agg["failures"]
-            metrics = {
+            history.append({
                 "round": rnd, **evaluation,
                 "train_loss": _mean_loss(results),
                 "clients_selected": len(selection.clients),
                 "clients_ok": len(selection.clients) - len(failed),
                 "clients_failed": len(failed),
                 "round_seconds": time.perf_counter() - tick,
+                "checkpoint_wait_seconds": committer.wait_seconds,
                 "rss_mb": rss_mb(),
-            }
-            history.append(metrics)
-            commit_round(cell_dir, rnd, agg["global"], {"round": rnd, "history": history})
-            if run_id:
-                track.log_round(uri, run_id, rnd, _numeric(metrics))
+            })
+            committer.submit(rnd, agg["global"], {"selection": selection_state}, {"round": rnd, "history": list(history)})
             bar.set_postfix(acc=f"{evaluation['accuracy']:.3f}", failed=len(failed))
             bar.update(1)
+        committer.finish()
     except BaseException:
         if run_id:
             track.finish_run(uri, run_id, "FAILED", {}, {})
@@ -136,8 +138,9 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if k != "round"}
+def since_start() -> float:
+    """Seconds since this process started (restart latency, for the log and the benchmark)."""
+    return time.time() - psutil.Process().create_time()
 
 
 def _mean_loss(results: list[dict]) -> float:

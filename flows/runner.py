@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.plan import SweepPlan
+from flows.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep
 from flows.server import LocalServer
 
 RESULTS_DIR = "prefect-results"
@@ -50,9 +51,11 @@ def _prepare(plan: SweepPlan) -> None:
 def run_sweep(plan: SweepPlan) -> int:
     """Run the sweep; returns the number of failed cells."""
     plan.dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
     server = _prefect_env(plan)
     if not plan.resume:
         _start_over(plan)
+    clean_temp_files([cell["dir"] for cell in plan.cells])
     with ThreadPoolExecutor(max_workers=2) as pool:
         prepared = pool.submit(_prepare, plan)
         tracking = pool.submit(_open_tracking, plan) if plan.tracking.get("enabled") else None
@@ -74,6 +77,7 @@ def run_sweep(plan: SweepPlan) -> int:
         PREFECT_RESULTS_LOCAL_STORAGE_PATH: str((plan.dir / RESULTS_DIR).absolute()),
     }
     with temporary_settings(updates=settings):
+        crash_stale_flow_runs([plan.name, *(cell["name"] for cell in plan.cells)])
         rows = sweep_flow.with_options(flow_run_name=plan.name)(
             sweep={"name": plan.name, "dir": str(plan.dir), "cells": plan.cells}, tracking=tracking_info
         )

@@ -1,0 +1,66 @@
+"""Committing rounds off the training path: checkpoint, then MLflow, one round in flight at most.
+
+After round r is aggregated and evaluated, the loop hands the round to `RoundCommitter.submit` and
+starts round r+1 at once. A background thread (fedsweep.checkpoint.writer) runs the `checkpoint`
+task and then logs the round to MLflow; `submit` first waits, with a bound, for round r-1's commit,
+so at most one is in flight and a slow disk applies back-pressure instead of piling up memory. A
+failed commit is retried, reported, and superseded by the next round's; `finish` retries the last
+one in the foreground so the final state is on disk before the run is marked FINISHED.
+"""
+
+import contextvars
+import logging
+import time
+from typing import Any
+
+from fedsweep.checkpoint.writer import BackgroundWriter
+from tasks import track
+from tasks.checkpoint import commit_round
+
+log = logging.getLogger("fedsweep")
+
+
+class RoundCommitter:
+    """Checkpoint + track jobs for one cell, run by one background writer."""
+
+    def __init__(self, *, cell_dir: str, uri: str | None, run_id: str | None, logged: int, cfg: dict) -> None:
+        self.cell_dir, self.uri, self.run_id, self.logged = cell_dir, uri, run_id, logged
+        ckpt = cfg["checkpoint"]
+        self.background = bool(ckpt["background"])
+        self.writer = BackgroundWriter(max_retries=int(ckpt["write_retries"]), timeout_s=float(ckpt["write_timeout_s"]))
+        self.last: tuple[int, dict, dict, dict] | None = None
+        self.wait_seconds = 0.0  # time the training path spent waiting for commits (overhead)
+
+    def log_missing(self, history: list[dict[str, Any]]) -> None:
+        """Rounds committed before a crash but not yet in MLflow (a kill between the two steps)."""
+        for metrics in history:
+            self._log(metrics)
+
+    def submit(self, rnd: int, global_ref: dict, extra: dict, meta: dict) -> None:
+        """Commit round `rnd` in the background (after waiting, bounded, for the previous one)."""
+        self.last = (rnd, global_ref, extra, meta)
+        tick = time.perf_counter()
+        if self.background:
+            context = contextvars.copy_context()  # task runs stay attached to this flow run
+            self.writer.submit(lambda: context.run(self._commit, rnd, global_ref, extra, meta))
+        else:
+            self._commit(rnd, global_ref, extra, meta)
+        self.wait_seconds += time.perf_counter() - tick
+
+    def finish(self) -> None:
+        """Wait for the last commit; if it failed, retry it here (raising if it still fails)."""
+        committed = self.writer.flush()
+        self.writer.close()
+        if not committed and self.last is not None:
+            log.warning("the last checkpoint did not commit in the background; retrying in the foreground")
+            self._commit(*self.last)
+
+    def _commit(self, rnd: int, global_ref: dict, extra: dict, meta: dict) -> None:
+        commit_round(self.cell_dir, rnd, global_ref, extra, meta)
+        self._log(meta["history"][-1])
+
+    def _log(self, metrics: dict[str, Any]) -> None:
+        rnd = int(metrics["round"])
+        if self.run_id and rnd > self.logged:
+            track.log_round(self.uri, self.run_id, rnd, {k: float(v) for k, v in metrics.items() if k != "round"})
+            self.logged = rnd

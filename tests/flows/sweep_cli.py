@@ -1,0 +1,49 @@
+"""Running the real sweep command in a subprocess, and reading what it recorded."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+SWEEP = REPO / "flows" / "sweep.py"
+
+
+def sweep_env(prefect_home: Path) -> dict[str, str]:
+    """The environment of a CI run, with Prefect's database kept out of the user's home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(CI="true", PREFECT_HOME=str(prefect_home), PYTHONUNBUFFERED="1")
+    return env
+
+
+def start_sweep(cwd: Path, prefect_home: Path, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(SWEEP), *overrides], cwd=cwd, env=sweep_env(prefect_home),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def run_sweep(cwd: Path, prefect_home: Path, *overrides: str, timeout: float = 600) -> str:
+    """Run to completion; returns the output, failing with it if the exit code is not 0."""
+    proc = start_sweep(cwd, prefect_home, *overrides)
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def recorded(cwd: Path, experiment: str) -> dict[str, Any]:
+    """Runs of an MLflow experiment in cwd/mlruns: {run name: (run, {metric: [(step, value)]})}."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    out: dict[str, Any] = {}
+    for run in client.search_runs([exp.experiment_id]):
+        metrics = {
+            key: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+            for key in run.data.metrics
+        }
+        assert run.info.run_name not in out, f"duplicate run {run.info.run_name}"
+        out[run.info.run_name] = (run, metrics, client)
+    return out

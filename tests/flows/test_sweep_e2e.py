@@ -1,0 +1,70 @@
+"""The quickstart command end to end: real Prefect (private server) and real MLflow (sqlite)."""
+
+import csv
+
+import pytest
+from sweep_cli import recorded, run_sweep
+
+from fedsweep.weights import from_bytes, weights_sha256
+
+pytestmark = pytest.mark.slow
+ARGS = ("+experiment=quickstart", "rounds=2", "num_clients=10", "local_epochs=2")
+METRICS = {"accuracy", "loss", "clients_ok", "clients_failed", "round_seconds", "rss_mb"}
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory, prefect_home):
+    cwd = tmp_path_factory.mktemp("clone-a")
+    return cwd, run_sweep(cwd, prefect_home, *ARGS)
+
+
+def test_mlflow_holds_one_parent_and_one_finished_child_per_cell(first) -> None:
+    # Prepare
+    cwd, _ = first
+    # Execute
+    runs = recorded(cwd, "quickstart")
+    # Assert
+    assert set(runs) == {"quickstart", "fedavg-c10-r2-s0", "fedprox-c10-r2-s0"}
+    parent = runs["quickstart"][0]
+    assert parent.info.status == "FINISHED"
+    for name in ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0"):
+        run, metrics, client = runs[name]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert METRICS <= set(metrics)
+        assert all([step for step, _ in metrics[key]] == [1, 2] for key in METRICS)
+        assert run.data.params["rounds"] == "2" and run.data.params["local_epochs"] == "2"
+        assert run.data.params["choice.strategy"] == name.split("-")[0]
+        assert "dataset.alpha" in run.data.params and "lr" in run.data.params
+
+
+def test_artifacts_hold_the_config_and_the_weights_the_tag_hashes(first, tmp_path) -> None:
+    cwd, _ = first
+    run, _, client = recorded(cwd, "quickstart")["fedprox-c10-r2-s0"]
+    config = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
+    weights = client.download_artifacts(run.info.run_id, "model/final.safetensors", str(tmp_path))
+    assert "strategy:" in open(config).read()
+    assert weights_sha256(from_bytes(open(weights, 'rb').read())) == run.data.tags["final_weights_sha256"]
+
+
+def test_summary_is_printed_and_saved(first) -> None:
+    cwd, out = first
+    rows = list(csv.DictReader(open(cwd / "outputs" / "quickstart" / "summary.csv")))
+    assert [r["cell"] for r in rows] == ["fedavg-c10-r2-s0", "fedprox-c10-r2-s0"]
+    assert all(r["status"] == "FINISHED" and r["rounds"] == "2" for r in rows)
+    assert "final_accuracy" in out and "fedprox-c10-r2-s0" in out
+
+
+def test_another_clone_gets_the_same_hashes_and_a_rerun_adds_nothing(first, tmp_path, prefect_home) -> None:
+    # Prepare
+    cwd, _ = first
+    before = {n: r[0].data.tags.get("final_weights_sha256") for n, r in recorded(cwd, "quickstart").items()}
+    # Execute
+    run_sweep(tmp_path, prefect_home, *ARGS)
+    run_sweep(cwd, prefect_home, *ARGS)
+    # Assert
+    elsewhere = {n: r[0].data.tags.get("final_weights_sha256") for n, r in recorded(tmp_path, "quickstart").items()}
+    again = recorded(cwd, "quickstart")
+    assert elsewhere == before
+    assert {n: r[0].data.tags.get("final_weights_sha256") for n, r in again.items()} == before
+    assert all([s for s, _ in again[n][1]["accuracy"]] == [1, 2] for n in again if n != "quickstart")
