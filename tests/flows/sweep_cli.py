@@ -17,10 +17,10 @@ def sweep_env(prefect_home: Path) -> dict[str, str]:
     return env
 
 
-def start_sweep(cwd: Path, prefect_home: Path, *overrides: str) -> subprocess.Popen:
+def start_sweep(cwd: Path, prefect_home: Path, *overrides: str, log: Any = subprocess.PIPE) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(SWEEP), *overrides], cwd=cwd, env=sweep_env(prefect_home),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
 
 

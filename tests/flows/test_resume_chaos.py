@@ -1,0 +1,61 @@
+"""kill -9 at random moments, re-run the same command: the result is bitwise that of an
+uninterrupted run, MLflow holds one run per cell with one value per round, nothing is left over."""
+
+import os
+import random
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+from sweep_cli import recorded, run_sweep, start_sweep
+
+pytestmark = pytest.mark.slow
+ARGS = ("+experiment=quickstart", "sweep_name=chaos", "rounds=3", "num_clients=10", "local_epochs=2")
+TRIALS = int(os.environ.get("FEDSWEEP_CHAOS_TRIALS", "3"))
+
+
+def _hashes(cwd) -> dict[str, str]:
+    return {name: r[0].data.tags.get("final_weights_sha256") for name, r in recorded(cwd, "chaos").items()}
+
+
+def _processes_in(cwd) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cwd"]):
+        if proc.info["cwd"] == str(cwd):
+            found.append(proc)
+    return found
+
+
+def test_sigkill_anywhere_then_rerun_is_bitwise_identical(tmp_path_factory, prefect_home) -> None:
+    # Prepare: the uninterrupted reference, and how long a whole run takes
+    reference = tmp_path_factory.mktemp("uninterrupted")
+    tick = time.monotonic()
+    run_sweep(reference, prefect_home, *ARGS)
+    duration = time.monotonic() - tick
+    victim = tmp_path_factory.mktemp("killed")
+    rng = random.Random(int(os.environ.get("FEDSWEEP_CHAOS_SEED", "0")))
+    # Execute: kill -9 at seeded random moments, each run resuming the previous one
+    kills = []
+    for trial in range(TRIALS):
+        with open(victim / f"trial-{trial}.log", "w") as log:
+            proc = start_sweep(victim, prefect_home, *ARGS, log=log)
+            delay = rng.uniform(0.5, duration)
+            try:
+                proc.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills.append(round(delay, 1))
+        time.sleep(0.5)
+        assert _processes_in(victim) == [], f"left running after kill at {delay:.1f}s"
+    out = run_sweep(victim, prefect_home, *ARGS)
+    # Assert
+    assert _hashes(victim) == _hashes(reference), f"kills at {kills}s:\n{out[-3000:]}"
+    runs = recorded(victim, "chaos")
+    assert sorted(runs) == ["chaos", "fedavg-c10-r3-s0", "fedprox-c10-r3-s0"]
+    for name, (run, metrics, _) in runs.items():
+        assert run.info.status == "FINISHED", name
+        if name != "chaos":
+            assert all([step for step, _ in history] == [1, 2, 3] for history in metrics.values()), (name, kills)
