@@ -18,7 +18,9 @@ from hydra.utils import instantiate
 from torch import nn
 
 from fedsweep.data.base import LoadedData
+from fedsweep.faults.base import FaultPlan, validate_faults
 from fedsweep.models.init import build_model
+from fedsweep.policy import AggregationPolicy, aggregation_policy
 from fedsweep.rng import derive_seed, generator
 from fedsweep.selection.base import Selector
 from fedsweep.strategies.base import Strategy
@@ -39,6 +41,8 @@ class CellRuntime:
     selector: Selector
     local: LocalConfig
     device: torch.device
+    faults: FaultPlan
+    policy: AggregationPolicy
     _per_thread: threading.local = field(default_factory=threading.local, repr=False)
 
     @property
@@ -96,4 +100,6 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
         config=config, data=data, clients=clients, model=model.to(device), initial_params=initial,
         strategy=instantiate(config["strategy"]), selector=instantiate(config["selection"]),
         local=local, device=device,
+        faults=validate_faults(config["faults"], num_clients=num_clients),
+        policy=aggregation_policy(config.get("aggregation"), clients_per_round=int(config["clients_per_round"])),
     )

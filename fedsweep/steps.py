@@ -20,6 +20,7 @@ import torch
 
 from fedsweep.cell import CellRuntime
 from fedsweep.checkpoint.blobs import BlobStore
+from fedsweep.faults.base import ClientRound
 from fedsweep.rng import generator
 from fedsweep.strategies.base import ClientFailure, ClientResult
 from fedsweep.train import evaluate, train_epoch
@@ -64,11 +65,28 @@ def read_global(blobs: BlobStore, ref: Ref) -> tuple[Params, Params]:
     return split_prefixed(tensors, _SERVER)
 
 
+def client_round(rt: CellRuntime, round: int, client: int) -> ClientRound:
+    """The coordinates every fault decision about this client in this round is drawn from."""
+    return ClientRound(
+        seed=int(rt.config["seed"]), round=round, client=client, local_epochs=int(rt.config["local_epochs"])
+    )
+
+
+def planned_epochs(rt: CellRuntime, round: int, client: int) -> int:
+    """Local epochs this client runs this round (fewer for a straggler)."""
+    return rt.faults.epochs_to_run(client_round(rt, round, client))
+
+
 def client_epoch(
     rt: CellRuntime, blobs: BlobStore, *, round: int, client: int, epoch: int, global_ref: Ref,
-    input_ref: Ref | None, max_batches: int | None = None,
+    input_ref: Ref | None, attempt: int = 1,
 ) -> Ref:
-    """Train `client` for local epoch `epoch` of `round`, starting from `input_ref` (or the global)."""
+    """Train `client` for local epoch `epoch` of `round`, starting from `input_ref` (or the global).
+
+    Injected faults act first (they may raise, hang or slow down), on attempt `attempt`, so a
+    retry draws again and a replay of the same run fails in the same places.
+    """
+    rt.faults.before_epoch(client_round(rt, round, client).at(epoch=epoch, attempt=attempt))
     global_params, server_state = read_global(blobs, global_ref)
     if input_ref is None:
         params, opt_state = global_params, {}
@@ -80,13 +98,16 @@ def client_epoch(
         model=rt.thread_model(), data=rt.data.train, indices=rt.clients[client], params=params,
         optimizer_state=opt_state, global_params=global_params, strategy=rt.strategy,
         server_state=server_state, client_state=rt.strategy.init_client_state(global_params),
-        cfg=rt.local, generator=generator(seed, "batches", round, client, epoch), max_batches=max_batches,
+        cfg=rt.local, generator=generator(seed, "batches", round, client, epoch),
     )
     key = f"{round_prefix(round)}/c{client:05d}-e{epoch}"
     meta = {"loss": out.loss, "steps": out.steps, "num_samples": int(rt.clients[client].numel())}
     sha = blobs.put(key, join_prefixed(out.params, out.optimizer_state, _OPT), meta)
     steps = out.steps + (input_ref or {}).get("steps", 0)
-    return {**meta, "key": key, "sha256": sha, "client": client, "epochs_done": epoch + 1, "steps": steps}
+    return {
+        **meta, "key": key, "sha256": sha, "client": client, "epochs_done": epoch + 1, "steps": steps,
+        "attempt": attempt,
+    }
 
 
 def is_finite(params: Params) -> bool:
@@ -109,6 +130,7 @@ def aggregate(
         for ref in sorted(results, key=lambda r: r["client"]):
             tensors, _ = blobs.get(ref["key"], ref["sha256"])
             params, _ = split_prefixed(tensors, _OPT)
+            params = rt.faults.after_training(client_round(rt, round, ref["client"]), params, global_params)
             if not is_finite(params) or not math.isfinite(ref["loss"]):
                 rejected.append({"client": ref["client"], "kind": "invalid_update", "message": "NaN/Inf"})
                 continue

@@ -16,6 +16,7 @@ from prefect.futures import PrefectFuture, as_completed
 from tqdm import tqdm
 
 from fedsweep import steps
+from fedsweep.faults.base import failure_kind, retryable
 from fedsweep.memory.rss import rss_mb
 from fedsweep.rng import generator
 from fedsweep.weights import to_bytes, weights_sha256
@@ -29,10 +30,13 @@ from tasks.train import train_client_epoch
 log = logging.getLogger("fedsweep")
 
 
+FAILURE_KINDS = ("transient", "permanent", "node_down", "oom", "timeout", "straggler", "invalid_update", "other")
+
+
 def train_clients(
-    cell_dir: str, round: int, clients: list[int], epochs: int, global_ref: dict, runner: dict
+    cell_dir: str, round: int, epochs: dict[int, int], global_ref: dict, runner: dict
 ) -> tuple[list[dict], list[dict]]:
-    """Run each client's chain of epoch tasks; returns (final references, failures)."""
+    """Run each client's chain of `epochs[client]` epoch tasks; returns (final references, failures)."""
     task = train_client_epoch.with_options(
         retries=int(runner["retries"]), retry_delay_seconds=float(runner["retry_delay_s"]),
         timeout_seconds=float(runner["task_timeout_s"]) or None,
@@ -41,21 +45,35 @@ def train_clients(
     def submit(client: int, epoch: int, input_ref: dict | None) -> PrefectFuture:
         return task.submit(cell_dir, round, client, epoch, global_ref, input_ref)
 
-    pending = {submit(c, 0, None): (c, 0) for c in clients}
+    pending = {submit(c, 0, None): (c, 0) for c in sorted(epochs)}
     results, failures = [], []
     while pending:
         future = next(iter(as_completed(list(pending))))
         client, epoch = pending.pop(future)
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, BaseException):
-            failures.append({"client": client, "kind": type(outcome).__name__, "message": str(outcome)[:500]})
+            kind = failure_kind(outcome)
+            failures.append({
+                "client": client, "kind": kind if kind in FAILURE_KINDS else "other",
+                "message": f"{type(outcome).__name__}: {outcome}"[:500],
+                "retries": int(runner["retries"]) if retryable(outcome) else 0,
+            })
             log.warning("round %d: client %d failed at epoch %d: %s: %s", round, client, epoch,
                         type(outcome).__name__, outcome)
-        elif epoch + 1 < epochs:
+        elif epoch + 1 < epochs[client]:
             pending[submit(client, epoch + 1, outcome)] = (client, epoch + 1)
         else:
             results.append(outcome)
     return sorted(results, key=lambda r: r["client"]), sorted(failures, key=lambda f: f["client"])
+
+
+def failure_metrics(failures: list[dict], results: list[dict]) -> dict[str, float]:
+    """Failures by kind (every kind, every round: one value per step) and retries used."""
+    counts = {f"failed_{kind}": 0.0 for kind in FAILURE_KINDS}
+    for failure in failures:
+        counts[f"failed_{failure['kind']}"] += 1
+    retries = sum(r.get("attempt", 1) - 1 for r in results) + sum(f.get("retries", 0) for f in failures)
+    return {**counts, "retries": float(retries)}
 
 
 @flow(name="cell", log_prints=False)
@@ -90,29 +108,41 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         for rnd in range(len(history) + 1, rounds + 1):
             tick = time.perf_counter()
             global_ref = steps.put_global(env.blobs, round=rnd, params=params, server_state=server_state)
+            available = rt.faults.available_clients(seed=int(cfg["seed"]), round=rnd, num_clients=rt.num_clients)
             selection = rt.selector.select(
-                round=rnd, available=list(range(rt.num_clients)), k=int(cfg["clients_per_round"]),
+                round=rnd, available=available, k=int(cfg["clients_per_round"]),
                 generator=generator(cfg["seed"], "select", rnd), state=selection_state,
             )
             selection_state = selection.state
-            results, failures = train_clients(
-                cell_dir, rnd, selection.clients, int(cfg["local_epochs"]), global_ref, cfg["runner"]
-            )
+            planned = {c: steps.planned_epochs(rt, rnd, c) for c in selection.clients}
+            epochs = {c: n for c, n in planned.items() if rt.policy.accept(n, int(cfg["local_epochs"]))}
+            results, failures = train_clients(cell_dir, rnd, epochs, global_ref, cfg["runner"])
+            failures += [
+                {"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {cfg['local_epochs']} epochs"}
+                for c in sorted(set(planned) - set(epochs))
+            ]
             agg = aggregate_round(cell_dir, rnd, global_ref, results, failures)
-            evaluation = evaluate_round(cell_dir, rnd, agg["global"])
-            params, server_state = steps.read_global(env.blobs, agg["global"])
             failed = agg["failures"]
+            decision = rt.policy.decide(len(selection.clients) - len(failed), len(selection.clients))
+            if decision == "fail":
+                raise rt.policy.failure(round=rnd, ok=len(selection.clients) - len(failed), selected=len(selection.clients))
+            new_ref = agg["global"] if decision == "aggregate" else global_ref
+            evaluation = evaluate_round(cell_dir, rnd, new_ref)
+            params, server_state = steps.read_global(env.blobs, new_ref)
             history.append({
                 "round": rnd, **evaluation,
                 "train_loss": _mean_loss(results),
                 "clients_selected": len(selection.clients),
                 "clients_ok": len(selection.clients) - len(failed),
                 "clients_failed": len(failed),
+                "clients_unavailable": rt.num_clients - len(available),
+                "skipped": float(decision == "skip"),
+                **failure_metrics(failed, results),
                 "round_seconds": time.perf_counter() - tick,
                 "checkpoint_wait_seconds": committer.wait_seconds,
                 "rss_mb": rss_mb(),
             })
-            committer.submit(rnd, agg["global"], {"selection": selection_state}, {"round": rnd, "history": list(history)})
+            committer.submit(rnd, new_ref, {"selection": selection_state}, {"round": rnd, "history": list(history)})
             bar.set_postfix(acc=f"{evaluation['accuracy']:.3f}", failed=len(failed))
             bar.update(1)
         committer.finish()

@@ -4,6 +4,7 @@ Start-up work overlaps: the private Prefect server boots while data is loaded an
 database, so a sweep pays roughly the longest of them rather than their sum.
 """
 
+import logging
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,12 @@ def run_sweep(plan: SweepPlan) -> int:
     )
 
     from flows.sweep_flow import sweep_flow  # noqa: PLC0415
+
+    # Client epochs run in worker threads, where Prefect warns on every task that a timeout cannot
+    # interrupt a blocking call; fedsweep's hangs are interruptible, so the warning is noise.
+    logging.getLogger("prefect.task_runs").addFilter(
+        lambda record: "running in a worker thread" not in record.getMessage()
+    )
 
     settings = {
         # The heartbeat thread costs ~1 s per flow run at exit and our runs are local anyway.

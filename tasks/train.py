@@ -6,6 +6,7 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from fedsweep import steps
+from fedsweep.faults.base import retryable
 from tasks.context import cell_env
 
 
@@ -19,10 +20,17 @@ def client_epoch_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     )
 
 
+def retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry_condition_fn: permanent failures and invalid updates are not retried."""
+    error = state.data
+    return retryable(error) if isinstance(error, BaseException) else True
+
+
 @task(
     name="client-epoch",
     task_run_name="r{round}-c{client}-e{epoch}",
     cache_key_fn=client_epoch_key,
+    retry_condition_fn=retry_if_retryable,
     persist_result=True,
     result_serializer="json",
 )
@@ -31,7 +39,8 @@ def train_client_epoch(
 ) -> dict:
     """Train one client for one local epoch; returns a reference to the written result."""
     env = cell_env(cell_dir)
+    attempt = TaskRunContext.get().task_run.run_count  # 1 on the first try, 2 on the first retry
     return steps.client_epoch(
         env.runtime, env.blobs, round=round, client=client, epoch=epoch,
-        global_ref=global_ref, input_ref=input_ref,
+        global_ref=global_ref, input_ref=input_ref, attempt=attempt,
     )

@@ -1,1 +1,1 @@
-"""Fault injection: one file per fault kind, each implementing `base.Fault`; `base.FaultPlan` composes them."""
+"""Fault injection: one file per fault kind, each a `base.Fault`; `base.FaultPlan` composes them."""

@@ -41,7 +41,10 @@ Rules:
 - **Validation.** Constructors reject impossible values with `FaultConfigError` (a `ValueError`
   naming the field); `validate_faults(cfg, num_clients=...)` builds a fault model from its config
   without Hydra and re-raises those errors naming the full key, e.g.
-  `faults.faults[1].p must be in [0, 1], got 1.5`.
+  `faults.faults[1].p must be in [0, 1], got 1.5`, and checks client ids against num_clients.
+  `Fault.check_config` is the same check as the config validator's plug-in hook. Plan yamls set
+  `_recursive_: false` so that Hydra hands `FaultPlan` the raw specs and it builds them itself,
+  naming the list index in an error (Hydra would otherwise wrap the child's error).
 """
 
 import dataclasses
@@ -202,6 +205,11 @@ def client_ids(obj: object, name: str) -> tuple[int, ...] | None:
 class Fault(ABC):
     """Base class of fault models; every hook defaults to "no fault"."""
 
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any], *, key: str) -> None:
+        """The config validator's cross-group hook (fedsweep/config/plugins.py): keys and client ids."""
+        validate_faults(config[key], num_clients=int(config["num_clients"]), key=key)
+
     def available(self, *, seed: int, round: int, client: int) -> bool:
         """Whether `client` can be selected in `round` (False hides it from selection)."""
         return True
@@ -227,12 +235,17 @@ class FaultPlan(Fault):
     def __post_init__(self) -> None:
         faults = []
         for i, fault in enumerate(self.faults):
-            # Hydra rebuilds a list of instantiated dataclasses as structured DictConfigs unless
-            # `_convert_: all` is set; turn them back into the objects they describe.
-            if isinstance(fault, DictConfig):
+            if isinstance(fault, Mapping) and "_target_" in fault:
+                # A raw spec (`_recursive_: false` in the yaml): built here, so that an error names
+                # its place in the list, `faults[1].p must be in [0, 1]`.
+                fault = _build(fault, num_clients=None, key=f"faults[{i}]")
+            elif isinstance(fault, DictConfig):
+                # Recursive instantiation hands a list of built dataclasses back as structured
+                # DictConfigs (unless `_convert_: all`); turn them back into the objects.
                 fault = OmegaConf.to_object(fault)
             if not isinstance(fault, Fault):
-                raise FaultConfigError("FaultPlan", f"faults[{i}]", f"is not a Fault, got {type(fault).__name__}")
+                got = type(fault).__name__
+                raise FaultConfigError("FaultPlan", f"faults[{i}]", f"is not a Fault, got {got}")
             faults.append(fault)
         set_field(self, "faults", tuple(faults))
 
@@ -269,47 +282,52 @@ def validate_faults(cfg: Any, *, num_clients: int, key: str = "faults") -> Fault
     """Build the fault model a `faults` config describes, or a ValueError naming the bad key.
 
     Accepts a mapping with `_target_` (a single fault or a `FaultPlan` of them), an empty mapping
-    (no faults) or a `Fault`; client ids must be < num_clients. Returns a `FaultPlan`.
+    (no faults) or a `Fault`; client ids must be < num_clients. Returns a `FaultPlan`. The loop can
+    build its plan with this instead of `hydra.utils.instantiate`: the result is the same.
     """
     return as_plan(_build(cfg, num_clients=num_clients, key=key))
 
 
-def _build(cfg: Any, *, num_clients: int, key: str) -> Fault:
+def _build(cfg: Any, *, num_clients: int | None, key: str) -> Fault:
     if isinstance(cfg, Fault):
         fault = cfg
     elif not isinstance(cfg, Mapping):
-        raise ValueError(f"{key} must be a mapping with a _target_, got {type(cfg).__name__}")
+        # A ValueError, not a TypeError: it is a user's config mistake, reported as one line.
+        raise ValueError(f"{key} must be a mapping with a _target_, got {type(cfg).__name__}")  # noqa: TRY004
     elif not cfg:
         return FaultPlan()
     else:
         fault = _instantiate(cfg, num_clients=num_clients, key=key)
     for c in getattr(fault, "clients", None) or ():
-        if c >= num_clients:
+        if num_clients is not None and c >= num_clients:
             raise ValueError(f"{key}.clients: client {c} does not exist (num_clients={num_clients})")
     return fault
 
 
-def _instantiate(cfg: Mapping, *, num_clients: int, key: str) -> Fault:
+def _instantiate(cfg: Mapping, *, num_clients: int | None, key: str) -> Fault:
     target = cfg.get("_target_")
     try:
         cls = get_class(str(target))
-    except Exception:
+    except Exception:  # noqa: BLE001 - ImportError, AttributeError, ValueError: all "cannot import"
         raise ValueError(f"{key}._target_: cannot import {target!r}") from None
     if not (dataclasses.is_dataclass(cls) and issubclass(cls, Fault)):
-        raise ValueError(f"{key}._target_: {target} is not a fault model (a fedsweep.faults.base.Fault dataclass)")
+        raise ValueError(f"{key}._target_: {target} is not a fault model (a Fault dataclass)")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
     for name, value in cfg.items():
-        if name in ("_target_", "_convert_"):
+        if name in ("_target_", "_convert_", "_recursive_"):  # how Hydra builds it; the same here
             continue
         if name not in fields:
-            raise ValueError(f"{key}.{name}: unknown key for {cls.__name__} (expected one of: {', '.join(fields)})")
+            expected = ", ".join(fields)
+            raise ValueError(f"{key}.{name}: unknown key for {cls.__name__} (expected one of: {expected})")
         if issubclass(cls, FaultPlan) and name == "faults":
             if not isinstance(value, Sequence) or isinstance(value, str):
                 raise ValueError(f"{key}.faults must be a list of fault configs, got {type(value).__name__}")
-            value = tuple(_build(v, num_clients=num_clients, key=f"{key}.faults[{i}]") for i, v in enumerate(value))
-        elif isinstance(value, (DictConfig, Mapping)) or OmegaConf.is_list(value):
-            value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            value = tuple(
+                _build(v, num_clients=num_clients, key=f"{key}.faults[{i}]") for i, v in enumerate(value)
+            )
+        elif OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
         kwargs[name] = value
     missing = [n for n, f in fields.items() if n not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]

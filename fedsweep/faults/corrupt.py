@@ -6,11 +6,20 @@ round, client).
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from fedsweep.faults.base import ClientRound, Fault, FaultConfigError, bernoulli, client_ids, probability
-from fedsweep.faults.base import set_field, targets
+from fedsweep.faults.base import (
+    ClientRound,
+    Fault,
+    FaultConfigError,
+    bernoulli,
+    client_ids,
+    probability,
+    set_field,
+    targets,
+)
 from fedsweep.weights import Params
 
 VALUES = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
@@ -26,17 +35,19 @@ class Corrupt(Fault):
     """Replace a client's update by `value` (nan | inf | -inf) with probability `p` per round."""
 
     p: float = 1.0
-    value: str = "nan"
+    value: Literal["nan", "inf", "-inf"] = "nan"
     clients: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         set_field(self, "p", probability(self, "p"))
         set_field(self, "clients", client_ids(self, "clients"))
         if self.value not in VALUES:
-            raise FaultConfigError(type(self).__name__, "value", f"must be one of {list(VALUES)}, got {self.value!r}")
+            reason = f"must be one of {list(VALUES)}, got {self.value!r}"
+            raise FaultConfigError(type(self).__name__, "value", reason)
 
     def after_training(self, ctx: ClientRound, params: Params, global_params: Params) -> Params:
         """The corrupted update, or `params` untouched."""
-        if targets(self.clients, ctx.client) and bernoulli(self.p, ctx.seed, "fault", "corrupt", ctx.round, ctx.client):
+        coords = (ctx.seed, "fault", "corrupt", ctx.round, ctx.client)
+        if targets(self.clients, ctx.client) and bernoulli(self.p, *coords):
             return corrupt(params, VALUES[self.value])
         return params

@@ -8,8 +8,19 @@ https://github.com/p2pfl/p2pfl).
 
 from dataclasses import dataclass
 
-from fedsweep.faults.base import HANG_STEP_S, ClientCtx, Fault, FaultConfigError, bernoulli, client_ids
-from fedsweep.faults.base import interruptible_sleep, nonnegative, probability, set_field, targets
+from fedsweep.faults.base import (
+    HANG_STEP_S,
+    ClientCtx,
+    Fault,
+    FaultConfigError,
+    bernoulli,
+    client_ids,
+    interruptible_sleep,
+    nonnegative,
+    probability,
+    set_field,
+    targets,
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,6 +1,7 @@
 """Malicious clients (model poisoning): the update is scaled by `scale` relative to the global model,
-w_g + s·(w − w_g); s = −1 flips its sign, s ≫ 1 boosts it (Bagdasaryan et al. 2020, "How To Backdoor
-Federated Learning", https://arxiv.org/abs/1807.00459; sign flipping as in Blanchard et al. 2017).
+w_g + s·(w − w_g): s ≫ 1 is the model-replacement boost of Bagdasaryan et al. 2020, "How To Backdoor
+Federated Learning", https://arxiv.org/abs/1807.00459; s = −1 is the sign-flipping attack of
+Byzantine-robustness benchmarks.
 
 The attackers are `clients` plus each client drawn with probability `fraction` from
 generator(seed, "fault", "malicious", client): the same identities every round.
@@ -8,8 +9,15 @@ generator(seed, "fault", "malicious", client): the same identities every round.
 
 from dataclasses import dataclass
 
-from fedsweep.faults.base import ClientRound, Fault, FaultConfigError, bernoulli, client_ids, probability
-from fedsweep.faults.base import set_field
+from fedsweep.faults.base import (
+    ClientRound,
+    Fault,
+    FaultConfigError,
+    bernoulli,
+    client_ids,
+    probability,
+    set_field,
+)
 from fedsweep.weights import Params
 
 

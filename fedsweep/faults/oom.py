@@ -7,8 +7,17 @@ models devices that never fit.
 
 from dataclasses import dataclass
 
-from fedsweep.faults.base import ClientCtx, Fault, SimulatedOOM, bernoulli, client_ids, probability, set_field
-from fedsweep.faults.base import targets, where
+from fedsweep.faults.base import (
+    ClientCtx,
+    Fault,
+    SimulatedOOM,
+    bernoulli,
+    client_ids,
+    probability,
+    set_field,
+    targets,
+    where,
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,16 @@ Membership is drawn once per client from generator(seed, "fault", "permanent", c
 
 from dataclasses import dataclass
 
-from fedsweep.faults.base import ClientCtx, Fault, PermanentFailure, bernoulli, client_ids, probability
-from fedsweep.faults.base import set_field, where
+from fedsweep.faults.base import (
+    ClientCtx,
+    Fault,
+    PermanentFailure,
+    bernoulli,
+    client_ids,
+    probability,
+    set_field,
+    where,
+)
 
 
 @dataclass(frozen=True, kw_only=True)

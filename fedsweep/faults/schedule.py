@@ -22,12 +22,13 @@ class Schedule(Fault):
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        set_field(self, "clients", client_ids(self, "clients"))
+        set_field(self, "clients", client_ids(self, "clients") or ())
         if isinstance(self.fail_at, bool) or not isinstance(self.fail_at, int) or self.fail_at < 1:
             raise FaultConfigError(name, "fail_at", f"must be a round >= 1, got {self.fail_at!r}")
         r = self.recover_at
         if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r <= self.fail_at):
-            raise FaultConfigError(name, "recover_at", f"must be a round > fail_at ({self.fail_at}) or null, got {r!r}")
+            reason = f"must be a round > fail_at ({self.fail_at}) or null, got {r!r}"
+            raise FaultConfigError(name, "recover_at", reason)
         if self.mode not in ("unavailable", "fail"):
             raise FaultConfigError(name, "mode", f"must be 'unavailable' or 'fail', got {self.mode!r}")
 

@@ -11,14 +11,22 @@ from dataclasses import dataclass
 
 import torch
 
-from fedsweep.faults.base import ClientCtx, ClientRound, Fault, bernoulli, interruptible_sleep, nonnegative
-from fedsweep.faults.base import probability, set_field
+from fedsweep.faults.base import (
+    ClientCtx,
+    ClientRound,
+    Fault,
+    bernoulli,
+    interruptible_sleep,
+    nonnegative,
+    probability,
+    set_field,
+)
 from fedsweep.rng import generator
 
 
 @dataclass(frozen=True, kw_only=True)
 class Stragglers(Fault):
-    """A `fraction` of clients per round run x ~ U{1..E} epochs (if `partial`) and sleep `delay_s` per epoch."""
+    """Per round a `fraction` of clients run x ~ U{1..E} epochs (if `partial`), `delay_s` slower per epoch."""
 
     fraction: float = 0.5
     partial: bool = True

@@ -7,8 +7,17 @@ generator(seed, "fault", "transient", round, client, epoch, attempt).
 
 from dataclasses import dataclass
 
-from fedsweep.faults.base import ClientCtx, Fault, TransientFailure, bernoulli, client_ids, probability, set_field
-from fedsweep.faults.base import targets, where
+from fedsweep.faults.base import (
+    ClientCtx,
+    Fault,
+    TransientFailure,
+    bernoulli,
+    client_ids,
+    probability,
+    set_field,
+    targets,
+    where,
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,145 @@
+"""Aggregation policy maths on hand cases: min_fit, skip/fail, FedAvg-drop vs FedProx-partial."""
+
+import pytest
+
+from fedsweep.policy import (
+    AggregationPolicy,
+    CellFailed,
+    accept_straggler,
+    aggregation_policy,
+    decide,
+    required_clients,
+    split_stragglers,
+)
+
+
+@pytest.mark.parametrize(
+    ("min_fit", "selected", "expected"),
+    [
+        (1, 10, 1),
+        (3, 10, 3),
+        (3, 2, 3),
+        (2, 0, 2),
+        (0.5, 10, 5),
+        (0.25, 10, 3),
+        (0.3, 10, 3),
+        (0.7, 10, 7),
+        (1.0, 4, 4),
+        (0.1, 3, 1),
+        (0.1, 0, 1),
+    ],
+)
+def test_required_clients(min_fit: float, selected: int, expected: int) -> None:
+    # Execute / Assert: counts as given, fractions rounded up, never below one
+    assert required_clients(min_fit, selected) == expected
+
+
+@pytest.mark.parametrize("min_fit", [0, -1, 0.0, 1.5, True, "2"])
+def test_required_clients_rejects_impossible(min_fit: object) -> None:
+    # Execute / Assert
+    with pytest.raises(ValueError, match="min_fit"):
+        required_clients(min_fit, 10)
+
+
+@pytest.mark.parametrize(
+    ("ok", "selected", "min_fit", "on_insufficient", "expected"),
+    [
+        (5, 10, 5, "skip", "aggregate"),
+        (4, 10, 5, "skip", "skip"),
+        (4, 10, 5, "fail", "fail"),
+        (4, 10, 0.4, "fail", "aggregate"),
+        (3, 10, 0.4, "fail", "fail"),
+        (0, 0, 1, "skip", "skip"),
+        (0, 0, 1.0, "fail", "fail"),
+        (3, 3, 1.0, "fail", "aggregate"),
+    ],
+)
+def test_decide(ok: int, selected: int, min_fit: float, on_insufficient: str, expected: str) -> None:
+    # Execute / Assert
+    assert decide(ok, selected, min_fit=min_fit, on_insufficient=on_insufficient) == expected
+
+
+def test_decide_rejects_unknown_action() -> None:
+    # Execute / Assert
+    with pytest.raises(ValueError, match="on_insufficient"):
+        decide(1, 1, min_fit=1, on_insufficient="retry")
+
+
+@pytest.mark.parametrize(
+    ("done", "planned", "policy", "expected"),
+    [
+        (20, 20, "drop", True),
+        (19, 20, "drop", False),
+        (1, 20, "drop", False),
+        (20, 20, "partial", True),
+        (1, 20, "partial", True),
+        (0, 20, "partial", False),
+        (0, 20, "drop", False),
+    ],
+)
+def test_accept_straggler(done: int, planned: int, policy: str, expected: bool) -> None:
+    # Execute / Assert
+    assert accept_straggler(done, planned, policy) is expected
+
+
+def test_split_stragglers_reports_dropped_as_failures() -> None:
+    # Prepare
+    results = [{"client": 0, "epochs_done": 20}, {"client": 4, "epochs_done": 7}]
+    # Execute
+    kept_drop, dropped = split_stragglers(results, epochs_planned=20, policy="drop")
+    kept_partial, none_dropped = split_stragglers(results, epochs_planned=20, policy="partial")
+    # Assert
+    assert kept_drop == [results[0]] and [f["client"] for f in dropped] == [4]
+    assert dropped[0]["kind"] == "straggler" and "7 of 20" in dropped[0]["message"]
+    assert kept_partial == results and none_dropped == []
+
+
+def test_policy_object_and_failure_message() -> None:
+    # Prepare
+    policy = AggregationPolicy(min_fit=0.5, on_insufficient="fail", stragglers="drop")
+    # Execute
+    error = policy.failure(round=3, ok=2, selected=10)
+    # Assert
+    assert policy.required(10) == 5 and policy.decide(2, 10) == "fail" and not policy.accept(3, 4)
+    assert isinstance(error, CellFailed) and "round 3" in str(error) and "needs 5" in str(error)
+
+
+def test_config_block_defaults_and_values() -> None:
+    # Execute / Assert
+    assert aggregation_policy(None, clients_per_round=5) == AggregationPolicy()
+    assert aggregation_policy(
+        {"min_fit": 0.8, "on_insufficient": "fail", "stragglers": "drop"}, clients_per_round=5
+    ) == AggregationPolicy(min_fit=0.8, on_insufficient="fail", stragglers="drop")
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"min_fit": 6}, "aggregation.min_fit must be <= clients_per_round (5), got 6"),
+        ({"min_fit": 0}, "aggregation.min_fit must be >= 1"),
+        ({"min_fit": 1.5}, "aggregation.min_fit must be a count (int >= 1) or a fraction in (0, 1]"),
+        ({"min_fit": "half"}, "aggregation.min_fit must be a count"),
+        ({"on_insufficient": "retry"}, "aggregation.on_insufficient must be 'skip' or 'fail'"),
+        ({"stragglers": "keep"}, "aggregation.stragglers must be 'drop' or 'partial'"),
+        ({"min_fits": 2}, "aggregation.min_fits: unknown key"),
+    ],
+)
+def test_config_block_errors_name_the_key(cfg: dict, message: str) -> None:
+    # Execute / Assert
+    with pytest.raises(ValueError) as info:
+        aggregation_policy(cfg, clients_per_round=5)
+    assert message in str(info.value)
+
+
+def test_policy_constructor_rejects_impossible_values() -> None:
+    # Execute / Assert
+    with pytest.raises(ValueError, match="aggregation.min_fit must be a count"):
+        AggregationPolicy(min_fit=0.0)
+    with pytest.raises(ValueError, match="aggregation.stragglers must be"):
+        AggregationPolicy(stragglers="keep")
+
+
+def test_config_block_errors_use_the_given_key() -> None:
+    # Execute / Assert
+    with pytest.raises(ValueError, match=r"^agg\.min_fit must be <= clients_per_round \(2\), got 3$"):
+        aggregation_policy({"min_fit": 3}, clients_per_round=2, key="agg")
