@@ -92,6 +92,10 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
         num_classes=data.num_classes, generator_seed=derive_seed(seed, "init"),
     )
     initial = state_of(model)
+    # The first optimiser construction imports torch._dynamo lazily; doing it here, on the calling
+    # thread, keeps that import out of worker threads, where a task timeout (an exception raised
+    # asynchronously in the thread) could interrupt it and leave the import lock held forever.
+    torch.optim.SGD(model.parameters(), lr=1.0)
     local = LocalConfig(
         lr=float(config["lr"]), batch_size=int(config["batch_size"]), momentum=float(config["momentum"]),
         weight_decay=float(config["weight_decay"]), clip_norm=float(config["clip_norm"]),

@@ -20,6 +20,7 @@ import torch
 
 from fedsweep.cell import CellRuntime
 from fedsweep.checkpoint.blobs import BlobStore
+from fedsweep.checkpoint.storage import CheckpointError
 from fedsweep.faults.base import ClientRound
 from fedsweep.rng import generator
 from fedsweep.strategies.base import ClientFailure, ClientResult
@@ -57,6 +58,15 @@ def put_global(blobs: BlobStore, *, round: int, params: Params, server_state: Pa
     key = f"{round_prefix(round)}/global"
     sha = blobs.put(key, join_prefixed(params, server_state, _SERVER), {"round": round})
     return {"key": key, "sha256": sha}
+
+
+def ref_ok(blobs: BlobStore, ref: Ref) -> bool:
+    """Whether the blob a (cached) reference points to is still there, with the same bytes."""
+    try:
+        blobs.get(ref["key"], ref["sha256"])
+    except CheckpointError:
+        return False
+    return True
 
 
 def read_global(blobs: BlobStore, ref: Ref) -> tuple[Params, Params]:

@@ -42,15 +42,23 @@ def train_clients(
         timeout_seconds=float(runner["task_timeout_s"]) or None,
     )
 
-    def submit(client: int, epoch: int, input_ref: dict | None) -> PrefectFuture:
-        return task.submit(cell_dir, round, client, epoch, global_ref, input_ref)
+    blobs = cell_env(cell_dir).blobs
 
-    pending = {submit(c, 0, None): (c, 0) for c in sorted(epochs)}
+    def submit(client: int, epoch: int, input_ref: dict | None, refresh: bool = False) -> PrefectFuture:
+        runner_task = task.with_options(refresh_cache=True) if refresh else task
+        return runner_task.submit(cell_dir, round, client, epoch, global_ref, input_ref)
+
+    pending = {submit(c, 0, None): (c, 0, None) for c in sorted(epochs)}
     results, failures = [], []
     while pending:
         future = next(iter(as_completed(list(pending))))
-        client, epoch = pending.pop(future)
+        client, epoch, input_ref = pending.pop(future)
         outcome = future.result(raise_on_failure=False)
+        if not isinstance(outcome, BaseException) and future.state.name == "Cached" and not steps.ref_ok(blobs, outcome):
+            # A persisted result whose blob is gone or changed (moved, pruned, damaged): recompute.
+            log.warning("round %d: cached result of client %d epoch %d is stale; recomputing", round, client, epoch)
+            pending[submit(client, epoch, input_ref, refresh=True)] = (client, epoch, input_ref)
+            continue
         if isinstance(outcome, BaseException):
             kind = failure_kind(outcome)
             failures.append({
@@ -61,7 +69,7 @@ def train_clients(
             log.warning("round %d: client %d failed at epoch %d: %s: %s", round, client, epoch,
                         type(outcome).__name__, outcome)
         elif epoch + 1 < epochs[client]:
-            pending[submit(client, epoch + 1, outcome)] = (client, epoch + 1)
+            pending[submit(client, epoch + 1, outcome)] = (client, epoch + 1, outcome)
         else:
             results.append(outcome)
     return sorted(results, key=lambda r: r["client"]), sorted(failures, key=lambda f: f["client"])
@@ -122,6 +130,8 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
                 for c in sorted(set(planned) - set(epochs))
             ]
             agg = aggregate_round(cell_dir, rnd, global_ref, results, failures)
+            if not steps.ref_ok(env.blobs, agg["global"]):  # a stale persisted result: recompute
+                agg = aggregate_round.with_options(refresh_cache=True)(cell_dir, rnd, global_ref, results, failures)
             failed = agg["failures"]
             decision = rt.policy.decide(len(selection.clients) - len(failed), len(selection.clients))
             if decision == "fail":

@@ -10,3 +10,41 @@ sys.path.insert(0, str(Path(__file__).parent))
 def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One Prefect database for the session's sweeps, outside the user's ~/.prefect."""
     return tmp_path_factory.mktemp("prefect-home")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
+    """One Prefect test server for the session's in-process flow runs (DESIGN: shared harness)."""
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    results = tmp_path_factory.mktemp("prefect-results")
+    settings = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(results)}
+    with prefect_test_harness(server_startup_timeout=120), temporary_settings(updates=settings):
+        yield
+
+
+@pytest.fixture
+def run_cell_here(prefect_harness, tmp_path, cell_config):
+    """`run_cell_here(*overrides)` -> (summary row, checkpoint history) of one cell run in-process."""
+    from fedsweep.checkpoint.storage import open_storage
+    from fedsweep.checkpoint.store import CheckpointStore
+    from fedsweep.sweep import cell_key
+    from flows.experiment import run_cell
+    from tasks.context import write_cell_config
+
+    def run(*overrides: str, where: str = "a"):
+        config = cell_config(*overrides)
+        key = cell_key(config)
+        cell_dir = str(tmp_path / where / key)
+        write_cell_config(cell_dir, key=key, name=f"test-{where}", config=config)
+        cell = {"name": f"test-{where}", "key": key, "dir": cell_dir, "config": config, "params": {}}
+        row = run_cell(cell, {})
+        latest = CheckpointStore(storage=open_storage(f"{cell_dir}/checkpoints")).load_latest()
+        return row, latest.meta["history"]
+
+    return run
