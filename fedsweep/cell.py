@@ -86,6 +86,8 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
         generator=generator(seed, "partition"),
     )
     device = resolve_device(str(config["runner"]["device"]))
+    if int(config["runner"]["torch_threads"]) > 0:  # per process; 0 keeps torch's default
+        torch.set_num_threads(int(config["runner"]["torch_threads"]))
     # Initial weights depend on the seed only, so methods in one sweep start from the same model.
     model = build_model(
         instantiate(config["model"]), input_shape=tuple(data.train.x.shape[1:]),

@@ -35,8 +35,11 @@ FAILURE_KINDS = ("transient", "permanent", "node_down", "oom", "timeout", "strag
 
 def train_clients(
     cell_dir: str, round: int, epochs: dict[int, int], global_ref: dict, runner: dict
-) -> tuple[list[dict], list[dict]]:
-    """Run each client's chain of `epochs[client]` epoch tasks; returns (final references, failures)."""
+) -> tuple[list[dict], list[dict], int]:
+    """Run each client's chain of `epochs[client]` epoch tasks.
+
+    Returns (final references, failures, tasks reused from an earlier run's persisted results).
+    """
     task = train_client_epoch.with_options(
         retries=int(runner["retries"]), retry_delay_seconds=float(runner["retry_delay_s"]),
         timeout_seconds=float(runner["task_timeout_s"]) or None,
@@ -44,12 +47,15 @@ def train_clients(
 
     blobs = cell_env(cell_dir).blobs
 
+    per_client = runner["granularity"] == "client"
+
     def submit(client: int, epoch: int, input_ref: dict | None, refresh: bool = False) -> PrefectFuture:
         runner_task = task.with_options(refresh_cache=True) if refresh else task
-        return runner_task.submit(cell_dir, round, client, epoch, global_ref, input_ref)
+        span = epochs[client] - epoch if per_client else 1
+        return runner_task.submit(cell_dir, round, client, epoch, global_ref, input_ref, span)
 
     pending = {submit(c, 0, None): (c, 0, None) for c in sorted(epochs)}
-    results, failures = [], []
+    results, failures, reused = [], [], 0
     while pending:
         future = next(iter(as_completed(list(pending))))
         client, epoch, input_ref = pending.pop(future)
@@ -59,6 +65,7 @@ def train_clients(
             log.warning("round %d: cached result of client %d epoch %d is stale; recomputing", round, client, epoch)
             pending[submit(client, epoch, input_ref, refresh=True)] = (client, epoch, input_ref)
             continue
+        reused += not isinstance(outcome, BaseException) and future.state.name == "Cached"
         if isinstance(outcome, BaseException):
             kind = failure_kind(outcome)
             failures.append({
@@ -68,11 +75,11 @@ def train_clients(
             })
             log.warning("round %d: client %d failed at epoch %d: %s: %s", round, client, epoch,
                         type(outcome).__name__, outcome)
-        elif epoch + 1 < epochs[client]:
-            pending[submit(client, epoch + 1, outcome)] = (client, epoch + 1, outcome)
+        elif outcome["epochs_done"] < epochs[client]:
+            pending[submit(client, outcome["epochs_done"], outcome)] = (client, outcome["epochs_done"], outcome)
         else:
             results.append(outcome)
-    return sorted(results, key=lambda r: r["client"]), sorted(failures, key=lambda f: f["client"])
+    return sorted(results, key=lambda r: r["client"]), sorted(failures, key=lambda f: f["client"]), reused
 
 
 def failure_metrics(failures: list[dict], results: list[dict]) -> dict[str, float]:
@@ -124,7 +131,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             selection_state = selection.state
             planned = {c: steps.planned_epochs(rt, rnd, c) for c in selection.clients}
             epochs = {c: n for c, n in planned.items() if rt.policy.accept(n, int(cfg["local_epochs"]))}
-            results, failures = train_clients(cell_dir, rnd, epochs, global_ref, cfg["runner"])
+            results, failures, reused = train_clients(cell_dir, rnd, epochs, global_ref, cfg["runner"])
             failures += [
                 {"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {cfg['local_epochs']} epochs"}
                 for c in sorted(set(planned) - set(epochs))
@@ -147,6 +154,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
                 "clients_failed": len(failed),
                 "clients_unavailable": rt.num_clients - len(available),
                 "skipped": float(decision == "skip"),
+                "tasks_reused": reused,
                 **failure_metrics(failed, results),
                 "round_seconds": time.perf_counter() - tick,
                 "checkpoint_wait_seconds": committer.wait_seconds,

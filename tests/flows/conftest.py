@@ -37,10 +37,10 @@ def run_cell_here(prefect_harness, tmp_path, cell_config):
     from flows.experiment import run_cell
     from tasks.context import write_cell_config
 
-    def run(*overrides: str, where: str = "a"):
+    def run(*overrides: str, where: str = "a", location: str | None = None):
         config = cell_config(*overrides)
         key = cell_key(config)
-        cell_dir = str(tmp_path / where / key)
+        cell_dir = f"{location or tmp_path / where}/{key}"
         write_cell_config(cell_dir, key=key, name=f"test-{where}", config=config)
         cell = {"name": f"test-{where}", "key": key, "dir": cell_dir, "config": config, "params": {}}
         row = run_cell(cell, {})
