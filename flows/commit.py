@@ -29,23 +29,29 @@ class RoundCommitter:
         self.background = bool(ckpt["background"])
         self.writer = BackgroundWriter(max_retries=int(ckpt["write_retries"]), timeout_s=float(ckpt["write_timeout_s"]))
         self.last: tuple[int, dict, dict, dict] | None = None
-        self.wait_seconds = 0.0  # time the training path spent waiting for commits (overhead)
 
     def log_missing(self, history: list[dict[str, Any]]) -> None:
         """Rounds committed before a crash but not yet in MLflow (a kill between the two steps)."""
         for metrics in history:
             self._log(metrics)
 
-    def submit(self, rnd: int, global_ref: dict, extra: dict, meta: dict) -> None:
-        """Commit round `rnd` in the background (after waiting, bounded, for the previous one)."""
-        self.last = (rnd, global_ref, extra, meta)
+    def drain(self) -> float:
+        """Wait (bounded) for the previous round's commit; returns the seconds the loop waited.
+
+        This wait is checkpointing's whole cost on the training path (`checkpoint_wait_seconds`).
+        """
         tick = time.perf_counter()
+        self.writer.flush(self.writer.timeout_s)
+        return time.perf_counter() - tick
+
+    def submit(self, rnd: int, global_ref: dict, extra: dict, meta: dict) -> None:
+        """Commit round `rnd`: in the background, or here when `checkpoint.background=false`."""
+        self.last = (rnd, global_ref, extra, meta)
         if self.background:
             context = contextvars.copy_context()  # task runs stay attached to this flow run
             self.writer.submit(lambda: context.run(self._commit, rnd, global_ref, extra, meta))
         else:
             self._commit(rnd, global_ref, extra, meta)
-        self.wait_seconds += time.perf_counter() - tick
 
     def finish(self) -> None:
         """Wait for the last commit; if it failed, retry it here (raising if it still fails)."""

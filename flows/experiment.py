@@ -146,6 +146,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             new_ref = agg["global"] if decision == "aggregate" else global_ref
             evaluation = evaluate_round(cell_dir, rnd, new_ref)
             params, server_state = steps.read_global(env.blobs, new_ref)
+            waited = committer.drain()
             history.append({
                 "round": rnd, **evaluation,
                 "train_loss": _mean_loss(results),
@@ -157,7 +158,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
                 "tasks_reused": reused,
                 **failure_metrics(failed, results),
                 "round_seconds": time.perf_counter() - tick,
-                "checkpoint_wait_seconds": committer.wait_seconds,
+                "checkpoint_wait_seconds": waited,
                 "rss_mb": rss_mb(),
             })
             committer.submit(rnd, new_ref, {"selection": selection_state}, {"round": rnd, "history": list(history)})
