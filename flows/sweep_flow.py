@@ -5,13 +5,24 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from fedsweep import summary
 from flows.experiment import run_cell
 from tasks import track
+from tasks.context import cell_env
 
 log = logging.getLogger("fedsweep")
+
+
+def task_runner(cell: dict[str, Any]) -> ThreadPoolTaskRunner | ProcessPoolTaskRunner:
+    """Client epochs run in threads of this process, or in worker processes (`runner.pool`)."""
+    runner = cell["config"]["runner"]
+    workers = int(runner["max_parallel_clients"])
+    if runner["pool"] == "process":
+        # Each worker builds the cell's runtime (data, model) once, before its first task.
+        return ProcessPoolTaskRunner(max_workers=workers, initializer=cell_env, initargs=(cell["dir"],))
+    return ThreadPoolTaskRunner(max_workers=workers)
 
 
 @flow(name="sweep")
@@ -19,10 +30,7 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
     """Run every cell (a failed cell does not stop the others); write and log the summary."""
     rows = []
     for cell in sweep["cells"]:
-        workers = int(cell["config"]["runner"]["max_parallel_clients"])
-        cell_flow = run_cell.with_options(
-            flow_run_name=cell["name"], task_runner=ThreadPoolTaskRunner(max_workers=workers)
-        )
+        cell_flow = run_cell.with_options(flow_run_name=cell["name"], task_runner=task_runner(cell))
         state = cell_flow(cell, tracking, return_state=True)
         if state.is_completed():
             rows.append(state.result())
