@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from fedsweep import steps
 from fedsweep.faults.base import failure_kind, retryable
+from fedsweep.memory.guard import MemoryGuard
 from fedsweep.memory.rss import rss_mb
 from fedsweep.rng import generator
 from fedsweep.weights import to_bytes, weights_sha256
@@ -33,10 +34,14 @@ log = logging.getLogger("fedsweep")
 FAILURE_KINDS = ("transient", "permanent", "node_down", "oom", "timeout", "straggler", "invalid_update", "other")
 
 
+class MemoryLimitReached(RuntimeError):
+    """The memory guard's stop level: the last round is committed, the sweep stops cleanly."""
+
+
 def train_clients(
-    cell_dir: str, round: int, epochs: dict[int, int], global_ref: dict, runner: dict
+    cell_dir: str, round: int, epochs: dict[int, int], global_ref: dict, runner: dict, parallel: int
 ) -> tuple[list[dict], list[dict], int]:
-    """Run each client's chain of `epochs[client]` epoch tasks.
+    """Run each client's chain of `epochs[client]` epoch tasks, at most `parallel` chains at once.
 
     Returns (final references, failures, tasks reused from an earlier run's persisted results).
     """
@@ -44,42 +49,51 @@ def train_clients(
         retries=int(runner["retries"]), retry_delay_seconds=float(runner["retry_delay_s"]),
         timeout_seconds=float(runner["task_timeout_s"]) or None,
     )
-
     blobs = cell_env(cell_dir).blobs
-
     per_client = runner["granularity"] == "client"
+    pending: dict[PrefectFuture, tuple[int, int, dict | None]] = {}
 
-    def submit(client: int, epoch: int, input_ref: dict | None, refresh: bool = False) -> PrefectFuture:
-        runner_task = task.with_options(refresh_cache=True) if refresh else task
+    def submit(client: int, epoch: int, input_ref: dict | None, refresh: bool = False) -> None:
         span = epochs[client] - epoch if per_client else 1
-        return runner_task.submit(cell_dir, round, client, epoch, global_ref, input_ref, span)
+        chosen = task.with_options(refresh_cache=True) if refresh else task
+        pending[chosen.submit(cell_dir, round, client, epoch, global_ref, input_ref, span)] = (client, epoch, input_ref)
 
-    pending = {submit(c, 0, None): (c, 0, None) for c in sorted(epochs)}
+    waiting = sorted(epochs)
+    for client in waiting[:parallel]:
+        submit(client, 0, None)
+    waiting = waiting[parallel:]
     results, failures, reused = [], [], 0
     while pending:
         future = next(iter(as_completed(list(pending))))
         client, epoch, input_ref = pending.pop(future)
         outcome = future.result(raise_on_failure=False)
-        if not isinstance(outcome, BaseException) and future.state.name == "Cached" and not steps.ref_ok(blobs, outcome):
+        if isinstance(outcome, BaseException):
+            failures.append(failure_record(client, outcome, runner))
+            log.warning("round %d: client %d failed at epoch %d: %s", round, client, epoch, failures[-1]["message"])
+        elif future.state.name == "Cached" and not steps.ref_ok(blobs, outcome):
             # A persisted result whose blob is gone or changed (moved, pruned, damaged): recompute.
             log.warning("round %d: cached result of client %d epoch %d is stale; recomputing", round, client, epoch)
-            pending[submit(client, epoch, input_ref, refresh=True)] = (client, epoch, input_ref)
+            submit(client, epoch, input_ref, refresh=True)
             continue
-        reused += not isinstance(outcome, BaseException) and future.state.name == "Cached"
-        if isinstance(outcome, BaseException):
-            kind = failure_kind(outcome)
-            failures.append({
-                "client": client, "kind": kind if kind in FAILURE_KINDS else "other",
-                "message": f"{type(outcome).__name__}: {outcome}"[:500],
-                "retries": int(runner["retries"]) if retryable(outcome) else 0,
-            })
-            log.warning("round %d: client %d failed at epoch %d: %s: %s", round, client, epoch,
-                        type(outcome).__name__, outcome)
-        elif outcome["epochs_done"] < epochs[client]:
-            pending[submit(client, outcome["epochs_done"], outcome)] = (client, outcome["epochs_done"], outcome)
         else:
+            reused += future.state.name == "Cached"
+            if outcome["epochs_done"] < epochs[client]:
+                submit(client, outcome["epochs_done"], outcome)
+                continue
             results.append(outcome)
+        if waiting:  # a chain ended: start the next client's
+            submit(waiting.pop(0), 0, None)
     return sorted(results, key=lambda r: r["client"]), sorted(failures, key=lambda f: f["client"]), reused
+
+
+def failure_record(client: int, error: BaseException, runner: dict) -> dict:
+    """What a failed client contributes to aggregation (as Flower's `failures`) and to the metrics."""
+    kind = failure_kind(error)
+    return {
+        "client": client, "kind": kind if kind in FAILURE_KINDS else "other",
+        "message": f"{type(error).__name__}: {error}"[:500],
+        "retries": int(runner["retries"]) if retryable(error) else 0,
+    }
 
 
 def failure_metrics(failures: list[dict], results: list[dict]) -> dict[str, float]:
@@ -115,6 +129,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         selection_state = latest.tensors.get("selection", {})
         history = latest.meta["history"]
     committer = RoundCommitter(cell_dir=cell_dir, uri=uri, run_id=run_id, logged=logged, cfg=cfg)
+    guard = memory_guard(cfg["runner"]["memory"])
     committer.log_missing(history)
     if history and len(history) < rounds:
         log.warning("%s: resuming after round %d (%.1f s after start)", name, len(history), since_start())
@@ -122,6 +137,13 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     try:
         for rnd in range(len(history) + 1, rounds + 1):
             tick = time.perf_counter()
+            memory = guard.check()
+            if memory.level == "stop":
+                committer.finish()  # everything up to the previous round is on disk
+                raise MemoryLimitReached(memory.message)
+            if memory.level != "ok":
+                log.warning("%s round %d: %s", name, rnd, memory.message)
+            parallel = guard.allowed_parallel(int(cfg["runner"]["max_parallel_clients"]), memory)
             global_ref = steps.put_global(env.blobs, round=rnd, params=params, server_state=server_state)
             available = rt.faults.available_clients(seed=int(cfg["seed"]), round=rnd, num_clients=rt.num_clients)
             selection = rt.selector.select(
@@ -131,7 +153,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             selection_state = selection.state
             planned = {c: steps.planned_epochs(rt, rnd, c) for c in selection.clients}
             epochs = {c: n for c, n in planned.items() if rt.policy.accept(n, int(cfg["local_epochs"]))}
-            results, failures, reused = train_clients(cell_dir, rnd, epochs, global_ref, cfg["runner"])
+            results, failures, reused = train_clients(cell_dir, rnd, epochs, global_ref, cfg["runner"], parallel)
             failures += [
                 {"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {cfg['local_epochs']} epochs"}
                 for c in sorted(set(planned) - set(epochs))
@@ -156,6 +178,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
                 "clients_unavailable": rt.num_clients - len(available),
                 "skipped": float(decision == "skip"),
                 "tasks_reused": reused,
+                "parallel_clients": parallel,
                 **failure_metrics(failed, results),
                 "round_seconds": time.perf_counter() - tick,
                 "checkpoint_wait_seconds": waited,
@@ -165,9 +188,9 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             bar.set_postfix(acc=f"{evaluation['accuracy']:.3f}", failed=len(failed))
             bar.update(1)
         committer.finish()
-    except BaseException:
-        if run_id:
-            track.finish_run(uri, run_id, "FAILED", {}, {})
+    except BaseException as error:
+        if run_id:  # KILLED: stopped on purpose, and re-running resumes it
+            track.finish_run(uri, run_id, "KILLED" if isinstance(error, MemoryLimitReached) else "FAILED", {}, {})
         raise
     finally:
         bar.close()
@@ -185,6 +208,13 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         "wall_s": time.perf_counter() - started,
         "clients_failed": int(sum(h["clients_failed"] for h in history)), "final_weights_sha256": sha,
     }
+
+
+def memory_guard(fractions: dict[str, float]) -> MemoryGuard:
+    return MemoryGuard(
+        warn_fraction=fractions["warn"], backpressure_fraction=fractions["backpressure"],
+        stop_fraction=fractions["stop"],
+    )
 
 
 def since_start() -> float:

@@ -72,3 +72,20 @@ def test_stragglers_are_dropped_or_their_partial_work_kept(run_cell_here, policy
         assert sum(partial_clients) > 0
     else:
         assert sum(partial_clients) == 0 and all(h["skipped"] == 0 for h in history)
+
+
+def test_memory_backpressure_trains_fewer_clients_at_once(run_cell_here) -> None:
+    # Prepare: thresholds any machine is above, except the stop level
+    memory = ("runner.memory.warn=0.001", "runner.memory.backpressure=0.002", "runner.memory.stop=1.0")
+    # Execute
+    _, history = run_cell_here(*BASE, "runner.max_parallel_clients=4", *memory)
+    # Assert: halved each round, down to one
+    assert [h["parallel_clients"] for h in history] == [2, 1, 1]
+
+
+def test_memory_stop_level_stops_cleanly_with_advice(run_cell_here) -> None:
+    from flows.experiment import MemoryLimitReached
+
+    memory = ("runner.memory.warn=0.001", "runner.memory.backpressure=0.002", "runner.memory.stop=0.003")
+    with pytest.raises(MemoryLimitReached, match="max_parallel_clients"):
+        run_cell_here(*BASE, *memory)
