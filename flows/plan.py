@@ -1,19 +1,41 @@
 """From a Hydra config to a sweep plan: one fully resolved config per cell, validated, nothing written.
 
 Everything here runs before Prefect or MLflow is imported and before any file is created, so a
-mistyped command costs a one-line error and nothing else.
+mistyped command costs a one-line error and nothing else. Rules:
+
+- Every user mistake is one `ConfigError` (fedsweep/config/): Hydra's own composition errors,
+  a malformed grid, a schema violation in any cell, or a pre-flight failure (an output folder that
+  cannot be created, a checkpoint URL whose package is missing, dataset files that are absent).
+- Checks go from cheap to costly: composition and the top-level schema need no torch; plug-in
+  checks import their modules; the file-system checks come last and only read metadata.
+- An error found in one grid cell names the cell's overrides when the bad key is one the grid sets.
+- The plan for a command line is computed once per process: `flows/sweep.py` plans every job before
+  handing over to Hydra, and the job then finds its plan here instead of composing it again.
 """
 
+import copy
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra import compose
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from fedsweep.sweep import cell_key, cell_name, expand_grid, flatten
+from fedsweep.config import ConfigError, validate
+from fedsweep.config.compose import compose_config
+from fedsweep.config.environment import (
+    check_creatable,
+    check_dataset_files,
+    check_device,
+    check_location,
+    check_tracking,
+)
+from fedsweep.sweep import CellPlan, GridError, cell_key, cell_name, expand_grid, flatten, override_key
+
+# What a grid may not vary: these describe the sweep as a whole, not one of its cells.
+SWEEP_KEYS = ("sweep_name", "output_dir", "resume", "grid", "tracking")
 
 
 @dataclass(frozen=True)
@@ -29,38 +51,140 @@ class SweepPlan:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+_PLANS: dict[tuple[str, tuple[str, ...]], SweepPlan] = {}
+
+
 def plan_sweep(cfg: DictConfig) -> SweepPlan:
-    """Compose every cell of the grid with the command line's overrides (which win over the grid)."""
+    """Inside `hydra.main`: the plan for this job's overrides (ConfigError on any user mistake)."""
     hydra_cfg = HydraConfig.get()
-    overrides = list(hydra_cfg.overrides.task)
-    grid = OmegaConf.to_container(cfg.grid, resolve=True) or {}
-    sweep_name = str(cfg.sweep_name)
-    sweep_dir = Path(str(cfg.output_dir)) / sweep_name
-    cells = []
-    for point in expand_grid(grid, overrides):
-        composed = compose(
-            config_name=hydra_cfg.job.config_name, overrides=[*overrides, *point.overrides],
-            return_hydra_config=True,
-        )
-        choices = dict(composed.hydra.runtime.choices)
-        with open_dict(composed):
-            del composed["hydra"]
-        config = OmegaConf.to_container(composed, resolve=True)
-        name = cell_name(
-            strategy=choices["strategy"], num_clients=config["num_clients"], rounds=config["rounds"],
-            seed=config["seed"], labels=point.labels,
-        )
-        key = cell_key(config)
-        location = config["checkpoint"]["location"] or str(sweep_dir / "cells")
-        params = {**flatten(config), **{f"choice.{k}": v for k, v in choices.items() if not k.startswith("hydra")}}
-        cells.append(
-            {"name": name, "key": key, "dir": f"{location.rstrip('/')}/{name}-{key[:8]}",
-             "config": config, "params": params}
-        )
+    return plan_overrides(hydra_cfg.job.config_name, list(hydra_cfg.overrides.task))
+
+
+def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
+    """Compose every cell of the grid with the command line's overrides (which win over the grid).
+
+    Needs an initialised Hydra (`hydra.main` or `initialize_config_dir`); raises ConfigError.
+    """
+    memo = (config_name, tuple(overrides))
+    if memo in _PLANS:
+        return _PLANS[memo]
+    base, base_choices = compose_config(config_name, overrides)
+    grid = base.get("grid")
+    if not isinstance(grid, Mapping):
+        raise ConfigError(f"grid must be a mapping of key: [values] (got {grid!r})", key="grid")
+    try:
+        points = expand_grid(grid, overrides)
+        _check_axes(points)
+    except GridError as err:
+        raise ConfigError(str(err), key="grid") from None
+    cells = [_plan_cell(config_name, overrides, point, base, base_choices) for point in points]
+    _check_unique(cells)
+    sweep_name = str(base["sweep_name"])
+    sweep_dir = Path(str(base["output_dir"])) / sweep_name
+    _check_paths(sweep_dir, cells, base["tracking"])
+    for cell, point in zip(cells, points, strict=True):  # the plug-ins: these imports cost seconds
+        try:
+            validate(cell["config"], groups=cell["choices"])
+        except ConfigError as err:
+            raise _in_cell(err, point) from None
+    _check_inputs(cells)
+    for cell in cells:
+        del cell["choices"]
     keys = "".join(sorted(c["key"] for c in cells))
-    sweep_key = hashlib.sha256(f"{sweep_name}:{keys}".encode()).hexdigest()[:16]
-    tracking = OmegaConf.to_container(cfg.tracking, resolve=True)
-    return SweepPlan(
-        name=sweep_name, key=sweep_key, dir=sweep_dir, cells=cells, tracking=tracking,
-        resume=bool(cfg.resume), params={"grid": str(grid), "overrides": " ".join(overrides)},
+    plan = SweepPlan(
+        name=sweep_name,
+        key=hashlib.sha256(f"{sweep_name}:{keys}".encode()).hexdigest()[:16],
+        dir=sweep_dir,
+        cells=cells,
+        tracking=dict(base["tracking"]),
+        resume=bool(base["resume"]),
+        params={"grid": str(grid), "overrides": " ".join(overrides)},
     )
+    _PLANS[memo] = plan
+    return plan
+
+
+def _plan_cell(
+    config_name: str,
+    overrides: list[str],
+    point: CellPlan,
+    base: dict[str, Any],
+    base_choices: dict[str, str],
+) -> dict[str, Any]:
+    """One cell: composed (unless it is the base config: no grid), checked cheaply, named and keyed."""
+    try:
+        if point.overrides:
+            config, choices = compose_config(config_name, [*overrides, *point.overrides])
+        else:
+            config, choices = copy.deepcopy(base), dict(base_choices)
+        validate(config, groups=choices, plugins=False)
+    except ConfigError as err:
+        raise _in_cell(err, point) from None
+    name = cell_name(
+        strategy=choices["strategy"],
+        num_clients=config["num_clients"],
+        rounds=config["rounds"],
+        seed=config["seed"],
+        labels=point.labels,
+    )
+    key = cell_key(config)
+    sweep_dir = Path(str(base["output_dir"])) / str(base["sweep_name"])
+    location = config["checkpoint"]["location"] or str(sweep_dir / "cells")
+    params = {
+        **flatten(config),
+        **{f"choice.{k}": v for k, v in choices.items() if not k.startswith("hydra")},
+    }
+    return {
+        "name": name,
+        "key": key,
+        "dir": f"{location.rstrip('/')}/{name}-{key[:8]}",
+        "config": config,
+        "params": params,
+        "choices": choices,
+    }
+
+
+def _check_axes(points: list[CellPlan]) -> None:
+    for point in points:
+        for override in point.overrides:
+            key = override_key(override)
+            if key.split(".", 1)[0] in SWEEP_KEYS:
+                raise GridError(f"grid: {key} describes the whole sweep and cannot vary between cells")
+
+
+def _in_cell(err: ConfigError, point: CellPlan) -> ConfigError:
+    """The error, naming the grid cell when the bad key is one the grid sets for it."""
+    grid_keys = {override_key(o) for o in point.overrides}
+    bad = err.key or ""
+    if not any(bad == k or bad.startswith(f"{k}.") or k.startswith(f"{bad}.") for k in grid_keys):
+        return err
+    return ConfigError(f"{err} (in the grid cell {' '.join(point.overrides)})", key=err.key)
+
+
+def _check_unique(cells: list[dict[str, Any]]) -> None:
+    seen: dict[str, str] = {}
+    for cell in cells:
+        if cell["dir"] in seen:
+            raise ConfigError(
+                f"grid: cells {seen[cell['dir']]} and {cell['name']} are the same experiment; "
+                "remove the repeated value",
+                key="grid",
+            )
+        seen[cell["dir"]] = cell["name"]
+
+
+def _check_paths(sweep_dir: Path, cells: list[dict[str, Any]], tracking: Mapping[str, Any]) -> None:
+    """Can the sweep write where it will? (Nothing is created.)"""
+    check_creatable(sweep_dir, key="output_dir")
+    check_tracking(tracking)
+    for location in sorted({c["config"]["checkpoint"]["location"] for c in cells} - {None}):
+        check_location(location, key="checkpoint.location")
+
+
+def _check_inputs(cells: list[dict[str, Any]]) -> None:
+    """Is everything the cells read there: the device, the dataset files? (Nothing is loaded.)"""
+    for device in sorted({str(c["config"]["runner"]["device"]) for c in cells}):
+        check_device(device)
+    datasets = {repr(sorted(c["config"]["dataset"].items())): c["config"]["dataset"] for c in cells}
+    for dataset in datasets.values():
+        check_dataset_files(dataset)

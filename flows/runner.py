@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.plan import SweepPlan
+from flows.guard import guard_results
 from flows.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep
 from flows.server import LocalServer
 
@@ -57,6 +58,7 @@ def run_sweep(plan: SweepPlan) -> int:
     if not plan.resume:
         _start_over(plan)
     clean_temp_files([cell["dir"] for cell in plan.cells])
+    guard_results(plan.dir / RESULTS_DIR)  # before Prefect can read a planted or damaged record
     with ThreadPoolExecutor(max_workers=2) as pool:
         prepared = pool.submit(_prepare, plan)
         tracking = pool.submit(_open_tracking, plan) if plan.tracking.get("enabled") else None

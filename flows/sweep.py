@@ -6,24 +6,37 @@
 
 One Prefect flow run per sweep, one child flow run per cell; one MLflow parent run per sweep and a
 child run per cell. Re-running the same command resumes; `resume=false` starts over.
+
+Bad input is refused before Hydra runs anything: `cli()` parses the command line as Hydra would,
+plans every job (every point of a `-m` sweep, every cell of its grid) with Hydra's compose API and
+the schema (flows/plan.py), and on the first mistake prints one `error: ...` line and exits with 2,
+having written nothing. Only a command that plans cleanly is handed to `hydra.main`, whose task
+function finds the plan already made. Hydra's own error printing (several lines, then exit 1) is
+thus never reached for a user's mistake, without patching Hydra: checking first is simpler and
+also covers multirun, where Hydra would only find a bad job after running the good ones.
 """
 
-import os
 import sys
-import time
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from omegaconf import DictConfig
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_NAME = "config"
+USAGE_ERROR = 2  # argparse's exit status for a bad command line; ours for every user mistake
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=CONFIG_NAME)
 def main(cfg: DictConfig) -> None:
-    from flows.plan import plan_sweep  # noqa: PLC0415 - keep `--help` and bad input fast
+    from fedsweep.config import ConfigError  # noqa: PLC0415 - keep `--help` and bad input fast
+    from flows.plan import plan_sweep  # noqa: PLC0415
 
-    plan = plan_sweep(cfg)
+    try:
+        plan = plan_sweep(cfg)
+    except ConfigError as err:  # only reachable when cli() was bypassed (e.g. --config-dir)
+        fail(err)
     from flows.runner import run_sweep  # noqa: PLC0415 - imports Prefect: only once input is valid
 
     failed = run_sweep(plan)
@@ -31,5 +44,74 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def fail(err: BaseException | str) -> NoReturn:
+    """One line on stderr, exit status 2: how every user mistake ends."""
+    print(f"error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
+    sys.exit(USAGE_ERROR)
+
+
+def check_command(argv: list[str]) -> None:
+    """Plan every job the command line would run; ConfigError on the first mistake."""
+    from hydra import initialize_config_dir  # noqa: PLC0415
+    from hydra._internal.utils import get_args_parser  # noqa: PLC0415
+
+    from fedsweep.config import ConfigError  # noqa: PLC0415
+    from flows.plan import plan_overrides  # noqa: PLC0415
+
+    def usage_error(message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see python flows/sweep.py --help)")
+
+    parser = get_args_parser()
+    parser.error = usage_error  # type: ignore[method-assign] - argparse would print usage and exit
+    args = parser.parse_args(argv)
+    queries = (
+        args.help,
+        args.hydra_help,
+        args.cfg,
+        args.info,
+        args.shell_completion,
+        args.experimental_rerun,
+    )
+    if any(queries) or args.config_path or args.config_dir:
+        return  # Hydra's own commands, or another config tree: Hydra handles them (and the job validates)
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="sweep"):
+        for job in job_overrides(args.overrides, multirun=args.multirun):
+            plan_overrides(args.config_name or CONFIG_NAME, job)
+
+
+def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
+    """The task overrides of each job Hydra would launch (one job unless `-m`), hydra.* keys left out."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # noqa: PLC0415
+    from hydra.core.global_hydra import GlobalHydra  # noqa: PLC0415
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: PLC0415
+    from hydra.errors import HydraException  # noqa: PLC0415
+
+    from fedsweep.config import ConfigError  # noqa: PLC0415
+    from fedsweep.config.compose import parse_overrides  # noqa: PLC0415
+
+    parsed = parse_overrides(overrides)  # names the override that does not parse
+    if multirun:
+        # The same expansion as Hydra's default sweeper, so each job here is a job there.
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+        try:
+            jobs = BasicSweeper.split_arguments(parser.parse_overrides(overrides), max_batch_size=None)[0]
+        except HydraException as err:
+            raise ConfigError(str(err)) from None
+    else:
+        jobs = [[o.input_line for o in parsed]]
+    return [[o.input_line for o in parse_overrides(job) if not o.is_hydra_override()] for job in jobs]
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """Check the command, then run it with Hydra."""
+    from fedsweep.config import ConfigError  # noqa: PLC0415
+
+    try:
+        check_command(sys.argv[1:] if argv is None else argv)
+    except ConfigError as err:
+        fail(err)
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,129 @@
+"""Pre-flight checks of the world a valid config points at: folders, URLs, dataset files, devices.
+
+They run after `validate` and before anything is written, so a sweep that cannot write its outputs
+or find its data stops with one line instead of failing in its first task. Rules:
+
+- **Nothing is created or modified.** A folder that does not exist yet is fine if it could be
+  created: its nearest existing ancestor must be a directory we may write to. (As root, permission
+  bits do not stop writes; a file in the way still does.)
+- **Nothing is loaded.** Dataset files are checked by name and existence only, never read.
+- **URLs are not contacted.** `s3://…` only needs fsspec to know the protocol and its package to be
+  importable; credentials and buckets are the storage layer's business.
+- Each check raises `ConfigError` naming the key and the path or package.
+"""
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fedsweep.config.schema import ConfigError
+
+
+def check_creatable(path: str | os.PathLike[str], *, key: str) -> None:
+    """`path` is a writable directory, or could be created as one."""
+    target = Path(path).expanduser().absolute()
+    probe = target
+    while not probe.exists():
+        if probe.is_symlink():
+            raise ConfigError(f"{key}: cannot create {target}: {probe} is a broken symlink", key=key)
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{key}: cannot create {target}: {probe} is not a directory", key=key)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}: cannot write to {probe} (permission denied)", key=key)
+
+
+def check_location(location: str, *, key: str) -> None:
+    """A local path (or file:// URL) we can create, or an fsspec URL whose protocol is installed."""
+    if "://" not in location:
+        check_creatable(location, key=key)
+        return
+    protocol, rest = location.split("://", 1)
+    if protocol == "file":
+        check_creatable(rest, key=key)
+        return
+    import fsspec  # noqa: PLC0415
+    from fsspec.registry import known_implementations  # noqa: PLC0415
+
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError:
+        package = known_implementations[protocol]["class"].split(".")[0]
+        raise ConfigError(
+            f"{key}={location} needs the {package!r} package (pip install {package})", key=key
+        ) from None
+    except ValueError:
+        raise ConfigError(
+            f"{key}={location}: unknown protocol {protocol!r}; use a local path or an fsspec "
+            "URL such as s3://bucket/prefix",
+            key=key,
+        ) from None
+
+
+def check_tracking(tracking: Mapping[str, Any]) -> None:
+    """Where MLflow will write (a sqlite file's folder, a file store, the artifact root) can be created."""
+    if not tracking.get("enabled"):
+        return
+    uri = str(tracking["uri"])
+    if uri.startswith("sqlite:///"):
+        db = uri[len("sqlite:///") :]
+        if db and db != ":memory:":
+            check_creatable(Path(db).parent, key="tracking.uri")
+    elif uri.startswith("file:") or "://" not in uri:
+        check_creatable(uri.removeprefix("file://").removeprefix("file:"), key="tracking.uri")
+    root = str(tracking["artifact_root"])
+    if "://" not in root or root.startswith("file://"):
+        check_creatable(root.removeprefix("file://"), key="tracking.artifact_root")
+
+
+def check_device(device: str) -> None:
+    """A requested accelerator exists (`auto` falls back to the CPU by itself)."""
+    kind = device.split(":", 1)[0]
+    if kind in ("cpu", "auto"):
+        return
+    import torch  # noqa: PLC0415
+
+    available = {
+        "cuda": torch.cuda.is_available,
+        "mps": torch.backends.mps.is_available,
+        "xpu": lambda: hasattr(torch, "xpu") and torch.xpu.is_available(),
+    }
+    if not available.get(kind, lambda: True)():
+        raise ConfigError(
+            f"runner.device={device} but this machine has no {kind} device; use cpu or auto",
+            key="runner.device",
+        )
+
+
+def check_dataset_files(node: Mapping[str, Any]) -> None:
+    """Every file the dataset will read exists (checked by name, never opened)."""
+    from hydra.utils import instantiate  # noqa: PLC0415
+
+    dataset = instantiate(dict(node))
+    own = getattr(dataset, "required_files", None)
+    files = list(own()) if callable(own) else _torchvision_files(dataset)
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(
+            f"dataset files missing: {missing[0]}{more}; copy them there, set dataset.root, or set "
+            "dataset.download=true",
+            key="dataset.root",
+        )
+
+
+def _torchvision_files(dataset: Any) -> list[Path]:
+    """The files a torchvision-backed dataset (`tv_class`, `root`) reads, from torchvision's own lists."""
+    tv, root = getattr(dataset, "tv_class", None), getattr(dataset, "root", None)
+    if tv is None or root is None or getattr(dataset, "download", False):
+        return []  # not a file-backed dataset, or one that fetches what is missing
+    base = Path(str(root)).expanduser().absolute()
+    if hasattr(tv, "resources"):  # MNIST family: <root>/<Class>/raw/<file without .gz>
+        return [
+            base / tv.__name__ / "raw" / os.path.splitext(os.path.basename(url))[0] for url, _ in tv.resources
+        ]
+    if hasattr(tv, "base_folder") and hasattr(tv, "train_list"):  # CIFAR family
+        names = [name for name, _ in [*tv.train_list, *tv.test_list]] + [tv.meta["filename"]]
+        return [base / tv.base_folder / name for name in names]
+    return []

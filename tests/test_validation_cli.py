@@ -1,0 +1,113 @@
+"""Bad invocations of `python flows/sweep.py`: one `error:` line, exit status 2, nothing written.
+
+Each case runs the real entry point in its own empty folder. The runs are started together (they
+exit before Prefect or MLflow is imported: about a second each, a few seconds where the plug-ins,
+and so torch, must be imported to find the mistake) and each test then checks one of them. More
+cases, checked in-process through the same `check_command`, are in test_validation_plan.py.
+"""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEP = ROOT / "flows" / "sweep.py"
+
+# case -> (arguments, texts the error line must contain). {cwd} is the run's folder, {blocker} a file.
+CASES: dict[str, tuple[list[str], list[str]]] = {
+    "unknown-key": (["foo=1"], ["unknown key foo", "rounds"]),
+    "added-unknown-key": (["+foo=1"], ["unknown key foo"]),
+    "wrong-type": (["rounds=abc"], ["rounds must be an integer", "'abc'"]),
+    "rounds-zero": (["rounds=0"], ["rounds must be >= 1 (got 0)"]),
+    "lr-zero": (["lr=0"], ["lr must be > 0 (got 0)"]),
+    "batch-size-zero": (["batch_size=0"], ["batch_size must be >= 1 (got 0)"]),
+    "too-many-per-round": (
+        ["clients_per_round=20", "num_clients=10"],
+        ["clients_per_round", "num_clients=10"],
+    ),
+    "dirichlet-alpha-zero": (["partition=dirichlet", "partition.alpha=0"], ["partition.alpha must be > 0"]),
+    "keep-one": (["checkpoint.keep=1"], ["checkpoint.keep must be >= 2 (got 1)"]),
+    "unknown-option": (["strategy=nope"], ["unknown option strategy=nope", "fedavg, fedprox"]),
+    "unknown-experiment": (["+experiment=nope"], ["unknown option experiment=nope", "quickstart"]),
+    "missing-dataset-files": (
+        ["dataset=mnist", "dataset.root={cwd}/nodata", "partition=iid"],
+        ["dataset files missing", "{cwd}/nodata/MNIST/raw"],
+    ),
+    "empty-grid-axis": (["+experiment=quickstart", "grid.strategy=[]"], ["grid.strategy", "non-empty list"]),
+    "bad-flag": (["--nope"], ["--nope"]),
+    "multirun-bad-job": (["-m", "rounds=1,0"], ["rounds must be >= 1 (got 0)"]),
+    "output-dir-not-creatable": (
+        ["output_dir={blocker}/out"],
+        ["output_dir", "{blocker} is not a directory"],
+    ),
+    "unknown-checkpoint-protocol": (["checkpoint.location=nope://x"], ["checkpoint.location", "'nope'"]),
+}
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CI": "true"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, str(SWEEP), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, tuple[subprocess.CompletedProcess, Path, dict[str, str]]]]:
+    """Every case run once, concurrently, each in its own empty folder."""
+    blocker = tmp_path_factory.mktemp("elsewhere") / "a-file"
+    blocker.write_text("not a folder")
+    jobs = {}
+    for case, (args, _) in CASES.items():
+        cwd = tmp_path_factory.mktemp(case)
+        fill = {"cwd": str(cwd), "blocker": str(blocker)}
+        jobs[case] = ([a.format(**fill) for a in args], cwd, fill)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {case: pool.submit(run_cli, args, cwd) for case, (args, cwd, _) in jobs.items()}
+        yield {case: (futures[case].result(), jobs[case][1], jobs[case][2]) for case in CASES}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_invocation_is_one_error_line_exit_2_and_writes_nothing(runs: dict, case: str) -> None:
+    # Prepare
+    _, expected = CASES[case]
+    # Execute
+    proc, cwd, fill = runs[case]
+    # Assert
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for text in expected:
+        assert text.format(**fill) in lines[0]
+    assert list(cwd.iterdir()) == []  # no outputs/, no mlruns/, no multirun.yaml
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes through permission bits")
+def test_read_only_output_dir_is_named(tmp_path: Path) -> None:
+    # Prepare
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        # Execute
+        proc = run_cli([f"output_dir={locked}/out"], tmp_path)
+    finally:
+        locked.chmod(0o755)
+    # Assert
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: output_dir: cannot write to {locked} (permission denied)"
+    assert list(locked.iterdir()) == []

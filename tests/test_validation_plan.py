@@ -1,0 +1,103 @@
+"""Planning a command line in-process (flows/sweep.py check_command, flows/plan.py): what is refused,
+with which line, and what a valid command plans. Nothing here may write a file."""
+
+from pathlib import Path
+
+import pytest
+from hydra import initialize_config_dir
+
+from fedsweep.config import ConfigError
+from flows.plan import plan_overrides
+from flows.sweep import CONF_DIR, check_command, job_overrides
+
+# argv -> texts the one-line error must contain
+REFUSED: list[tuple[list[str], list[str]]] = [
+    (["+strategy.foo=1"], ["unknown key strategy.foo; FedAvg takes no keys"]),
+    (["strategy.foo=1"], ["unknown key strategy.foo"]),
+    (["model=mlp", "+model.depth=3"], ["unknown key model.depth; MLP takes: hidden"]),
+    (["+grid.foo=[1,2]"], ["unknown key foo", "(in the grid cell foo=1)"]),
+    (
+        ["+experiment=quickstart", "grid.strategy=[fedavg,nope]"],
+        ["unknown option strategy=nope", "grid cell"],
+    ),
+    (["+experiment=quickstart", "grid.num_clients=[10,10]"], ["same experiment"]),
+    (["+grid.sweep_name=[a,b]"], ["sweep_name describes the whole sweep"]),
+    (["grid=[1,2]"], ["Error merging override grid=[1,2]: Cannot merge DictConfig with ListConfig"]),
+    (["rounds=[1,"], ["cannot parse override 'rounds=[1,'"]),
+    (["rounds=1,2"], ["Ambiguous value", "--multirun"]),
+    (["+rounds=3"], ["An item is already at 'rounds'"]),
+    (["lr=${nope}"], ["lr: Interpolation key 'nope' not found"]),
+    (["~rounds"], ["missing key rounds"]),
+    (["rounds=true"], ["rounds must be an integer (got true)"]),
+    (["momentum=1.0"], ["momentum must be in [0, 1) (got 1.0)"]),
+    (["weight_decay=-0.1"], ["weight_decay must be >= 0"]),
+    (["clip_norm=-1"], ["clip_norm must be >= 0"]),
+    (["local_epochs=0"], ["local_epochs must be >= 1"]),
+    (["num_clients=0", "clients_per_round=0"], ["num_clients must be >= 1"]),
+    (["runner.retries=-1"], ["runner.retries must be >= 0"]),
+    (["runner.device=gpu"], ["runner.device must be cpu, auto"]),
+    (["strategy=fedprox", "strategy.mu=-1"], ["strategy: FedProx: mu must be >= 0"]),
+    (["strategy._target_=nope.Nope"], ["strategy._target_: cannot import 'nope.Nope'"]),
+    (["sweep_name=../up"], ["sweep_name must be a plain name"]),
+    (["checkpoint.location=s3://bucket/runs"], ["needs the 's3fs' package"]),
+    (["-m", "strategy=fedavg,nope"], ["unknown option strategy=nope"]),
+    (["-m", "rounds=3", "lr=0.1,-1"], ["lr must be > 0 (got -1)"]),
+    (["--nope"], ["unrecognized arguments: --nope"]),
+]
+
+
+@pytest.fixture(autouse=True)
+def in_empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("argv", "expected"), REFUSED, ids=[" ".join(a) for a, _ in REFUSED])
+def test_refused_commands_name_the_key_in_one_line(
+    in_empty_folder: Path, argv: list[str], expected: list[str]
+) -> None:
+    # Execute
+    with pytest.raises(ConfigError) as err:
+        check_command(argv)
+    # Assert
+    message = str(err.value)
+    assert "\n" not in message
+    for text in expected:
+        assert text in message
+    assert list(in_empty_folder.iterdir()) == []
+
+
+def test_valid_command_plans_every_cell_and_writes_nothing(in_empty_folder: Path) -> None:
+    # Prepare
+    overrides = ["+experiment=quickstart", "rounds=2"]
+    # Execute
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        plan = plan_overrides("config", overrides)
+        again = plan_overrides("config", overrides)
+    # Assert
+    assert again is plan  # the job Hydra runs afterwards finds the plan made by check_command
+    assert [c["name"] for c in plan.cells] == [
+        "fedavg-c10-r2-s0",
+        "fedavg-c50-r2-s0",
+        "fedprox-c10-r2-s0",
+        "fedprox-c50-r2-s0",
+    ]
+    assert plan.dir == Path("outputs/quickstart")
+    assert all(set(c) == {"name", "key", "dir", "config", "params"} for c in plan.cells)
+    assert list(in_empty_folder.iterdir()) == []
+
+
+def test_multirun_jobs_are_expanded_as_hydra_does_without_hydra_keys() -> None:
+    # Execute
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        jobs = job_overrides(["strategy=fedavg,fedprox", "rounds=2", "hydra.verbose=true"], multirun=True)
+        single = job_overrides(["rounds=2", "hydra.verbose=true"], multirun=False)
+    # Assert
+    assert jobs == [["strategy=fedavg", "rounds=2"], ["strategy=fedprox", "rounds=2"]]
+    assert single == [["rounds=2"]]
+
+
+def test_hydra_queries_are_left_to_hydra() -> None:
+    # Execute / Assert: nothing is planned (so nothing can fail) for --help, --cfg, --info
+    for argv in (["--help"], ["--cfg", "job", "rounds=0"], ["--info"]):
+        check_command(argv)
