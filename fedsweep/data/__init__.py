@@ -1,0 +1,1 @@
+"""Datasets (loaded once as tensors) and partitions (clients are index sets)."""

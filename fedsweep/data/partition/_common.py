@@ -1,0 +1,26 @@
+"""Helpers shared by the partitions: argument checks and the final sorted-index form."""
+
+import torch
+
+from fedsweep.data.base import PartitionError
+
+
+def check_clients(*, num_samples: int, num_clients: int, per_client: int = 1) -> None:
+    """Refuse a split that cannot give every client `per_client` samples."""
+    if num_clients < 1:
+        raise PartitionError(f"num_clients must be >= 1, got {num_clients}")
+    if num_samples < num_clients * per_client:
+        raise PartitionError(
+            f"{num_samples} training samples cannot give {num_clients} clients "
+            f"{per_client} sample(s) each; lower num_clients"
+        )
+
+
+def sorted_parts(parts: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each part as a sorted int64 tensor, as the contract requires."""
+    return [torch.sort(p.to(torch.int64)).values for p in parts]
+
+
+def seed_from(generator: torch.Generator) -> int:
+    """A seed for a numpy Generator, drawn from (and advancing) the torch generator."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator).item())
