@@ -6,6 +6,7 @@ generator(seed, "fault", "transient", round, client, epoch, attempt).
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from fedsweep.faults.base import (
     ClientCtx,
@@ -26,6 +27,9 @@ class Transient(Fault):
 
     p: float = 0.1
     clients: tuple[int, ...] | None = None
+    # What a failing attempt raises, and the name its draws are seeded with (OOM reuses the rest).
+    error: ClassVar[type[Exception]] = TransientFailure
+    kind: ClassVar[str] = "transient"
 
     def __post_init__(self) -> None:
         set_field(self, "p", probability(self, "p"))
@@ -33,6 +37,6 @@ class Transient(Fault):
 
     def before_epoch(self, ctx: ClientCtx) -> None:
         """Fail this attempt if its coin says so."""
-        coords = (ctx.seed, "fault", "transient", ctx.round, ctx.client, ctx.epoch, ctx.attempt)
+        coords = (ctx.seed, "fault", self.kind, ctx.round, ctx.client, ctx.epoch, ctx.attempt)
         if targets(self.clients, ctx.client) and bernoulli(self.p, *coords):
-            raise TransientFailure(f"injected transient failure ({where(ctx)})")
+            raise self.error(f"injected {self.kind} failure ({where(ctx)})")
