@@ -26,6 +26,9 @@ _QUIET_SERVICES = (
 
 def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    # The server records task-run events as they come; on a small machine it would otherwise take
+    # cores from training. At a lower priority it catches up in the gaps (the UI lags by seconds).
+    os.nice(10)
 
 
 def _free_port() -> int:

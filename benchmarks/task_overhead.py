@@ -1,0 +1,128 @@
+"""What does one Prefect task cost? A trivial task inside a flow vs calling the function directly.
+
+fedsweep makes every client epoch, aggregation, evaluation, checkpoint and MLflow write a task
+(~15 tasks a round on the bench workload), so the per-task overhead times the number of tasks is a
+floor under its overhead against a bare loop. Measured with fedsweep's settings: a private API
+server (flows.server.LocalServer), the flow heartbeat off, results persisted as JSON under a
+cache_key_fn, a ThreadPoolTaskRunner with one worker (runner.max_parallel_clients=1).
+
+Modes, each N tasks in one flow run (after a few warm-up tasks), as `task(i)` and as
+`task.submit(i).result()` (what fedsweep's client epochs do):
+
+    direct              the plain function, no Prefect
+    no persistence      persist_result=False, no cache policy
+    persist + cache key persist_result=True, result_serializer="json", cache_key_fn (all misses)
+    cached hit          the same tasks and keys again in a new flow run: every one a cache hit
+    empty flow run      a flow with no tasks (fedsweep runs one per cell), before and after the tasks
+
+    python benchmarks/task_overhead.py            # N=200
+    python benchmarks/task_overhead.py --n 500 --out /tmp/task_overhead.json
+"""
+
+import argparse
+import atexit
+import datetime
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+def trivial(i: int) -> int:
+    """The work: nothing, so that all that is measured is the machinery around it."""
+    return i + 1
+
+
+def measure(n: int, warmup: int) -> dict[str, dict[str, float]]:
+    """ms per task for each mode and call style, and the cost of an empty flow run."""
+    from prefect import flow, task  # noqa: PLC0415 - only once PREFECT_API_URL points at our server
+    from prefect.cache_policies import NO_CACHE  # noqa: PLC0415
+    from prefect.task_runners import ThreadPoolTaskRunner  # noqa: PLC0415
+
+    token = uuid.uuid4().hex[:8]  # fresh keys: the first persisted pass must miss
+    plain = task(trivial, name="no-persistence", persist_result=False, cache_policy=NO_CACHE)
+    persisted = task(
+        trivial, name="persisted", persist_result=True, result_serializer="json",
+        cache_key_fn=lambda ctx, params: f"overhead-{token}-{params['i']}",
+    )
+
+    def timed_calls(fn: Any, style: str) -> float:
+        for i in range(-warmup, 0):  # negative ids: warm-up keys never collide with measured ones
+            fn(i) if style == "call" else fn.submit(i).result()
+        started = time.perf_counter()
+        for i in range(n):
+            fn(i) if style == "call" else fn.submit(i).result()
+        return (time.perf_counter() - started) / n * 1000
+
+    @flow(name="task-overhead", task_runner=ThreadPoolTaskRunner(max_workers=1))
+    def bench(t: Any, style: str) -> float:
+        return timed_calls(t, style)
+
+    @flow(name="empty-flow")
+    def empty() -> None:
+        return None
+
+    def flow_runs() -> float:
+        started = time.perf_counter()
+        for _ in range(5):
+            empty()
+        return (time.perf_counter() - started) / 5 * 1000
+
+    empty()  # warm-up: the first flow run pays for lazy imports and client set-up
+    out: dict[str, dict[str, float]] = {"direct": {"call": timed_calls(trivial, "call")},
+                                        "empty flow run": {"call": flow_runs()}}
+    for mode, fn in (("no persistence", plain), ("persist + cache key", persisted)):
+        out[mode] = {style: bench(fn, style) for style in ("call", "submit")}
+    # Same keys as the persisted pass just wrote: every task is a cache hit now.
+    out["cached hit"] = {style: bench(persisted, style) for style in ("call", "submit")}
+    # Again, now that the server has thousands of task-run events to digest.
+    out["empty flow run, after"] = {"call": flow_runs()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Per-task overhead of Prefect with fedsweep's settings.")
+    p.add_argument("--n", type=int, default=200, help="tasks per measurement")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--out", type=Path, help="write the figures as JSON here")
+    args = p.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="task_overhead-")
+    # atexit runs last-in first-out: the server (registered next) stops after Prefect has flushed its
+    # logs to it, and the folder goes after the server. Stopping it here made the exit wait ~90 s
+    # on Prefect's log worker retrying a dead API.
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    from flows.server import LocalServer  # noqa: PLC0415
+
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    server = LocalServer(log_path=Path(tmp) / "s.log")
+    os.environ["PREFECT_API_URL"] = server.url
+    started = time.perf_counter()
+    server.wait_ready()
+    ready_s = time.perf_counter() - started
+    from prefect.settings import (  # noqa: PLC0415
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+        temporary_settings,
+    )
+
+    updates = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(Path(tmp) / "r")}
+    with temporary_settings(updates=updates):
+        figures = measure(args.n, args.warmup)
+    print(f"Prefect per-task overhead, N={args.n} trivial tasks (server ready after {ready_s:.1f} s)")
+    print(f"{'mode':<22} {'task(i) ms':>11} {'submit ms':>10}")
+    for mode, row in figures.items():
+        submit = f"{row['submit']:10.2f}" if "submit" in row else f"{'':>10}"
+        print(f"{mode:<22} {row['call']:11.3f} {submit}")
+    if args.out:
+        record = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "n": args.n,
+                  "load_after": os.getloadavg()[0], "ms_per_task": figures, "server_ready_s": ready_s}
+        args.out.write_text(json.dumps(record, indent=1))
+        print(f"figures: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""benchmarks/: the bare loop runs and reports; memory_curve's verdict maths and MLflow reading."""
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_script(name: str) -> ModuleType:
+    """Import a benchmarks/ script by path (benchmarks/ is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+memory_curve = load_script("memory_curve")
+
+
+def test_bare_loop_smoke(tmp_path: Path) -> None:
+    # Execute
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bare_loop.py"), "--rounds", "2", "--clients", "10",
+         "--samples-per-client", "50"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    # Assert: a human line with a time and an accuracy, and a machine-readable one.
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"loop \d+\.\d+ s, process \d+\.\d+ s, final accuracy 0\.\d{4}", done.stdout)
+    result = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert result["rounds"] == 2
+    assert 0.0 <= result["final_accuracy"] <= 1.0
+    assert 0.0 < result["loop_s"] <= result["process_s"]
+
+
+def flat(rounds: int, base: float = 900.0, step: float = 0.0) -> list[tuple[int, float]]:
+    return [(r, base + step * r) for r in range(1, rounds + 1)]
+
+
+def test_flat_curve_passes() -> None:
+    s = memory_curve.summarise(flat(100, step=0.1))
+
+    assert s.passed is True
+    assert s.rounds == 100
+    assert s.at_start == pytest.approx(901.0) and s.at_end == pytest.approx(910.0)
+    assert s.growth == pytest.approx(9.0)
+
+
+def test_growth_is_measured_from_round_10_and_limit_is_inclusive() -> None:
+    # Early growth (rounds 1-10: +300 MB of warm-up) does not count; 50 MB after it still passes.
+    curve = [(r, 600.0 + 30.0 * r) for r in range(1, 11)] + [(r, 900.0 + 50.0 * (r - 10) / 90) for r in range(11, 101)]
+    s = memory_curve.summarise(curve)
+
+    assert s.at_start == pytest.approx(900.0)
+    assert s.growth == pytest.approx(50.0)
+    assert s.passed is True
+    assert s.peak == pytest.approx(950.0)
+
+
+def test_leaking_curve_fails() -> None:
+    s = memory_curve.summarise(flat(100, step=1.0))  # +1 MB a round: the seeds' crash pattern
+
+    assert s.growth == pytest.approx(90.0)
+    assert s.passed is False
+
+
+def test_short_or_unsorted_curves() -> None:
+    short = memory_curve.summarise(flat(5, step=2.0))
+    shuffled = memory_curve.summarise(list(reversed(flat(20, step=1.0))))
+
+    assert short.passed is None and short.growth == pytest.approx(8.0)
+    assert shuffled.at_start == pytest.approx(910.0) and shuffled.at_end == pytest.approx(920.0)
+    with pytest.raises(ValueError, match="empty"):
+        memory_curve.summarise([])
+
+
+def test_reads_curves_from_a_real_mlflow_db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Prepare: one experiment, a parent run without rss_mb, a flat cell and a leaking cell.
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    db = tmp_path / "mlflow.db"
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    exp = client.create_experiment("scale100", artifact_location=(tmp_path / "art").as_uri())
+    client.create_run(exp, run_name="scale100")
+    for name, step in (("fedavg-c100-r100-s0-avg", 0.1), ("fedprox-c100-r100-s0-mu1", 1.0)):
+        run = client.create_run(exp, run_name=name)
+        metrics = [Metric("rss_mb", v, 0, r) for r, v in flat(30, step=step)]
+        client.log_batch(run.info.run_id, metrics=metrics)
+    # Execute
+    curves = memory_curve.read_curves(db, experiment="scale100")
+    code = memory_curve.main([str(db), "--experiment", "scale100", "--max-growth-mb", "15"])
+    out = capsys.readouterr().out
+    # Assert
+    assert sorted(curves) == ["fedavg-c100-r100-s0-avg", "fedprox-c100-r100-s0-mu1"]
+    assert curves["fedavg-c100-r100-s0-avg"][:2] == [(1, pytest.approx(900.1)), (2, pytest.approx(900.2))]
+    assert code == 1  # the leaking cell grew 20 MB from round 10 to 30
+    assert re.search(r"fedavg-c100-r100-s0-avg .* PASS", out)
+    assert re.search(r"fedprox-c100-r100-s0-mu1 .* FAIL", out)
+    assert memory_curve.main([str(db), "--experiment", "scale100", "--max-growth-mb", "25"]) == 0
+    assert memory_curve.main([str(tmp_path / "missing.db")]) == 2
