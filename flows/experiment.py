@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from fedsweep import steps
 from fedsweep.faults.base import failure_kind, retryable
-from fedsweep.memory.guard import MemoryGuard
+from fedsweep.memory.guard import guard_from_config
 from fedsweep.memory.rss import rss_mb
 from fedsweep.rng import generator
 from fedsweep.weights import to_bytes, weights_sha256
@@ -149,7 +149,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         selection_state = latest.tensors.get("selection", {})
         history = latest.meta["history"]
     committer = RoundCommitter(cell_dir=cell_dir, uri=uri, run_id=run_id, logged=logged, cfg=cfg)
-    guard = memory_guard(cfg["runner"]["memory"])
+    guard = guard_from_config(cfg["runner"]["memory"])
     committer.log_missing(history)
     if history and len(history) < rounds:
         log.warning("%s: resuming after round %d (%.1f s after start)", name, len(history), since_start())
@@ -208,9 +208,15 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             bar.set_postfix(acc=f"{evaluation['accuracy']:.3f}", failed=len(failed))
             bar.update(1)
         committer.finish()
-    except BaseException as error:
-        if run_id:  # KILLED: stopped on purpose, and re-running resumes it
-            track.finish_run(uri, run_id, "KILLED" if isinstance(error, MemoryLimitReached) else "FAILED", {}, {})
+    except MemoryLimitReached as stop:
+        # Not a crash: everything up to the last round is committed and re-running resumes.
+        log.warning("%s: %s", name, stop)
+        if run_id:
+            track.finish_run(uri, run_id, "KILLED", {}, {})
+        return {"cell": name, "status": "STOPPED", "rounds": len(history), "message": str(stop)}
+    except BaseException:
+        if run_id:
+            track.finish_run(uri, run_id, "FAILED", {}, {})
         raise
     finally:
         bar.close()
@@ -228,13 +234,6 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         "wall_s": time.perf_counter() - started,
         "clients_failed": int(sum(h["clients_failed"] for h in history)), "final_weights_sha256": sha,
     }
-
-
-def memory_guard(fractions: dict[str, float]) -> MemoryGuard:
-    return MemoryGuard(
-        warn_fraction=fractions["warn"], backpressure_fraction=fractions["backpressure"],
-        stop_fraction=fractions["stop"],
-    )
 
 
 def since_start() -> float:

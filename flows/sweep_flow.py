@@ -27,12 +27,16 @@ def task_runner(cell: dict[str, Any]) -> ThreadPoolTaskRunner | ProcessPoolTaskR
 
 @flow(name="sweep")
 def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run every cell (a failed cell does not stop the others); write and log the summary."""
+    """Run every cell (a failed cell does not stop the others, the memory guard does); write and log
+    the summary."""
     rows = []
     for cell in sweep["cells"]:
+        if rows and rows[-1]["status"] == "STOPPED":
+            rows.append({"cell": cell["name"], "status": "NOT RUN"})
+            continue
         cell_flow = run_cell.with_options(flow_run_name=cell["name"], task_runner=task_runner(cell))
         state = cell_flow(cell, tracking, return_state=True)
-        if state.is_completed():
+        if state.is_completed():  # STOPPED by the memory guard is a clean, resumable end
             rows.append(state.result())
         else:
             error = state.result(raise_on_failure=False)

@@ -127,14 +127,13 @@ class RunnerSettings:
     memory: dict
 
     def memory_guard(self):  # noqa: ANN201 - imported lazily: psutil is not needed to validate types
-        from fedsweep.memory.guard import MemoryGuard  # noqa: PLC0415
+        from fedsweep.memory.guard import guard_from_config  # noqa: PLC0415
 
         keys = {"warn", "backpressure", "stop"}
         if set(self.memory) != keys or not all(isinstance(v, (int, float)) for v in self.memory.values()):
             raise ConfigError("runner.memory needs numbers warn, backpressure and stop", key="runner.memory")
         try:
-            return MemoryGuard(warn_fraction=self.memory["warn"], backpressure_fraction=self.memory["backpressure"],
-                               stop_fraction=self.memory["stop"])
+            return guard_from_config(self.memory)
         except ValueError as exc:
             raise ConfigError(str(exc), key="runner.memory") from None
 

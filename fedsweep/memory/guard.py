@@ -146,3 +146,11 @@ class MemoryGuard:
                     f"at once; to avoid this, {_ADVICE}")
         return (f"{where} (stop at {self.stop_fraction:.0%}): stopping cleanly after checkpointing; "
                 f"{_ADVICE}, then re-run the same command to resume")
+
+
+def guard_from_config(fractions: dict[str, float]) -> MemoryGuard:
+    """The guard `runner.memory` ({warn, backpressure, stop}) describes."""
+    return MemoryGuard(
+        warn_fraction=fractions["warn"], backpressure_fraction=fractions["backpressure"],
+        stop_fraction=fractions["stop"],
+    )

@@ -45,6 +45,6 @@ def run_cell_here(prefect_harness, tmp_path, cell_config):
         cell = {"name": f"test-{where}", "key": key, "dir": cell_dir, "config": config, "params": {}}
         row = run_cell(cell, {})
         latest = CheckpointStore(storage=open_storage(f"{cell_dir}/checkpoints")).load_latest()
-        return row, latest.meta["history"]
+        return row, latest.meta["history"] if latest else []
 
     return run

@@ -68,3 +68,18 @@ def test_another_clone_gets_the_same_hashes_and_a_rerun_adds_nothing(first, tmp_
     assert elsewhere == before
     assert {n: r[0].data.tags.get("final_weights_sha256") for n, r in again.items()} == before
     assert all([s for s, _ in again[n][1]["accuracy"]] == [1, 2] for n in again if n != "quickstart")
+
+
+def test_the_memory_guard_stops_the_sweep_cleanly_with_advice(tmp_path, prefect_home) -> None:
+    # Prepare: a stop level every machine is above
+    from sweep_cli import start_sweep
+
+    memory = ("runner.memory.warn=0.001", "runner.memory.backpressure=0.002", "runner.memory.stop=0.003")
+    # Execute
+    proc = start_sweep(tmp_path, prefect_home, *ARGS, "tracking.enabled=false", *memory)
+    out, _ = proc.communicate(timeout=300)
+    # Assert: a non-zero exit that says what to change, and no further cell started
+    assert proc.returncode == 1
+    assert "max_parallel_clients" in out and "Traceback" not in out
+    rows = list(csv.DictReader(open(tmp_path / "outputs" / "quickstart" / "summary.csv")))
+    assert [r["status"] for r in rows] == ["STOPPED", "NOT RUN"]
