@@ -27,6 +27,8 @@ from typing import Literal
 
 import psutil
 
+from fedsweep.memory.rss import process_tree_rss
+
 Level = Literal["ok", "warn", "backpressure", "stop"]
 Reading = Callable[[], tuple[int, int]]  # () -> (used bytes, total bytes)
 _CGROUP = Path("/sys/fs/cgroup")
@@ -47,18 +49,6 @@ def system_reading() -> tuple[int, int]:
     except (OSError, ValueError):
         pass  # no cgroup v2 (or unreadable): the machine's figures are the bound
     return used, total
-
-
-def process_tree_rss() -> int:
-    """RSS of this process and its live children, in bytes."""
-    proc = psutil.Process()
-    total = proc.memory_info().rss
-    for child in proc.children(recursive=True):
-        try:
-            total += child.memory_info().rss
-        except psutil.Error:  # exited meanwhile
-            continue
-    return total
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,10 +1,10 @@
-"""Resident memory of this process and its children, for per-round logging."""
+"""Resident memory of this process and its children, for per-round logging and the memory guard."""
 
 import psutil
 
 
-def rss_mb() -> float:
-    """RSS of this process plus its live children, in MiB."""
+def process_tree_rss() -> int:
+    """RSS of this process and its live children, in bytes."""
     proc = psutil.Process()
     total = proc.memory_info().rss
     for child in proc.children(recursive=True):
@@ -12,4 +12,9 @@ def rss_mb() -> float:
             total += child.memory_info().rss
         except psutil.Error:  # a child that exited meanwhile
             continue
-    return total / 2**20
+    return total
+
+
+def rss_mb() -> float:
+    """RSS of this process plus its live children, in MiB."""
+    return process_tree_rss() / 2**20
