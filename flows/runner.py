@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from flows.plan import SweepPlan
