@@ -178,8 +178,9 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
                 {"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {cfg['local_epochs']} epochs"}
                 for c in sorted(set(planned) - set(epochs))
             ]
-            agg = aggregate_round(cell_dir, rnd, global_ref, results, failures)
-            if not steps.ref_ok(env.blobs, agg["global"]):  # a stale persisted result: recompute
+            state = aggregate_round(cell_dir, rnd, global_ref, results, failures, return_state=True)
+            agg = state.result()
+            if state.name == "Cached" and not steps.ref_ok(env.blobs, agg["global"]):  # stale: recompute
                 agg = aggregate_round.with_options(refresh_cache=True)(cell_dir, rnd, global_ref, results, failures)
             failed = agg["failures"]
             decision = rt.policy.decide(len(selection.clients) - len(failed), len(selection.clients))
