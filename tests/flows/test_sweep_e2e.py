@@ -83,3 +83,13 @@ def test_the_memory_guard_stops_the_sweep_cleanly_with_advice(tmp_path, prefect_
     assert "max_parallel_clients" in out and "Traceback" not in out
     rows = list(csv.DictReader(open(tmp_path / "outputs" / "quickstart" / "summary.csv")))
     assert [r["status"] for r in rows] == ["STOPPED", "NOT RUN"]
+
+
+def test_clients_can_train_in_worker_processes(tmp_path, prefect_home) -> None:
+    # Execute
+    run_sweep(tmp_path, prefect_home, *ARGS, "strategy=fedavg", "tracking.enabled=false",
+              "runner.pool=process", "runner.max_parallel_clients=2", "runner.torch_threads=1")
+    # Assert
+    rows = list(csv.DictReader(open(tmp_path / "outputs" / "quickstart" / "summary.csv")))
+    assert [(r["cell"], r["status"], r["rounds"]) for r in rows] == [("fedavg-c10-r2-s0", "FINISHED", "2")]
+    assert float(rows[0]["final_accuracy"]) > 0.1
