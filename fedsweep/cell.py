@@ -10,14 +10,14 @@ import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from collections import OrderedDict
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from fedsweep.data.base import LoadedData
+from fedsweep.data.base import LoadedData, Split
 from fedsweep.faults.base import FaultPlan, validate_faults
 from fedsweep.models.init import build_model
 from fedsweep.policy import AggregationPolicy, aggregation_policy
@@ -64,15 +64,69 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@lru_cache(maxsize=2)
-def _load_data(dataset_json: str, num_clients: int, seed: int) -> LoadedData:
-    dataset = instantiate(json.loads(dataset_json))
-    return dataset.load(num_clients=num_clients, seed=seed)
+_DATA: "OrderedDict[str, LoadedData]" = OrderedDict()
+_DATA_KEPT = 2  # datasets held per process (a sweep over num_clients loads one per value)
+_DATA_LOCK = threading.Lock()
+
+
+def data_key(config: Mapping[str, Any]) -> str:
+    """What a cell's data depends on: its dataset config, number of clients and seed."""
+    return json.dumps([config["dataset"], int(config["num_clients"]), int(config["seed"])], sort_keys=True)
 
 
 def load_data(config: Mapping[str, Any]) -> LoadedData:
     """The cell's dataset, loaded once per process for identical dataset configs."""
-    return _load_data(json.dumps(config["dataset"], sort_keys=True), config["num_clients"], config["seed"])
+    key = data_key(config)
+    with _DATA_LOCK:
+        if key in _DATA:
+            _DATA.move_to_end(key)
+            return _DATA[key]
+        data = instantiate(config["dataset"]).load(num_clients=int(config["num_clients"]), seed=int(config["seed"]))
+        _remember(key, data)
+        return data
+
+
+def _remember(key: str, data: LoadedData) -> None:
+    _DATA[key] = data
+    while len(_DATA) > _DATA_KEPT:
+        _DATA.popitem(last=False)
+
+
+def packed_data(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(key, this process's copy of the cell's data as a few tensors) for `install_data` elsewhere.
+
+    Sent to a worker process through torch.multiprocessing, the tensors travel as shared memory:
+    the worker maps the same pages instead of loading or copying the data.
+    """
+    data = load_data(config)
+    natural = None
+    if data.natural is not None:
+        natural = (torch.cat(data.natural) if data.natural else torch.zeros(0, dtype=torch.int64),
+                   torch.tensor([len(c) for c in data.natural], dtype=torch.int64))
+    return data_key(config), {"train": (data.train.x, data.train.y), "test": (data.test.x, data.test.y),
+                              "num_classes": data.num_classes, "natural": natural}
+
+
+def install_data(key: str, packed: dict[str, Any]) -> None:
+    """Make `packed_data`'s output this process's data for `key` (a worker, before building cells)."""
+    natural = None
+    if packed["natural"] is not None:
+        flat, sizes = packed["natural"]
+        natural = list(flat.split(sizes.tolist()))
+    data = LoadedData(train=Split(*packed["train"]), test=Split(*packed["test"]),
+                      num_classes=int(packed["num_classes"]), natural=natural)
+    with _DATA_LOCK:
+        _remember(key, data)
+
+
+def warm_imports() -> None:
+    """Construct an optimiser once: the first construction imports torch._dynamo (~1.5 s).
+
+    Done on the thread that builds a runtime, it keeps that import out of worker threads, where a
+    task timeout (an exception raised asynchronously in the thread) could interrupt it and leave
+    the import lock held forever; done before worker processes fork, they inherit it.
+    """
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
 
 
 def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
@@ -94,10 +148,7 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
         num_classes=data.num_classes, generator_seed=derive_seed(seed, "init"),
     )
     initial = state_of(model)
-    # The first optimiser construction imports torch._dynamo lazily; doing it here, on the calling
-    # thread, keeps that import out of worker threads, where a task timeout (an exception raised
-    # asynchronously in the thread) could interrupt it and leave the import lock held forever.
-    torch.optim.SGD(model.parameters(), lr=1.0)
+    warm_imports()
     local = LocalConfig(
         lr=float(config["lr"]), batch_size=int(config["batch_size"]), momentum=float(config["momentum"]),
         weight_decay=float(config["weight_decay"]), clip_norm=float(config["clip_norm"]),

@@ -24,7 +24,7 @@ from fedsweep.weights import to_bytes, weights_sha256
 from flows.commit import RoundCommitter
 from tasks import track
 from tasks.aggregate import aggregate_round
-from tasks.context import cell_env
+from tasks.context import cell_env, parallel_clients
 from tasks.evaluate import evaluate_round
 from tasks.train import train_client_epoch
 
@@ -66,9 +66,9 @@ def train_clients(
     )
     blobs = cell_env(cell_dir).blobs
     per_client = runner["granularity"] == "client"
-    # One client at a time in threads: run the tasks in this (the flow's) thread, where torch's
-    # intra-op threads train about twice as fast as in a worker thread (measured: benchmarks/README.md).
-    inline = parallel == 1 and runner["pool"] == "thread"
+    # One client at a time: run the tasks in this (the flow's) thread, where torch's intra-op threads
+    # train about twice as fast as in a worker thread (measured: benchmarks/README.md).
+    inline = parallel == 1
     pending: dict[PrefectFuture | _Ran, tuple[int, int, dict | None]] = {}
 
     def submit(client: int, epoch: int, input_ref: dict | None, refresh: bool = False) -> None:
@@ -163,7 +163,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
                 raise MemoryLimitReached(memory.message)
             if memory.level != "ok":
                 log.warning("%s round %d: %s", name, rnd, memory.message)
-            parallel = guard.allowed_parallel(int(cfg["runner"]["max_parallel_clients"]), memory)
+            parallel = guard.allowed_parallel(parallel_clients(cfg["runner"]), memory)
             global_ref = steps.put_global(env.blobs, round=rnd, params=params, server_state=server_state)
             available = rt.faults.available_clients(seed=int(cfg["seed"]), round=rnd, num_clients=rt.num_clients)
             selection = rt.selector.select(

@@ -11,8 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flows.plan import SweepPlan
-from flows.guard import guard_results
-from flows.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep
 from flows.server import LocalServer
 
 RESULTS_DIR = "prefect-results"
@@ -52,8 +50,26 @@ def _prepare(plan: SweepPlan) -> None:
 def run_sweep(plan: SweepPlan) -> int:
     """Run the sweep; returns the number of failed cells."""
     plan.dir.mkdir(parents=True, exist_ok=True)
+    server = _prefect_env(plan)  # first: its start-up is the longest chain of all
+    from fedsweep.cell import warm_imports  # noqa: PLC0415
+    from tasks.context import start_worker_pool, stop_worker_pool  # noqa: PLC0415
+
+    # Worker processes next, while this process has no other thread: they fork (no imports to pay).
+    runners = [cell["config"]["runner"] for cell in plan.cells if cell["config"]["runner"]["pool"] == "process"]
+    if runners:
+        warm_imports()  # paid once here and inherited, instead of once per worker
+        start_worker_pool(runners)
+    try:
+        return _run(plan, server)
+    finally:
+        stop_worker_pool()
+
+
+def _run(plan: SweepPlan, server: LocalServer | None) -> int:
+    from flows.guard import guard_results  # noqa: PLC0415 - imports torch: after the server's start
+    from flows.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep  # noqa: PLC0415
+
     lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
-    server = _prefect_env(plan)
     if not plan.resume:
         _start_over(plan)
     clean_temp_files([cell["dir"] for cell in plan.cells])

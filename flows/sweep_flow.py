@@ -5,24 +5,20 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from fedsweep import summary
 from flows.experiment import run_cell
 from tasks import track
-from tasks.context import cell_env
+from tasks.context import parallel_clients
 
 log = logging.getLogger("fedsweep")
 
 
-def task_runner(cell: dict[str, Any]) -> ThreadPoolTaskRunner | ProcessPoolTaskRunner:
-    """Client epochs run in threads of this process, or in worker processes (`runner.pool`)."""
-    runner = cell["config"]["runner"]
-    workers = int(runner["max_parallel_clients"])
-    if runner["pool"] == "process":
-        # Each worker builds the cell's runtime (data, model) once, before its first task.
-        return ProcessPoolTaskRunner(max_workers=workers, initializer=cell_env, initargs=(cell["dir"],))
-    return ThreadPoolTaskRunner(max_workers=workers)
+def task_runner(cell: dict[str, Any]) -> ThreadPoolTaskRunner:
+    """Client-epoch tasks run in threads of this process; with `runner.pool=process` each thread
+    hands its training to a worker process (tasks/context.py)."""
+    return ThreadPoolTaskRunner(max_workers=parallel_clients(cell["config"]["runner"]))
 
 
 @flow(name="sweep")

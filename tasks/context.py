@@ -6,13 +6,17 @@ this process, a worker process or a resumed run alike.
 """
 
 import json
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from fedsweep.cell import CellRuntime, build_runtime
+from fedsweep import steps
+from fedsweep.cell import CellRuntime, build_runtime, data_key, install_data, packed_data
 from fedsweep.checkpoint.blobs import BlobStore
-from fedsweep.checkpoint.storage import open_storage
+from fedsweep.checkpoint.storage import open_storage, visible_to_other_processes
 from fedsweep.checkpoint.store import CheckpointStore
+from fedsweep.workers import WorkerPool, usable_cpus
 
 CONFIG_FILE = "cell.json"
 
@@ -46,3 +50,51 @@ def cell_env(cell_dir: str) -> CellEnv:
         ),
         key=record["key"],
     )
+
+
+_pool: WorkerPool | None = None
+_pool_lock = threading.Lock()
+
+
+def parallel_clients(runner: dict[str, Any]) -> int:
+    """`runner.max_parallel_clients`, with 0 meaning one per usable CPU."""
+    return int(runner["max_parallel_clients"]) or usable_cpus()
+
+
+def start_worker_pool(runners: list[dict[str, Any]]) -> WorkerPool:
+    """This process's worker pool for `runner.pool=process`, big enough for each of `runners`.
+
+    Started once; the sweep starts it first thing, while this process has no other thread, so that
+    the workers fork (cheap) rather than spawn.
+    """
+    global _pool  # noqa: PLW0603 - one pool per process, like the cell runtimes above
+    with _pool_lock:
+        if _pool is None:
+            size = max(parallel_clients(r) for r in runners)
+            threads = max(int(r["torch_threads"]) for r in runners) or max(1, usable_cpus() // size)
+            _pool = WorkerPool(size, torch_threads=threads)
+        return _pool
+
+
+def stop_worker_pool() -> None:
+    global _pool  # noqa: PLW0603
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+            _pool = None
+
+
+def client_epoch(cell_dir: str, **kwargs: Any) -> steps.Ref:
+    """One client epoch of the cell in `cell_dir`: here, or in a worker process (`runner.pool`)."""
+    env = cell_env(cell_dir)
+    if env.runtime.config["runner"]["pool"] != "process" or not visible_to_other_processes(cell_dir):
+        return steps.client_epoch(env.runtime, env.blobs, **kwargs)
+    config = env.runtime.config
+    pool = start_worker_pool([config["runner"]])
+    return pool.call(_client_epoch_here, cell_dir, kwargs, setup=(data_key(config), install_data, lambda: packed_data(config)))
+
+
+def _client_epoch_here(cell_dir: str, kwargs: dict[str, Any]) -> steps.Ref:
+    """In a worker: the cell's runtime is built from cell.json over the data the sweep shipped."""
+    env = cell_env(cell_dir)
+    return steps.client_epoch(env.runtime, env.blobs, **kwargs)

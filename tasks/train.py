@@ -12,7 +12,7 @@ from prefect.context import TaskRunContext
 
 from fedsweep import steps
 from fedsweep.faults.base import retryable
-from tasks.context import cell_env
+from tasks.context import cell_env, client_epoch
 
 
 def client_epoch_key(context: TaskRunContext, p: dict[str, Any]) -> str:
@@ -43,11 +43,9 @@ def train_client_epoch(
     cell_dir: str, round: int, client: int, epoch: int, global_ref: dict, input_ref: dict | None, span: int = 1
 ) -> dict:
     """Train one client for `span` local epochs from `epoch`; returns a reference to the last result."""
-    env = cell_env(cell_dir)
     attempt = TaskRunContext.get().task_run.run_count  # 1 on the first try, 2 on the first retry
     for e in range(epoch, epoch + span):
-        input_ref = steps.client_epoch(
-            env.runtime, env.blobs, round=round, client=client, epoch=e,
-            global_ref=global_ref, input_ref=input_ref, attempt=attempt,
+        input_ref = client_epoch(
+            cell_dir, round=round, client=client, epoch=e, global_ref=global_ref, input_ref=input_ref, attempt=attempt
         )
     return input_ref

@@ -209,6 +209,11 @@ class FsspecStorage:
             self.fs.rm(self._full(dir), recursive=True)
 
 
+def visible_to_other_processes(location: str) -> bool:
+    """False for `memory://`, which lives inside one process (worker processes would not see it)."""
+    return not location.startswith("memory://")
+
+
 def open_storage(location: str) -> Storage:
     """A `LocalStorage` for a path or `file://` URL, an `FsspecStorage` for any other `proto://`."""
     if "://" not in location:

@@ -120,7 +120,7 @@ class RunnerSettings:
     task_timeout_s: float = bounded(ge=0)
     granularity: str
     pool: str
-    max_parallel_clients: int = bounded(ge=1)
+    max_parallel_clients: int = bounded(ge=0)
     torch_threads: int = bounded(ge=0)
     device: str
     progress: bool

@@ -1,0 +1,209 @@
+"""Worker processes that run functions for the main process: client training off the main process.
+
+On a small CPU, training clients in single-thread processes side by side beats one process with as
+many intra-op threads (no spin-waiting between tiny kernels, no GIL shared with orchestration
+threads); measured in benchmarks/README.md. A `WorkerPool` keeps `size` processes alive for the
+whole sweep and hands each `call` to an idle one; the caller's thread blocks until the answer comes.
+
+- **Start-up costs nothing when it can.** A pool created while the process is still single-threaded
+  forks, so workers start with torch already imported. Forking a process that runs other threads
+  (Prefect's, MLflow's) is unsafe, so a pool created later, and every replacement, spawns instead.
+- **Data is shipped once, not re-made.** `call(..., setup=(token, fn, make_args))` runs
+  `fn(*make_args())` on a worker before its first call that needs `token`: the sweep sends each worker the dataset as shared
+  memory tensors (torch.multiprocessing), so one copy of the data serves every process.
+- **A stuck or dead worker is replaced.** An exception raised in a worker is raised in the caller
+  (with the worker's traceback as a note) and the worker serves on. If the caller is interrupted
+  while waiting (a task timeout raises in its thread), the worker may be stuck in the work: it is
+  killed and a fresh one spawned. A worker that dies (the OS's OOM killer, a crash) raises
+  `WorkerLost`, a retryable error, and is replaced too.
+- **No orphans.** Workers ask the kernel to kill them when their parent dies (PR_SET_PDEATHSIG),
+  ignore Ctrl-C (the main process handles it) and are stopped by `close`.
+"""
+
+import ctypes
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+import torch.multiprocessing  # noqa: F401 - registers the pickling of tensors as shared memory
+
+POLL_S = 0.05  # how often a waiting caller checks that its worker is alive (and can be interrupted)
+_PR_SET_PDEATHSIG = 1
+
+
+class WorkerLost(RuntimeError):
+    """A worker process died in the middle of a call (killed, out of memory, crashed)."""
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Ask the kernel to send `sig` to this process when its parent exits, however it exits."""
+    parent = os.getppid()
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), sig)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity), capped by a cgroup v2 CPU quota when there is one."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
+def _serve(conn: Connection, torch_threads: int) -> None:
+    """A worker's life: answer ("call", fn, args) messages until told to stop or orphaned."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(torch_threads)
+    while True:
+        try:
+            _, fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        if fn is None:
+            return
+        try:
+            reply: tuple = ("ok", fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
+            reply = ("error", exc, traceback.format_exc())
+        try:
+            conn.send(reply)
+        except Exception as exc:  # noqa: BLE001 - an unpicklable result or error
+            conn.send(("error", RuntimeError(f"a worker's answer could not be sent back: {exc!r}"), reply[-1]))
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: Any
+    conn: Connection
+    ready: set[str] = field(default_factory=set)
+
+
+class WorkerPool:
+    """`size` long-lived worker processes, each with `torch_threads` intra-op threads."""
+
+    def __init__(self, size: int, *, torch_threads: int = 1) -> None:
+        if size < 1:
+            raise ValueError(f"a worker pool needs at least one worker, got {size}")
+        self.size, self.torch_threads = size, max(1, torch_threads)
+        method = "fork" if threading.active_count() == 1 else "spawn"
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._starter: ThreadPoolExecutor | None = None
+        for _ in range(size):
+            self._idle.put(self._start(method))
+
+    def _start(self, method: str) -> _Worker:
+        if method == "fork":  # only while this is the process's only thread, which lives to the end
+            return self._start_now(method)
+        # PR_SET_PDEATHSIG fires when the *thread* that started a worker ends; task threads come and
+        # go, so spawned workers are started by one thread that lives as long as the pool.
+        if self._starter is None:
+            self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsweep-worker-starter")
+        return self._starter.submit(self._start_now, method).result()
+
+    def _start_now(self, method: str) -> _Worker:
+        ctx = mp.get_context(method)
+        mine, theirs = ctx.Pipe()
+        process = ctx.Process(target=_serve, args=(theirs, self.torch_threads), name="fedsweep-worker", daemon=True)
+        process.start()
+        theirs.close()
+        worker = _Worker(process=process, conn=mine)
+        with self._lock:
+            self._workers.append(worker)
+        return worker
+
+    def call(self, fn: Callable[..., Any], *args: Any, setup: tuple[str, Callable, Callable[[], tuple]] | None = None) -> Any:
+        """`fn(*args)` in an idle worker. `setup` is (token, setup_fn, make_args): a worker that has
+        not yet run the setup for `token` first runs `setup_fn(*make_args())`."""
+        if self._closed:
+            raise RuntimeError("the worker pool is closed")
+        worker = self._idle.get()
+        healthy = False
+        try:
+            if setup is not None and setup[0] not in worker.ready:
+                token, setup_fn, make_args = setup
+                self._ask(worker, setup_fn, make_args())
+                worker.ready.add(token)
+            result = self._ask(worker, fn, args)
+            healthy = True
+            return result
+        except _Raised as raised:
+            healthy = True
+            raise raised.error from None
+        finally:
+            self._idle.put(worker if healthy else self._replace(worker))
+
+    def _ask(self, worker: _Worker, fn: Callable, args: tuple) -> Any:
+        try:
+            worker.conn.send(("call", fn, args))
+        except OSError as exc:
+            raise WorkerLost(f"a worker process is gone (exit code {worker.process.exitcode}): {exc!r}") from None
+        while not worker.conn.poll(POLL_S):  # short waits: an exception raised in this thread lands
+            if not worker.process.is_alive():
+                raise WorkerLost(f"a worker process died during {fn.__name__} (exit code {worker.process.exitcode}); "
+                                 "if the OS killed it, memory may be short (see runner.memory)")
+        try:
+            reply = worker.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise WorkerLost(f"a worker process died during {fn.__name__}: {exc!r}") from None
+        if reply[0] == "error":
+            error, trace = reply[1], reply[2]
+            error.add_note(f"in worker process {worker.process.pid}:\n{trace}")
+            raise _Raised(error)
+        return reply[1]
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        """Kill a worker that may be stuck or is dead; its replacement spawns (this process has threads)."""
+        worker.process.kill()
+        worker.process.join(timeout=10)
+        worker.conn.close()
+        with self._lock:
+            self._workers.remove(worker)
+        return self._start("spawn")
+
+    def close(self) -> None:
+        """Stop every worker (idle ones are asked, busy or stuck ones killed)."""
+        self._closed = True
+        with self._lock:
+            workers = list(self._workers)
+        for worker in workers:
+            try:
+                worker.conn.send(("stop", None, ()))
+            except OSError:
+                pass
+        for worker in workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+        if self._starter is not None:
+            self._starter.shutdown(wait=False)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._workers]
+
+
+class _Raised(Exception):
+    """A worker's own exception, carried past `call`'s bookkeeping (the worker stays healthy)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error

@@ -1,0 +1,195 @@
+"""fedsweep.workers: worker processes that answer calls, survive errors, are replaced when stuck or
+dead, and die with their parent."""
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import psutil
+import pytest
+import torch
+
+from fedsweep.cell import install_data, load_data, packed_data
+from fedsweep.workers import WorkerLost, WorkerPool
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def sleep(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def threads_and_pid() -> tuple[int, int]:
+    return torch.get_num_threads(), os.getpid()
+
+
+SETUP_RUNS: list[str] = []
+
+
+def remember(token: str) -> None:
+    SETUP_RUNS.append(token)
+
+
+def setups_seen() -> list[str]:
+    return list(SETUP_RUNS)
+
+
+@pytest.fixture
+def pool():
+    pool = WorkerPool(2, torch_threads=1)
+    yield pool
+    pool.close()
+
+
+def test_calls_are_answered_by_workers_with_their_thread_setting(pool) -> None:
+    # Execute
+    answers = [pool.call(add, i, 1) for i in range(5)]
+    threads, pid = pool.call(threads_and_pid)
+    # Assert
+    assert answers == [1, 2, 3, 4, 5]
+    assert threads == 1 and pid in pool.pids() and pid != os.getpid()
+
+
+def test_a_workers_exception_is_raised_in_the_caller_and_the_worker_serves_on(pool) -> None:
+    # Prepare
+    before = sorted(pool.pids())
+    # Execute
+    with pytest.raises(ValueError, match="boom") as raised:
+        pool.call(fail, "boom")
+    # Assert: the worker's traceback is attached; no worker was replaced
+    assert any("in worker process" in note for note in raised.value.__notes__)
+    assert sorted(pool.pids()) == before and pool.call(add, 2, 2) == 4
+
+
+def test_a_worker_that_dies_raises_worker_lost_and_is_replaced(pool) -> None:
+    # Prepare
+    before = set(pool.pids())
+    # Execute
+    with pytest.raises(WorkerLost, match="died"):
+        pool.call(die)
+    # Assert: one new worker, and the pool still answers on both
+    after = set(pool.pids())
+    assert len(after) == 2 and len(after - before) == 1
+    assert [pool.call(add, 1, 1) for _ in range(4)] == [2] * 4
+
+
+def test_a_caller_interrupted_while_waiting_gets_its_worker_killed_and_replaced(pool) -> None:
+    # Prepare: a call stuck in a worker, its caller interrupted as Prefect's timeout does it
+    outcome: dict = {}
+
+    def caller() -> None:
+        try:
+            pool.call(sleep, 60)
+        except TimeoutError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    time.sleep(1.0)
+    busy = set(pool.pids())
+    # Execute
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(TimeoutError))
+    thread.join(timeout=20)
+    # Assert: the caller saw the timeout, the stuck worker is gone, the pool works
+    assert isinstance(outcome.get("error"), TimeoutError)
+    assert len(set(pool.pids()) - busy) == 1
+    gone = busy - set(pool.pids())
+    assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in gone)
+    assert pool.call(add, 3, 4) == 7
+
+
+def test_setup_runs_once_per_worker_and_token(pool) -> None:
+    # Execute: more calls than workers, two tokens
+    seen = [pool.call(setups_seen, setup=("a", remember, lambda: ("a",))) for _ in range(6)]
+    seen += [pool.call(setups_seen, setup=("b", remember, lambda: ("b",))) for _ in range(6)]
+    # Assert: no worker ran a token's setup twice
+    assert all(s.count("a") <= 1 and s.count("b") <= 1 for s in seen)
+    assert all("a" in s for s in seen)
+
+
+def data_summary(key: str, config: dict) -> tuple:
+    data = load_data(config)  # must come from install_data: the dataset below cannot be built here
+    return (data.train.x.is_shared(), float(data.train.x.sum()), [len(c) for c in data.natural],
+            int(data.test.y.sum()), data.num_classes)
+
+
+def test_data_reaches_workers_as_shared_memory_not_a_rebuild(pool, cell_config) -> None:
+    # Prepare
+    config = cell_config("dataset=synthetic", "num_clients=7")
+    key, packed = packed_data(config)
+    data = load_data(config)
+    broken = {**config, "dataset": {"_target_": "no.such.Dataset"}}  # a worker that rebuilt would fail
+    # Execute
+    shared, total, sizes, test_sum, classes = pool.call(data_summary, key, broken,
+                                                        setup=(key, install_data, lambda: (key_of(broken), packed)))
+    # Assert
+    assert shared
+    assert total == pytest.approx(float(data.train.x.sum()))
+    assert sizes == [len(c) for c in data.natural] and test_sum == int(data.test.y.sum())
+    assert classes == data.num_classes
+
+
+def key_of(config: dict) -> str:
+    from fedsweep.cell import data_key  # noqa: PLC0415
+
+    return data_key(config)
+
+
+def test_workers_die_with_their_parent(tmp_path) -> None:
+    # Prepare: a parent that starts a pool, reports its workers, then is killed with SIGKILL
+    script = textwrap.dedent("""
+        import sys, time
+        from fedsweep.workers import WorkerPool
+        pool = WorkerPool(2, torch_threads=1)
+        print(*pool.pids(), flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in parent.stdout.readline().split()]
+    assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+    # Execute
+    parent.kill()
+    parent.wait()
+    # Assert
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_pool_started_beside_other_threads_spawns_and_still_answers() -> None:
+    # Prepare: another thread running, so forking would be unsafe
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        pool = WorkerPool(1, torch_threads=1)
+        # Execute / Assert
+        assert pool.call(add, 20, 22) == 42
+        pool.close()
+    finally:
+        stop.set()
+        other.join()
