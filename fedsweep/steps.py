@@ -24,7 +24,8 @@ from fedsweep.checkpoint.storage import CheckpointError
 from fedsweep.faults.base import ClientRound
 from fedsweep.rng import generator
 from fedsweep.strategies.base import ClientFailure, ClientResult
-from fedsweep.train import evaluate, train_epoch
+from fedsweep.data.base import Split
+from fedsweep.train import evaluation_sums, train_epoch
 from fedsweep.weights import Params
 
 Ref = dict[str, Any]
@@ -158,9 +159,22 @@ def aggregate(
     return {"key": key, "sha256": sha}, [*failures, *rejected]
 
 
-def evaluate_global(rt: CellRuntime, blobs: BlobStore, ref: Ref) -> dict[str, float]:
-    """Accuracy and loss of a global model on the cell's test split."""
+def evaluate_global(rt: CellRuntime, blobs: BlobStore, ref: Ref, *, part: int = 0, parts: int = 1) -> dict[str, float]:
+    """Sums for a global model on part `part` of `parts` equal slices of the cell's test split
+    (`combine_evaluations` turns the parts' sums into accuracy and loss)."""
     params, _ = read_global(blobs, ref)
-    batch = int(rt.config["eval_batch_size"])
-    accuracy, loss = evaluate(model=rt.thread_model(), data=rt.data.test, params=params, batch_size=batch)
-    return {"accuracy": accuracy, "loss": loss}
+    test = rt.data.test
+    lo, hi = len(test) * part // parts, len(test) * (part + 1) // parts
+    correct, loss_sum = evaluation_sums(
+        model=rt.thread_model(), data=Split(test.x[lo:hi], test.y[lo:hi]), params=params,
+        batch_size=int(rt.config["eval_batch_size"]),
+    )
+    return {"correct": correct, "loss_sum": loss_sum, "count": hi - lo}
+
+
+def combine_evaluations(parts: list[dict[str, float]]) -> dict[str, float]:
+    """{"accuracy", "loss"} over the whole test split from its parts' sums, added in part order."""
+    count = sum(p["count"] for p in parts)
+    if count == 0:
+        raise ValueError("evaluate: the test split is empty")
+    return {"accuracy": sum(p["correct"] for p in parts) / count, "loss": sum(p["loss_sum"] for p in parts) / count}

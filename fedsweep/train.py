@@ -138,11 +138,17 @@ def train_epoch(
     )
 
 
-@torch.no_grad()
 def evaluate(*, model: nn.Module, data: Split, params: Params, batch_size: int = 1024) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of `params` on `data`, in eval mode."""
     if len(data) == 0:
         raise ValueError("evaluate: the split is empty")
+    correct, loss_sum = evaluation_sums(model=model, data=data, params=params, batch_size=batch_size)
+    return correct / len(data), loss_sum / len(data)
+
+
+@torch.no_grad()
+def evaluation_sums(*, model: nn.Module, data: Split, params: Params, batch_size: int = 1024) -> tuple[int, float]:
+    """(correct predictions, summed cross-entropy) of `params` on `data`: parts of a split add up."""
     if batch_size < 1:
         raise ValueError(f"evaluate: batch_size must be >= 1, got {batch_size}")
     device = _device_of(model)
@@ -156,7 +162,7 @@ def evaluate(*, model: nn.Module, data: Split, params: Params, batch_size: int =
         logits = model(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(dim=1) == y).sum()
-    return float(correct) / len(data), float(loss_sum) / len(data)
+    return int(correct), float(loss_sum)
 
 
 def _device_of(model: nn.Module) -> torch.device:

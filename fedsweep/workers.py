@@ -150,6 +150,14 @@ class WorkerPool:
         finally:
             self._idle.put(worker if healthy else self._replace(worker))
 
+    def map(self, fn: Callable[..., Any], calls: list[tuple], *, setup: tuple | None = None) -> list[Any]:
+        """`fn(*args)` for each args in `calls`, side by side on up to `size` workers; answers in order."""
+        if len(calls) <= 1:
+            return [self.call(fn, *args, setup=setup) for args in calls]
+        with ThreadPoolExecutor(max_workers=min(len(calls), self.size)) as callers:
+            futures = [callers.submit(self.call, fn, *args, setup=setup) for args in calls]
+            return [f.result() for f in futures]
+
     def _ask(self, worker: _Worker, fn: Callable, args: tuple) -> Any:
         try:
             worker.conn.send(("call", fn, args))

@@ -6,7 +6,7 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from fedsweep import steps
-from tasks.context import cell_env
+from tasks.context import cell_env, evaluate
 
 
 def evaluate_key(context: TaskRunContext, p: dict[str, Any]) -> str:
@@ -23,5 +23,4 @@ def evaluate_key(context: TaskRunContext, p: dict[str, Any]) -> str:
 )
 def evaluate_round(cell_dir: str, round: int, ref: dict) -> dict:
     """{"accuracy": ..., "loss": ...} of the model at `ref`."""
-    env = cell_env(cell_dir)
-    return steps.evaluate_global(env.runtime, env.blobs, ref)
+    return evaluate(cell_dir, ref)

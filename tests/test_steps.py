@@ -75,5 +75,20 @@ def test_aggregate_without_results_keeps_the_global_model(env) -> None:
 def test_evaluate_reports_accuracy_and_loss(env) -> None:
     rt, blobs = env
     gref = steps.put_global(blobs, round=1, params=rt.initial_params, server_state={})
-    metrics = steps.evaluate_global(rt, blobs, gref)
+    metrics = steps.combine_evaluations([steps.evaluate_global(rt, blobs, gref)])
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["loss"] > 0
+
+
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_an_evaluation_in_parts_adds_up_to_the_whole(env, parts) -> None:
+    # Prepare
+    rt, blobs = env
+    gref = steps.put_global(blobs, round=1, params=rt.initial_params, server_state={})
+    whole = steps.combine_evaluations([steps.evaluate_global(rt, blobs, gref)])
+    # Execute
+    split = [steps.evaluate_global(rt, blobs, gref, part=i, parts=parts) for i in range(parts)]
+    # Assert: every test sample counted once; the same accuracy, the same loss up to rounding
+    assert sum(p["count"] for p in split) == len(rt.data.test)
+    combined = steps.combine_evaluations(split)
+    assert combined["accuracy"] == whole["accuracy"]
+    assert combined["loss"] == pytest.approx(whole["loss"], rel=1e-6)

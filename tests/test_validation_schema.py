@@ -152,7 +152,7 @@ def test_valid_tiny_configurations_run_one_round(hydra_conf: None, tmp_path_fact
     aggregated, failures = steps.aggregate(
         rt, blobs, round=1, global_ref=global_ref, results=results, failures=[]
     )
-    metrics = steps.evaluate_global(rt, blobs, aggregated)
+    metrics = steps.combine_evaluations([steps.evaluate_global(rt, blobs, aggregated)])
     # Assert
     assert len(results) == config["clients_per_round"]
     assert 0.0 <= metrics["accuracy"] <= 1.0

@@ -193,3 +193,17 @@ def test_a_pool_started_beside_other_threads_spawns_and_still_answers() -> None:
     finally:
         stop.set()
         other.join()
+
+
+def span(seconds: float) -> tuple[float, float]:
+    started = time.time()
+    time.sleep(seconds)
+    return started, time.time()
+
+
+def test_map_runs_calls_side_by_side_and_answers_in_order(pool) -> None:
+    # Execute
+    (start_a, end_a), (start_b, end_b) = pool.map(span, [(1.0,), (1.0,)])
+    # Assert: the two calls were running at the same time; answers come in call order
+    assert start_b < end_a and start_a < end_b
+    assert pool.map(add, [(i, 1) for i in range(6)]) == [1, 2, 3, 4, 5, 6]
