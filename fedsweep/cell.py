@@ -152,6 +152,7 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
     local = LocalConfig(
         lr=float(config["lr"]), batch_size=int(config["batch_size"]), momentum=float(config["momentum"]),
         weight_decay=float(config["weight_decay"]), clip_norm=float(config["clip_norm"]),
+        amp=bool(config["runner"]["amp"]),
     )
     return CellRuntime(
         config=config, data=data, clients=clients, model=model.to(device), initial_params=initial,

@@ -43,6 +43,7 @@ class LocalConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     clip_norm: float = 0.0  # gradient clipping by global norm; 0 turns it off
+    amp: bool = False  # mixed precision: bfloat16 autocast on CPU, float16 + gradient scaling on CUDA
 
     def __post_init__(self) -> None:
         if not self.lr > 0.0:
@@ -107,22 +108,29 @@ def train_epoch(
 
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
+    # Mixed precision: the forward pass autocasts; parameters, the penalty and the update stay
+    # float32. float16 (CUDA) needs loss scaling against underflow; bfloat16 (CPU) does not.
+    half = torch.float16 if device.type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and half == torch.float16)
     with _isolated_rng(model_seed, device):
         for start in batches:
             idx = order[start : start + cfg.batch_size]
             x = data.x[idx].to(device, non_blocking=True)
             y = data.y[idx].to(device, non_blocking=True)
-            loss = F.cross_entropy(model(x), y)
+            with torch.autocast(device.type, dtype=half, enabled=cfg.amp):
+                loss = F.cross_entropy(model(x), y).float()
             penalty = strategy.local_penalty(
                 params=named, global_params=global_dev, server_state=server_dev, client_state=client_dev
             )
             objective = loss if penalty is None else loss + penalty
             optimizer.zero_grad(set_to_none=True)
-            objective.backward()
+            scaler.scale(objective).backward()
+            scaler.unscale_(optimizer)  # strategies and clipping see true gradients
             strategy.correct_gradients(named_params=named, server_state=server_dev, client_state=client_dev)
             if cfg.clip_norm > 0.0:
                 torch.nn.utils.clip_grad_norm_(named.values(), cfg.clip_norm)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             # Accumulated on the device: no host sync per step. The reported loss is the data loss
             # (cross-entropy), comparable across strategies, without the strategy's penalty.
             loss_sum += loss.detach().double() * len(idx)

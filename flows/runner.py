@@ -52,10 +52,10 @@ def run_sweep(plan: SweepPlan) -> int:
     plan.dir.mkdir(parents=True, exist_ok=True)
     server = _prefect_env(plan)  # first: its start-up is the longest chain of all
     from fedsweep.cell import warm_imports  # noqa: PLC0415
-    from tasks.context import start_worker_pool, stop_worker_pool  # noqa: PLC0415
+    from tasks.context import start_worker_pool, stop_worker_pool, uses_workers  # noqa: PLC0415
 
     # Worker processes next, while this process has no other thread: they fork (no imports to pay).
-    runners = [cell["config"]["runner"] for cell in plan.cells if cell["config"]["runner"]["pool"] == "process"]
+    runners = [cell["config"]["runner"] for cell in plan.cells if uses_workers(cell["config"], cell["dir"])]
     if runners:
         warm_imports()  # paid once here and inherited, instead of once per worker
         start_worker_pool(runners)

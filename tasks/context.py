@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from fedsweep import steps
-from fedsweep.cell import CellRuntime, build_runtime, data_key, install_data, packed_data
+from fedsweep.cell import CellRuntime, build_runtime, data_key, install_data, packed_data, resolve_device
 from fedsweep.checkpoint.blobs import BlobStore
 from fedsweep.checkpoint.storage import open_storage, visible_to_other_processes
 from fedsweep.checkpoint.store import CheckpointStore
@@ -84,10 +84,18 @@ def stop_worker_pool() -> None:
             _pool = None
 
 
+def uses_workers(config: dict[str, Any], cell_dir: str) -> bool:
+    """Whether a cell trains in worker processes: `runner.pool=process`, on the CPU (a GPU is driven
+    from this process), with state that other processes can see (not `memory://`)."""
+    runner = config["runner"]
+    return (runner["pool"] == "process" and visible_to_other_processes(cell_dir)
+            and resolve_device(str(runner["device"])).type == "cpu")
+
+
 def _workers(env: CellEnv, cell_dir: str) -> tuple[WorkerPool, tuple] | None:
     """The worker pool and its data set-up for this cell, or None to work in this process."""
     config = env.runtime.config
-    if config["runner"]["pool"] != "process" or not visible_to_other_processes(cell_dir):
+    if not uses_workers(config, cell_dir):
         return None
     return start_worker_pool([config["runner"]]), (data_key(config), install_data, lambda: packed_data(config))
 

@@ -92,3 +92,11 @@ def test_an_evaluation_in_parts_adds_up_to_the_whole(env, parts) -> None:
     combined = steps.combine_evaluations(split)
     assert combined["accuracy"] == whole["accuracy"]
     assert combined["loss"] == pytest.approx(whole["loss"], rel=1e-6)
+
+
+def test_mixed_precision_is_switched_on_from_the_runner_config(cell_config) -> None:
+    # Execute
+    on = build_runtime(cell_config("runner.amp=true"))
+    off = build_runtime(cell_config())
+    # Assert
+    assert on.local.amp is True and off.local.amp is False

@@ -245,3 +245,24 @@ def test_bad_local_config_is_rejected(kwargs: dict[str, float]) -> None:
     # Execute / Assert
     with pytest.raises(ValueError):
         LocalConfig(**{"lr": 0.1, "batch_size": 8, **kwargs})
+
+
+def test_mixed_precision_learns_repeatably_and_differs_from_float32() -> None:
+    # Prepare
+    data, model = toy_data(), toy_model()
+    amp = LocalConfig(lr=0.1, batch_size=32, momentum=0.9, amp=True)
+    params, state, losses = state_of(model), {}, []
+    # Execute: bfloat16 autocast on CPU (float16 with loss scaling is the CUDA path)
+    for epoch in range(5):
+        out = run(model, data, params, optimizer_state=state, seed=epoch, cfg=amp)
+        params, state = out.params, out.optimizer_state
+        losses.append(out.loss)
+    again = run(model, data, state_of(toy_model()), cfg=amp)
+    first = run(model, data, state_of(toy_model()), cfg=amp)
+    plain = run(model, data, state_of(toy_model()))
+    accuracy, _ = evaluate(model=model, data=data, params=params)
+    # Assert: it learns; float32 parameters and momentum; the same bytes twice; not the float32 run
+    assert losses[-1] < 0.5 * losses[0] and accuracy > 0.9
+    assert all(v.dtype == torch.float32 for v in (*params.values(), *state.values()))
+    assert_same(first, again)
+    assert weights_sha256(first.params) != weights_sha256(plain.params)

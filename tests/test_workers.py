@@ -207,3 +207,15 @@ def test_map_runs_calls_side_by_side_and_answers_in_order(pool) -> None:
     # Assert: the two calls were running at the same time; answers come in call order
     assert start_b < end_a and start_a < end_b
     assert pool.map(add, [(i, 1) for i in range(6)]) == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize(("runner", "location", "expected"), [
+    ({"pool": "process", "device": "cpu"}, "/tmp/cell", True),
+    ({"pool": "thread", "device": "cpu"}, "/tmp/cell", False),
+    ({"pool": "process", "device": "cpu"}, "memory://cell", False),  # other processes cannot see it
+    ({"pool": "process", "device": "cuda"}, "/tmp/cell", False),  # a GPU is driven from the sweep's process
+])
+def test_which_cells_train_in_worker_processes(runner, location, expected) -> None:
+    from tasks.context import uses_workers  # noqa: PLC0415
+
+    assert uses_workers({"runner": runner}, location) is expected

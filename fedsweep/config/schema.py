@@ -123,6 +123,7 @@ class RunnerSettings:
     max_parallel_clients: int = bounded(ge=0)
     torch_threads: int = bounded(ge=0)
     device: str
+    amp: bool
     progress: bool
     memory: dict
 
