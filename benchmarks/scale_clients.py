@@ -5,7 +5,8 @@
 
 Each point runs the real sweep command (Synthetic(1,1) capped at 50 samples per device, logistic
 regression, 10 clients per round) in a fresh folder and reads from MLflow the mean `round_seconds`
-(rounds 2.. : round 1 warms up) and `rss_mb`. A runner whose cost grows with the number of clients
+(rounds 2.. : round 1 warms up) with its parts `train_seconds` (the round's client epochs) and
+`eval_seconds` (the whole test split, which grows with the devices), and the largest `rss_mb`. A runner whose cost grows with the number of clients
 it is *not* training (per-client models, loaders or state) shows up as round time or RSS growing
 with the total; here only the data (50 samples × 60 features per client) should grow.
 """
@@ -43,8 +44,9 @@ def point(num_clients: int, rounds: int, tmp: Path) -> dict[str, float]:
     def series(key: str) -> list[float]:
         return [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
 
-    return {"clients": num_clients, "round_s": statistics.mean(series("round_seconds")[1:]),
-            "rss_mb": max(series("rss_mb")), "wall_s": wall}
+    mean = {key: statistics.mean(series(key)[1:]) for key in ("round_seconds", "train_seconds", "eval_seconds")}
+    return {"clients": num_clients, "round_s": mean["round_seconds"], "train_s": mean["train_seconds"],
+            "eval_s": mean["eval_seconds"], "rss_mb": max(series("rss_mb")), "wall_s": wall}
 
 
 def main() -> None:
@@ -55,9 +57,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [point(n, args.rounds, Path(tmp)) for n in args.clients]
     base = rows[0]
-    print(f"{'clients':>8} {'round s':>9} {'x first':>8} {'max RSS MB':>11} {'wall s':>8}")
+    print(f"{'clients':>8} {'round s':>9} {'x first':>8} {'train s':>9} {'x first':>8} {'eval s':>8} "
+          f"{'max RSS MB':>11} {'wall s':>8}")
     for row in rows:
         print(f"{row['clients']:>8} {row['round_s']:>9.3f} {row['round_s'] / base['round_s']:>8.2f} "
+              f"{row['train_s']:>9.3f} {row['train_s'] / base['train_s']:>8.2f} {row['eval_s']:>8.3f} "
               f"{row['rss_mb']:>11.0f} {row['wall_s']:>8.1f}")
 
 

@@ -173,7 +173,9 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             selection_state = selection.state
             planned = {c: steps.planned_epochs(rt, rnd, c) for c in selection.clients}
             epochs = {c: n for c, n in planned.items() if rt.policy.accept(n, int(cfg["local_epochs"]))}
+            trained = time.perf_counter()
             results, failures, reused = train_clients(cell_dir, rnd, epochs, global_ref, cfg["runner"], parallel)
+            trained = time.perf_counter() - trained
             failures += [
                 {"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {cfg['local_epochs']} epochs"}
                 for c in sorted(set(planned) - set(epochs))
@@ -187,7 +189,9 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             if decision == "fail":
                 raise rt.policy.failure(round=rnd, ok=len(selection.clients) - len(failed), selected=len(selection.clients))
             new_ref = agg["global"] if decision == "aggregate" else global_ref
+            evaluated = time.perf_counter()
             evaluation = evaluate_round(cell_dir, rnd, new_ref)
+            evaluated = time.perf_counter() - evaluated
             params, server_state = steps.read_global(env.blobs, new_ref)
             waited = committer.drain()
             history.append({
@@ -202,6 +206,8 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
                 "parallel_clients": parallel,
                 **failure_metrics(failed, results),
                 "round_seconds": time.perf_counter() - tick,
+                "train_seconds": trained,
+                "eval_seconds": evaluated,
                 "checkpoint_wait_seconds": waited,
                 "rss_mb": rss_mb(),
             })

@@ -9,7 +9,7 @@ from fedsweep.weights import from_bytes, weights_sha256
 
 pytestmark = pytest.mark.slow
 ARGS = ("+experiment=quickstart", "rounds=2", "num_clients=10", "local_epochs=2")
-METRICS = {"accuracy", "loss", "clients_ok", "clients_failed", "round_seconds", "rss_mb"}
+METRICS = {"accuracy", "loss", "clients_ok", "clients_failed", "round_seconds", "train_seconds", "eval_seconds", "rss_mb"}
 
 
 @pytest.fixture(scope="module")
