@@ -10,6 +10,7 @@
 import fcntl
 import logging
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -51,11 +52,13 @@ def clean_temp_files(cell_dirs: list[str]) -> int:
     return removed
 
 
-def crash_stale_flow_runs(names: list[str]) -> int:
-    """Mark flow runs of these names still Running/Pending as Crashed (their process is gone)."""
+def crash_stale_flow_runs(names: list[str], created_before: datetime) -> int:
+    """Mark flow runs of these names, created before `created_before` and still Running/Pending, as
+    Crashed (their process is gone: the sweep folder's lock says no other process runs it)."""
     from prefect.client.orchestration import get_client  # noqa: PLC0415
     from prefect.client.schemas.filters import (  # noqa: PLC0415
         FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
         FlowRunFilterName,
         FlowRunFilterState,
         FlowRunFilterStateType,
@@ -66,13 +69,18 @@ def crash_stale_flow_runs(names: list[str]) -> int:
 
     stuck = FlowRunFilter(
         name=FlowRunFilterName(any_=names),
+        expected_start_time=FlowRunFilterExpectedStartTime(before_=created_before),
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])),
     )
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=stuck, sort=FlowRunSort.ID_DESC, limit=200)
-        for run in runs:
-            message = "the process running this flow was killed; a later run of the same sweep resumed it"
-            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+    try:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(flow_run_filter=stuck, sort=FlowRunSort.ID_DESC, limit=200)
+            for run in runs:
+                message = "the process running this flow was killed; a later run of the same sweep resumed it"
+                client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+    except Exception as exc:  # noqa: BLE001 - housekeeping for the UI: never a reason to fail the sweep
+        log.warning("could not mark the flow runs of a killed earlier run as Crashed: %s", exc)
+        return 0
     if runs:
         log.warning("marked %d flow run(s) left Running by a killed process as Crashed", len(runs))
     return len(runs)

@@ -7,24 +7,22 @@ database, so a sweep pays roughly the longest of them rather than their sum.
 import logging
 import os
 import shutil
+import threading
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flows.plan import SweepPlan
-from flows.server import LocalServer
+from flows.server import LocalServer, private_server
 
 RESULTS_DIR = "prefect-results"
 
 
 def _prefect_env(plan: SweepPlan) -> LocalServer | None:
-    """Point Prefect at the user's server, or start a private one; set quiet console defaults."""
+    """Point Prefect at the user's server, or at our private one; set quiet console defaults."""
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    if os.environ.get("PREFECT_API_URL"):
-        return None
-    server = LocalServer(log_path=plan.dir / "prefect-server.log")
-    os.environ["PREFECT_API_URL"] = server.url
-    return server
+    return private_server(plan.dir)
 
 
 def _start_over(plan: SweepPlan) -> None:
@@ -66,10 +64,12 @@ def run_sweep(plan: SweepPlan) -> int:
 
 
 def _run(plan: SweepPlan, server: LocalServer | None) -> int:
-    from flows.guard import guard_results  # noqa: PLC0415 - imports torch: after the server's start
-    from flows.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep  # noqa: PLC0415
+    from flows.leftovers import lock_sweep  # noqa: PLC0415 - imports torch: after the server's start
 
     lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
+    from flows.guard import guard_results  # noqa: PLC0415
+    from flows.leftovers import clean_temp_files, crash_stale_flow_runs  # noqa: PLC0415
+
     if not plan.resume:
         _start_over(plan)
     clean_temp_files([cell["dir"] for cell in plan.cells])
@@ -101,10 +101,19 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
         PREFECT_RESULTS_LOCAL_STORAGE_PATH: str((plan.dir / RESULTS_DIR).absolute()),
     }
     with temporary_settings(updates=settings):
-        crash_stale_flow_runs([plan.name, *(cell["name"] for cell in plan.cells)])
-        rows = sweep_flow.with_options(flow_run_name=plan.name)(
-            sweep={"name": plan.name, "dir": str(plan.dir), "cells": plan.cells}, tracking=tracking_info
+        # Flow runs of a killed earlier run of this sweep are still Running in Prefect: they are
+        # marked Crashed beside the sweep (created before now, so never this run's own).
+        stale = threading.Thread(
+            target=crash_stale_flow_runs, name="fedsweep-crash-stale",
+            args=([plan.name, *(cell["name"] for cell in plan.cells)], datetime.now(timezone.utc)),
         )
+        stale.start()
+        try:
+            rows = sweep_flow.with_options(flow_run_name=plan.name)(
+                sweep={"name": plan.name, "dir": str(plan.dir), "cells": plan.cells}, tracking=tracking_info
+            )
+        finally:
+            stale.join()
     return sum(1 for row in rows if row["status"] != "FINISHED")
 
 

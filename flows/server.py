@@ -37,6 +37,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_private: "LocalServer | None" = None
+
+
+def private_server(log_dir: Path) -> "LocalServer | None":
+    """This process's private Prefect server, started on the first call (its log in `log_dir`);
+    None when PREFECT_API_URL names a server of the user's own."""
+    global _private  # noqa: PLW0603 - one server per process, shared by every job of a -m sweep
+    if _private is None:
+        if os.environ.get("PREFECT_API_URL"):
+            return None
+        _private = LocalServer(log_path=log_dir / "prefect-server.log")
+        os.environ["PREFECT_API_URL"] = _private.url
+    return _private
+
+
 class LocalServer:
     """A Prefect API server in a child process, for the lifetime of this process."""
 

@@ -50,8 +50,8 @@ def fail(err: BaseException | str) -> NoReturn:
     sys.exit(USAGE_ERROR)
 
 
-def check_command(argv: list[str]) -> None:
-    """Plan every job the command line would run; ConfigError on the first mistake."""
+def check_command(argv: list[str]) -> list:
+    """Plan every job the command line would run (their SweepPlans); ConfigError on the first mistake."""
     from hydra import initialize_config_dir  # noqa: PLC0415
     from hydra._internal.utils import get_args_parser  # noqa: PLC0415
 
@@ -73,10 +73,10 @@ def check_command(argv: list[str]) -> None:
         args.experimental_rerun,
     )
     if any(queries) or args.config_path or args.config_dir:
-        return  # Hydra's own commands, or another config tree: Hydra handles them (and the job validates)
+        return []  # Hydra's own commands, or another config tree: Hydra handles them (and the job validates)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="sweep"):
-        for job in job_overrides(args.overrides, multirun=args.multirun):
-            plan_overrides(args.config_name or CONFIG_NAME, job)
+        return [plan_overrides(args.config_name or CONFIG_NAME, job)
+                for job in job_overrides(args.overrides, multirun=args.multirun)]
 
 
 def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
@@ -107,9 +107,15 @@ def cli(argv: list[str] | None = None) -> None:
     from fedsweep.config import ConfigError  # noqa: PLC0415
 
     try:
-        check_command(sys.argv[1:] if argv is None else argv)
+        plans = check_command(sys.argv[1:] if argv is None else argv)
     except ConfigError as err:
         fail(err)
+    if plans:
+        # The input is valid: start the private Prefect server now, so that its ~6 s of start-up
+        # run beside Hydra's set-up and the imports (its log goes to the first job's folder).
+        from flows.server import private_server  # noqa: PLC0415
+
+        private_server(plans[0].dir)
     main()
 
 

@@ -4,6 +4,7 @@ uninterrupted run, MLflow holds one run per cell with one value per round, nothi
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -59,3 +60,32 @@ def test_sigkill_anywhere_then_rerun_is_bitwise_identical(tmp_path_factory, pref
         assert run.info.status == "FINISHED", name
         if name != "chaos":
             assert all([step for step, _ in history] == [1, 2, 3] for history in metrics.values()), (name, kills)
+    assert _left_running(prefect_home, list(runs)) == [], kills
+
+
+def _left_running(prefect_home, names: list[str]) -> list[tuple]:
+    """Flow runs of these names that Prefect still shows as Running or Pending."""
+    with sqlite3.connect(prefect_home / "prefect.db") as db:
+        marks = ",".join("?" * len(names))
+        return db.execute(
+            f"SELECT name, state_type FROM flow_run WHERE name IN ({marks}) AND state_type IN ('RUNNING', 'PENDING')",
+            names,
+        ).fetchall()
+
+
+def test_the_flow_runs_of_a_killed_run_are_marked_crashed_by_the_rerun(tmp_path, prefect_home) -> None:
+    # Prepare: a sweep killed once its second round is committed: its flow runs stay Running
+    args = ("+experiment=quickstart", "sweep_name=stale", "strategy=fedavg", "num_clients=10", "rounds=6")
+    names = ["fedavg-c10-r6-s0", "stale"]
+    proc = start_sweep(tmp_path, prefect_home, *args, log=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not list(tmp_path.glob("outputs/stale/cells/*/checkpoints/round-000002/MANIFEST.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before round 2"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert sorted(name for name, _ in _left_running(prefect_home, names)) == names
+    # Execute
+    run_sweep(tmp_path, prefect_home, *args)
+    # Assert
+    assert _left_running(prefect_home, names) == []
