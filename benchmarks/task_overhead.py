@@ -14,6 +14,8 @@ Modes, each N tasks in one flow run (after a few warm-up tasks), as `task(i)` an
     persist + cache key persist_result=True, result_serializer="json", cache_key_fn (all misses)
     cached hit          the same tasks and keys again in a new flow run: every one a cache hit
     empty flow run      a flow with no tasks (fedsweep runs one per cell), before and after the tasks
+    server CPU          CPU seconds the private Prefect server spends per task run (it records every
+                        state change), measured on its process once it has caught up
 
     python benchmarks/task_overhead.py            # N=200
     python benchmarks/task_overhead.py --n 500 --out /tmp/task_overhead.json
@@ -31,14 +33,28 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 
 def trivial(i: int) -> int:
     """The work: nothing, so that all that is measured is the machinery around it."""
     return i + 1
 
 
-def measure(n: int, warmup: int) -> dict[str, dict[str, float]]:
-    """ms per task for each mode and call style, and the cost of an empty flow run."""
+def settled(cpu: Any) -> float:
+    """The server's CPU seconds once it has digested what it was sent (under 20 ms a second)."""
+    last = cpu()
+    while True:
+        time.sleep(1.0)
+        now = cpu()
+        if now - last < 0.02:
+            return now
+        last = now
+
+
+def measure(n: int, warmup: int, server_cpu: Any) -> dict[str, dict[str, float]]:
+    """ms per task for each mode and call style, the server's CPU per task, and the cost of an
+    empty flow run."""
     from prefect import flow, task  # noqa: PLC0415 - only once PREFECT_API_URL points at our server
     from prefect.cache_policies import NO_CACHE  # noqa: PLC0415
     from prefect.task_runners import ThreadPoolTaskRunner  # noqa: PLC0415
@@ -76,7 +92,10 @@ def measure(n: int, warmup: int) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {"direct": {"call": timed_calls(trivial, "call")},
                                         "empty flow run": {"call": flow_runs()}}
     for mode, fn in (("no persistence", plain), ("persist + cache key", persisted)):
+        before = settled(server_cpu)
         out[mode] = {style: bench(fn, style) for style in ("call", "submit")}
+        # Each task run is 3 state events (and logs) the server records in its database.
+        out[f"  server CPU, {mode}"] = {"call": (settled(server_cpu) - before) / (2 * (n + warmup)) * 1000}
     # Same keys as the persisted pass just wrote: every task is a cache hit now.
     out["cached hit"] = {style: bench(persisted, style) for style in ("call", "submit")}
     # Again, now that the server has thousands of task-run events to digest.
@@ -111,12 +130,13 @@ def main(argv: list[str] | None = None) -> None:
 
     updates = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(Path(tmp) / "r")}
     with temporary_settings(updates=updates):
-        figures = measure(args.n, args.warmup)
+        server_process = psutil.Process(server.process.pid)
+        figures = measure(args.n, args.warmup, lambda: sum(server_process.cpu_times()[:2]))
     print(f"Prefect per-task overhead, N={args.n} trivial tasks (server ready after {ready_s:.1f} s)")
-    print(f"{'mode':<22} {'task(i) ms':>11} {'submit ms':>10}")
+    print(f"{'mode':<34} {'task(i) ms':>11} {'submit ms':>10}")
     for mode, row in figures.items():
         submit = f"{row['submit']:10.2f}" if "submit" in row else f"{'':>10}"
-        print(f"{mode:<22} {row['call']:11.3f} {submit}")
+        print(f"{mode:<34} {row['call']:11.3f} {submit}")
     if args.out:
         record = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "n": args.n,
                   "load_after": os.getloadavg()[0], "ms_per_task": figures, "server_ready_s": ready_s}

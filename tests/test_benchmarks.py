@@ -40,6 +40,19 @@ def test_bare_loop_smoke(tmp_path: Path) -> None:
     assert 0.0 < result["loop_s"] <= result["process_s"]
 
 
+def test_process_vs_threads_smoke(tmp_path: Path) -> None:
+    # Execute
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "process_vs_threads.py"), "--clients", "2", "--repeat", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    # Assert: both sides timed, and their ratio
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"intra-op threads +\d+\.\d+ s", done.stdout)
+    assert re.search(r"worker processes x 1 thread +\d+\.\d+ s", done.stdout)
+    assert re.search(r"processes are \d+\.\d+x as fast", done.stdout)
+
+
 def flat(rounds: int, base: float = 900.0, step: float = 0.0) -> list[tuple[int, float]]:
     return [(r, base + step * r) for r in range(1, rounds + 1)]
 

@@ -1,6 +1,7 @@
 """The quickstart command end to end: real Prefect (private server) and real MLflow (sqlite)."""
 
 import csv
+import re
 
 import pytest
 from sweep_cli import recorded, run_sweep
@@ -93,3 +94,31 @@ def test_clients_can_train_in_worker_processes(tmp_path, prefect_home) -> None:
     rows = list(csv.DictReader(open(tmp_path / "outputs" / "quickstart" / "summary.csv")))
     assert [(r["cell"], r["status"], r["rounds"]) for r in rows] == [("fedavg-c10-r2-s0", "FINISHED", "2")]
     assert float(rows[0]["final_accuracy"]) > 0.1
+
+
+def test_prefect_records_the_sweep_its_cells_and_their_tasks(first, prefect_home) -> None:
+    # Prepare: the private server's database (its UI reads the same tables)
+    import sqlite3  # noqa: PLC0415
+
+    with sqlite3.connect(prefect_home / "prefect.db") as db:
+        # Execute: this sweep's cell flow runs (the newest of their names) and their task runs
+        tasks = {}
+        for cell in ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0"):
+            run_id, state = db.execute(
+                "SELECT id, state_type FROM flow_run WHERE name = ? ORDER BY created DESC LIMIT 1", (cell,)
+            ).fetchone()
+            assert state == "COMPLETED", cell
+            tasks[cell] = db.execute("SELECT name, state_type FROM task_run WHERE flow_run_id = ?", (run_id,)).fetchall()
+        sweep_state = db.execute(
+            "SELECT state_type FROM flow_run WHERE name = 'quickstart' ORDER BY created DESC LIMIT 1"
+        ).fetchone()
+    # Assert: the sweep, and per cell a task per client epoch, aggregation, evaluation and checkpoint,
+    # all Completed (the server is stopped only once it has recorded what it was sent)
+    assert sweep_state == ("COMPLETED",)
+    for cell, rows in tasks.items():
+        names = [name for name, _ in rows]
+        assert all(state == "COMPLETED" for _, state in rows), (cell, [r for r in rows if r[1] != "COMPLETED"])
+        for rnd in (1, 2):
+            assert {f"r{rnd}-aggregate", f"r{rnd}-evaluate", f"r{rnd}-checkpoint"} <= set(names), cell
+            epochs = {n.rsplit("-", 1)[1] for n in names if re.fullmatch(rf"r{rnd}-c\d+-e\d+", n)}
+            assert epochs == {"e0", "e1"}, cell
