@@ -114,7 +114,18 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
             )
         finally:
             stale.join()
+            _flush_prefect_client()
     return sum(1 for row in rows if row["status"] != "FINISHED")
+
+
+def _flush_prefect_client() -> None:
+    """Send what Prefect's client still holds (task-run events, logs) to the API now: at exit it
+    would race the private server's shutdown, and the last task runs would be missing in the UI."""
+    from prefect.events.worker import EventsWorker  # noqa: PLC0415
+    from prefect.logging.handlers import APILogWorker  # noqa: PLC0415
+
+    for service in (EventsWorker, APILogWorker):
+        service.drain_all(timeout=15, at_exit=False)
 
 
 def _open_tracking(plan: SweepPlan) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 import csv
 import re
+from datetime import datetime, timezone
 
 import pytest
 from sweep_cli import recorded, run_sweep
@@ -13,10 +14,16 @@ ARGS = ("+experiment=quickstart", "rounds=2", "num_clients=10", "local_epochs=2"
 METRICS = {"accuracy", "loss", "clients_ok", "clients_failed", "round_seconds", "train_seconds", "eval_seconds", "rss_mb"}
 
 
+WINDOW: dict[str, str] = {}  # when `first` ran, as Prefect stores times (UTC): its flow runs are in it
+
+
 @pytest.fixture(scope="module")
 def first(tmp_path_factory, prefect_home):
     cwd = tmp_path_factory.mktemp("clone-a")
-    return cwd, run_sweep(cwd, prefect_home, *ARGS)
+    WINDOW["from"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    out = run_sweep(cwd, prefect_home, *ARGS)
+    WINDOW["to"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return cwd, out
 
 
 def test_mlflow_holds_one_parent_and_one_finished_child_per_cell(first) -> None:
@@ -101,16 +108,18 @@ def test_prefect_records_the_sweep_its_cells_and_their_tasks(first, prefect_home
     import sqlite3  # noqa: PLC0415
 
     with sqlite3.connect(prefect_home / "prefect.db") as db:
-        # Execute: this sweep's cell flow runs (the newest of their names) and their task runs
+        # Execute: this sweep's cell flow runs (other tests' sweeps share the names) and their task runs
         tasks = {}
         for cell in ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0"):
             run_id, state = db.execute(
-                "SELECT id, state_type FROM flow_run WHERE name = ? ORDER BY created DESC LIMIT 1", (cell,)
+                "SELECT id, state_type FROM flow_run WHERE name = ? AND created BETWEEN ? AND ?",
+                (cell, WINDOW["from"], WINDOW["to"]),
             ).fetchone()
             assert state == "COMPLETED", cell
             tasks[cell] = db.execute("SELECT name, state_type FROM task_run WHERE flow_run_id = ?", (run_id,)).fetchall()
         sweep_state = db.execute(
-            "SELECT state_type FROM flow_run WHERE name = 'quickstart' ORDER BY created DESC LIMIT 1"
+            "SELECT state_type FROM flow_run WHERE name = 'quickstart' AND created BETWEEN ? AND ?",
+            (WINDOW["from"], WINDOW["to"]),
         ).fetchone()
     # Assert: the sweep, and per cell a task per client epoch, aggregation, evaluation and checkpoint,
     # all Completed (the server is stopped only once it has recorded what it was sent)
