@@ -64,11 +64,10 @@ def run_sweep(plan: SweepPlan) -> int:
 
 
 def _run(plan: SweepPlan, server: LocalServer | None) -> int:
-    from flows.leftovers import lock_sweep  # noqa: PLC0415 - imports torch: after the server's start
+    from flows.guard import guard_results  # noqa: PLC0415
+    from flows.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep  # noqa: PLC0415 - torch
 
     lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
-    from flows.guard import guard_results  # noqa: PLC0415
-    from flows.leftovers import clean_temp_files, crash_stale_flow_runs  # noqa: PLC0415
 
     if not plan.resume:
         _start_over(plan)
