@@ -77,10 +77,10 @@ class LocalServer:
         )
         atexit.register(self.stop)
 
-    def _let_it_catch_up(self, timeout_s: float = 15.0) -> None:
-        """Wait (bounded) until the server is idle: it records task runs from a queue of events,
-        and stopping it while that queue is full would leave the last task runs missing or shown
-        Running in the UI."""
+    def wait_idle(self, timeout_s: float = 15.0) -> None:
+        """Wait (bounded) until the server is idle (under 20 ms of CPU a second): it records task
+        runs from a queue of events, and stopping it while that queue is full would leave the last
+        task runs missing or shown Running in the UI."""
         try:
             server = psutil.Process(self.process.pid)
             busy = lambda: sum(server.cpu_times()[:2])  # noqa: E731
@@ -112,7 +112,7 @@ class LocalServer:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self._let_it_catch_up()
+            self.wait_idle()
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import torch
 
-from fedsweep.cell import install_data, load_data, packed_data
+from fedsweep.cell import data_key, install_data, load_data, packed_data
 from fedsweep.workers import WorkerLost, WorkerPool
 
 
@@ -137,18 +137,12 @@ def test_data_reaches_workers_as_shared_memory_not_a_rebuild(pool, cell_config) 
     broken = {**config, "dataset": {"_target_": "no.such.Dataset"}}  # a worker that rebuilt would fail
     # Execute
     shared, total, sizes, test_sum, classes = pool.call(data_summary, key, broken,
-                                                        setup=(key, install_data, lambda: (key_of(broken), packed)))
+                                                        setup=(key, install_data, lambda: (data_key(broken), packed)))
     # Assert
     assert shared
     assert total == pytest.approx(float(data.train.x.sum()))
     assert sizes == [len(c) for c in data.natural] and test_sum == int(data.test.y.sum())
     assert classes == data.num_classes
-
-
-def key_of(config: dict) -> str:
-    from fedsweep.cell import data_key  # noqa: PLC0415
-
-    return data_key(config)
 
 
 def test_workers_die_with_their_parent(tmp_path) -> None:
