@@ -1,5 +1,5 @@
 """Why clients train in worker processes: one process with N intra-op threads vs N single-thread
-worker processes (fedsweep.workers.WorkerPool), on the bench workload's client epoch.
+worker processes (fedsweep.execution.workers.WorkerPool), on the bench workload's client epoch.
 
 Each side trains the same `--clients` client epochs (600 samples, batch 32, SGD lr 0.05, cnn_small,
 random 1×28×28 inputs); the worker side sends the clients to the pool `N` at a time, the data
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedsweep.workers import WorkerPool, usable_cpus
+from fedsweep.execution.workers import WorkerPool, usable_cpus
 
 SAMPLES, BATCH, LR = 600, 32, 0.05
 DATA: dict[str, torch.Tensor] = {}

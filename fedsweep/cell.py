@@ -1,8 +1,9 @@
-"""A cell's runtime: the dataset, clients, model and methods built once per process from its config.
+"""A cell's runtime and stores: the dataset, clients, model and methods, built once per process.
 
-Everything here is derived from the resolved config alone, so a worker process, a retry or a resumed
-run rebuilds exactly the same objects. The dataset is cached per process by the config that defines
-it: cells that differ only in method share one copy of the data in memory.
+Everything here is derived from the resolved config alone (`cell.json` in the cell's folder), so a
+worker process, a retry or a resumed run rebuilds exactly the same objects. The dataset is cached
+per process by the config that defines it: cells that differ only in method share one copy of the
+data in memory. Jobs receive only the cell's folder and small references, and call `cell_env`.
 """
 
 import copy
@@ -11,13 +12,18 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from fedsweep.data.base import LoadedData, Split
+from fedsweep.checkpoint.blobs import BlobStore
+from fedsweep.checkpoint.clients import ClientStateStore
+from fedsweep.checkpoint.storage import open_storage
+from fedsweep.checkpoint.store import CheckpointStore
+from fedsweep.data.base import LoadedData
 from fedsweep.faults.base import FaultPlan, validate_faults
 from fedsweep.models.init import build_model
 from fedsweep.policy import AggregationPolicy, aggregation_policy
@@ -92,29 +98,8 @@ def _remember(key: str, data: LoadedData) -> None:
         _DATA.popitem(last=False)
 
 
-def packed_data(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(key, this process's copy of the cell's data as a few tensors) for `install_data` elsewhere.
-
-    Sent to a worker process through torch.multiprocessing, the tensors travel as shared memory:
-    the worker maps the same pages instead of loading or copying the data.
-    """
-    data = load_data(config)
-    natural = None
-    if data.natural is not None:
-        natural = (torch.cat(data.natural) if data.natural else torch.zeros(0, dtype=torch.int64),
-                   torch.tensor([len(c) for c in data.natural], dtype=torch.int64))
-    return data_key(config), {"train": (data.train.x, data.train.y), "test": (data.test.x, data.test.y),
-                              "num_classes": data.num_classes, "natural": natural}
-
-
-def install_data(key: str, packed: dict[str, Any]) -> None:
-    """Make `packed_data`'s output this process's data for `key` (a worker, before building cells)."""
-    natural = None
-    if packed["natural"] is not None:
-        flat, sizes = packed["natural"]
-        natural = list(flat.split(sizes.tolist()))
-    data = LoadedData(train=Split(*packed["train"]), test=Split(*packed["test"]),
-                      num_classes=int(packed["num_classes"]), natural=natural)
+def remember_data(key: str, data: LoadedData) -> None:
+    """Make `data` this process's dataset for `key` (a worker process, given the sweep's copy)."""
     with _DATA_LOCK:
         _remember(key, data)
 
@@ -140,8 +125,9 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
         generator=generator(seed, "partition"),
     )
     device = resolve_device(str(config["runner"]["device"]))
-    if int(config["runner"]["torch_threads"]) > 0:  # per process; 0 keeps torch's default
-        torch.set_num_threads(int(config["runner"]["torch_threads"]))
+    # A fixed number of intra-op threads per job, whatever the machine: the float rounding of a
+    # convolution depends on it, so a cell gives the same bytes on a laptop and on a server.
+    torch.set_num_threads(int(config["runner"]["torch_threads"]))
     # Initial weights depend on the seed only, so methods in one sweep start from the same model.
     model = build_model(
         instantiate(config["model"]), input_shape=tuple(data.train.x.shape[1:]),
@@ -160,4 +146,38 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
         local=local, device=device,
         faults=validate_faults(config["faults"], num_clients=num_clients),
         policy=aggregation_policy(config.get("aggregation"), clients_per_round=int(config["clients_per_round"])),
+    )
+
+
+CONFIG_FILE = "cell.json"
+
+
+@dataclass(frozen=True)
+class CellEnv:
+    """A cell's runtime and where its state lives: round blobs, client states, checkpoints."""
+
+    runtime: CellRuntime
+    blobs: BlobStore
+    client_states: ClientStateStore
+    checkpoints: CheckpointStore
+    key: str
+
+
+def write_cell_config(cell_dir: str, *, key: str, name: str, config: dict) -> None:
+    """Record the resolved config beside the cell's state (what every process rebuilds from)."""
+    text = json.dumps({"key": key, "name": name, "config": config}, indent=1, sort_keys=True)
+    open_storage(cell_dir).write(CONFIG_FILE, text.encode())
+
+
+@lru_cache(maxsize=8)
+def cell_env(cell_dir: str) -> CellEnv:
+    """The cell's runtime and stores, built once per process from its `cell.json`."""
+    record = json.loads(open_storage(cell_dir).read(CONFIG_FILE))
+    config, root = record["config"], cell_dir.rstrip("/")
+    return CellEnv(
+        runtime=build_runtime(config),
+        blobs=BlobStore(storage=open_storage(f"{root}/work")),
+        client_states=ClientStateStore(storage=open_storage(f"{root}/clients")),
+        checkpoints=CheckpointStore(storage=open_storage(f"{root}/checkpoints"), keep=int(config["checkpoint"]["keep"])),
+        key=record["key"],
     )

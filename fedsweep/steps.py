@@ -1,15 +1,19 @@
-"""The work of one round, as functions over a cell's runtime and its blob store.
+"""The work of one round, as functions over a cell's stores (`fedsweep.cell.CellEnv`).
 
 Each step reads its inputs by reference (blob key + sha256) and writes its output as a blob,
-returning a small JSON-able reference. The Prefect tasks in tasks/ are thin wrappers around these:
-a step is a pure function of its inputs, so its persisted reference is a valid checkpoint and a
-retry or a resumed run recomputes the same bytes.
+returning a small JSON-able reference. Jobs (fedsweep/jobs.py) run these wherever the execution
+seam puts them; a step is a pure function of its inputs, so its persisted reference is a valid
+checkpoint and a retry or a resumed run recomputes the same bytes.
 
-Blob keys of a round live under `round-000007/`, pruned once that round's checkpoint is committed:
+Blob keys of a round live under `round-000007/`, pruned once round 7's checkpoint is committed:
 
-    round-000007/global        the global model the round starts from (+ server state, `server.*`)
+    round-000007/global        the global model the round starts from (+ what the strategy
+                               broadcasts to clients, `server.*`)
+    round-000007/server        the server state the round starts from (never sent to clients)
     round-000007/c00003-e1     client 3 after local epoch 1 (+ momentum buffers, `opt.*`)
-    round-000007/aggregated    the new global model (+ server state)
+
+Aggregating round 7 writes `round-000008/global` and `round-000008/server`: the next round's start.
+Client states live in their own store (fedsweep/checkpoint/clients.py).
 """
 
 import math
@@ -18,22 +22,18 @@ from typing import Any
 
 import torch
 
-from fedsweep.cell import CellRuntime
+from fedsweep.cell import CellEnv, CellRuntime
 from fedsweep.checkpoint.blobs import BlobStore
-from fedsweep.checkpoint.storage import CheckpointError
+from fedsweep.checkpoint.store import round_dir
+from fedsweep.data.base import Split
 from fedsweep.faults.base import ClientRound
 from fedsweep.rng import generator
-from fedsweep.strategies.base import ClientFailure, ClientResult
-from fedsweep.data.base import Split
+from fedsweep.strategies.base import ClientFailure, ClientMeta, ClientResult, ClientResults, RoundContext
 from fedsweep.train import evaluation_sums, train_epoch
 from fedsweep.weights import Params
 
 Ref = dict[str, Any]
 _OPT, _SERVER = "opt.", "server."
-
-
-def round_prefix(round: int) -> str:
-    return f"round-{round:06d}"
 
 
 def split_prefixed(tensors: Params, prefix: str) -> tuple[Params, Params]:
@@ -54,26 +54,24 @@ def prune_rounds(blobs: BlobStore, *, up_to: int) -> None:
             blobs.prune(name)
 
 
-def put_global(blobs: BlobStore, *, round: int, params: Params, server_state: Params) -> Ref:
-    """Write the model a round starts from; its reference is the input of every epoch-0 task."""
-    key = f"{round_prefix(round)}/global"
-    sha = blobs.put(key, join_prefixed(params, server_state, _SERVER), {"round": round})
-    return {"key": key, "sha256": sha}
+def start_round(env: CellEnv, *, round: int, params: Params, server_state: Params) -> dict[str, Ref]:
+    """Write what round `round` starts from; returns {"global": ref, "server": ref}."""
+    broadcast = env.runtime.strategy.broadcast(server_state)
+    refs = {}
+    for name, tensors in (("global", join_prefixed(params, broadcast, _SERVER)), ("server", server_state)):
+        key = f"{round_dir(round)}/{name}"
+        refs[name] = {"key": key, "sha256": env.blobs.put(key, tensors, {"round": round})}
+    return refs
 
 
-def ref_ok(blobs: BlobStore, ref: Ref) -> bool:
-    """Whether the blob a (cached) reference points to is still there, with the same bytes."""
-    try:
-        blobs.get(ref["key"], ref["sha256"])
-    except CheckpointError:
-        return False
-    return True
+def read(blobs: BlobStore, ref: Ref) -> Params:
+    tensors, _ = blobs.get(ref["key"], ref["sha256"])
+    return tensors
 
 
 def read_global(blobs: BlobStore, ref: Ref) -> tuple[Params, Params]:
-    """(params, server_state) from a global or aggregated reference."""
-    tensors, _ = blobs.get(ref["key"], ref["sha256"])
-    return split_prefixed(tensors, _SERVER)
+    """(params, what the strategy broadcasts) from a round's global reference."""
+    return split_prefixed(read(blobs, ref), _SERVER)
 
 
 def client_round(rt: CellRuntime, round: int, client: int) -> ClientRound:
@@ -88,81 +86,92 @@ def planned_epochs(rt: CellRuntime, round: int, client: int) -> int:
     return rt.faults.epochs_to_run(client_round(rt, round, client))
 
 
-def client_epoch(
-    rt: CellRuntime, blobs: BlobStore, *, round: int, client: int, epoch: int, global_ref: Ref,
-    input_ref: Ref | None, attempt: int = 1,
-) -> Ref:
-    """Train `client` for local epoch `epoch` of `round`, starting from `input_ref` (or the global).
-
-    Injected faults act first (they may raise, hang or slow down), on attempt `attempt`, so a
-    retry draws again and a replay of the same run fails in the same places.
-    """
-    rt.faults.before_epoch(client_round(rt, round, client).at(epoch=epoch, attempt=attempt))
-    global_params, server_state = read_global(blobs, global_ref)
-    if input_ref is None:
-        params, opt_state = global_params, {}
-    else:
-        tensors, _ = blobs.get(input_ref["key"], input_ref["sha256"])
-        params, opt_state = split_prefixed(tensors, _OPT)
-    seed = int(rt.config["seed"])
-    out = train_epoch(
-        model=rt.thread_model(), data=rt.data.train, indices=rt.clients[client], params=params,
-        optimizer_state=opt_state, global_params=global_params, strategy=rt.strategy,
-        server_state=server_state, client_state=rt.strategy.init_client_state(global_params),
-        cfg=rt.local, generator=generator(seed, "batches", round, client, epoch),
-    )
-    key = f"{round_prefix(round)}/c{client:05d}-e{epoch}"
-    meta = {"loss": out.loss, "steps": out.steps, "num_samples": int(rt.clients[client].numel())}
-    sha = blobs.put(key, join_prefixed(out.params, out.optimizer_state, _OPT), meta)
-    steps = out.steps + (input_ref or {}).get("steps", 0)
-    return {
-        **meta, "key": key, "sha256": sha, "client": client, "epochs_done": epoch + 1, "steps": steps,
-        "attempt": attempt,
-    }
-
-
 def is_finite(params: Params) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in params.values() if v.is_floating_point())
 
 
-def aggregate(
-    rt: CellRuntime, blobs: BlobStore, *, round: int, global_ref: Ref, results: list[Ref],
-    failures: list[dict[str, Any]],
-) -> tuple[Ref, list[dict[str, Any]]]:
-    """Aggregate the clients' final epochs into the next global model; returns (ref, all failures).
+def client_epoch(
+    env: CellEnv, *, round: int, client: int, epoch: int, epochs: int, global_ref: Ref, input_ref: Ref | None,
+    state_ref: Ref | None, attempt: int = 1,
+) -> Ref:
+    """Train `client` for local epoch `epoch` (of `epochs` this round), from `input_ref` or the global.
 
-    Updates are read one at a time in client order (a running sum, never all in memory); an update
-    with NaN/Inf is rejected and reported as a failure instead of poisoning the model.
+    Injected faults act first (they may raise, hang or slow down), on attempt `attempt`, so a
+    retry draws again and a replay of the same run fails in the same places. After the last epoch
+    the strategy's `finish_client` writes the client's new state, the faults' `after_training`
+    shapes the update the client sends, and the reference says whether that update is finite.
     """
-    global_params, server_state = read_global(blobs, global_ref)
-    rejected: list[dict[str, Any]] = []
-
-    def stream() -> Iterator[ClientResult]:
-        for ref in sorted(results, key=lambda r: r["client"]):
-            tensors, _ = blobs.get(ref["key"], ref["sha256"])
-            params, _ = split_prefixed(tensors, _OPT)
-            params = rt.faults.after_training(client_round(rt, round, ref["client"]), params, global_params)
-            if not is_finite(params) or not math.isfinite(ref["loss"]):
-                rejected.append({"client": ref["client"], "kind": "invalid_update", "message": "NaN/Inf"})
-                continue
-            yield ClientResult(
-                client=ref["client"], num_samples=ref["num_samples"], params=params, loss=ref["loss"],
-                epochs_done=ref["epochs_done"], epochs_planned=int(rt.config["local_epochs"]),
-            )
-
-    failed = [ClientFailure(client=f["client"], kind=f["kind"], message=f["message"]) for f in failures]
-    out = rt.strategy.aggregate(
-        global_params=global_params, results=stream(), failures=failed, server_state=server_state
+    rt = env.runtime
+    rt.faults.before_epoch(client_round(rt, round, client).at(epoch=epoch, attempt=attempt))
+    global_params, broadcast = read_global(env.blobs, global_ref)
+    client_state = env.client_states.get(state_ref)
+    params, opt_state = (global_params, {}) if input_ref is None else split_prefixed(read(env.blobs, input_ref), _OPT)
+    out = train_epoch(
+        model=rt.thread_model(), data=rt.data.train, indices=rt.clients[client], params=params,
+        optimizer_state=opt_state, global_params=global_params, strategy=rt.strategy,
+        server_state=broadcast, client_state=client_state, cfg=rt.local,
+        generator=generator(int(rt.config["seed"]), "batches", round, client, epoch),
     )
-    key = f"{round_prefix(round)}/aggregated"
-    sha = blobs.put(key, join_prefixed(out.params, out.server_state, _SERVER), {"round": round})
-    return {"key": key, "sha256": sha}, [*failures, *rejected]
+    steps = out.steps + (input_ref or {}).get("steps", 0)
+    meta = {"loss": out.loss, "steps": out.steps, "num_samples": int(rt.clients[client].numel())}
+    ref = {"client": client, "epochs_done": epoch + 1, "attempt": attempt, "previous_client_state": state_ref}
+    sent = out.params
+    if epoch + 1 == epochs:
+        new_state = rt.strategy.finish_client(params=out.params, global_params=global_params, server_state=broadcast,
+                                              client_state=client_state, steps=steps, lr=rt.local.lr)
+        ref["client_state"] = env.client_states.put(client=client, round=round, state=new_state)
+        sent = rt.faults.after_training(client_round(rt, round, client), out.params, global_params)
+        ref["valid"] = is_finite(sent) and math.isfinite(out.loss)
+    key = f"{round_dir(round)}/c{client:05d}-e{epoch}"
+    sha = env.blobs.put(key, join_prefixed(sent, out.optimizer_state, _OPT), meta)
+    return {**meta, **ref, "key": key, "sha256": sha, "steps": steps}
 
 
-def evaluate_global(rt: CellRuntime, blobs: BlobStore, ref: Ref, *, part: int = 0, parts: int = 1) -> dict[str, float]:
+class BlobResults(ClientResults):
+    """The round's client results as references, read from the blob stores on each iteration."""
+
+    def __init__(self, env: CellEnv, refs: list[Ref]) -> None:
+        self.env, self.refs = env, sorted(refs, key=lambda r: r["client"])
+        planned = int(env.runtime.config["local_epochs"])
+        self._meta = [ClientMeta(client=r["client"], num_samples=r["num_samples"], loss=r["loss"], steps=r["steps"],
+                                 epochs_done=r["epochs_done"], epochs_planned=planned) for r in self.refs]
+
+    @property
+    def meta(self) -> list[ClientMeta]:
+        return self._meta
+
+    def __iter__(self) -> Iterator[ClientResult]:
+        states = self.env.client_states
+        for meta, ref in zip(self._meta, self.refs):
+            params, _ = split_prefixed(read(self.env.blobs, ref), _OPT)
+            yield ClientResult(**vars(meta), params=params, client_state=states.get(ref.get("client_state")),
+                               previous_client_state=states.get(ref.get("previous_client_state")))
+
+
+def aggregate(
+    env: CellEnv, *, round: int, start: dict[str, Ref], results: list[Ref], failures: list[dict[str, Any]],
+    selected: list[int], keep: bool,
+) -> dict[str, Ref]:
+    """The start of round `round + 1`: the strategy's aggregate of `results` (valid updates only),
+    or, with `keep`, round `round`'s model and server state unchanged (the policy skipped it)."""
+    params, _ = read_global(env.blobs, start["global"])
+    server_state = read(env.blobs, start["server"])
+    if not keep:
+        out = env.runtime.strategy.aggregate(
+            global_params=params, results=BlobResults(env, results),
+            failures=[ClientFailure(client=f["client"], kind=f["kind"], message=f["message"]) for f in failures],
+            server_state=server_state,
+            context=RoundContext(round=round, selected=tuple(selected), num_clients=env.runtime.num_clients),
+        )
+        params, server_state = out.params, out.server_state
+    return start_round(env, round=round + 1, params=params, server_state=server_state)
+
+
+def evaluate_global(env: CellEnv, ref: Ref, *, part: int = 0, parts: int = 1) -> dict[str, float]:
     """Sums for a global model on part `part` of `parts` equal slices of the cell's test split
     (`combine_evaluations` turns the parts' sums into accuracy and loss)."""
-    params, _ = read_global(blobs, ref)
+    rt = env.runtime
+    params, _ = read_global(env.blobs, ref)
     test = rt.data.test
     lo, hi = len(test) * part // parts, len(test) * (part + 1) // parts
     correct, loss_sum = evaluation_sums(

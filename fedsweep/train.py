@@ -29,9 +29,7 @@ from torch import nn
 
 from fedsweep.data.base import Split
 from fedsweep.strategies.base import Strategy
-from fedsweep.weights import state_of
-
-Params = dict[str, torch.Tensor]
+from fedsweep.weights import Params, state_of
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from fedsweep.checkpoint.cellstate import CellState
 from fedsweep.checkpoint.writer import BackgroundWriter
 from tasks import track
 from tasks.checkpoint import commit_round
@@ -28,9 +29,9 @@ class RoundCommitter:
         ckpt = cfg["checkpoint"]
         self.background = bool(ckpt["background"])
         self.writer = BackgroundWriter(max_retries=int(ckpt["write_retries"]), timeout_s=float(ckpt["write_timeout_s"]))
-        self.last: tuple[int, dict, dict, dict] | None = None
+        self.last: CellState | None = None
 
-    def log_missing(self, history: list[dict[str, Any]]) -> None:
+    def log_missing(self, history: tuple[dict[str, Any], ...]) -> None:
         """Rounds committed before a crash but not yet in MLflow (a kill between the two steps)."""
         for metrics in history:
             self._log(metrics)
@@ -44,14 +45,14 @@ class RoundCommitter:
         self.writer.flush(self.writer.timeout_s)
         return time.perf_counter() - tick
 
-    def submit(self, rnd: int, global_ref: dict, extra: dict, meta: dict) -> None:
-        """Commit round `rnd`: in the background, or here when `checkpoint.background=false`."""
-        self.last = (rnd, global_ref, extra, meta)
+    def submit(self, state: CellState) -> None:
+        """Commit round `state.round`: in the background, or here when `checkpoint.background=false`."""
+        self.last = state
         if self.background:
             context = contextvars.copy_context()  # task runs stay attached to this flow run
-            self.writer.submit(lambda: context.run(self._commit, rnd, global_ref, extra, meta))
+            self.writer.submit(lambda: context.run(self._commit, state))
         else:
-            self._commit(rnd, global_ref, extra, meta)
+            self._commit(state)
 
     def finish(self) -> None:
         """Wait for the last commit; if it failed, retry it here (raising if it still fails)."""
@@ -59,11 +60,11 @@ class RoundCommitter:
         self.writer.close()
         if not committed and self.last is not None:
             log.warning("the last checkpoint did not commit in the background; retrying in the foreground")
-            self._commit(*self.last)
+            self._commit(self.last)
 
-    def _commit(self, rnd: int, global_ref: dict, extra: dict, meta: dict) -> None:
-        commit_round(self.cell_dir, rnd, global_ref, extra, meta)
-        self._log(meta["history"][-1])
+    def _commit(self, state: CellState) -> None:
+        commit_round(self.cell_dir, state.round, state)
+        self._log(state.history[-1])
 
     def _log(self, metrics: dict[str, Any]) -> None:
         rnd = int(metrics["round"])

@@ -37,7 +37,7 @@ def _start_over(plan: SweepPlan) -> None:
 
 def _prepare(plan: SweepPlan) -> None:
     """Write each cell's config and warm the first cell's runtime (dataset loaded once per process)."""
-    from tasks.context import cell_env, write_cell_config  # noqa: PLC0415
+    from fedsweep.cell import cell_env, write_cell_config  # noqa: PLC0415
 
     for cell in plan.cells:
         write_cell_config(cell["dir"], key=cell["key"], name=cell["name"], config=cell["config"])
@@ -49,18 +49,14 @@ def run_sweep(plan: SweepPlan) -> int:
     """Run the sweep; returns the number of failed cells."""
     plan.dir.mkdir(parents=True, exist_ok=True)
     server = _prefect_env(plan)  # first: its start-up is the longest chain of all
-    from fedsweep.cell import warm_imports  # noqa: PLC0415
-    from tasks.context import start_worker_pool, stop_worker_pool, uses_workers  # noqa: PLC0415
+    from fedsweep import execution  # noqa: PLC0415
 
     # Worker processes next, while this process has no other thread: they fork (no imports to pay).
-    runners = [cell["config"]["runner"] for cell in plan.cells if uses_workers(cell["config"], cell["dir"])]
-    if runners:
-        warm_imports()  # paid once here and inherited, instead of once per worker
-        start_worker_pool(runners)
+    execution.start([(cell["config"], cell["dir"]) for cell in plan.cells])
     try:
         return _run(plan, server)
     finally:
-        stop_worker_pool()
+        execution.shutdown()
 
 
 def _run(plan: SweepPlan, server: LocalServer | None) -> int:

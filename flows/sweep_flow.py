@@ -10,14 +10,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from fedsweep import summary
 from flows.experiment import run_cell
 from tasks import track
-from tasks.context import parallel_clients
+from fedsweep.execution import parallel_clients
 
 log = logging.getLogger("fedsweep")
 
 
 def task_runner(cell: dict[str, Any]) -> ThreadPoolTaskRunner:
-    """Client-epoch tasks run in threads of this process; with `runner.pool=process` each thread
-    hands its training to a worker process (tasks/context.py)."""
+    """Client-epoch tasks run in threads of this process; each hands its training to the cell's
+    executor (fedsweep/execution/)."""
     return ThreadPoolTaskRunner(max_workers=parallel_clients(cell["config"]["runner"]))
 
 

@@ -1,4 +1,4 @@
-"""The aggregation task: successful client results (and failures) into the next global model."""
+"""The aggregation task: the round's valid client results into the start of the next round."""
 
 import hashlib
 import json
@@ -8,15 +8,17 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from fedsweep import steps
-from tasks.context import cell_env
+from fedsweep.cell import cell_env
+from fedsweep.checkpoint.store import round_dir
 
 
 def aggregate_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     inputs = json.dumps(
-        [p["global_ref"]["sha256"], sorted(r["sha256"] for r in p["results"]), p["failures"]], sort_keys=True
+        [p["start"], sorted((r["sha256"], r.get("client_state")) for r in p["results"]), p["failures"], p["keep"]],
+        sort_keys=True,
     )
     digest = hashlib.sha256(inputs.encode()).hexdigest()[:24]
-    return f"{cell_env(p['cell_dir']).key}/{steps.round_prefix(p['round'])}/aggregate-{digest}"
+    return f"{cell_env(p['cell_dir']).key}/{round_dir(p['round'])}/aggregate-{digest}"
 
 
 @task(
@@ -27,11 +29,8 @@ def aggregate_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     result_serializer="json",
 )
 def aggregate_round(
-    cell_dir: str, round: int, global_ref: dict, results: list[dict], failures: list[dict]
+    cell_dir: str, round: int, start: dict, results: list[dict], failures: list[dict], selected: list[int], keep: bool
 ) -> dict:
-    """Returns {"global": ref, "failures": [...]} (rejected NaN/Inf updates join the failures)."""
-    env = cell_env(cell_dir)
-    ref, all_failures = steps.aggregate(
-        env.runtime, env.blobs, round=round, global_ref=global_ref, results=results, failures=failures
-    )
-    return {"global": ref, "failures": all_failures}
+    """{"global": ref, "server": ref} of round `round + 1` (`steps.aggregate`), on the server."""
+    return steps.aggregate(cell_env(cell_dir), round=round, start=start, results=results, failures=failures,
+                           selected=selected, keep=keep)

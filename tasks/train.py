@@ -2,7 +2,8 @@
 
 By default a task is one epoch (`span=1`), so a kill loses at most one client epoch. Where an epoch
 is tiny (a logistic regression on a few hundred samples) Prefect's per-task cost dominates, and
-`runner.granularity=client` runs all of a client's epochs of a round in one task (`span=E`).
+`runner.granularity=client` runs all of a client's epochs of a round in one task (`span=E`). The
+training itself is a job handed to the execution seam (fedsweep/execution/).
 """
 
 from typing import Any
@@ -10,18 +11,20 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from fedsweep import steps
+from fedsweep import jobs
+from fedsweep.cell import cell_env
+from fedsweep.checkpoint.store import round_dir
+from fedsweep.execution import executor_for
 from fedsweep.faults.base import retryable
-from tasks.context import cell_env, client_epoch
 
 
 def client_epoch_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     """Coordinates + the hashes of the inputs: a resumed run finds the result, a changed input misses."""
-    env = cell_env(p["cell_dir"])
     inp = (p["input_ref"] or {}).get("sha256", "global")[:16]
+    state = f"-s{p['state_ref']['sha256'][:16]}" if p["state_ref"] else ""
     return (
-        f"{env.key}/{steps.round_prefix(p['round'])}/"
-        f"c{p['client']:05d}-e{p['epoch']}x{p.get('span', 1)}-{p['global_ref']['sha256'][:16]}-{inp}"
+        f"{cell_env(p['cell_dir']).key}/{round_dir(p['round'])}/"
+        f"c{p['client']:05d}-e{p['epoch']}x{p['span']}of{p['epochs']}-{p['global_ref']['sha256'][:16]}-{inp}{state}"
     )
 
 
@@ -40,12 +43,15 @@ def retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
     result_serializer="json",
 )
 def train_client_epoch(
-    cell_dir: str, round: int, client: int, epoch: int, global_ref: dict, input_ref: dict | None, span: int = 1
+    cell_dir: str, round: int, client: int, epoch: int, span: int, epochs: int, global_ref: dict,
+    input_ref: dict | None, state_ref: dict | None,
 ) -> dict:
-    """Train one client for `span` local epochs from `epoch`; returns a reference to the last result."""
+    """Train one client for `span` of its `epochs` local epochs from `epoch`; returns a reference
+    to the last result."""
     attempt = TaskRunContext.get().task_run.run_count  # 1 on the first try, 2 on the first retry
+    executor = executor_for(cell_dir)
     for e in range(epoch, epoch + span):
-        input_ref = client_epoch(
-            cell_dir, round=round, client=client, epoch=e, global_ref=global_ref, input_ref=input_ref, attempt=attempt
-        )
+        kwargs = {"round": round, "client": client, "epoch": e, "epochs": epochs, "global_ref": global_ref,
+                  "input_ref": input_ref, "state_ref": state_ref, "attempt": attempt}
+        input_ref = executor.run(cell_dir, jobs.client_epoch, kwargs)
     return input_ref

@@ -26,3 +26,17 @@ def cell_config() -> Callable[..., dict[str, Any]]:
         return compose_config(["num_clients=4", "clients_per_round=2", "batch_size=16", *overrides])
 
     return make
+
+
+@pytest.fixture
+def make_env(tmp_path) -> Callable[..., Any]:
+    """`make_env(config)` -> the `CellEnv` of a cell folder written for `config` under tmp_path."""
+    from fedsweep.cell import cell_env, write_cell_config  # noqa: PLC0415
+    from fedsweep.sweep import cell_key  # noqa: PLC0415
+
+    def make(config: dict[str, Any], where: str = "cell") -> Any:
+        cell_dir = str(tmp_path / where)
+        write_cell_config(cell_dir, key=cell_key(config), name=where, config=config)
+        return cell_env(cell_dir)
+
+    return make

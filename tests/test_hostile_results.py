@@ -161,9 +161,7 @@ def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Pat
     from hydra import initialize_config_dir  # noqa: PLC0415
 
     from fedsweep import steps  # noqa: PLC0415
-    from fedsweep.cell import build_runtime  # noqa: PLC0415
-    from fedsweep.checkpoint.blobs import BlobStore  # noqa: PLC0415
-    from fedsweep.checkpoint.storage import LocalStorage  # noqa: PLC0415
+    from fedsweep.cell import cell_env, write_cell_config  # noqa: PLC0415
     from flows.plan import plan_overrides  # noqa: PLC0415
     from flows.sweep import CONF_DIR  # noqa: PLC0415
 
@@ -177,14 +175,12 @@ def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Pat
     ]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cell = plan_overrides("config", args).cells[0]
-    rt = build_runtime(cell["config"])
-    server_state = rt.strategy.init_server_state(rt.initial_params)
-    ref = steps.put_global(
-        BlobStore(storage=LocalStorage(tmp_path / "scratch")),
-        round=1,
-        params=rt.initial_params,
-        server_state=server_state,
-    )
+    scratch = str(tmp_path / "scratch")
+    write_cell_config(scratch, key=cell["key"], name="scratch", config=cell["config"])
+    rt = cell_env(scratch).runtime
+    ref = steps.start_round(cell_env(scratch), round=1, params=rt.initial_params,
+                            server_state=rt.strategy.init_server_state(rt.initial_params))["global"]
+    epochs = cell["config"]["local_epochs"]
     marker = tmp_path / "pwned"
     evil = record(
         {"type": "pickle", "picklelib": "pickle"}, base64.b64encode(pickle.dumps(_Touch(marker))).decode()
@@ -194,7 +190,7 @@ def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Pat
         / "outputs/default/prefect-results"
         / cell["key"]
         / "round-000001"
-        / f"c{c:05d}-e0-{ref['sha256'][:16]}-global"
+        / f"c{c:05d}-e0x1of{epochs}-{ref['sha256'][:16]}-global"
         for c in range(4)
     ]
     for path in planted:

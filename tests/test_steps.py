@@ -1,4 +1,4 @@
-"""A round's steps over blobs (fedsweep/steps.py), without Prefect."""
+"""A round's steps over a cell's stores (fedsweep/steps.py), without Prefect."""
 
 import math
 
@@ -7,88 +7,100 @@ import torch
 
 from fedsweep import steps
 from fedsweep.cell import build_runtime
-from fedsweep.checkpoint.blobs import BlobStore
-from fedsweep.checkpoint.storage import LocalStorage
 from fedsweep.weights import weights_sha256
 
 
 @pytest.fixture
-def env(cell_config, tmp_path):
-    rt = build_runtime(cell_config("local_epochs=2"))
-    return rt, BlobStore(storage=LocalStorage(tmp_path / "work"))
+def env(cell_config, make_env):
+    return make_env(cell_config("local_epochs=2"))
 
 
-def _train(rt, blobs, client: int, epochs: int = 2) -> dict:
-    gref = steps.put_global(blobs, round=1, params=rt.initial_params, server_state={})
+def _start(env) -> dict:
+    rt = env.runtime
+    return steps.start_round(env, round=1, params=rt.initial_params,
+                             server_state=rt.strategy.init_server_state(rt.initial_params))
+
+
+def _train(env, start: dict, client: int, epochs: int = 2) -> dict:
     ref = None
     for epoch in range(epochs):
-        ref = steps.client_epoch(rt, blobs, round=1, client=client, epoch=epoch, global_ref=gref, input_ref=ref)
+        ref = steps.client_epoch(env, round=1, client=client, epoch=epoch, epochs=epochs,
+                                 global_ref=start["global"], input_ref=ref, state_ref=None)
     return ref
 
 
 def test_client_epochs_chain_and_recompute_the_same_bytes(env) -> None:
     # Prepare
-    rt, blobs = env
+    start = _start(env)
     # Execute
-    first = _train(rt, blobs, client=1)
-    again = _train(rt, blobs, client=1)
+    first = _train(env, start, client=1)
+    again = _train(env, start, client=1)
     # Assert
     assert first["sha256"] == again["sha256"]
-    assert first["epochs_done"] == 2 and first["num_samples"] == rt.clients[1].numel()
-    assert first["steps"] == 2 * math.ceil(rt.clients[1].numel() / rt.local.batch_size)
+    assert first["epochs_done"] == 2 and first["num_samples"] == env.runtime.clients[1].numel()
+    assert first["steps"] == 2 * math.ceil(env.runtime.clients[1].numel() / env.runtime.local.batch_size)
+    assert first["valid"] is True and first["client_state"] is None  # FedAvg keeps no client state
 
 
-def test_aggregate_is_sample_weighted_and_rejects_non_finite_updates(env) -> None:
+def test_only_the_last_epoch_finishes_the_client(env) -> None:
+    start = _start(env)
+    first = steps.client_epoch(env, round=1, client=0, epoch=0, epochs=2, global_ref=start["global"],
+                               input_ref=None, state_ref=None)
+    assert "valid" not in first and "client_state" not in first
+
+
+def test_aggregate_is_sample_weighted(env) -> None:
     # Prepare
-    rt, blobs = env
-    gref = steps.put_global(blobs, round=1, params=rt.initial_params, server_state={})
-    good = [_train(rt, blobs, client=c) for c in (0, 1)]
-    bad = _train(rt, blobs, client=2)
-    tensors, meta = blobs.get(bad["key"])
-    poisoned = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in tensors.items()}
-    bad = {**bad, "sha256": blobs.put(bad["key"], poisoned, meta)}
+    start = _start(env)
+    good = [_train(env, start, client=c) for c in (0, 1)]
     # Execute
-    ref, failures = steps.aggregate(rt, blobs, round=1, global_ref=gref, results=[*good, bad], failures=[])
-    alone, _ = steps.aggregate(rt, blobs, round=1, global_ref=gref, results=good, failures=[])
-    # Assert
-    assert failures == [{"client": 2, "kind": "invalid_update", "message": "NaN/Inf"}]
-    assert ref["sha256"] == alone["sha256"]
-    params, _ = steps.read_global(blobs, ref)
+    out = steps.aggregate(env, round=1, start=start, results=good, failures=[], selected=[0, 1], keep=False)
+    # Assert: the next round's start, the clients' sample-weighted mean
+    assert out["global"]["key"] == "round-000002/global"
+    params, _ = steps.read_global(env.blobs, out["global"])
     w = [g["num_samples"] for g in good]
-    ones = [steps.split_prefixed(blobs.get(g["key"])[0], "opt.")[0] for g in good]
+    ones = [steps.split_prefixed(env.blobs.get(g["key"])[0], "opt.")[0] for g in good]
     key = next(iter(params))
     expected = (ones[0][key].double() * w[0] + ones[1][key].double() * w[1]) / sum(w)
     torch.testing.assert_close(params[key], expected.float())
 
 
-def test_aggregate_without_results_keeps_the_global_model(env) -> None:
-    rt, blobs = env
-    gref = steps.put_global(blobs, round=1, params=rt.initial_params, server_state={})
-    ref, failures = steps.aggregate(
-        rt, blobs, round=1, global_ref=gref, results=[],
-        failures=[{"client": 0, "kind": "X", "message": "m"}],
-    )
-    assert weights_sha256(steps.read_global(blobs, ref)[0]) == weights_sha256(rt.initial_params)
-    assert failures == [{"client": 0, "kind": "X", "message": "m"}]
+def test_a_non_finite_update_is_marked_invalid(cell_config, make_env) -> None:
+    # Prepare: a fault that turns every client's update into NaN
+    env = make_env(cell_config("faults=corrupt", "faults.p=1.0"), where="corrupt")
+    start = _start(env)
+    # Execute
+    ref = _train(env, start, client=2, epochs=1)
+    # Assert: marked at the source; the loop reports it as an invalid update
+    assert ref["valid"] is False
+    params, _ = steps.split_prefixed(env.blobs.get(ref["key"])[0], "opt.")
+    assert not steps.is_finite(params)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_kept_or_empty_round_keeps_the_global_model(env, keep) -> None:
+    start = _start(env)
+    results = [_train(env, start, client=0)] if keep else []
+    out = steps.aggregate(env, round=1, start=start, results=results, selected=[0],
+                          failures=[{"client": 0, "kind": "X", "message": "m"}], keep=keep)
+    assert weights_sha256(steps.read_global(env.blobs, out["global"])[0]) == weights_sha256(env.runtime.initial_params)
 
 
 def test_evaluate_reports_accuracy_and_loss(env) -> None:
-    rt, blobs = env
-    gref = steps.put_global(blobs, round=1, params=rt.initial_params, server_state={})
-    metrics = steps.combine_evaluations([steps.evaluate_global(rt, blobs, gref)])
+    start = _start(env)
+    metrics = steps.combine_evaluations([steps.evaluate_global(env, start["global"])])
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["loss"] > 0
 
 
 @pytest.mark.parametrize("parts", [2, 3, 7])
 def test_an_evaluation_in_parts_adds_up_to_the_whole(env, parts) -> None:
     # Prepare
-    rt, blobs = env
-    gref = steps.put_global(blobs, round=1, params=rt.initial_params, server_state={})
-    whole = steps.combine_evaluations([steps.evaluate_global(rt, blobs, gref)])
+    start = _start(env)
+    whole = steps.combine_evaluations([steps.evaluate_global(env, start["global"])])
     # Execute
-    split = [steps.evaluate_global(rt, blobs, gref, part=i, parts=parts) for i in range(parts)]
+    split = [steps.evaluate_global(env, start["global"], part=i, parts=parts) for i in range(parts)]
     # Assert: every test sample counted once; the same accuracy, the same loss up to rounding
-    assert sum(p["count"] for p in split) == len(rt.data.test)
+    assert sum(p["count"] for p in split) == len(env.runtime.data.test)
     combined = steps.combine_evaluations(split)
     assert combined["accuracy"] == whole["accuracy"]
     assert combined["loss"] == pytest.approx(whole["loss"], rel=1e-6)

@@ -52,6 +52,14 @@ class BlobStore:
         except Exception:  # noqa: BLE001 - any parse failure means "not safetensors"
             raise CheckpointError(f"blob {key!r} in {self.storage.location} is not safetensors") from None
 
+    def holds(self, ref: dict[str, Any]) -> bool:
+        """Whether the blob a reference `{"key", "sha256"}` names is still there, with the same bytes."""
+        try:
+            self.get(ref["key"], ref["sha256"])
+        except CheckpointError:
+            return False
+        return True
+
     def exists(self, key: str) -> bool:
         return self.storage.exists(self._path(key))
 

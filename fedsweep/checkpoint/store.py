@@ -165,6 +165,18 @@ class CheckpointStore:
             )
         return None
 
+    def kept_metas(self) -> list[dict[str, Any]]:
+        """The JSON meta of every committed round whose manifest and meta verify (tensors unread)."""
+        metas = []
+        for r in self.committed_rounds():
+            base = round_dir(r)
+            try:
+                manifest = _parse_manifest(self._read(base, MANIFEST), r)
+                metas.append(json.loads(self._verified(base, META, manifest["files"])))
+            except (_Corrupt, ValueError):
+                continue
+        return metas
+
     def _read(self, base: str, name: str) -> bytes:
         try:
             return self.storage.read(f"{base}/{name}")

@@ -2,10 +2,15 @@
 
 A selector picks the clients of a round. It is pure: its choice depends only on its arguments,
 and all randomness comes from the `generator` the loop passes in (seeded by seed and round), so a
-resumed run selects exactly the same clients. A stateful selector keeps its state in the returned
-`Selection.state` (tensors only, checkpointed by the runner) and receives it back next round.
-The returned ids are sorted, distinct, drawn from `available`, and there are
-min(k, len(available)) of them.
+resumed run selects exactly the same clients. The returned ids are sorted, distinct, drawn from
+`available`, and there are min(k, len(available)) of them.
+
+State: a selector keeps what it knows in a `dict[str, Tensor]` that the runner checkpoints with the
+round and hands back. Each round the runner calls `select` (which may update the state), and after
+the round is aggregated `observe` with one `ClientFeedback` per selected client, in client-id order
+(samples, loss and local steps of those that trained; the failure kind of those that did not), so a
+selector that learns from the clients' losses or speeds (power-of-choice, Oort) learns only through
+its checkpointed state and a resumed run selects exactly what an uninterrupted one would.
 """
 
 from abc import ABC, abstractmethod
@@ -18,6 +23,17 @@ import torch
 class Selection:
     clients: list[int]
     state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientFeedback:
+    """What a selected client's round told the server (`failure` is None when it trained)."""
+
+    client: int
+    num_samples: int = 0
+    loss: float = float("nan")
+    steps: int = 0
+    failure: str | None = None
 
 
 class Selector(ABC):
@@ -34,3 +50,9 @@ class Selector(ABC):
         state: dict[str, torch.Tensor],
     ) -> Selection:
         """The clients to train this round."""
+
+    def observe(
+        self, *, round: int, feedback: list[ClientFeedback], state: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """The state after seeing the round's outcome; default: learn nothing."""
+        return state

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 import torch
 
-Params = dict[str, torch.Tensor]
+from fedsweep.weights import Params
 
 
 class RunningMean:

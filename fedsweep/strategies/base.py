@@ -1,7 +1,7 @@
 """The strategy contract (after Flower's `Strategy`: failures are data passed to `aggregate`).
 
 A strategy is the server's method and the part of the client's local objective it owns. The round
-loop (flows/experiment.py) calls it; it never calls back into the loop.
+loop (flows/experiment.py) calls it through the library (fedsweep/steps.py); it never calls back.
 
 Rules:
 
@@ -9,50 +9,106 @@ Rules:
   hyper-parameters (set by keyword-only constructor arguments from `conf/strategy/*.yaml`). Anything
   that changes across rounds is *state*, returned and passed back in, so it can be checkpointed and
   a resumed run continues bitwise.
-- **State** is two kinds of `dict[str, Tensor]`:
-  `server_state` (e.g. SCAFFOLD's global control variate, a server optimiser's moments), created by
-  `init_server_state` and returned updated by `aggregate`; and per-client `client_state` (e.g.
-  SCAFFOLD's c_i), created by `init_client_state`, read by `local_penalty`/`correct_gradients`
-  during local training and returned updated by `finish_client`. The runner persists both.
-- **Who calls what.** Per client and round the runner calls `init_client_state` (first
-  participation only), then the local epochs (`fedsweep.train.train_epoch`, which calls
-  `local_penalty` and `correct_gradients` at every step, with every state dict moved to the model's
-  device), then `finish_client` once with the total number of local steps. The `ClientResult` it
-  hands to `aggregate` carries both the state the client started from (`previous_client_state`)
-  and the one `finish_client` returned (`client_state`), so that a server update that needs the
-  change of a client's state (SCAFFOLD's c ← c + |S|/N · mean(c_i⁺ − c_i)) needs no hidden memory.
-- **Experiment-wide sizes** a method needs (SCAFFOLD's N, the total number of clients) are
-  hyper-parameters, interpolated in its yaml (`num_clients: ${num_clients}`).
-- **Local objective.** `local_penalty` adds a term to the client's loss (FedProx's proximal term);
-  `correct_gradients` may edit gradients in place after `backward()` (SCAFFOLD's c - c_i). Both
-  default to doing nothing.
-- **Aggregation** receives the global parameters of the round, an iterable of `ClientResult` (in
-  client-id order, read lazily so that only a running sum lives in memory) and the list of
-  `ClientFailure`s. It must consume `results` once. It returns the new global parameters and server
-  state. When `results` is empty it must return the global parameters unchanged.
+- **Server state** (a server optimiser's moments, SCAFFOLD's global control variate) is created by
+  `init_server_state` and returned updated by `aggregate`. It stays on the server: clients receive
+  only `broadcast(server_state)` (default: nothing), beside the global parameters; SCAFFOLD
+  broadcasts c, an adaptive optimiser broadcasts nothing.
+- **Client state** (SCAFFOLD's c_i, FedDyn's gradient memory) is per client. The runner calls
+  `init_client_state` once, when a client is first selected; before each of the client's local
+  epochs the state it started the round with is handed to `local_penalty` / `correct_gradients`
+  (moved to the model's device); after its last epoch of the round `finish_client` runs once, with
+  the total number of local steps, and returns the new state. The runner keeps every client's state
+  in a store versioned by round and commits it with the round's checkpoint: after any kill the model,
+  the server state and every client's state belong to the same round, and a client that rejoins
+  after an outage gets its own state back. A client that fails keeps the state it had.
+- **Aggregation** receives the round's global parameters, the `ClientResults` of the clients that
+  trained (in client-id order), the `ClientFailure`s, the server state and the `RoundContext`. Each
+  result carries its new parameters, the client's state before and after (so a server update that
+  needs the change of a client's state, SCAFFOLD's c ← c + |S|/N · mean(c_i⁺ − c_i), needs no
+  hidden memory), its sample count, loss and number of local steps. It returns the new global
+  parameters and server state. When `results` is empty it must return the parameters unchanged.
+- **Memory.** `ClientResults` reads results lazily: iterating holds one client's tensors at a time
+  (keep a running sum, never a list of models); iterating again reads them again. Rules that need
+  every client's value of one coordinate (median, Krum) call `results.stack(name)`, which holds
+  clients-per-round × that tensor (plus one client's tensors while reading): memory bounded by
+  clients-per-round × the largest tensor, never clients-per-round × the model.
+- **Experiment-wide sizes** a method needs come in the `RoundContext` (`num_clients`, `selected`).
 """
 
-from abc import ABC
-from collections.abc import Iterable
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 
-Params = dict[str, torch.Tensor]
+from fedsweep.weights import Params
 
 
-@dataclass(frozen=True)
-class ClientResult:
-    """A client's successful local training in one round."""
+@dataclass(frozen=True, kw_only=True)
+class RoundContext:
+    """Where aggregation happens: the round (1-based), the clients selected, the population size."""
+
+    round: int
+    selected: tuple[int, ...]
+    num_clients: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientMeta:
+    """What is known of a client's round without reading its tensors."""
 
     client: int
     num_samples: int
-    params: Params
     loss: float
+    steps: int
     epochs_done: int
     epochs_planned: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientResult(ClientMeta):
+    """A client's successful local training in one round, with its tensors."""
+
+    params: Params
     client_state: Params = field(default_factory=dict)
     previous_client_state: Params = field(default_factory=dict)
+
+
+class ClientResults(ABC):
+    """The round's successful clients, in client-id order, read lazily (see the module docstring)."""
+
+    @property
+    @abstractmethod
+    def meta(self) -> list[ClientMeta]:
+        """Every result's metadata, in iteration order, without reading tensors."""
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[ClientResult]:
+        """One `ClientResult` at a time; each iteration reads the results again."""
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def stack(self, name: str) -> torch.Tensor:
+        """Tensor `name` of every result, stacked along a new first dimension (clients × shape)."""
+        values = [result.params[name] for result in self]
+        if not values:
+            raise ValueError("ClientResults.stack: no results")
+        return torch.stack(values)
+
+
+class ListResults(ClientResults):
+    """Results already in memory (tests, small cases): the same contract over a list."""
+
+    def __init__(self, results: list[ClientResult]) -> None:
+        self._results = sorted(results, key=lambda r: r.client)
+
+    @property
+    def meta(self) -> list[ClientMeta]:
+        return self._results  # a ClientResult is a ClientMeta
+
+    def __iter__(self) -> Iterator[ClientResult]:
+        return iter(self._results)
 
 
 @dataclass(frozen=True)
@@ -79,50 +135,36 @@ class Strategy(ABC):
         """Server state before round 1."""
         return {}
 
+    def broadcast(self, server_state: Params) -> Params:
+        """The part of the server state that clients receive with the global parameters."""
+        return {}
+
     def init_client_state(self, params: Params) -> Params:
-        """A client's state before its first participation."""
+        """A client's state before its first participation (`params`: that round's global model)."""
         return {}
 
     def local_penalty(
-        self,
-        *,
-        params: dict[str, torch.Tensor],
-        global_params: Params,
-        server_state: Params,
-        client_state: Params,
+        self, *, params: dict[str, torch.Tensor], global_params: Params, server_state: Params, client_state: Params
     ) -> torch.Tensor | None:
-        """A term added to the local loss (params are the live, differentiable ones)."""
+        """A term added to the local loss (params are the live, differentiable ones; `server_state`
+        is what `broadcast` sent)."""
         return None
 
     def correct_gradients(
-        self,
-        *,
-        named_params: dict[str, torch.nn.Parameter],
-        server_state: Params,
-        client_state: Params,
+        self, *, named_params: dict[str, torch.nn.Parameter], server_state: Params, client_state: Params
     ) -> None:
         """Edit `.grad` in place after backward(); default: leave gradients alone."""
 
     def finish_client(
-        self,
-        *,
-        params: Params,
-        global_params: Params,
-        server_state: Params,
-        client_state: Params,
-        steps: int,
+        self, *, params: Params, global_params: Params, server_state: Params, client_state: Params, steps: int,
         lr: float,
     ) -> Params:
-        """The client's new state after local training."""
+        """The client's new state after its local training of the round (`steps` in all)."""
         return client_state
 
+    @abstractmethod
     def aggregate(
-        self,
-        *,
-        global_params: Params,
-        results: Iterable[ClientResult],
-        failures: list[ClientFailure],
-        server_state: Params,
+        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
+        server_state: Params, context: RoundContext,
     ) -> Aggregated:
-        """New global parameters from the successful clients."""
-        raise NotImplementedError
+        """New global parameters (and server state) from the successful clients."""

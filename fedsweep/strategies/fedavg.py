@@ -6,10 +6,9 @@ https://arxiv.org/abs/1602.05629 (Algorithm 1). Local training is plain SGD on t
 failed clients are simply left out of the average (Flower's FedAvg does the same with `failures`).
 """
 
-from collections.abc import Iterable
-
 from fedsweep.strategies.aggregate import RunningMean
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResult, Params, Strategy
+from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.weights import Params
 
 
 class FedAvg(Strategy):
@@ -22,9 +21,10 @@ class FedAvg(Strategy):
         self,
         *,
         global_params: Params,
-        results: Iterable[ClientResult],
+        results: ClientResults,
         failures: list[ClientFailure],
         server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """Σ n_k w_k / Σ n_k over `results`; the global parameters unchanged if no sample reported."""
         acc = RunningMean()

@@ -7,8 +7,8 @@ https://arxiv.org/abs/1812.06127 (Algorithm 2). Aggregation is FedAvg's sample-w
 
 import torch
 
-from fedsweep.strategies.base import Params
 from fedsweep.strategies.fedavg import FedAvg
+from fedsweep.weights import Params
 
 
 class FedProx(FedAvg):

@@ -35,7 +35,7 @@ def run_cell_here(prefect_harness, tmp_path, cell_config):
     from fedsweep.checkpoint.store import CheckpointStore
     from fedsweep.sweep import cell_key
     from flows.experiment import run_cell
-    from tasks.context import write_cell_config
+    from fedsweep.cell import write_cell_config
 
     def run(*overrides: str, where: str = "a", location: str | None = None):
         config = cell_config(*overrides)

@@ -17,9 +17,15 @@ def sweep_env(prefect_home: Path) -> dict[str, str]:
     return env
 
 
-def start_sweep(cwd: Path, prefect_home: Path, *overrides: str, log: Any = subprocess.PIPE) -> subprocess.Popen:
+def start_sweep(
+    cwd: Path, prefect_home: Path, *overrides: str, log: Any = subprocess.PIPE, python_path: str | None = None
+) -> subprocess.Popen:
+    """The sweep command in a subprocess; `python_path` is put before the PYTHONPATH it inherits."""
+    env = sweep_env(prefect_home)
+    if python_path:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (python_path, env.get("PYTHONPATH")) if p)
     return subprocess.Popen(
-        [sys.executable, str(SWEEP), *overrides], cwd=cwd, env=sweep_env(prefect_home),
+        [sys.executable, str(SWEEP), *overrides], cwd=cwd, env=env,
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
 

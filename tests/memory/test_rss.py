@@ -48,7 +48,7 @@ def test_data_shared_with_workers_is_not_counted_once_per_worker() -> None:
     # Execute: 200 MB in this process, then read by two worker processes through shared memory
     growth = _growth_mb("""
         import torch
-        from fedsweep.workers import WorkerPool
+        from fedsweep.execution.workers import WorkerPool
         from tests.memory.test_rss import touch
         data = torch.ones(50 * 2**20)
         pool = WorkerPool(2, torch_threads=1)

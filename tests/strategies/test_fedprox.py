@@ -6,7 +6,7 @@ import torch
 from fedsweep.data.base import Split
 from fedsweep.models.init import build_model
 from fedsweep.models.mlp import MLP
-from fedsweep.strategies.base import ClientResult, Strategy
+from fedsweep.strategies.base import ClientResult, ListResults, RoundContext, Strategy
 from fedsweep.strategies.fedavg import FedAvg
 from fedsweep.strategies.fedprox import FedProx
 from fedsweep.train import EpochOut, LocalConfig, train_epoch
@@ -72,12 +72,13 @@ def test_aggregation_is_fedavg() -> None:
     # Prepare
     results = [
         ClientResult(client=c, num_samples=n, params={"w": torch.tensor(float(c))}, loss=0.0, epochs_done=1,
-                     epochs_planned=1)
+                     epochs_planned=1, steps=1)
         for c, n in [(1, 3), (2, 1)]
     ]
-    kwargs = dict(global_params={"w": torch.tensor(0.0)}, failures=[], server_state={})
+    kwargs = dict(global_params={"w": torch.tensor(0.0)}, failures=[], server_state={},
+                  context=RoundContext(round=1, selected=(1, 2), num_clients=2))
     # Execute
-    prox = FedProx(mu=1.0).aggregate(results=results, **kwargs)
-    avg = FedAvg().aggregate(results=results, **kwargs)
+    prox = FedProx(mu=1.0).aggregate(results=ListResults(results), **kwargs)
+    avg = FedAvg().aggregate(results=ListResults(results), **kwargs)
     # Assert
     assert prox.params["w"].item() == avg.params["w"].item() == 1.25

@@ -1,4 +1,4 @@
-"""fedsweep.workers: worker processes that answer calls, survive errors, are replaced when stuck or
+"""fedsweep.execution.workers: worker processes that answer calls, survive errors, are replaced when stuck or
 dead, and die with their parent."""
 
 import ctypes
@@ -14,8 +14,9 @@ import psutil
 import pytest
 import torch
 
-from fedsweep.cell import data_key, install_data, load_data, packed_data
-from fedsweep.workers import WorkerLost, WorkerPool
+from fedsweep.cell import data_key, load_data
+from fedsweep.execution.processes import install_data, packed_data
+from fedsweep.execution.workers import WorkerLost, WorkerPool
 
 
 def add(a: int, b: int) -> int:
@@ -149,7 +150,7 @@ def test_workers_die_with_their_parent(tmp_path) -> None:
     # Prepare: a parent that starts a pool, reports its workers, then is killed with SIGKILL
     script = textwrap.dedent("""
         import sys, time
-        from fedsweep.workers import WorkerPool
+        from fedsweep.execution.workers import WorkerPool
         pool = WorkerPool(2, torch_threads=1)
         print(*pool.pids(), flush=True)
         time.sleep(600)
@@ -210,6 +211,6 @@ def test_map_runs_calls_side_by_side_and_answers_in_order(pool) -> None:
     ({"pool": "process", "device": "cuda"}, "/tmp/cell", False),  # a GPU is driven from the sweep's process
 ])
 def test_which_cells_train_in_worker_processes(runner, location, expected) -> None:
-    from tasks.context import uses_workers  # noqa: PLC0415
+    from fedsweep.execution.choose import wants_processes  # noqa: PLC0415
 
-    assert uses_workers({"runner": runner}, location) is expected
+    assert wants_processes({"runner": runner}, location) is expected

@@ -1,4 +1,4 @@
-"""Worker processes that run functions for the main process: client training off the main process.
+"""Worker processes that run functions for the main process (the process backend of the seam).
 
 On a small CPU, training clients in single-thread processes side by side beats one process with as
 many intra-op threads (no spin-waiting between tiny kernels, no GIL shared with orchestration
@@ -96,10 +96,12 @@ class _Worker:
 class WorkerPool:
     """`size` long-lived worker processes, each with `torch_threads` intra-op threads."""
 
-    def __init__(self, size: int, *, torch_threads: int = 1) -> None:
+    def __init__(self, size: int, *, torch_threads: int) -> None:
         if size < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {size}")
-        self.size, self.torch_threads = size, max(1, torch_threads)
+        if torch_threads < 1:
+            raise ValueError(f"a worker needs at least one intra-op thread, got {torch_threads}")
+        self.size, self.torch_threads = size, torch_threads
         method = "fork" if threading.active_count() == 1 else "spawn"
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._workers: list[_Worker] = []

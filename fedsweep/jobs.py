@@ -1,0 +1,21 @@
+"""The pure jobs a cell's tasks hand to the execution seam (fedsweep/execution/).
+
+A job is a module-level function of the cell's folder and small JSON-able arguments, so that any
+backend can run it: in this thread, in a worker process, on another machine. It rebuilds the cell
+from its folder (`cell_env`, once per process) and calls a step (fedsweep/steps.py).
+"""
+
+from typing import Any
+
+from fedsweep import steps
+from fedsweep.cell import cell_env
+
+
+def client_epoch(cell_dir: str, kwargs: dict[str, Any]) -> steps.Ref:
+    """One client epoch (`steps.client_epoch`'s keyword arguments)."""
+    return steps.client_epoch(cell_env(cell_dir), **kwargs)
+
+
+def evaluate_part(cell_dir: str, ref: steps.Ref, part: int, parts: int) -> dict[str, float]:
+    """Evaluation sums of the model at `ref` on one part of the test split."""
+    return steps.evaluate_global(cell_env(cell_dir), ref, part=part, parts=parts)

@@ -1,0 +1,109 @@
+"""A round's decisions and bookkeeping, apart from where the work runs: who trains, what failed,
+how the client-state index and the selector's state move on, and the round's row of metrics.
+
+The round loop (flows/experiment.py) calls these between its tasks and holds only what they return.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from fedsweep import steps
+from fedsweep.cell import CellEnv
+from fedsweep.checkpoint.cellstate import CellState
+from fedsweep.checkpoint.clients import Index
+from fedsweep.faults.base import failure_kind, retryable
+from fedsweep.rng import generator
+from fedsweep.selection.base import ClientFeedback
+
+FAILURE_KINDS = ("transient", "permanent", "node_down", "oom", "timeout", "straggler", "invalid_update", "other")
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """Who takes part in round `round` and with what."""
+
+    round: int
+    available: int  # clients the faults left available
+    selected: tuple[int, ...]
+    epochs: dict[int, int]  # client -> local epochs, for the clients that train
+    states: dict[int, steps.Ref | None]  # client -> the state it starts the round with
+    failures: tuple[dict[str, Any], ...]  # stragglers the aggregation policy drops
+    selection: dict  # the selector's state after `select`
+    client_states: Index  # the index with this round's first participants added
+
+
+def plan_round(env: CellEnv, state: CellState, rnd: int) -> RoundPlan:
+    """Select the round's clients, give first participants their initial state, drop stragglers
+    the aggregation policy refuses."""
+    rt, cfg = env.runtime, env.runtime.config
+    available = rt.faults.available_clients(seed=int(cfg["seed"]), round=rnd, num_clients=rt.num_clients)
+    chosen = rt.selector.select(round=rnd, available=available, k=int(cfg["clients_per_round"]),
+                                generator=generator(cfg["seed"], "select", rnd), state=state.selection)
+    index = dict(state.client_states)
+    new = [c for c in chosen.clients if str(c) not in index]
+    if new:  # init_client_state on first participation only
+        params, _ = steps.read_global(env.blobs, state.start["global"])
+        for client in new:
+            index[str(client)] = env.client_states.put(
+                client=client, round=rnd, state=rt.strategy.init_client_state(params), initial=True)
+    planned = {c: steps.planned_epochs(rt, rnd, c) for c in chosen.clients}
+    epochs = {c: n for c, n in planned.items() if rt.policy.accept(n, int(cfg["local_epochs"]))}
+    dropped = tuple({"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {cfg['local_epochs']} epochs"}
+                    for c in sorted(set(planned) - set(epochs)))
+    return RoundPlan(round=rnd, available=len(available), selected=tuple(chosen.clients), epochs=epochs,
+                     states={c: index[str(c)] for c in epochs}, failures=dropped, selection=chosen.state,
+                     client_states=index)
+
+
+def failure_record(client: int, error: BaseException, *, retries: int) -> dict[str, Any]:
+    """What a failed client contributes to aggregation (as Flower's `failures`) and to the metrics."""
+    kind = failure_kind(error)
+    return {
+        "client": client, "kind": kind if kind in FAILURE_KINDS else "other",
+        "message": f"{type(error).__name__}: {error}"[:500], "retries": retries if retryable(error) else 0,
+    }
+
+
+def split_invalid(results: list[steps.Ref]) -> tuple[list[steps.Ref], list[dict[str, Any]]]:
+    """(results whose update is finite, a failure record for each one that is not)."""
+    valid = [r for r in results if r["valid"]]
+    rejected = [{"client": r["client"], "kind": "invalid_update", "message": "NaN/Inf"} for r in results if not r["valid"]]
+    return valid, rejected
+
+
+def after_round(
+    env: CellEnv, state: CellState, plan: RoundPlan, start: dict[str, steps.Ref], results: list[steps.Ref],
+    failures: list[dict[str, Any]], *, kept: bool, row: dict[str, float],
+) -> CellState:
+    """The cell's state once round `plan.round` is aggregated: the new start, the clients' new
+    states (unchanged for clients that failed, and for everyone when the policy skipped the round),
+    and what the selector learnt from each selected client."""
+    index = dict(plan.client_states)
+    if not kept:
+        index.update({str(r["client"]): r["client_state"] for r in results})
+    failed = {f["client"]: f["kind"] for f in failures}
+    done = {r["client"]: r for r in results}
+    feedback = [
+        ClientFeedback(client=c, num_samples=done[c]["num_samples"], loss=done[c]["loss"], steps=done[c]["steps"])
+        if c in done else ClientFeedback(client=c, failure=failed.get(c, "other"))
+        for c in plan.selected
+    ]
+    selection = env.runtime.selector.observe(round=plan.round, feedback=feedback, state=plan.selection)
+    return state.advance(start=start, selection=selection, client_states=index, history=(*state.history, row))
+
+
+def round_row(plan: RoundPlan, results: list[steps.Ref], failures: list[dict[str, Any]], *, num_clients: int,
+              kept: bool, evaluation: dict[str, float], **measured: float) -> dict[str, float]:
+    """The round's metrics (one MLflow step): evaluation, clients, failures by kind, `measured`."""
+    counts = {f"failed_{kind}": 0.0 for kind in FAILURE_KINDS}
+    for failure in failures:
+        counts[f"failed_{failure['kind']}"] += 1
+    retries = sum(r.get("attempt", 1) - 1 for r in results) + sum(f.get("retries", 0) for f in failures)
+    total = sum(r["num_samples"] for r in results)
+    return {
+        "round": plan.round, **evaluation,
+        "train_loss": sum(r["loss"] * r["num_samples"] for r in results) / total if total else float("nan"),
+        "clients_selected": len(plan.selected), "clients_ok": len(plan.selected) - len(failures),
+        "clients_failed": len(failures), "clients_unavailable": num_clients - plan.available,
+        "skipped": float(kept), **counts, "retries": float(retries), **measured,
+    }
