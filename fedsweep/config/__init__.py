@@ -2,6 +2,7 @@
 of paths, URLs and dataset files (`environment.py`) and Hydra composition with one-line errors
 (`compose.py`). A user's mistake is one `ConfigError`, found before anything is written."""
 
-from fedsweep.config.schema import CellSettings, ConfigError, validate
+from fedsweep.config.errors import ConfigError
+from fedsweep.config.schema import CellSettings, validate
 
 __all__ = ["CellSettings", "ConfigError", "validate"]

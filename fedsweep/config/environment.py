@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fedsweep.config.schema import ConfigError
+from fedsweep.config.errors import ConfigError
 
 
 def check_creatable(path: str | os.PathLike[str], *, key: str) -> None:

@@ -20,7 +20,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from fedsweep.config.schema import ConfigError
+from fedsweep.config.errors import ConfigError
 from fedsweep.config.types import describe, matches, show
 
 HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fedsweep.config.errors import ConfigError
 from fedsweep.config.types import describe, matches, show
 
 PLUGIN_GROUPS = ("dataset", "partition", "model", "strategy", "selection")  # `_target_` required
@@ -33,14 +34,6 @@ OPTIONAL_GROUPS = ("faults",)  # a plug-in, or {} for none
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*")
 _DEVICE = re.compile(r"(cpu|auto|mps|cuda|xpu)(:\d+)?")
 _COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
-
-
-class ConfigError(ValueError):
-    """One user mistake in the configuration; `str()` is the line shown after `error: `."""
-
-    def __init__(self, message: str, *, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 def bounded(
