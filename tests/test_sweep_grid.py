@@ -120,7 +120,9 @@ def test_the_schema_decides_which_settings_change_the_cell_key(
     assert (cell_key(changed) != cell_key(base)) is semantic
 
 
-@pytest.mark.parametrize("overrides", [(), ("+experiment=quickstart",), ("+experiment=failures",), ("+experiment=bench",)])
+@pytest.mark.parametrize(
+    "overrides", [(), ("+experiment=quickstart",), ("+experiment=failures",), ("+experiment=bench",)]
+)
 def test_amp_and_device_at_their_defaults_keep_every_existing_key(
     cell_config: Callable[..., dict[str, Any]], overrides: tuple[str, ...]
 ) -> None:

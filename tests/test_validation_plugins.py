@@ -1,4 +1,4 @@
-"""Plug-ins bring their own rules (fedsweep/config/plugins.py); value types (fedsweep/config/validation.py)."""
+"""Plug-ins bring their own rules (fedsweep/config/plugins.py); value types (config/validation.py)."""
 
 import math
 import typing

@@ -253,7 +253,8 @@ def validate(config: Mapping[str, Any], *, groups: Iterable[str] = (), plugins: 
             raise ConfigError(str(exc), key=block) from None
     nodes = {g: config[g] for g in group_names if g in config and g not in GROUP_SETTINGS}
     for group in group_names if plugins else ():
-        if group in GROUP_SETTINGS or group in BLOCK_CHECKS or (group not in PLUGIN_GROUPS and not config.get(group)):
+        settled = group in GROUP_SETTINGS or group in BLOCK_CHECKS
+        if settled or (group not in PLUGIN_GROUPS and not config.get(group)):
             continue  # an optional group left out or empty ({}) configures nothing
         check_plugin(config, group)
     return CellSettings(knobs=knobs, nodes=nodes, **settings)

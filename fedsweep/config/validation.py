@@ -30,7 +30,9 @@ from pydantic_core import ErrorDetails
 
 from fedsweep.config.errors import ConfigError, show
 
-STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid", frozen=True, arbitrary_types_allowed=True)
+STRICT = ConfigDict(
+    strict=True, allow_inf_nan=False, extra="forbid", frozen=True, arbitrary_types_allowed=True
+)
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 _OBJECT_ERRORS = ("needs_python_object", "is_instance_of")
 M = TypeVar("M", bound=BaseModel)

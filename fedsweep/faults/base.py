@@ -301,6 +301,7 @@ def validate_faults(cfg: Any, *, num_clients: int, key: str = "faults") -> Fault
 def _check_clients(fault: Fault, *, num_clients: int, key: str) -> None:
     for c in getattr(fault, "clients", None) or ():
         if c >= num_clients:
-            raise ConfigError(f"{key}.clients: client {c} does not exist (num_clients={num_clients})", key=key)
+            message = f"{key}.clients: client {c} does not exist (num_clients={num_clients})"
+            raise ConfigError(message, key=f"{key}.clients")
     for i, child in enumerate(fault.faults if isinstance(fault, FaultPlan) else ()):
         _check_clients(child, num_clients=num_clients, key=f"{key}.faults[{i}]")

@@ -31,7 +31,9 @@ def cell_dirs(cwd: Path) -> set[str]:
     return {p.name for p in (cwd / "outputs" / "quickstart" / "cells").iterdir()}
 
 
-def test_amp_makes_new_cells_and_progress_reuses_the_finished_ones(tmp_path: Path, prefect_home: Path) -> None:
+def test_amp_makes_new_cells_and_progress_reuses_the_finished_ones(
+    tmp_path: Path, prefect_home: Path
+) -> None:
     # Prepare: the plain run
     run_sweep(tmp_path, prefect_home, *ARGS)
     plain, plain_dirs = children(tmp_path), cell_dirs(tmp_path)
