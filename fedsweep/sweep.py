@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Keys that never change a cell's result: where things are written and how they are shown.
-NON_SEMANTIC_KEYS = ("tracking", "checkpoint", "runner", "resume", "grid", "sweep_name", "output_dir")
+from fedsweep.config.schema import semantic_view
+
 _SHORT = {"num_clients": "c", "rounds": "r", "seed": "s"}
 
 
@@ -93,9 +93,9 @@ def cell_name(*, strategy: str, num_clients: int, rounds: int, seed: int, labels
 
 
 def cell_key(config: Mapping[str, Any]) -> str:
-    """A content key: sha256 over the resolved config, minus keys that don't change results."""
-    semantic = {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
-    text = json.dumps(semantic, sort_keys=True, default=str)
+    """A content key: sha256 over the resolved config's semantic keys (the schema says which, see
+    `fedsweep.config.schema.semantic_view`: runner.amp and runner.device count only off their defaults)."""
+    text = json.dumps(semantic_view(config), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

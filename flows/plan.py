@@ -23,7 +23,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fedsweep.config import ConfigError, validate
+from fedsweep.config import CellSettings, ConfigError, validate
 from fedsweep.config.compose import compose_config
 from fedsweep.config.environment import (
     check_creatable,
@@ -32,6 +32,7 @@ from fedsweep.config.environment import (
     check_location,
     check_tracking,
 )
+from fedsweep.config.schema import TrackingSettings
 from fedsweep.sweep import CellPlan, GridError, cell_key, cell_name, expand_grid, flatten, override_key
 
 # What a grid may not vary: these describe the sweep as a whole, not one of its cells.
@@ -40,13 +41,14 @@ SWEEP_KEYS = ("sweep_name", "output_dir", "resume", "grid", "tracking")
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """What `flows/sweep.py` runs: the cells and where their results go."""
+    """What `flows/sweep.py` runs: the cells (plain dicts: they travel to tasks and cell.json) and
+    where their results go."""
 
     name: str
     key: str
     dir: Path
     cells: list[dict[str, Any]]
-    tracking: dict[str, Any]
+    tracking: TrackingSettings
     resume: bool
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -77,17 +79,19 @@ def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
         _check_axes(points)
     except GridError as err:
         raise ConfigError(str(err), key="grid") from None
-    cells = [_plan_cell(config_name, overrides, point, base, base_choices) for point in points]
+    planned = [_plan_cell(config_name, overrides, point, base, base_choices) for point in points]
+    cells, settings = [cell for cell, _ in planned], [s for _, s in planned]
     _check_unique(cells)
-    sweep_name = str(base["sweep_name"])
-    sweep_dir = Path(str(base["output_dir"])) / sweep_name
-    _check_paths(sweep_dir, cells, base["tracking"])
+    sweep = settings[0]  # a grid cannot vary SWEEP_KEYS: every cell has the sweep's own
+    sweep_name = sweep.knobs.sweep_name
+    sweep_dir = Path(sweep.knobs.output_dir) / sweep_name
+    _check_paths(sweep_dir, settings, sweep.tracking)
     for cell, point in zip(cells, points, strict=True):  # the plug-ins: these imports cost seconds
         try:
             validate(cell["config"], groups=cell["choices"])
         except ConfigError as err:
             raise _in_cell(err, point) from None
-    _check_inputs(cells)
+    _check_inputs(cells, settings)
     for cell in cells:
         del cell["choices"]
     keys = "".join(sorted(c["key"] for c in cells))
@@ -96,8 +100,8 @@ def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
         key=hashlib.sha256(f"{sweep_name}:{keys}".encode()).hexdigest()[:16],
         dir=sweep_dir,
         cells=cells,
-        tracking=dict(base["tracking"]),
-        resume=bool(base["resume"]),
+        tracking=sweep.tracking,
+        resume=sweep.knobs.resume,
         params={"grid": str(grid), "overrides": " ".join(overrides)},
     )
     _PLANS[memo] = plan
@@ -110,31 +114,33 @@ def _plan_cell(
     point: CellPlan,
     base: dict[str, Any],
     base_choices: dict[str, str],
-) -> dict[str, Any]:
-    """One cell: composed (unless it is the base config: no grid), checked cheaply, named and keyed."""
+) -> tuple[dict[str, Any], CellSettings]:
+    """One cell (composed unless it is the base config: no grid), checked cheaply, named and keyed;
+    with its validated settings."""
     try:
         if point.overrides:
             config, choices = compose_config(config_name, [*overrides, *point.overrides])
         else:
             config, choices = copy.deepcopy(base), dict(base_choices)
-        validate(config, groups=choices, plugins=False)
+        settings = validate(config, groups=choices, plugins=False)
     except ConfigError as err:
         raise _in_cell(err, point) from None
+    knobs = settings.knobs
     name = cell_name(
         strategy=choices["strategy"],
-        num_clients=config["num_clients"],
-        rounds=config["rounds"],
-        seed=config["seed"],
+        num_clients=knobs.num_clients,
+        rounds=knobs.rounds,
+        seed=knobs.seed,
         labels=point.labels,
     )
     key = cell_key(config)
-    sweep_dir = Path(str(base["output_dir"])) / str(base["sweep_name"])
-    location = config["checkpoint"]["location"] or str(sweep_dir / "cells")
+    sweep_dir = Path(knobs.output_dir) / knobs.sweep_name
+    location = settings.checkpoint.location or str(sweep_dir / "cells")
     params = {
         **flatten(config),
         **{f"choice.{k}": v for k, v in choices.items() if not k.startswith("hydra")},
     }
-    return {
+    cell = {
         "name": name,
         "key": key,
         "dir": f"{location.rstrip('/')}/{name}-{key[:8]}",
@@ -142,6 +148,7 @@ def _plan_cell(
         "params": params,
         "choices": choices,
     }
+    return cell, settings
 
 
 def _check_axes(points: list[CellPlan]) -> None:
@@ -173,17 +180,17 @@ def _check_unique(cells: list[dict[str, Any]]) -> None:
         seen[cell["dir"]] = cell["name"]
 
 
-def _check_paths(sweep_dir: Path, cells: list[dict[str, Any]], tracking: Mapping[str, Any]) -> None:
+def _check_paths(sweep_dir: Path, settings: list[CellSettings], tracking: TrackingSettings) -> None:
     """Can the sweep write where it will? (Nothing is created.)"""
     check_creatable(sweep_dir, key="output_dir")
-    check_tracking(tracking)
-    for location in sorted({c["config"]["checkpoint"]["location"] for c in cells} - {None}):
+    check_tracking(tracking.model_dump())
+    for location in sorted({s.checkpoint.location for s in settings} - {None}):
         check_location(location, key="checkpoint.location")
 
 
-def _check_inputs(cells: list[dict[str, Any]]) -> None:
+def _check_inputs(cells: list[dict[str, Any]], settings: list[CellSettings]) -> None:
     """Is everything the cells read there: the device, the dataset files? (Nothing is loaded.)"""
-    for device in sorted({str(c["config"]["runner"]["device"]) for c in cells}):
+    for device in sorted({s.runner.device for s in settings}):
         check_device(device)
     datasets = {repr(sorted(c["config"]["dataset"].items())): c["config"]["dataset"] for c in cells}
     for dataset in datasets.values():

@@ -71,7 +71,7 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
     guard_results(plan.dir / RESULTS_DIR)  # before Prefect can read a planted or damaged record
     with ThreadPoolExecutor(max_workers=2) as pool:
         prepared = pool.submit(_prepare, plan)
-        tracking = pool.submit(_open_tracking, plan) if plan.tracking.get("enabled") else None
+        tracking = pool.submit(_open_tracking, plan) if plan.tracking.enabled else None
         prepared.result()
         if server is not None:
             server.wait_ready()
@@ -127,6 +127,6 @@ def _open_tracking(plan: SweepPlan) -> dict[str, Any]:
     """The sweep's MLflow experiment and parent run (before Prefect is up: plain calls, not tasks)."""
     from tasks import track  # noqa: PLC0415
 
-    uri, root = plan.tracking["uri"], plan.tracking["artifact_root"]
+    uri, root = plan.tracking.uri, plan.tracking.artifact_root
     exp_id, parent = track.open_sweep_run.fn(uri, root, plan.name, plan.key, plan.params, fresh=not plan.resume)
     return {"uri": uri, "experiment_id": exp_id, "parent_run_id": parent}

@@ -1,5 +1,10 @@
 """Grid expansion, cell names and content keys (fedsweep/sweep.py)."""
 
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from fedsweep.sweep import GridError, cell_key, cell_name, expand_grid, flatten, override_key
@@ -70,6 +75,63 @@ def test_cell_key_ignores_where_things_are_written_but_not_what_is_computed() ->
     # Execute / Assert
     assert cell_key(base) == cell_key(moved)
     assert cell_key(base) != cell_key(changed)
+
+
+# The rule before the schema marked semantic keys: whole groups and knobs left out of the key.
+OLD_NON_SEMANTIC = ("tracking", "checkpoint", "runner", "resume", "grid", "sweep_name", "output_dir")
+
+
+def old_cell_key(config: dict[str, Any]) -> str:
+    semantic = {k: v for k, v in config.items() if k not in OLD_NON_SEMANTIC}
+    return hashlib.sha256(json.dumps(semantic, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    ("override", "semantic"),
+    [
+        ("runner.amp=true", True),
+        ("runner.device=cuda", True),
+        ("runner.device=auto", True),
+        ("lr=0.07", True),
+        ("strategy=fedprox", True),
+        ("runner.progress=false", False),
+        ("runner.retries=7", False),
+        ("runner.retry_delay_s=2", False),
+        ("runner.task_timeout_s=9", False),
+        ("runner.pool=thread", False),
+        ("runner.granularity=client", False),
+        ("runner.max_parallel_clients=3", False),
+        ("runner.torch_threads=2", False),
+        ("runner.memory.stop=0.99", False),
+        ("checkpoint.location=/elsewhere", False),
+        ("checkpoint.keep=5", False),
+        ("tracking.uri=sqlite:///x.db", False),
+        ("resume=false", False),
+    ],
+)
+def test_the_schema_decides_which_settings_change_the_cell_key(
+    cell_config: Callable[..., dict[str, Any]], override: str, semantic: bool
+) -> None:
+    # Prepare
+    base = cell_config()
+    # Execute
+    changed = cell_config(override)
+    # Assert
+    assert (cell_key(changed) != cell_key(base)) is semantic
+
+
+@pytest.mark.parametrize(
+    "overrides", [(), ("+experiment=quickstart",), ("+experiment=failures",), ("+experiment=bench",)]
+)
+def test_amp_and_device_at_their_defaults_keep_every_existing_key(
+    cell_config: Callable[..., dict[str, Any]], overrides: tuple[str, ...]
+) -> None:
+    # Prepare
+    config = cell_config(*overrides)
+    # Execute / Assert
+    assert (config["runner"]["amp"], config["runner"]["device"]) == (False, "cpu")
+    assert cell_key(config) == old_cell_key(config)
+    assert cell_key(cell_config(*overrides, "runner.amp=true")) != old_cell_key(config)
 
 
 def test_flatten_uses_dotted_paths() -> None:

@@ -1,4 +1,4 @@
-"""Plug-ins bring their own rules (fedsweep/config/plugins.py); value types (fedsweep/config/types.py)."""
+"""Plug-ins bring their own rules (fedsweep/config/plugins.py); value types (config/validation.py)."""
 
 import math
 import typing
@@ -10,7 +10,8 @@ from hydra import initialize_config_dir
 
 from fedsweep.config import ConfigError, validate
 from fedsweep.config.compose import compose_config
-from fedsweep.config.types import describe, matches
+from fedsweep.config.plugins import check_params
+from fedsweep.config.validation import describe
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -53,6 +54,20 @@ def test_a_plugin_brings_its_own_rules(node: dict, num_clients: int, expected: s
     with pytest.raises(ConfigError) as err:
         validate(config, groups=choices)
     assert expected in str(err.value)
+
+
+def matches(value: Any, annotation: Any) -> bool:
+    """Whether a plug-in parameter annotated `annotation` accepts `value` (the validator's own check)."""
+
+    class Takes:
+        def __init__(self, *, x: annotation) -> None:  # type: ignore[valid-type]
+            pass
+
+    try:
+        check_params({"x": value}, Takes, key="plugin")
+    except ConfigError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from fedsweep.config.schema import ConfigError
+from fedsweep.config.errors import ConfigError
 
 _NOISE = (
     "Config search path:",

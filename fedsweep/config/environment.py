@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fedsweep.config.schema import ConfigError
+from fedsweep.config.errors import ConfigError
+from fedsweep.config.plugins import build
 
 
 def check_creatable(path: str | os.PathLike[str], *, key: str) -> None:
@@ -98,9 +99,7 @@ def check_device(device: str) -> None:
 
 def check_dataset_files(node: Mapping[str, Any]) -> None:
     """Every file the dataset will read exists (checked by name, never opened)."""
-    from hydra.utils import instantiate  # noqa: PLC0415
-
-    dataset = instantiate(dict(node))
+    dataset = build(node, key="dataset")
     own = getattr(dataset, "required_files", None)
     files = list(own()) if callable(own) else _torchvision_files(dataset)
     missing = [f for f in files if not Path(f).is_file()]

@@ -1,67 +1,125 @@
-"""Checking a plug-in's config node (one with `_target_`) against the class it names.
+"""Plug-ins: checking a config node with `_target_` against the class it names, and building it.
 
-A plug-in is registered by existing (DESIGN.md), so its schema is its own constructor. Rules:
+A plug-in is registered by existing (DESIGN.md), so its schema is its own constructor. `build` is
+the one way fedsweep turns such a node into an object (the config validator and the fault plans use
+it); it follows Hydra's grammar and names the key in every error. Rules:
 
-- `_target_` must import; Hydra's own keys (`_partial_`, `_convert_`, `_recursive_`, `_args_`) pass.
+- `_target_` must import (and be a subclass of `expect`, when given); Hydra's own keys
+  (`_partial_`, `_convert_`, `_recursive_`, `_args_`) pass.
 - Every other key must be a constructor parameter (unless it takes `**kwargs`), and its value must
-  match the parameter's annotation (`fedsweep/config/types.py`).
-- A non-partial plug-in is built once with Hydra's `instantiate`: whatever its constructor refuses
-  (`ValueError`, `TypeError`) becomes the error, e.g. `partition.alpha must be > 0, got 0`.
-  Constructors must therefore be cheap and side-effect free (datasets load in `load()`, not here).
-  A `_partial_` plug-in (models) is only checked by signature: the round loop supplies the rest.
-- A class may define `check_config(config, *, key)` (a classmethod): it receives the whole resolved
-  cell config and its group's name, and raises `ValueError` naming the key for rules that span
-  groups, e.g. a faults model checking `faults.min_fit <= clients_per_round`.
+  match the parameter's annotation: pydantic checks it, as `validate_call` would, in the strict
+  JSON mode of fedsweep/config/validation.py (a `_target_` mapping stands for a class).
+- Nested `_target_` nodes are built first (their errors name their place, `faults.faults[1].p`),
+  unless the node sets `_recursive_: false`; a `_partial_` node becomes a `functools.partial` and
+  its missing parameters are the caller's (models get `input_shape` from the round loop).
+- Whatever the constructor refuses (`ValueError`, `TypeError`) becomes the error, e.g.
+  `partition.alpha must be > 0, got 0`: an error with `field` and `reason` attributes (the faults'
+  `FaultConfigError`) is keyed by its field, a `ConfigError` names keys below the node. Constructors
+  must therefore be cheap and side-effect free (datasets load in `load()`, not here).
+- `check_plugin` adds the class's optional `check_config(config, *, key)` classmethod: it receives
+  the whole resolved cell config and its group's name, and raises `ValueError` naming the key for
+  rules that span groups, e.g. a faults model checking its client ids against num_clients.
 """
 
+import functools
 import importlib
 import inspect
 import typing
 from collections.abc import Mapping
 from typing import Any
 
-from fedsweep.config.schema import ConfigError
-from fedsweep.config.types import describe, matches, show
+from omegaconf import OmegaConf
+from pydantic import BaseModel, Field, TypeAdapter, create_model
+
+from fedsweep.config.errors import ConfigError, show
+from fedsweep.config.validation import STRICT, check
 
 HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
 
 
 def check_plugin(config: Mapping[str, Any], group: str) -> Any:
-    """Check `config[group]`; returns the built plug-in (a partial for `_partial_` nodes)."""
+    """Check `config[group]`; returns the built plug-in (a `functools.partial` for `_partial_` nodes)."""
     node = config.get(group)
-    if not isinstance(node, Mapping):
-        raise ConfigError(f"{group} must be a mapping with a _target_ (got {show(node)})", key=group)
-    target = node.get("_target_")
-    if not isinstance(target, str) or not target:
-        raise ConfigError(
-            f"{group} needs a _target_ (the class to build); choose an option with {group}=NAME",
-            key=f"{group}._target_",
-        )
-    cls = locate(target, key=f"{group}._target_")
-    partial = bool(node.get("_partial_"))
-    params, hints, open_kwargs = _parameters(cls)
-    for name, value in node.items():
-        if name in HYDRA_KEYS:
-            continue
-        if name not in params:
-            if open_kwargs:
-                continue
-            # A partial's parameters without default (input_shape, …) come from the round loop.
-            takes = [n for n, p in params.items() if not partial or p.default is not inspect.Parameter.empty]
-            known = f"takes: {', '.join(takes)}" if takes else "takes no keys"
-            raise ConfigError(f"unknown key {group}.{name}; {cls.__name__} {known}", key=f"{group}.{name}")
-        annotation = hints.get(name, params[name].annotation)
-        if not matches(value, annotation):
-            raise ConfigError(
-                f"{group}.{name} must be {describe(annotation)} (got {show(value)})", key=f"{group}.{name}"
-            )
+    cls = plugin_class(node, key=group)
+    check_params(node, cls, key=group)
     hook = getattr(cls, "check_config", None)
     if callable(hook):  # first: the plug-in's own messages name keys best
         try:
             hook(config, key=group)
         except ValueError as exc:
             raise ConfigError(_keyed(str(exc), group), key=group) from None
-    return None if partial else _instantiate(node, cls, params, group)
+    return build(node, key=group)
+
+
+def build(node: Any, *, key: str, expect: tuple[type, str] | None = None) -> Any:
+    """The object a plug-in node describes, or ConfigError naming the key.
+
+    `expect` is (a base class, its name in words): `_target_` must name a subclass of it.
+    """
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=True)
+    cls = plugin_class(node, key=key, expect=expect)
+    params = check_params(node, cls, key=key)
+    recursive = node.get("_recursive_", True) is not False
+    args = [_built(v, f"{key}._args_[{i}]", recursive) for i, v in enumerate(node.get("_args_", ()))]
+    kwargs = {n: _built(v, f"{key}.{n}", recursive) for n, v in node.items() if n not in HYDRA_KEYS}
+    if node.get("_partial_"):
+        return functools.partial(cls, *args, **kwargs)
+    for name, p in list(params.items())[len(args):]:
+        if p.default is inspect.Parameter.empty and name not in kwargs:
+            raise ConfigError(f"missing key {key}.{name} ({cls.__name__} requires it)", key=f"{key}.{name}")
+    try:
+        return cls(*args, **kwargs)
+    except ConfigError as exc:  # a nested build inside the constructor: keys below this node
+        raise ConfigError(f"{key}.{exc}", key=f"{key}.{exc.key}" if exc.key else key) from None
+    except (ValueError, TypeError) as exc:
+        field, reason = getattr(exc, "field", None), getattr(exc, "reason", None)
+        if field and reason:
+            raise ConfigError(f"{key}.{field} {reason}", key=f"{key}.{field}") from None
+        raise ConfigError(_keyed(str(exc), key), key=key) from None
+
+
+def _built(value: Any, key: str, recursive: bool) -> Any:
+    if not recursive:
+        return value
+    if isinstance(value, Mapping):
+        if "_target_" in value:
+            return build(value, key=key)
+        return {k: _built(v, f"{key}.{k}", recursive) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_built(v, f"{key}[{i}]", recursive) for i, v in enumerate(value)]
+    return value
+
+
+def plugin_class(node: Any, *, key: str, expect: tuple[type, str] | None = None) -> type:
+    """The class a plug-in node's `_target_` names, or ConfigError naming the key."""
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{key} must be a mapping with a _target_ (got {show(node)})", key=key)
+    target = node.get("_target_")
+    if not isinstance(target, str) or not target:
+        raise ConfigError(
+            f"{key} needs a _target_ (the class to build); choose an option with {key}=NAME",
+            key=f"{key}._target_",
+        )
+    cls = locate(target, key=f"{key}._target_")
+    if expect is not None and not issubclass(cls, expect[0]):
+        raise ConfigError(f"{key}._target_: {target} is not {expect[1]}", key=f"{key}._target_")
+    return cls
+
+
+def check_params(node: Mapping[str, Any], cls: type, *, key: str) -> dict[str, inspect.Parameter]:
+    """ConfigError unless every key of `node` is a parameter of `cls` with a value of its type."""
+    params, open_kwargs = _parameters(cls)
+    partial = bool(node.get("_partial_"))
+    for name in node:
+        if name in HYDRA_KEYS or name in params or open_kwargs:
+            continue
+        # A partial's parameters without default (input_shape, …) come from the round loop.
+        takes = [n for n, p in params.items() if not partial or p.default is not inspect.Parameter.empty]
+        known = f"takes: {', '.join(takes)}" if takes else "takes no keys"
+        raise ConfigError(f"unknown key {key}.{name}; {cls.__name__} {known}", key=f"{key}.{name}")
+    check(_params_model(cls), {n: v for n, v in node.items() if n in params}, prefix=f"{key}.")
+    return params
 
 
 def locate(target: str, *, key: str) -> type:
@@ -84,45 +142,42 @@ def locate(target: str, *, key: str) -> type:
     raise ConfigError(f"{key}: cannot import {target!r} (expected a module path and a class name)", key=key)
 
 
-def _parameters(cls: type) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
-    """(named parameters, resolved annotations, whether it takes **kwargs) of `cls`'s constructor."""
+def _parameters(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
+    """(named parameters, whether it takes **kwargs) of `cls`'s constructor."""
     signature = inspect.signature(cls)
-    params = {
-        n: p
-        for n, p in signature.parameters.items()
-        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    }
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    params = {n: p for n, p in signature.parameters.items() if p.kind not in variadic}
     open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    return params, open_kwargs
+
+
+@functools.cache
+def _params_model(cls: type) -> type[BaseModel]:
+    """A pydantic model of `cls`'s constructor parameters, every one optional (its presence is
+    checked by `build`); a field's alias is the parameter's name, so no name clashes with pydantic's."""
     try:
-        hints = typing.get_type_hints(cls.__init__)
-    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to accepting any value
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: accept any value (the constructor decides)
         hints = {}
-    return params, hints, open_kwargs
+    fields = {}
+    for i, (name, p) in enumerate(_parameters(cls)[0].items()):
+        annotation = hints.get(name, p.annotation)
+        fields[f"p{i}"] = (_checkable(annotation), Field(default=None, alias=name))
+    return create_model(f"{cls.__name__}Params", __config__={**STRICT, "extra": "ignore"}, **fields)
 
 
-def _instantiate(
-    node: Mapping[str, Any], cls: type, params: Mapping[str, inspect.Parameter], group: str
-) -> Any:
-    from hydra.errors import InstantiationException  # noqa: PLC0415
-    from hydra.utils import instantiate  # noqa: PLC0415
-
-    for name, p in params.items():
-        if p.default is inspect.Parameter.empty and name not in node:
-            raise ConfigError(
-                f"missing key {group}.{name} ({cls.__name__} requires it)", key=f"{group}.{name}"
-            )
+def _checkable(annotation: Any) -> Any:
+    """`annotation` if pydantic can check values against it, else Any (a TypeVar, a Protocol, …)."""
+    if annotation is inspect.Parameter.empty:
+        return Any
     try:
-        return instantiate(dict(node))
-    except InstantiationException as exc:
-        cause: BaseException = exc
-        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
-            cause = cause.__cause__
-        if isinstance(cause, (ValueError, TypeError)):
-            raise ConfigError(_keyed(str(cause), group), key=group) from None
-        raise
+        TypeAdapter(annotation, config=STRICT)
+    except Exception:  # noqa: BLE001 - not ours to judge: the constructor decides
+        return Any
+    return annotation
 
 
-def _keyed(message: str, group: str) -> str:
-    """The plug-in's own message, prefixed with its group unless it already names the key."""
+def _keyed(message: str, key: str) -> str:
+    """The plug-in's own message, prefixed with its key unless it already names it."""
     line = " ".join(message.split())
-    return line if line.startswith((f"{group}.", f"{group} ")) else f"{group}: {line}"
+    return line if line.startswith((f"{key}.", f"{key} ")) else f"{key}: {line}"

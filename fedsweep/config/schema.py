@@ -1,226 +1,224 @@
-"""The configuration contract: what one cell's resolved config may hold, checked before anything runs.
+"""The configuration contract: what one cell's resolved config may hold, and which keys are its identity.
 
 `validate(config)` takes a cell's resolved config (the plain dict `OmegaConf.to_container` gives)
-and returns it as frozen dataclasses, or raises `ConfigError`, whose message is one line naming the
-key and what is allowed: `rounds must be >= 1 (got 0)`. Rules:
+and returns a `CellSettings` of pydantic models, or raises `ConfigError`, whose message is one line
+naming the key and what is allowed: `rounds must be >= 1 (got 0)` (fedsweep/config/validation.py
+turns pydantic's errors into these lines). Rules:
 
-- **Top-level knobs** are the fields of `Knobs`; a field's type is its annotation (see
-  `fedsweep/config/types.py`) and its bounds are `bounded(ge=, gt=, le=, lt=)` metadata.
-  Cross-field rules are `Knobs.check` (clients_per_round <= num_clients).
+- **Top-level knobs** are the fields of `Knobs`: a field's type is its annotation, its bounds are
+  `Field(ge=, gt=, le=, lt=)`; rules in other words are validators raising
+  `PydanticCustomError("config", ...)` (clients_per_round <= num_clients).
 - **Config groups** come in two kinds. A node with `_target_` is a *plug-in* and is checked against
   its own class (`fedsweep/config/plugins.py`): its keys are the constructor's parameters, its types
   the annotations, its values whatever the constructor refuses, and rules across groups its optional
   `check_config(config, key=...)` classmethod. A method therefore brings its constraints with it and
   nothing here names one. `checkpoint`, `tracking` and `runner` have no `_target_`: their schema is a
-  dataclass in `GROUP_SETTINGS`. `faults` (and any group a caller adds by name) may also be empty.
+  model in `GROUP_SETTINGS`. `faults` (and any group a caller adds by name) may also be empty.
   Optional group-free blocks (`aggregation`) are checked by their owner's function (`BLOCK_CHECKS`).
 - **Unknown keys are refused** at every level, with the allowed ones listed; a missing key is too.
+- **Semantic keys** (`semantic_view`, hashed by `fedsweep.sweep.cell_key`) are those that can change
+  a cell's results. Every key is semantic unless its field says `setting(semantic=False)`: plug-in
+  groups and blocks entirely, the knobs but sweep_name, output_dir, resume and grid, and of the
+  settings groups only `runner.amp` and `runner.device`. These two have a `baseline` (amp=false,
+  device=cpu): they count only when they differ from it, so every cell keyed before they became
+  semantic keeps its key (and its folder and MLflow run).
 - Nothing here writes, reads files or imports torch; plug-in checks import the plug-in's module.
 """
 
-import dataclasses
-import operator
 import re
-import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from fedsweep.config.types import describe, matches, show
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+
+from fedsweep.config.errors import ConfigError, show
+from fedsweep.config.plugins import check_plugin
+from fedsweep.config.validation import STRICT, parse
 
 PLUGIN_GROUPS = ("dataset", "partition", "model", "strategy", "selection")  # `_target_` required
 OPTIONAL_GROUPS = ("faults",)  # a plug-in, or {} for none
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*")
 _DEVICE = re.compile(r"(cpu|auto|mps|cuda|xpu)(:\d+)?")
-_COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+_ALWAYS = object()
 
 
-class ConfigError(ValueError):
-    """One user mistake in the configuration; `str()` is the line shown after `error: `."""
-
-    def __init__(self, message: str, *, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-def bounded(
-    *, ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None
-) -> Any:
-    """A dataclass field whose value must lie within the given bounds."""
-    return field(metadata={"bounds": {">=": ge, ">": gt, "<=": le, "<": lt}})
+def setting(*, semantic: bool = True, baseline: Any = _ALWAYS, **bounds: float) -> Any:
+    """A schema field: `semantic` says whether it can change a cell's results (then it is hashed
+    into the cell key, unless it equals its `baseline`); `bounds` are pydantic's ge, gt, le, lt."""
+    extra = {"semantic": semantic} if baseline is _ALWAYS else {"semantic": semantic, "baseline": baseline}
+    return Field(json_schema_extra=extra, **bounds)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Knobs:
+def _refuse(template: str, **context: Any) -> PydanticCustomError:
+    """A validator's error in the user's words: `template` follows the key (`must be ...`)."""
+    return PydanticCustomError("config", template, context)
+
+
+class Settings(BaseModel):
+    """Strict, frozen, no unknown keys (fedsweep/config/validation.py)."""
+
+    model_config = STRICT
+
+
+class Knobs(Settings):
     """The top-level keys of conf/config.yaml."""
 
-    sweep_name: str
+    sweep_name: str = setting(semantic=False)
     seed: int
-    rounds: int = bounded(ge=1)
-    num_clients: int = bounded(ge=1)
-    clients_per_round: int = bounded(ge=1)
-    local_epochs: int = bounded(ge=1)
-    batch_size: int = bounded(ge=1)
-    lr: float = bounded(gt=0)
-    momentum: float = bounded(ge=0, lt=1)
-    weight_decay: float = bounded(ge=0)
-    clip_norm: float = bounded(ge=0)
-    eval_batch_size: int = bounded(ge=1)
-    resume: bool
-    output_dir: str
-    grid: dict[str, Any]
+    rounds: int = setting(ge=1)
+    num_clients: int = setting(ge=1)
+    clients_per_round: int = setting(ge=1)
+    local_epochs: int = setting(ge=1)
+    batch_size: int = setting(ge=1)
+    lr: float = setting(gt=0)
+    momentum: float = setting(ge=0, lt=1)
+    weight_decay: float = setting(ge=0)
+    clip_norm: float = setting(ge=0)
+    eval_batch_size: int = setting(ge=1)
+    resume: bool = setting(semantic=False)
+    output_dir: str = setting(semantic=False)
+    grid: dict[str, Any] = setting(semantic=False)
 
-    def check(self) -> None:
-        if not _NAME.fullmatch(self.sweep_name):
-            # It names a folder and an MLflow experiment: no path separators, no leading dot.
-            raise ConfigError(
-                f"sweep_name must be a plain name (letters, digits, _ . = + -), got {show(self.sweep_name)}",
-                key="sweep_name",
+    @field_validator("sweep_name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):  # it names a folder and an MLflow experiment
+            raise _refuse("must be a plain name (letters, digits, _ . = + -), got {got}", got=show(value))
+        return value
+
+    @field_validator("output_dir")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise _refuse("must be a non-empty path")
+        return value
+
+    @field_validator("clients_per_round")
+    @classmethod
+    def _at_most_num_clients(cls, value: int, info: ValidationInfo) -> int:
+        num_clients = info.data.get("num_clients")
+        if num_clients is not None and value > num_clients:
+            raise _refuse(
+                "must be <= num_clients (got clients_per_round={c}, num_clients={n})", c=value, n=num_clients
             )
-        if not self.output_dir.strip():
-            raise ConfigError("output_dir must be a non-empty path", key="output_dir")
-        if self.clients_per_round > self.num_clients:
-            raise ConfigError(
-                f"clients_per_round must be <= num_clients (got clients_per_round="
-                f"{self.clients_per_round}, num_clients={self.num_clients})",
-                key="clients_per_round",
-            )
+        return value
 
 
-@dataclass(frozen=True, kw_only=True)
-class CheckpointSettings:
+class CheckpointSettings(Settings):
     """conf/checkpoint/*.yaml (fedsweep/checkpoint/)."""
 
-    location: str | None
-    keep: int = bounded(ge=2)  # one kept round would leave no fallback when the newest is corrupt
-    write_timeout_s: float = bounded(gt=0)
-    write_retries: int = bounded(ge=0)
-    background: bool
+    location: str | None = setting(semantic=False)
+    keep: int = setting(semantic=False, ge=2)  # one kept round leaves no fallback for a corrupt newest
+    write_timeout_s: float = setting(semantic=False, gt=0)
+    write_retries: int = setting(semantic=False, ge=0)
+    background: bool = setting(semantic=False)
 
-    def check(self) -> None:
-        if self.location is not None and not self.location.strip():
-            raise ConfigError("checkpoint.location must be null or a path or URL", key="checkpoint.location")
+    @field_validator("location")
+    @classmethod
+    def _path_or_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise _refuse("must be null or a path or URL")
+        return value
 
 
-@dataclass(frozen=True, kw_only=True)
-class TrackingSettings:
+class TrackingSettings(Settings):
     """conf/tracking/*.yaml (MLflow)."""
 
-    uri: str
-    artifact_root: str
-    enabled: bool
+    uri: str = setting(semantic=False)
+    artifact_root: str = setting(semantic=False)
+    enabled: bool = setting(semantic=False)
 
 
-@dataclass(frozen=True, kw_only=True)
-class RunnerSettings:
-    """conf/runner/*.yaml (how a cell's tasks run)."""
+class MemorySettings(Settings):
+    """runner.memory: fractions of the machine's memory in use (fedsweep/memory/guard.py)."""
 
-    retries: int = bounded(ge=0)
-    retry_delay_s: float = bounded(ge=0)
-    task_timeout_s: float = bounded(ge=0)
-    granularity: str
-    pool: str
-    max_parallel_clients: int = bounded(ge=0)
-    torch_threads: int = bounded(ge=0)
-    device: str
-    amp: bool
-    progress: bool
-    memory: dict
+    warn: float
+    backpressure: float
+    stop: float
 
-    def memory_guard(self):  # noqa: ANN201 - imported lazily: psutil is not needed to validate types
-        from fedsweep.memory.guard import guard_from_config  # noqa: PLC0415
+    @model_validator(mode="after")
+    def _ordered(self) -> "MemorySettings":
+        from fedsweep.memory.guard import guard_from_config  # noqa: PLC0415 - its owner's rule; psutil
 
-        keys = {"warn", "backpressure", "stop"}
-        if set(self.memory) != keys or not all(isinstance(v, (int, float)) for v in self.memory.values()):
-            raise ConfigError("runner.memory needs numbers warn, backpressure and stop", key="runner.memory")
         try:
-            return guard_from_config(self.memory)
+            guard_from_config(self.model_dump())
         except ValueError as exc:
-            raise ConfigError(str(exc), key="runner.memory") from None
-
-    def check(self) -> None:
-        if self.granularity not in ("epoch", "client"):
-            raise ConfigError(
-                f"runner.granularity must be epoch or client (got {show(self.granularity)})", key="runner.granularity"
-            )
-        self.memory_guard()
-        if self.pool not in ("thread", "process"):
-            raise ConfigError(f"runner.pool must be thread or process (got {show(self.pool)})", key="runner.pool")
-        if not _DEVICE.fullmatch(self.device):
-            raise ConfigError(
-                f"runner.device must be cpu, auto, cuda, cuda:N or mps (got {show(self.device)})",
-                key="runner.device",
-            )
+            raise _refuse("{reason}", reason=str(exc)) from None
+        return self
 
 
-GROUP_SETTINGS: dict[str, type] = {
+class RunnerSettings(Settings):
+    """conf/runner/*.yaml (how a cell's tasks run). Only amp and device change the maths."""
+
+    retries: int = setting(semantic=False, ge=0)
+    retry_delay_s: float = setting(semantic=False, ge=0)
+    task_timeout_s: float = setting(semantic=False, ge=0)
+    granularity: str = setting(semantic=False)
+    pool: str = setting(semantic=False)
+    max_parallel_clients: int = setting(semantic=False, ge=0)
+    torch_threads: int = setting(semantic=False, ge=0)
+    device: str = setting(baseline="cpu")
+    amp: bool = setting(baseline=False)
+    progress: bool = setting(semantic=False)
+    memory: MemorySettings = setting(semantic=False)
+
+    @field_validator("granularity")
+    @classmethod
+    def _granularity(cls, value: str) -> str:
+        if value not in ("epoch", "client"):
+            raise _refuse("must be epoch or client (got {got})", got=show(value))
+        return value
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, value: str) -> str:
+        if value not in ("thread", "process"):
+            raise _refuse("must be thread or process (got {got})", got=show(value))
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not _DEVICE.fullmatch(value):
+            raise _refuse("must be cpu, auto, cuda, cuda:N or mps (got {got})", got=show(value))
+        return value
+
+
+GROUP_SETTINGS: dict[str, type[Settings]] = {
     "checkpoint": CheckpointSettings,
     "tracking": TrackingSettings,
     "runner": RunnerSettings,
 }
 
 
-def _aggregation(config: Mapping[str, Any], key: str) -> Any:
+def _aggregation(knobs: Knobs, node: Any, key: str) -> Any:
     from fedsweep.policy import aggregation_policy  # noqa: PLC0415 - its owner's validator
 
-    return aggregation_policy(config[key], clients_per_round=int(config["clients_per_round"]), key=key)
+    return aggregation_policy(node, clients_per_round=knobs.clients_per_round, key=key)
 
 
 # Group-free blocks that are optional (defaults apply when absent) and validated by their owner's
-# function `(config, key) -> object`, which raises ValueError naming the key.
-BLOCK_CHECKS: dict[str, Callable[[Mapping[str, Any], str], Any]] = {"aggregation": _aggregation}
+# function `(knobs, node, key) -> object`, which raises ValueError naming the key.
+BLOCK_CHECKS: dict[str, Callable[[Knobs, Any, str], Any]] = {"aggregation": _aggregation}
 
 
 @dataclass(frozen=True)
 class CellSettings:
-    """A validated cell config: typed knobs, typed settings groups, plug-in nodes as given."""
+    """A validated cell config: typed knobs and settings groups; plug-in nodes and blocks as given."""
 
     knobs: Knobs
-    groups: dict[str, Any]
+    checkpoint: CheckpointSettings
+    tracking: TrackingSettings
+    runner: RunnerSettings
+    nodes: dict[str, Any]
 
     def to_container(self) -> dict[str, Any]:
         """The plain dict this was validated from (the round trip the property tests check)."""
-        knobs = {f.name: getattr(self.knobs, f.name) for f in dataclasses.fields(self.knobs)}
-        groups = {
-            k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in self.groups.items()
-        }
-        return {**knobs, **groups}
-
-
-def build(cls: type, node: Any, *, prefix: str = "") -> Any:
-    """An instance of the settings dataclass `cls` from `node`, or ConfigError naming the key."""
-    where = prefix.rstrip(".") or "the top level"
-    if not isinstance(node, Mapping):
-        raise ConfigError(f"{where} must be a mapping (got {show(node)})", key=prefix.rstrip(".") or None)
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for name in node:
-        if name not in fields:
-            raise ConfigError(
-                f"unknown key {prefix}{name}; keys of {where}: {', '.join(fields)}", key=f"{prefix}{name}"
-            )
-    for name, f in fields.items():
-        if name not in node:
-            raise ConfigError(f"missing key {prefix}{name}", key=f"{prefix}{name}")
-        check_value(f"{prefix}{name}", node[name], hints[name], f.metadata.get("bounds", {}))
-    obj = cls(**node)
-    if hasattr(obj, "check"):
-        obj.check()
-    return obj
-
-
-def check_value(key: str, value: Any, annotation: Any, bounds: Mapping[str, float | None]) -> None:
-    """ConfigError unless `value` has the annotated type and lies within `bounds`."""
-    if not matches(value, annotation):
-        raise ConfigError(f"{key} must be {describe(annotation)} (got {show(value)})", key=key)
-    limits = {op: b for op, b in bounds.items() if b is not None}
-    if all(_COMPARE[op](value, limit) for op, limit in limits.items()):
-        return
-    if set(limits) == {">=", "<"}:
-        rule = f"in [{limits['>=']:g}, {limits['<']:g})"
-    else:
-        rule = " and ".join(f"{op} {limit:g}" for op, limit in limits.items())
-    raise ConfigError(f"{key} must be {rule} (got {show(value)})", key=key)
+        groups = {name: getattr(self, name).model_dump() for name in GROUP_SETTINGS}
+        return {**self.knobs.model_dump(), **groups, **self.nodes}
 
 
 def validate(config: Mapping[str, Any], *, groups: Iterable[str] = (), plugins: bool = True) -> CellSettings:
@@ -231,36 +229,61 @@ def validate(config: Mapping[str, Any], *, groups: Iterable[str] = (), plugins: 
     """
     if not isinstance(config, Mapping):
         raise ConfigError(f"the config must be a mapping (got {show(config)})")
-    knob_names = {f.name for f in dataclasses.fields(Knobs)}
+    knob_names = set(Knobs.model_fields)
     group_names = [*PLUGIN_GROUPS, *GROUP_SETTINGS, *OPTIONAL_GROUPS, *BLOCK_CHECKS]
     group_names += [g for g in groups if g not in group_names and g not in knob_names]
     allowed = sorted(knob_names | set(group_names))
     for key in config:
         if key not in knob_names and key not in group_names:
             raise ConfigError(f"unknown key {key}; top-level keys: {', '.join(allowed)}", key=str(key))
-    knobs = build(Knobs, {k: v for k, v in config.items() if k in knob_names})
-    out: dict[str, Any] = {}
-    for group in group_names:  # settings first: they need no import, so a typo there is found fast
-        if group in GROUP_SETTINGS:
-            if group not in config:
-                raise ConfigError(f"missing key {group}", key=group)
-            out[group] = build(GROUP_SETTINGS[group], config[group], prefix=f"{group}.")
-        elif group in BLOCK_CHECKS and group in config:
-            if not isinstance(config[group], Mapping | None):
-                raise ConfigError(f"{group} must be a mapping (got {show(config[group])})", key=group)
-            try:
-                BLOCK_CHECKS[group](config, group)
-            except ValueError as exc:
-                raise ConfigError(str(exc), key=group) from None
-    from fedsweep.config.plugins import check_plugin  # noqa: PLC0415 - imports plug-ins (torch): only now
-
+    knobs = parse(Knobs, {k: v for k, v in config.items() if k in knob_names})
+    settings: dict[str, Any] = {}
+    for group, model in GROUP_SETTINGS.items():  # they need no import, so a typo there is found fast
+        if group not in config:
+            raise ConfigError(f"missing key {group}", key=group)
+        settings[group] = parse(model, config[group], prefix=f"{group}.")
+    for block, check_block in BLOCK_CHECKS.items():
+        if block not in config:
+            continue
+        if not isinstance(config[block], Mapping | None):
+            raise ConfigError(f"{block} must be a mapping (got {show(config[block])})", key=block)
+        try:
+            check_block(knobs, config[block], block)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key=block) from None
+    nodes = {g: config[g] for g in group_names if g in config and g not in GROUP_SETTINGS}
     for group in group_names if plugins else ():
-        if (
-            group in GROUP_SETTINGS
-            or group in BLOCK_CHECKS
-            or (group not in PLUGIN_GROUPS and not config.get(group))
-        ):
+        settled = group in GROUP_SETTINGS or group in BLOCK_CHECKS
+        if settled or (group not in PLUGIN_GROUPS and not config.get(group)):
             continue  # an optional group left out or empty ({}) configures nothing
         check_plugin(config, group)
-    groups = {g: out.get(g, config.get(g)) for g in group_names if g in config}
-    return CellSettings(knobs=knobs, groups=groups)
+    return CellSettings(knobs=knobs, nodes=nodes, **settings)
+
+
+def semantic_view(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config that can change a cell's results (what the cell key hashes).
+
+    A knob is kept unless its field is `semantic=False`; a settings group keeps only its semantic
+    keys whose value differs from their baseline, and is left out when none is; every other node (a
+    plug-in group, a block) is kept whole. Works on any mapping: keys the schema does not know count.
+    """
+    view: dict[str, Any] = {}
+    for name, value in config.items():
+        if name in Knobs.model_fields:
+            if _counts(Knobs.model_fields[name], value):
+                view[name] = value
+        elif name in GROUP_SETTINGS and isinstance(value, Mapping):
+            fields = GROUP_SETTINGS[name].model_fields
+            part = {k: v for k, v in value.items() if k not in fields or _counts(fields[k], v)}
+            if part:
+                view[name] = part
+        else:
+            view[name] = value
+    return view
+
+
+def _counts(field: FieldInfo, value: Any) -> bool:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if not extra.get("semantic", True):
+        return False
+    return "baseline" not in extra or value != extra["baseline"]

@@ -40,14 +40,13 @@ Rules:
   `FaultPlan()` injects nothing (`conf/faults/none.yaml`).
 - **Validation.** Constructors reject impossible values with `FaultConfigError` (a `ValueError`
   naming the field); `validate_faults(cfg, num_clients=...)` builds a fault model from its config
-  without Hydra and re-raises those errors naming the full key, e.g.
+  with the plug-in builder (`fedsweep.config.plugins.build`), which names the full key, e.g.
   `faults.faults[1].p must be in [0, 1], got 1.5`, and checks client ids against num_clients.
   `Fault.check_config` is the same check as the config validator's plug-in hook. Plan yamls set
   `_recursive_: false` so that Hydra hands `FaultPlan` the raw specs and it builds them itself,
   naming the list index in an error (Hydra would otherwise wrap the child's error).
 """
 
-import dataclasses
 import math
 import time
 from abc import ABC
@@ -56,9 +55,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from fedsweep.config.errors import ConfigError
+from fedsweep.config.plugins import build
 from fedsweep.rng import generator
 from fedsweep.weights import Params
 
@@ -208,7 +208,7 @@ class Fault(ABC):
     @classmethod
     def check_config(cls, config: Mapping[str, Any], *, key: str) -> None:
         """The config validator's cross-group hook (fedsweep/config/plugins.py): keys and client ids."""
-        validate_faults(config[key], num_clients=int(config["num_clients"]), key=key)
+        validate_faults(config[key], num_clients=config["num_clients"], key=key)
 
     def available(self, *, seed: int, round: int, client: int) -> bool:
         """Whether `client` can be selected in `round` (False hides it from selection)."""
@@ -226,6 +226,9 @@ class Fault(ABC):
         return params
 
 
+FAULT_MODEL = (Fault, "a fault model (a Fault subclass)")  # what `build` must find at a faults `_target_`
+
+
 @dataclass(frozen=True, kw_only=True)
 class FaultPlan(Fault):
     """A list of faults applied together, in order; `FaultPlan()` injects nothing."""
@@ -238,7 +241,7 @@ class FaultPlan(Fault):
             if isinstance(fault, Mapping) and "_target_" in fault:
                 # A raw spec (`_recursive_: false` in the yaml): built here, so that an error names
                 # its place in the list, `faults[1].p must be in [0, 1]`.
-                fault = _build(fault, num_clients=None, key=f"faults[{i}]")
+                fault = build(fault, key=f"faults[{i}]", expect=FAULT_MODEL)
             elif isinstance(fault, DictConfig):
                 # Recursive instantiation hands a list of built dataclasses back as structured
                 # DictConfigs (unless `_convert_: all`); turn them back into the objects.
@@ -279,61 +282,26 @@ def as_plan(fault: Fault) -> FaultPlan:
 
 
 def validate_faults(cfg: Any, *, num_clients: int, key: str = "faults") -> FaultPlan:
-    """Build the fault model a `faults` config describes, or a ValueError naming the bad key.
+    """Build the fault model a `faults` config describes, or a ConfigError (a ValueError) naming the key.
 
-    Accepts a mapping with `_target_` (a single fault or a `FaultPlan` of them), an empty mapping
-    (no faults) or a `Fault`; client ids must be < num_clients. Returns a `FaultPlan`. The loop can
-    build its plan with this instead of `hydra.utils.instantiate`: the result is the same.
+    Accepts a mapping with `_target_` (a single fault or a `FaultPlan` of them), built by the one
+    plug-in builder (fedsweep/config/plugins.py), an empty mapping (no faults) or a `Fault`; client
+    ids must be < num_clients. Returns a `FaultPlan`, equal to what Hydra's `instantiate` builds.
     """
-    return as_plan(_build(cfg, num_clients=num_clients, key=key))
-
-
-def _build(cfg: Any, *, num_clients: int | None, key: str) -> Fault:
     if isinstance(cfg, Fault):
         fault = cfg
-    elif not isinstance(cfg, Mapping):
-        # A ValueError, not a TypeError: it is a user's config mistake, reported as one line.
-        raise ValueError(f"{key} must be a mapping with a _target_, got {type(cfg).__name__}")  # noqa: TRY004
-    elif not cfg:
+    elif isinstance(cfg, Mapping) and not cfg:
         return FaultPlan()
     else:
-        fault = _instantiate(cfg, num_clients=num_clients, key=key)
+        fault = build(cfg, key=key, expect=FAULT_MODEL)
+    _check_clients(fault, num_clients=num_clients, key=key)
+    return as_plan(fault)
+
+
+def _check_clients(fault: Fault, *, num_clients: int, key: str) -> None:
     for c in getattr(fault, "clients", None) or ():
-        if num_clients is not None and c >= num_clients:
-            raise ValueError(f"{key}.clients: client {c} does not exist (num_clients={num_clients})")
-    return fault
-
-
-def _instantiate(cfg: Mapping, *, num_clients: int | None, key: str) -> Fault:
-    target = cfg.get("_target_")
-    try:
-        cls = get_class(str(target))
-    except Exception:  # noqa: BLE001 - ImportError, AttributeError, ValueError: all "cannot import"
-        raise ValueError(f"{key}._target_: cannot import {target!r}") from None
-    if not (dataclasses.is_dataclass(cls) and issubclass(cls, Fault)):
-        raise ValueError(f"{key}._target_: {target} is not a fault model (a Fault dataclass)")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    kwargs: dict[str, Any] = {}
-    for name, value in cfg.items():
-        if name in ("_target_", "_convert_", "_recursive_"):  # how Hydra builds it; the same here
-            continue
-        if name not in fields:
-            expected = ", ".join(fields)
-            raise ValueError(f"{key}.{name}: unknown key for {cls.__name__} (expected one of: {expected})")
-        if issubclass(cls, FaultPlan) and name == "faults":
-            if not isinstance(value, Sequence) or isinstance(value, str):
-                raise ValueError(f"{key}.faults must be a list of fault configs, got {type(value).__name__}")
-            value = tuple(
-                _build(v, num_clients=num_clients, key=f"{key}.faults[{i}]") for i, v in enumerate(value)
-            )
-        elif OmegaConf.is_config(value):
-            value = OmegaConf.to_container(value, resolve=True)
-        kwargs[name] = value
-    missing = [n for n, f in fields.items() if n not in kwargs
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ValueError(f"{key}.{missing[0]} is required for {cls.__name__}")
-    try:
-        return cls(**kwargs)
-    except FaultConfigError as exc:
-        raise ValueError(f"{key}.{exc.field} {exc.reason}") from None
+        if c >= num_clients:
+            message = f"{key}.clients: client {c} does not exist (num_clients={num_clients})"
+            raise ConfigError(message, key=f"{key}.clients")
+    for i, child in enumerate(fault.faults if isinstance(fault, FaultPlan) else ()):
+        _check_clients(child, num_clients=num_clients, key=f"{key}.faults[{i}]")
