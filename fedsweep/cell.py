@@ -16,13 +16,14 @@ from functools import lru_cache
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
 from fedsweep.checkpoint.blobs import BlobStore
 from fedsweep.checkpoint.clients import ClientStateStore
 from fedsweep.checkpoint.storage import open_storage
 from fedsweep.checkpoint.store import CheckpointStore
+from fedsweep.config.plugins import build
+from fedsweep.config.schema import CellSettings, validate
 from fedsweep.data.base import LoadedData
 from fedsweep.faults.base import FaultPlan, validate_faults
 from fedsweep.models.init import build_model
@@ -39,6 +40,7 @@ class CellRuntime:
     """What a cell's tasks need; one instance per cell per process."""
 
     config: dict[str, Any]
+    settings: CellSettings  # `config`, validated and typed: what the code reads
     data: LoadedData
     clients: list[torch.Tensor]
     model: nn.Module
@@ -87,7 +89,7 @@ def load_data(config: Mapping[str, Any]) -> LoadedData:
         if key in _DATA:
             _DATA.move_to_end(key)
             return _DATA[key]
-        data = instantiate(config["dataset"]).load(num_clients=int(config["num_clients"]), seed=int(config["seed"]))
+        data = build(config["dataset"], key="dataset").load(num_clients=int(config["num_clients"]), seed=int(config["seed"]))
         _remember(key, data)
         return data
 
@@ -117,35 +119,34 @@ def warm_imports() -> None:
 def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
     """Build a cell's runtime from its resolved config (plain dict)."""
     config = dict(config)
-    seed, num_clients = int(config["seed"]), int(config["num_clients"])
+    settings = validate(config, plugins=False)  # the plug-ins are checked as `build` makes them
+    knobs, runner = settings.knobs, settings.runner
     data = load_data(config)
-    partition = instantiate(config["partition"])
+    partition = build(config["partition"], key="partition")
     clients = partition.split(
-        labels=data.train.y, num_clients=num_clients, natural=data.natural,
-        generator=generator(seed, "partition"),
+        labels=data.train.y, num_clients=knobs.num_clients, natural=data.natural,
+        generator=generator(knobs.seed, "partition"),
     )
-    device = resolve_device(str(config["runner"]["device"]))
+    device = resolve_device(runner.device)
     # A fixed number of intra-op threads per job, whatever the machine: the float rounding of a
     # convolution depends on it, so a cell gives the same bytes on a laptop and on a server.
-    torch.set_num_threads(int(config["runner"]["torch_threads"]))
+    torch.set_num_threads(runner.torch_threads)
     # Initial weights depend on the seed only, so methods in one sweep start from the same model.
     model = build_model(
-        instantiate(config["model"]), input_shape=tuple(data.train.x.shape[1:]),
-        num_classes=data.num_classes, generator_seed=derive_seed(seed, "init"),
+        build(config["model"], key="model"), input_shape=tuple(data.train.x.shape[1:]),
+        num_classes=data.num_classes, generator_seed=derive_seed(knobs.seed, "init"),
     )
     initial = state_of(model)
     warm_imports()
     local = LocalConfig(
-        lr=float(config["lr"]), batch_size=int(config["batch_size"]), momentum=float(config["momentum"]),
-        weight_decay=float(config["weight_decay"]), clip_norm=float(config["clip_norm"]),
-        amp=bool(config["runner"]["amp"]),
+        lr=knobs.lr, batch_size=knobs.batch_size, momentum=knobs.momentum, weight_decay=knobs.weight_decay,
+        clip_norm=knobs.clip_norm, amp=runner.amp,
     )
     return CellRuntime(
-        config=config, data=data, clients=clients, model=model.to(device), initial_params=initial,
-        strategy=instantiate(config["strategy"]), selector=instantiate(config["selection"]),
-        local=local, device=device,
-        faults=validate_faults(config["faults"], num_clients=num_clients),
-        policy=aggregation_policy(config.get("aggregation"), clients_per_round=int(config["clients_per_round"])),
+        config=config, settings=settings, data=data, clients=clients, model=model.to(device), initial_params=initial,
+        strategy=build(config["strategy"], key="strategy"), selector=build(config["selection"], key="selection"),
+        local=local, device=device, faults=validate_faults(config["faults"], num_clients=knobs.num_clients),
+        policy=aggregation_policy(config.get("aggregation"), clients_per_round=knobs.clients_per_round),
     )
 
 
@@ -173,11 +174,11 @@ def write_cell_config(cell_dir: str, *, key: str, name: str, config: dict) -> No
 def cell_env(cell_dir: str) -> CellEnv:
     """The cell's runtime and stores, built once per process from its `cell.json`."""
     record = json.loads(open_storage(cell_dir).read(CONFIG_FILE))
-    config, root = record["config"], cell_dir.rstrip("/")
+    runtime, root = build_runtime(record["config"]), cell_dir.rstrip("/")
     return CellEnv(
-        runtime=build_runtime(config),
+        runtime=runtime,
         blobs=BlobStore(storage=open_storage(f"{root}/work")),
         client_states=ClientStateStore(storage=open_storage(f"{root}/clients")),
-        checkpoints=CheckpointStore(storage=open_storage(f"{root}/checkpoints"), keep=int(config["checkpoint"]["keep"])),
+        checkpoints=CheckpointStore(storage=open_storage(f"{root}/checkpoints"), keep=runtime.settings.checkpoint.keep),
         key=record["key"],
     )

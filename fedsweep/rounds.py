@@ -35,10 +35,10 @@ class RoundPlan:
 def plan_round(env: CellEnv, state: CellState, rnd: int) -> RoundPlan:
     """Select the round's clients, give first participants their initial state, drop stragglers
     the aggregation policy refuses."""
-    rt, cfg = env.runtime, env.runtime.config
-    available = rt.faults.available_clients(seed=int(cfg["seed"]), round=rnd, num_clients=rt.num_clients)
-    chosen = rt.selector.select(round=rnd, available=available, k=int(cfg["clients_per_round"]),
-                                generator=generator(cfg["seed"], "select", rnd), state=state.selection)
+    rt, knobs = env.runtime, env.runtime.settings.knobs
+    available = rt.faults.available_clients(seed=knobs.seed, round=rnd, num_clients=rt.num_clients)
+    chosen = rt.selector.select(round=rnd, available=available, k=knobs.clients_per_round,
+                                generator=generator(knobs.seed, "select", rnd), state=state.selection)
     index = dict(state.client_states)
     new = [c for c in chosen.clients if str(c) not in index]
     if new:  # init_client_state on first participation only
@@ -47,8 +47,8 @@ def plan_round(env: CellEnv, state: CellState, rnd: int) -> RoundPlan:
             index[str(client)] = env.client_states.put(
                 client=client, round=rnd, state=rt.strategy.init_client_state(params), initial=True)
     planned = {c: steps.planned_epochs(rt, rnd, c) for c in chosen.clients}
-    epochs = {c: n for c, n in planned.items() if rt.policy.accept(n, int(cfg["local_epochs"]))}
-    dropped = tuple({"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {cfg['local_epochs']} epochs"}
+    epochs = {c: n for c, n in planned.items() if rt.policy.accept(n, knobs.local_epochs)}
+    dropped = tuple({"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {knobs.local_epochs} epochs"}
                     for c in sorted(set(planned) - set(epochs)))
     return RoundPlan(round=rnd, available=len(available), selected=tuple(chosen.clients), epochs=epochs,
                      states={c: index[str(c)] for c in epochs}, failures=dropped, selection=chosen.state,

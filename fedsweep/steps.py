@@ -76,9 +76,8 @@ def read_global(blobs: BlobStore, ref: Ref) -> tuple[Params, Params]:
 
 def client_round(rt: CellRuntime, round: int, client: int) -> ClientRound:
     """The coordinates every fault decision about this client in this round is drawn from."""
-    return ClientRound(
-        seed=int(rt.config["seed"]), round=round, client=client, local_epochs=int(rt.config["local_epochs"])
-    )
+    knobs = rt.settings.knobs
+    return ClientRound(seed=knobs.seed, round=round, client=client, local_epochs=knobs.local_epochs)
 
 
 def planned_epochs(rt: CellRuntime, round: int, client: int) -> int:
@@ -110,7 +109,7 @@ def client_epoch(
         model=rt.thread_model(), data=rt.data.train, indices=rt.clients[client], params=params,
         optimizer_state=opt_state, global_params=global_params, strategy=rt.strategy,
         server_state=broadcast, client_state=client_state, cfg=rt.local,
-        generator=generator(int(rt.config["seed"]), "batches", round, client, epoch),
+        generator=generator(rt.settings.knobs.seed, "batches", round, client, epoch),
     )
     steps = out.steps + (input_ref or {}).get("steps", 0)
     meta = {"loss": out.loss, "steps": out.steps, "num_samples": int(rt.clients[client].numel())}
@@ -132,7 +131,7 @@ class BlobResults(ClientResults):
 
     def __init__(self, env: CellEnv, refs: list[Ref]) -> None:
         self.env, self.refs = env, sorted(refs, key=lambda r: r["client"])
-        planned = int(env.runtime.config["local_epochs"])
+        planned = env.runtime.settings.knobs.local_epochs
         self._meta = [ClientMeta(client=r["client"], num_samples=r["num_samples"], loss=r["loss"], steps=r["steps"],
                                  epochs_done=r["epochs_done"], epochs_planned=planned) for r in self.refs]
 
@@ -176,7 +175,7 @@ def evaluate_global(env: CellEnv, ref: Ref, *, part: int = 0, parts: int = 1) ->
     lo, hi = len(test) * part // parts, len(test) * (part + 1) // parts
     correct, loss_sum = evaluation_sums(
         model=rt.thread_model(), data=Split(test.x[lo:hi], test.y[lo:hi]), params=params,
-        batch_size=int(rt.config["eval_batch_size"]),
+        batch_size=rt.settings.knobs.eval_batch_size,
     )
     return {"correct": correct, "loss_sum": loss_sum, "count": hi - lo}
 

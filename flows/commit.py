@@ -15,6 +15,7 @@ from typing import Any
 
 from fedsweep.checkpoint.cellstate import CellState
 from fedsweep.checkpoint.writer import BackgroundWriter
+from fedsweep.config.schema import CheckpointSettings
 from tasks import track
 from tasks.checkpoint import commit_round
 
@@ -24,11 +25,12 @@ log = logging.getLogger("fedsweep")
 class RoundCommitter:
     """Checkpoint + track jobs for one cell, run by one background writer."""
 
-    def __init__(self, *, cell_dir: str, uri: str | None, run_id: str | None, logged: int, cfg: dict) -> None:
+    def __init__(
+        self, *, cell_dir: str, uri: str | None, run_id: str | None, logged: int, settings: CheckpointSettings
+    ) -> None:
         self.cell_dir, self.uri, self.run_id, self.logged = cell_dir, uri, run_id, logged
-        ckpt = cfg["checkpoint"]
-        self.background = bool(ckpt["background"])
-        self.writer = BackgroundWriter(max_retries=int(ckpt["write_retries"]), timeout_s=float(ckpt["write_timeout_s"]))
+        self.background = settings.background
+        self.writer = BackgroundWriter(max_retries=settings.write_retries, timeout_s=settings.write_timeout_s)
         self.last: CellState | None = None
 
     def log_missing(self, history: tuple[dict[str, Any], ...]) -> None:

@@ -52,19 +52,18 @@ class MemoryLimitReached(RuntimeError):
 
 
 def train_clients(
-    cell_dir: str, plan: rounds.RoundPlan, global_ref: dict, runner: dict, parallel: int
+    cell_dir: str, plan: rounds.RoundPlan, global_ref: dict, parallel: int
 ) -> tuple[list[dict], list[dict], int]:
     """Run each client's chain of epoch tasks, at most `parallel` chains at once.
 
     Returns (final references, failures, tasks reused from an earlier run's persisted results).
     """
-    retries = int(runner["retries"])
+    env = cell_env(cell_dir)
+    runner, blobs = env.runtime.settings.runner, env.blobs
     task = train_client_epoch.with_options(
-        retries=retries, retry_delay_seconds=float(runner["retry_delay_s"]),
-        timeout_seconds=float(runner["task_timeout_s"]) or None,
+        retries=runner.retries, retry_delay_seconds=runner.retry_delay_s, timeout_seconds=runner.task_timeout_s or None,
     )
-    blobs = cell_env(cell_dir).blobs
-    per_client = runner["granularity"] == "client"
+    per_client = runner.granularity == "client"
     # One client at a time: run the tasks in this (the flow's) thread, where torch's intra-op threads
     # train about twice as fast as in a worker thread (measured: benchmarks/README.md).
     inline = parallel == 1
@@ -88,7 +87,7 @@ def train_clients(
         client, epoch, input_ref = pending.pop(future)
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, BaseException):
-            failures.append(rounds.failure_record(client, outcome, retries=retries))
+            failures.append(rounds.failure_record(client, outcome, retries=runner.retries))
             log.warning("round %d: client %d failed at epoch %d: %s", plan.round, client, epoch,
                         failures[-1]["message"])
         elif future.state.name == "Cached" and not blobs.holds(outcome):
@@ -122,10 +121,10 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
     """Round `rnd`: plan, train, aggregate under the policy, evaluate; returns the next state."""
     tick = time.perf_counter()
     env = cell_env(cell_dir)
-    rt, runner = env.runtime, env.runtime.config["runner"]
+    rt = env.runtime
     plan = rounds.plan_round(env, cell, rnd)
     trained = time.perf_counter()
-    results, failures, reused = train_clients(cell_dir, plan, cell.start["global"], runner, parallel)
+    results, failures, reused = train_clients(cell_dir, plan, cell.start["global"], parallel)
     trained = time.perf_counter() - trained
     valid, rejected = rounds.split_invalid(results)
     failures = [*failures, *plan.failures, *rejected]
@@ -151,19 +150,20 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     cfg, cell_dir, name = cell["config"], cell["dir"], cell["name"]
     env = cell_env(cell_dir)
-    rounds_total, uri = int(cfg["rounds"]), tracking.get("uri")
+    settings, uri = env.runtime.settings, tracking.get("uri")
+    rounds_total = settings.knobs.rounds
     run_id, logged, run_status = (None, 0, None)
     if uri:
         run_id, logged, run_status = track.open_cell_run(
             uri, tracking["experiment_id"], tracking["parent_run_id"], name, cell["key"], cell["params"]
         )
     state = resume(env)
-    committer = RoundCommitter(cell_dir=cell_dir, uri=uri, run_id=run_id, logged=logged, cfg=cfg)
-    guard = guard_from_config(cfg["runner"]["memory"])
+    committer = RoundCommitter(cell_dir=cell_dir, uri=uri, run_id=run_id, logged=logged, settings=settings.checkpoint)
+    guard = guard_from_config(settings.runner.memory.model_dump())
     committer.log_missing(state.history)
     if state.history and state.round < rounds_total:
         log.warning("%s: resuming after round %d (%.1f s after start)", name, state.round, since_start())
-    bar = tqdm(total=rounds_total, initial=state.round, desc=name, unit="round", disable=not cfg["runner"]["progress"])
+    bar = tqdm(total=rounds_total, initial=state.round, desc=name, unit="round", disable=not settings.runner.progress)
     try:
         for rnd in range(state.round + 1, rounds_total + 1):
             memory = guard.check()
@@ -172,7 +172,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
                 raise MemoryLimitReached(memory.message)
             if memory.level != "ok":
                 log.warning("%s round %d: %s", name, rnd, memory.message)
-            parallel = guard.allowed_parallel(parallel_clients(cfg["runner"]), memory)
+            parallel = guard.allowed_parallel(parallel_clients(settings.runner.max_parallel_clients), memory)
             state = play_round(cell_dir, state, rnd, parallel)
             row = state.history[-1]
             row.update(checkpoint_wait_seconds=committer.drain(), rss_mb=rss_mb())

@@ -18,7 +18,7 @@ log = logging.getLogger("fedsweep")
 def task_runner(cell: dict[str, Any]) -> ThreadPoolTaskRunner:
     """Client-epoch tasks run in threads of this process; each hands its training to the cell's
     executor (fedsweep/execution/)."""
-    return ThreadPoolTaskRunner(max_workers=parallel_clients(cell["config"]["runner"]))
+    return ThreadPoolTaskRunner(max_workers=parallel_clients(cell["config"]["runner"]["max_parallel_clients"]))
 
 
 @flow(name="sweep")

@@ -19,9 +19,11 @@ turns pydantic's errors into these lines). Rules:
 - **Semantic keys** (`semantic_view`, hashed by `fedsweep.sweep.cell_key`) are those that can change
   a cell's results. Every key is semantic unless its field says `setting(semantic=False)`: plug-in
   groups and blocks entirely, the knobs but sweep_name, output_dir, resume and grid, and of the
-  settings groups only `runner.amp` and `runner.device`. These two have a `baseline` (amp=false,
-  device=cpu): they count only when they differ from it, so every cell keyed before they became
-  semantic keeps its key (and its folder and MLflow run).
+  settings groups only `runner.amp`, `runner.device` and `runner.torch_threads` (intra-op threads
+  per job: the float rounding depends on them; a fixed default keeps results independent of the
+  machine). These have a `baseline` (amp=false, device=cpu, torch_threads=1): they count only when
+  they differ from it, so every cell keyed before they became semantic keeps its key (and its folder
+  and MLflow run).
 - Nothing here writes, reads files or imports torch; plug-in checks import the plug-in's module.
 """
 
@@ -151,7 +153,7 @@ class MemorySettings(Settings):
 
 
 class RunnerSettings(Settings):
-    """conf/runner/*.yaml (how a cell's tasks run). Only amp and device change the maths."""
+    """conf/runner/*.yaml (how a cell's tasks run). Only amp, device and torch_threads change the maths."""
 
     retries: int = setting(semantic=False, ge=0)
     retry_delay_s: float = setting(semantic=False, ge=0)
@@ -159,7 +161,7 @@ class RunnerSettings(Settings):
     granularity: str = setting(semantic=False)
     pool: str = setting(semantic=False)
     max_parallel_clients: int = setting(semantic=False, ge=0)
-    torch_threads: int = setting(semantic=False, ge=0)
+    torch_threads: int = setting(baseline=1, ge=1)
     device: str = setting(baseline="cpu")
     amp: bool = setting(baseline=False)
     progress: bool = setting(semantic=False)

@@ -19,16 +19,16 @@ _pool: WorkerPool | None = None
 _lock = threading.Lock()
 
 
-def parallel_clients(runner: Mapping[str, Any]) -> int:
+def parallel_clients(max_parallel_clients: int) -> int:
     """`runner.max_parallel_clients`, with 0 meaning one per usable CPU."""
-    return int(runner["max_parallel_clients"]) or usable_cpus()
+    return max_parallel_clients or usable_cpus()
 
 
 def wants_processes(config: Mapping[str, Any], cell_dir: str) -> bool:
     """Whether the cell's jobs run in worker processes (see the module docstring)."""
     runner = config["runner"]
     return (runner["pool"] == "process" and visible_to_other_processes(cell_dir)
-            and resolve_device(str(runner["device"])).type == "cpu")
+            and resolve_device(runner["device"]).type == "cpu")
 
 
 def start(cells: list[tuple[Mapping[str, Any], str]]) -> None:
@@ -42,8 +42,8 @@ def start(cells: list[tuple[Mapping[str, Any], str]]) -> None:
     with _lock:
         if _pool is None and runners:
             warm_imports()  # paid once here and inherited, instead of once per worker
-            size = max(parallel_clients(r) for r in runners)
-            _pool = WorkerPool(size, torch_threads=max(int(r["torch_threads"]) for r in runners))
+            size = max(parallel_clients(r["max_parallel_clients"]) for r in runners)
+            _pool = WorkerPool(size, torch_threads=max(r["torch_threads"] for r in runners))
 
 
 def shutdown() -> None:
