@@ -33,7 +33,7 @@ from fedsweep.config.environment import (
     check_tracking,
 )
 from fedsweep.config.schema import TrackingSettings
-from fedsweep.sweep import CellPlan, GridError, cell_key, cell_name, expand_grid, flatten, override_key
+from fedsweep.grid import CellPlan, GridError, cell_key, cell_name, expand_grid, flatten, override_key
 
 # What a grid may not vary: these describe the sweep as a whole, not one of its cells.
 SWEEP_KEYS = ("sweep_name", "output_dir", "resume", "grid", "tracking")

@@ -16,7 +16,7 @@ turns pydantic's errors into these lines). Rules:
   model in `GROUP_SETTINGS`. `faults` (and any group a caller adds by name) may also be empty.
   Optional group-free blocks (`aggregation`) are checked by their owner's function (`BLOCK_CHECKS`).
 - **Unknown keys are refused** at every level, with the allowed ones listed; a missing key is too.
-- **Semantic keys** (`semantic_view`, hashed by `fedsweep.sweep.cell_key`) are those that can change
+- **Semantic keys** (`semantic_view`, hashed by `fedsweep.grid.cell_key`) are those that can change
   a cell's results. Every key is semantic unless its field says `setting(semantic=False)`: plug-in
   groups and blocks entirely, the knobs but sweep_name, output_dir, resume and grid, and of the
   settings groups only `runner.amp`, `runner.device` and `runner.torch_threads` (intra-op threads

@@ -33,7 +33,7 @@ def run_cell_here(prefect_harness, tmp_path, cell_config):
     """`run_cell_here(*overrides)` -> (summary row, checkpoint history) of one cell run in-process."""
     from fedsweep.checkpoint.storage import open_storage
     from fedsweep.checkpoint.store import CheckpointStore
-    from fedsweep.sweep import cell_key
+    from fedsweep.grid import cell_key
     from flows.experiment import run_cell
     from fedsweep.cell import write_cell_config
 

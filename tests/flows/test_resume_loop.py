@@ -57,7 +57,7 @@ def test_a_failed_commit_is_reported_and_its_round_resumes_from_persisted_client
     run_cell_here, cell_config, tmp_path
 ) -> None:
     # Prepare: round 2's checkpoint cannot be written (a file sits where its folder must go)
-    from fedsweep.sweep import cell_key
+    from fedsweep.grid import cell_key
 
     args = (*BASE, "rounds=2", "checkpoint.write_retries=1")
     checkpoints = tmp_path / "z" / cell_key(cell_config(*args)) / "checkpoints"

@@ -1,4 +1,4 @@
-"""Sweep planning: an experiment's `grid` becomes cells, each one FL experiment.
+"""Grid planning: an experiment's `grid` becomes cells, each one FL experiment.
 
 A grid maps an axis to its values. Two forms:
 

@@ -1,4 +1,4 @@
-"""Grid expansion, cell names and content keys (fedsweep/sweep.py)."""
+"""Grid expansion, cell names and content keys (fedsweep/grid.py)."""
 
 import hashlib
 import json
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fedsweep.sweep import GridError, cell_key, cell_name, expand_grid, flatten, override_key
+from fedsweep.grid import GridError, cell_key, cell_name, expand_grid, flatten, override_key
 
 
 def test_grid_is_the_cartesian_product_in_written_order() -> None:
