@@ -1,7 +1,7 @@
 """What does one Prefect task cost? A trivial task inside a flow vs calling the function directly.
 
-fedsweep makes every client epoch, aggregation, evaluation, checkpoint and MLflow write a task
-(~15 tasks a round on the bench workload), so the per-task overhead times the number of tasks is a
+fedsweep makes every client epoch, aggregation, evaluation and checkpoint write a task (~13 tasks a
+round on the bench workload; MLflow logging is a plain call), so the per-task overhead times the number of tasks is a
 floor under its overhead against a bare loop. Measured with fedsweep's settings: a private API
 server (flows.server.LocalServer), the flow heartbeat off, results persisted as JSON under a
 cache_key_fn, a ThreadPoolTaskRunner with one worker (runner.max_parallel_clients=1).

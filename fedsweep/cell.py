@@ -128,9 +128,6 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
         generator=generator(knobs.seed, "partition"),
     )
     device = resolve_device(runner.device)
-    # A fixed number of intra-op threads per job, whatever the machine: the float rounding of a
-    # convolution depends on it, so a cell gives the same bytes on a laptop and on a server.
-    torch.set_num_threads(runner.torch_threads)
     # Initial weights depend on the seed only, so methods in one sweep start from the same model.
     model = build_model(
         build(config["model"], key="model"), input_shape=tuple(data.train.x.shape[1:]),

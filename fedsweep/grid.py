@@ -6,12 +6,12 @@ A grid maps an axis to its values. Two forms:
       strategy: [fedavg, fedprox]          # key -> values: one override `key=value` per point
       num_clients: [10, 50]
       method:                              # label -> overrides: several keys move together
-        fedavg_drop: {strategy: fedavg, faults.stragglers: drop}
+        fedavg_drop: {strategy: fedavg, aggregation.stragglers: drop}
         fedprox_mu1: {strategy: fedprox, strategy.mu: 1.0}
 
 Cells are the cartesian product of the axes, in the order written. A key given on the command line
 wins over the grid: its axis is dropped, so `+experiment=quickstart strategy=fedavg` runs only
-FedAvg cells. This module is plain Python: it builds override strings, and the entry point composes
+FedAvg cells. This module is plain Python: it builds override strings, and flows/plan.py composes
 each cell's config with Hydra.
 """
 
@@ -94,7 +94,8 @@ def cell_name(*, strategy: str, num_clients: int, rounds: int, seed: int, labels
 
 def cell_key(config: Mapping[str, Any]) -> str:
     """A content key: sha256 over the resolved config's semantic keys (the schema says which, see
-    `fedsweep.config.schema.semantic_view`: runner.amp and runner.device count only off their defaults)."""
+    `fedsweep.config.schema.semantic_view`: runner.amp, runner.device and runner.torch_threads count
+    only off their baselines, so cells keyed before they counted keep their keys)."""
     text = json.dumps(semantic_view(config), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

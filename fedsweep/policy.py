@@ -63,20 +63,6 @@ def accept_straggler(epochs_done: int, epochs_planned: int, policy: StragglerPol
     raise ValueError(f"stragglers must be 'drop' or 'partial', got {policy!r}")
 
 
-def split_stragglers(
-    results: Iterable[Mapping[str, Any]], *, epochs_planned: int, policy: StragglerPolicy
-) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
-    """(accepted results, failure records of the dropped ones) for results carrying `epochs_done`."""
-    accepted, dropped = [], []
-    for r in results:
-        if accept_straggler(int(r["epochs_done"]), epochs_planned, policy):
-            accepted.append(r)
-        else:
-            message = f"straggler: {r['epochs_done']} of {epochs_planned} local epochs (stragglers={policy})"
-            dropped.append({"client": r["client"], "kind": "straggler", "message": message})
-    return accepted, dropped
-
-
 @dataclass(frozen=True, kw_only=True)
 class AggregationPolicy:
     """The `aggregation` block; the constructor rejects impossible values naming the key."""

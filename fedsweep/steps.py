@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from fedsweep.cell import CellEnv, CellRuntime
-from fedsweep.checkpoint.blobs import BlobStore
+from fedsweep.checkpoint.blobs import BlobStore, Ref
 from fedsweep.checkpoint.store import round_dir
 from fedsweep.data.base import Split
 from fedsweep.faults.base import ClientRound
@@ -32,7 +32,6 @@ from fedsweep.strategies.base import ClientFailure, ClientMeta, ClientResult, Cl
 from fedsweep.train import evaluation_sums, train_epoch
 from fedsweep.weights import Params
 
-Ref = dict[str, Any]
 _OPT, _SERVER = "opt.", "server."
 
 
@@ -64,14 +63,9 @@ def start_round(env: CellEnv, *, round: int, params: Params, server_state: Param
     return refs
 
 
-def read(blobs: BlobStore, ref: Ref) -> Params:
-    tensors, _ = blobs.get(ref["key"], ref["sha256"])
-    return tensors
-
-
 def read_global(blobs: BlobStore, ref: Ref) -> tuple[Params, Params]:
     """(params, what the strategy broadcasts) from a round's global reference."""
-    return split_prefixed(read(blobs, ref), _SERVER)
+    return split_prefixed(blobs.read(ref), _SERVER)
 
 
 def client_round(rt: CellRuntime, round: int, client: int) -> ClientRound:
@@ -104,7 +98,7 @@ def client_epoch(
     rt.faults.before_epoch(client_round(rt, round, client).at(epoch=epoch, attempt=attempt))
     global_params, broadcast = read_global(env.blobs, global_ref)
     client_state = env.client_states.get(state_ref)
-    params, opt_state = (global_params, {}) if input_ref is None else split_prefixed(read(env.blobs, input_ref), _OPT)
+    params, opt_state = (global_params, {}) if input_ref is None else split_prefixed(env.blobs.read(input_ref), _OPT)
     out = train_epoch(
         model=rt.thread_model(), data=rt.data.train, indices=rt.clients[client], params=params,
         optimizer_state=opt_state, global_params=global_params, strategy=rt.strategy,
@@ -142,7 +136,7 @@ class BlobResults(ClientResults):
     def __iter__(self) -> Iterator[ClientResult]:
         states = self.env.client_states
         for meta, ref in zip(self._meta, self.refs):
-            params, _ = split_prefixed(read(self.env.blobs, ref), _OPT)
+            params, _ = split_prefixed(self.env.blobs.read(ref), _OPT)
             yield ClientResult(**vars(meta), params=params, client_state=states.get(ref.get("client_state")),
                                previous_client_state=states.get(ref.get("previous_client_state")))
 
@@ -154,7 +148,7 @@ def aggregate(
     """The start of round `round + 1`: the strategy's aggregate of `results` (valid updates only),
     or, with `keep`, round `round`'s model and server state unchanged (the policy skipped it)."""
     params, _ = read_global(env.blobs, start["global"])
-    server_state = read(env.blobs, start["server"])
+    server_state = env.blobs.read(start["server"])
     if not keep:
         out = env.runtime.strategy.aggregate(
             global_params=params, results=BlobResults(env, results),

@@ -144,14 +144,6 @@ def train_epoch(
     )
 
 
-def evaluate(*, model: nn.Module, data: Split, params: Params, batch_size: int = 1024) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of `params` on `data`, in eval mode."""
-    if len(data) == 0:
-        raise ValueError("evaluate: the split is empty")
-    correct, loss_sum = evaluation_sums(model=model, data=data, params=params, batch_size=batch_size)
-    return correct / len(data), loss_sum / len(data)
-
-
 @torch.no_grad()
 def evaluation_sums(*, model: nn.Module, data: Split, params: Params, batch_size: int = 1024) -> tuple[int, float]:
     """(correct predictions, summed cross-entropy) of `params` on `data`: parts of a split add up."""

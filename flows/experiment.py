@@ -64,8 +64,8 @@ def train_clients(
         retries=runner.retries, retry_delay_seconds=runner.retry_delay_s, timeout_seconds=runner.task_timeout_s or None,
     )
     per_client = runner.granularity == "client"
-    # One client at a time: run the tasks in this (the flow's) thread, where torch's intra-op threads
-    # train about twice as fast as in a worker thread (measured: benchmarks/README.md).
+    # One client at a time: run its tasks in this (the flow's) thread rather than hop through the task
+    # runner's thread for nothing (the work itself goes where the cell's executor puts it).
     inline = parallel == 1
     pending: dict[PrefectFuture | _Ran, tuple[int, int, dict | None]] = {}
 

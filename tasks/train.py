@@ -29,7 +29,7 @@ def client_epoch_key(context: TaskRunContext, p: dict[str, Any]) -> str:
 
 
 def retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect's retry_condition_fn: permanent failures and invalid updates are not retried."""
+    """Prefect's retry_condition_fn: permanent failures (a node that is down) are not retried."""
     error = state.data
     return retryable(error) if isinstance(error, BaseException) else True
 

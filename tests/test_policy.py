@@ -9,7 +9,6 @@ from fedsweep.policy import (
     aggregation_policy,
     decide,
     required_clients,
-    split_stragglers,
 )
 
 
@@ -80,18 +79,6 @@ def test_decide_rejects_unknown_action() -> None:
 def test_accept_straggler(done: int, planned: int, policy: str, expected: bool) -> None:
     # Execute / Assert
     assert accept_straggler(done, planned, policy) is expected
-
-
-def test_split_stragglers_reports_dropped_as_failures() -> None:
-    # Prepare
-    results = [{"client": 0, "epochs_done": 20}, {"client": 4, "epochs_done": 7}]
-    # Execute
-    kept_drop, dropped = split_stragglers(results, epochs_planned=20, policy="drop")
-    kept_partial, none_dropped = split_stragglers(results, epochs_planned=20, policy="partial")
-    # Assert
-    assert kept_drop == [results[0]] and [f["client"] for f in dropped] == [4]
-    assert dropped[0]["kind"] == "straggler" and "7 of 20" in dropped[0]["message"]
-    assert kept_partial == results and none_dropped == []
 
 
 def test_policy_object_and_failure_message() -> None:

@@ -10,7 +10,7 @@ Rules:
   on instead of the tensors, and `get(key, sha256)` refuses any other content with
   `CheckpointError`, so a result overwritten or damaged since it was produced is never used.
 - Loading never unpickles: bytes that are not valid safetensors raise `CheckpointError`.
-- Keys are relative `/`-paths (e.g. `round-000005/client-0003/epoch-1`); `prune(prefix)` drops a
+- Keys are relative `/`-paths (e.g. `round-000005/c00003-e1`); `prune(prefix)` drops a
   whole prefix, which the runner does once a round's checkpoint is committed, so disk use stays
   O(clients per round × model size).
 """
@@ -22,6 +22,7 @@ from fedsweep.checkpoint.storage import CheckpointError, Storage, check_path
 from fedsweep.weights import Params, from_bytes, meta_of, to_bytes
 
 SUFFIX = ".safetensors"
+Ref = dict[str, Any]  # {"key": ..., "sha256": ...} and whatever small meta the producer adds
 
 
 class BlobStore:
@@ -52,16 +53,18 @@ class BlobStore:
         except Exception:  # noqa: BLE001 - any parse failure means "not safetensors"
             raise CheckpointError(f"blob {key!r} in {self.storage.location} is not safetensors") from None
 
-    def holds(self, ref: dict[str, Any]) -> bool:
+    def read(self, ref: Ref) -> Params:
+        """The tensors a reference names, verified."""
+        tensors, _ = self.get(ref["key"], ref["sha256"])
+        return tensors
+
+    def holds(self, ref: Ref) -> bool:
         """Whether the blob a reference `{"key", "sha256"}` names is still there, with the same bytes."""
         try:
             self.get(ref["key"], ref["sha256"])
         except CheckpointError:
             return False
         return True
-
-    def exists(self, key: str) -> bool:
-        return self.storage.exists(self._path(key))
 
     def prune(self, prefix: str) -> None:
         """Delete every blob under the folder `prefix` (missing is fine)."""

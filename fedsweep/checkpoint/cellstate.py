@@ -58,7 +58,7 @@ def resume(env: CellEnv) -> CellState:
 def commit(env: CellEnv, state: CellState) -> None:
     """Write `state` as round `state.round`'s checkpoint (manifest last), then collect garbage."""
     params, _ = steps.read_global(env.blobs, state.start["global"])
-    groups: dict[str, Params] = {MODEL: params, SERVER: steps.read(env.blobs, state.start["server"])}
+    groups: dict[str, Params] = {MODEL: params, SERVER: env.blobs.read(state.start["server"])}
     if state.selection:
         groups[SELECTION] = state.selection
     meta: dict[str, Any] = {"round": state.round, "history": list(state.history)}

@@ -17,13 +17,11 @@ O(clients × state), not O(rounds).
 """
 
 import re
-from typing import Any
 
-from fedsweep.checkpoint.blobs import SUFFIX, BlobStore
+from fedsweep.checkpoint.blobs import SUFFIX, BlobStore, Ref
 from fedsweep.checkpoint.storage import Storage
 from fedsweep.weights import Params
 
-Ref = dict[str, Any]
 Index = dict[str, Ref]  # str(client) -> ref: a JSON object's keys are strings
 _ENTRY = re.compile(r"c(\d{6,})-r(\d{6,})(-init)?")
 
@@ -48,10 +46,7 @@ class ClientStateStore:
 
     def get(self, ref: Ref | None) -> Params:
         """The state a reference names (verified), {} for None."""
-        if ref is None:
-            return {}
-        tensors, _ = self.blobs.get(ref["key"], ref["sha256"])
-        return tensors
+        return {} if ref is None else self.blobs.read(ref)
 
     def collect(self, *, referenced: set[str], up_to: int) -> list[str]:
         """Delete entries of rounds <= `up_to` whose key is not in `referenced`; returns their keys."""

@@ -3,10 +3,10 @@
 Layout under the store's `Storage` root (one directory per round)::
 
     round-000005/
-        model.safetensors               one safetensors file per tensor group; a group name may
-        server_state.safetensors        contain `/`, so per-client state is `client_state/<id>`
-        client_state/3.safetensors
-        meta.json                       small JSON-able state: metric history, selection state, …
+        model.safetensors               one safetensors file per tensor group (the groups a cell
+        server_state.safetensors        saves are named in fedsweep/checkpoint/cellstate.py; a
+        selection.safetensors           group name may contain `/`)
+        meta.json                       small JSON-able state: metric history, client-state index, …
         MANIFEST.json                   format, round, groups, and size + sha256 of every file above
 
 Rules:
@@ -23,8 +23,8 @@ Rules:
 - **Never unpickle.** Tensors are read only through safetensors (`fedsweep.weights.from_bytes`);
   a file that is not valid safetensors, e.g. a pickle, is corrupt, even with a matching sha256.
 - **The last save wins, but never rewinds.** Saving round r while a *valid* newer round exists is a
-  ValueError (the caller should have resumed from it, or cleared the store: `resume=false` ->
-  `clear()`). After round r is committed the store prunes (best effort: a failure is logged, the
+  ValueError (the caller should have resumed from it; `resume=false` deletes the whole cell folder
+  first). After round r is committed the store prunes (best effort: a failure is logged, the
   save stands) rounds newer than r (corrupt ones we fell back from, which would otherwise be
   re-tried on every resume), uncommitted rounds older than r, and committed rounds beyond the
   newest `keep`. A pruned round loses its manifest first, so a crash mid-prune leaves an
@@ -105,11 +105,6 @@ class CheckpointStore:
             self._prune(round)
         except Exception as exc:  # noqa: BLE001 - the round is committed; leftovers are only disk space
             log.warning("checkpoint pruning after %s failed: %s: %s", base, type(exc).__name__, exc)
-
-    def clear(self) -> None:
-        """Delete every round (starting over, `resume=false`)."""
-        for r in self._rounds():
-            self._drop(r)
 
     def _refuse_rewind(self, round: int) -> None:
         # Saving r prunes every round newer than r: fine for a corrupt one we fell back from, but a

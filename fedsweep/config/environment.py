@@ -100,8 +100,7 @@ def check_device(device: str) -> None:
 def check_dataset_files(node: Mapping[str, Any]) -> None:
     """Every file the dataset will read exists (checked by name, never opened)."""
     dataset = build(node, key="dataset")
-    own = getattr(dataset, "required_files", None)
-    files = list(own()) if callable(own) else _torchvision_files(dataset)
+    files = _torchvision_files(dataset)
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""

@@ -1,6 +1,6 @@
 """Plug-ins: checking a config node with `_target_` against the class it names, and building it.
 
-A plug-in is registered by existing (DESIGN.md), so its schema is its own constructor. `build` is
+A plug-in is registered by existing (a module, a yaml and a test; README.md), so its schema is its own constructor. `build` is
 the one way fedsweep turns such a node into an object (the config validator and the fault plans use
 it); it follows Hydra's grammar and names the key in every error. Rules:
 
@@ -11,7 +11,7 @@ it); it follows Hydra's grammar and names the key in every error. Rules:
   JSON mode of fedsweep/config/validation.py (a `_target_` mapping stands for a class).
 - Nested `_target_` nodes are built first (their errors name their place, `faults.faults[1].p`),
   unless the node sets `_recursive_: false`; a `_partial_` node becomes a `functools.partial` and
-  its missing parameters are the caller's (models get `input_shape` from the round loop).
+  its missing parameters are the caller's (models get `input_shape` and `num_classes` from `fedsweep.models.init.build_model`).
 - Whatever the constructor refuses (`ValueError`, `TypeError`) becomes the error, e.g.
   `partition.alpha must be > 0, got 0`: an error with `field` and `reason` attributes (the faults'
   `FaultConfigError`) is keyed by its field, a `ConfigError` names keys below the node. Constructors
@@ -114,7 +114,7 @@ def check_params(node: Mapping[str, Any], cls: type, *, key: str) -> dict[str, i
     for name in node:
         if name in HYDRA_KEYS or name in params or open_kwargs:
             continue
-        # A partial's parameters without default (input_shape, …) come from the round loop.
+        # A partial's parameters without default (input_shape, …) come from the caller (build_model).
         takes = [n for n, p in params.items() if not partial or p.default is not inspect.Parameter.empty]
         known = f"takes: {', '.join(takes)}" if takes else "takes no keys"
         raise ConfigError(f"unknown key {key}.{name}; {cls.__name__} {known}", key=f"{key}.{name}")

@@ -43,7 +43,7 @@ def start(cells: list[tuple[Mapping[str, Any], str]]) -> None:
         if _pool is None and runners:
             warm_imports()  # paid once here and inherited, instead of once per worker
             size = max(parallel_clients(r["max_parallel_clients"]) for r in runners)
-            _pool = WorkerPool(size, torch_threads=max(r["torch_threads"] for r in runners))
+            _pool = WorkerPool(size, torch_threads=1)  # each job then sets its cell's (fedsweep/jobs.py)
 
 
 def shutdown() -> None:

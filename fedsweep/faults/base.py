@@ -4,8 +4,9 @@ A fault model (`conf/faults/*.yaml`) decides what goes wrong with a selected cli
 raises before a local epoch (a transient error, a permanent failure, a node that is down, a
 simulated out-of-memory), sleeps (a hang past the task timeout, a slow straggler), asks for fewer
 local epochs (a straggler's partial work, FedProx's systems heterogeneity) or changes the update a
-client sends (NaN/Inf, a scaled or sign-flipped model). The round loop (flows/experiment.py) calls
-the hooks; a fault never calls back into the loop.
+client sends (NaN/Inf, a scaled or sign-flipped model). The round's library code calls the hooks
+(`available` and `epochs_to_run` in fedsweep/rounds.py when a round is planned, `before_epoch` and
+`after_training` in fedsweep/steps.py inside a client's job); a fault never calls back.
 
 Rules:
 
@@ -29,11 +30,13 @@ Rules:
   `after_training(round_ctx, params, global_params)` once on the client's final parameters, before
   the update is validated and aggregated (it returns a new dict and never edits its inputs).
 - **Failures are exceptions of a known kind.** `TransientFailure` and `SimulatedOOM` are worth a
-  retry; `PermanentFailure` (and its `NodeDown`) and `InvalidUpdate` are not: `retryable(exc)` says
-  which, for Prefect's `retry_condition_fn`. `failure_kind(exc)` is the short name reported in
-  the loop's failure records (`{client, kind, message}`).
+  retry; `PermanentFailure` (and its `NodeDown`) is not: `retryable(exc)` says which, for Prefect's
+  `retry_condition_fn`. `failure_kind(exc)` is the short name reported in the round's failure
+  records (`{client, kind, message}`, fedsweep/rounds.py). A NaN/Inf update is no exception: the
+  client's last epoch marks its reference invalid and the round reports `invalid_update`.
 - **Sleeps are interruptible.** A hang sleeps in steps of `HANG_STEP_S` seconds, so a timeout that
-  raises into the worker thread (Prefect's `timeout_seconds` in a thread) ends it within one step.
+  raises into the thread running it (Prefect's `timeout_seconds`, jobs run in this thread) ends it
+  within one step; a job in a worker process is ended by killing and replacing that worker.
 - **Composition.** `FaultPlan(faults=[...])` is itself a `Fault`: a client is available only if
   every fault says so; `before_epoch` runs the faults in list order (the first to raise wins);
   `epochs_to_run` is the smallest; `after_training` applies the faults in list order.
@@ -89,12 +92,6 @@ class SimulatedOOM(MemoryError):
     kind = "oom"
 
 
-class InvalidUpdate(ValueError):
-    """A client's update is unusable (NaN/Inf); recomputing it gives the same bytes."""
-
-    kind = "invalid_update"
-
-
 class FaultConfigError(ValueError):
     """An impossible fault hyper-parameter; `field` names it, `reason` says why."""
 
@@ -107,7 +104,7 @@ def retryable(exc: BaseException) -> bool:
     """Whether a failed client-epoch attempt is worth retrying (Prefect's `retry_condition_fn`)."""
     if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: never swallowed by a retry
         return False
-    return not isinstance(exc, (PermanentFailure, InvalidUpdate))
+    return not isinstance(exc, PermanentFailure)
 
 
 def failure_kind(exc: BaseException) -> str:

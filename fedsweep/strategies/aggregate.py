@@ -17,8 +17,6 @@ Numerics:
   that a resumed run aggregates bitwise the same.
 """
 
-from collections.abc import Iterable
-
 import torch
 
 from fedsweep.weights import Params
@@ -30,17 +28,11 @@ class RunningMean:
     def __init__(self) -> None:
         self._sums: Params = {}
         self._total = 0.0
-        self._count = 0
 
     @property
     def total_weight(self) -> float:
         """Sum of the weights added so far."""
         return self._total
-
-    @property
-    def count(self) -> int:
-        """How many dicts were added."""
-        return self._count
 
     def add(self, params: Params, weight: float) -> None:
         """Add `weight · params` to the running sums."""
@@ -61,7 +53,6 @@ class RunningMean:
             else:
                 self._sums[name] += term
         self._total += weight
-        self._count += 1
 
     def result(self, like: Params) -> Params:
         """The weighted mean, with `like`'s keys, order, dtypes and devices."""
@@ -79,17 +70,3 @@ def _cast(mean: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     elif not (ref.dtype.is_floating_point or ref.dtype.is_complex):
         mean = torch.round(mean)
     return mean.to(device=ref.device, dtype=ref.dtype).contiguous()
-
-
-def weighted_average(pairs: Iterable[tuple[float, Params]]) -> Params:
-    """Weighted mean of `(weight, params)` pairs, consumed one at a time; dtypes follow the first."""
-    acc = RunningMean()
-    like: Params | None = None
-    for weight, params in pairs:
-        acc.add(params, weight)
-        if like is None:
-            # Keep only metadata of the first dict: empty tensors with its dtypes and devices.
-            like = {k: v.new_empty(0) for k, v in params.items()}
-    if like is None:
-        raise ValueError("weighted_average: no (weight, params) pairs")
-    return acc.result(like)

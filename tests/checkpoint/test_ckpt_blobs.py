@@ -26,7 +26,7 @@ def test_put_get_round_trip(storage: Storage, make_state: Callable) -> None:
     assert sha == hashlib.sha256(storage.read(f"{KEY}.safetensors")).hexdigest()
     assert got_meta == meta and list(got) == list(params)
     assert all(got[k].dtype == v.dtype and torch.equal(got[k], v) for k, v in params.items())
-    assert blobs.exists(KEY) and not blobs.exists("round-000003/client-0008/epoch-1")
+    assert storage.exists(f"{KEY}.safetensors") and not storage.exists("round-000003/client-0008/epoch-1.safetensors")
 
 
 def test_hash_mismatch_and_missing_are_errors(storage: Storage, make_state: Callable) -> None:
@@ -67,6 +67,6 @@ def test_prune_drops_a_whole_prefix(storage: Storage, make_state: Callable) -> N
 
     # Assert
     assert storage.list("") == ["round-000004"]
-    assert blobs.exists("round-000004/client-0002/epoch-1")
+    assert storage.exists("round-000004/client-0002/epoch-1.safetensors")
     with pytest.raises(ValueError):
         blobs.prune("")  # never the whole store by accident

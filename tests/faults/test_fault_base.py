@@ -12,7 +12,6 @@ from fedsweep.faults.base import (
     ClientRound,
     Fault,
     FaultPlan,
-    InvalidUpdate,
     NodeDown,
     PermanentFailure,
     SimulatedOOM,
@@ -86,7 +85,6 @@ def test_retryable_and_kinds() -> None:
         (RuntimeError("x"), True, "RuntimeError"),
         (PermanentFailure("x"), False, "permanent"),
         (NodeDown("x"), False, "node_down"),
-        (InvalidUpdate("x"), False, "invalid_update"),
         (KeyboardInterrupt(), False, "KeyboardInterrupt"),
     ]
     # Execute / Assert

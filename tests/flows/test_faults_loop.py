@@ -49,8 +49,10 @@ def test_not_enough_survivors_skips_the_round_by_default(run_cell_here, cell_con
 def test_a_hung_client_holds_the_round_no_longer_than_its_timeout(run_cell_here) -> None:
     # Execute
     tick = time.monotonic()
+    # In this process: a spawned worker's first job (imports, data) can itself take a second on a
+    # loaded machine; killing and replacing a stuck worker is tested in tests/execution/.
     _, history = run_cell_here(*BASE, "rounds=1", "faults=hang", "faults.seconds=60", "faults.p=1.0", "faults.clients=[2]",
-                               "runner.task_timeout_s=1", "runner.retries=1")
+                               "runner.task_timeout_s=1", "runner.retries=1", "runner.pool=thread")
     # Assert
     assert history[0]["failed_timeout"] == 1 and history[0]["clients_ok"] == 3
     assert time.monotonic() - tick < 20
