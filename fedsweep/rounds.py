@@ -25,7 +25,7 @@ class RoundPlan:
     round: int
     available: int  # clients the faults left available
     selected: tuple[int, ...]
-    epochs: dict[int, int]  # client -> local epochs, for the clients that train
+    epochs: dict[int, int]  # client -> its tasks (local epochs, or chunks of local_steps), for those that train
     states: dict[int, steps.Ref | None]  # client -> the state it starts the round with
     failures: tuple[dict[str, Any], ...]  # stragglers the aggregation policy drops
     selection: dict  # the selector's state after `select`
@@ -46,9 +46,10 @@ def plan_round(env: CellEnv, state: CellState, rnd: int) -> RoundPlan:
         for client in new:
             index[str(client)] = env.client_states.put(
                 client=client, round=rnd, state=rt.strategy.init_client_state(params), initial=True)
-    planned = {c: steps.planned_epochs(rt, rnd, c) for c in chosen.clients}
-    epochs = {c: n for c, n in planned.items() if rt.policy.accept(n, knobs.local_epochs)}
-    dropped = tuple({"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {knobs.local_epochs} epochs"}
+    work, unit = steps.local_work(rt)
+    planned = {c: steps.planned_work(rt, rnd, c) for c in chosen.clients}
+    epochs = {c: steps.tasks_for(rt, c, n) for c, n in planned.items() if rt.policy.accept(n, work)}
+    dropped = tuple({"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {work} {unit}"}
                     for c in sorted(set(planned) - set(epochs)))
     return RoundPlan(round=rnd, available=len(available), selected=tuple(chosen.clients), epochs=epochs,
                      states={c: index[str(c)] for c in epochs}, failures=dropped, selection=chosen.state,

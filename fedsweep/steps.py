@@ -10,12 +10,13 @@ Blob keys of a round live under `round-000007/`, pruned once round 7's checkpoin
     round-000007/global        the global model the round starts from (+ what the strategy
                                broadcasts to clients, `server.*`)
     round-000007/server        the server state the round starts from (never sent to clients)
-    round-000007/c00003-e1     client 3 after local epoch 1 (+ momentum buffers, `opt.*`)
+    round-000007/c00003-e1     client 3 after local epoch (or chunk of local_steps) 1 (+ `opt.*`)
 
 Aggregating round 7 writes `round-000008/global` and `round-000008/server`: the next round's start.
 Client states live in their own store (fedsweep/checkpoint/clients.py).
 """
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -28,8 +29,9 @@ from fedsweep.checkpoint.store import round_dir
 from fedsweep.data.base import Split
 from fedsweep.faults.base import ClientRound
 from fedsweep.rng import generator
+from fedsweep.schedule import chunks_for, lr_at, steps_in_chunk
 from fedsweep.strategies.base import ClientFailure, ClientMeta, ClientResult, ClientResults, RoundContext
-from fedsweep.train import evaluation_sums, train_epoch
+from fedsweep.train import LocalConfig, evaluation_sums, train_epoch
 from fedsweep.weights import Params
 
 _OPT, _SERVER = "opt.", "server."
@@ -68,15 +70,45 @@ def read_global(blobs: BlobStore, ref: Ref) -> tuple[Params, Params]:
     return split_prefixed(blobs.read(ref), _SERVER)
 
 
-def client_round(rt: CellRuntime, round: int, client: int) -> ClientRound:
-    """The coordinates every fault decision about this client in this round is drawn from."""
+def local_work(rt: CellRuntime) -> tuple[int, str]:
+    """(the local work a round asks of every client, its unit): (local_epochs, "epochs") or
+    (local_steps, "steps")."""
     knobs = rt.settings.knobs
-    return ClientRound(seed=knobs.seed, round=round, client=client, local_epochs=knobs.local_epochs)
+    return (knobs.local_epochs, "epochs") if knobs.local_steps is None else (knobs.local_steps, "steps")
 
 
-def planned_epochs(rt: CellRuntime, round: int, client: int) -> int:
-    """Local epochs this client runs this round (fewer for a straggler)."""
+def client_round(rt: CellRuntime, round: int, client: int) -> ClientRound:
+    """The coordinates every fault decision about this client in this round is drawn from; with
+    `local_steps`, the faults' `local_epochs` counts steps (a straggler runs x of τ steps)."""
+    knobs = rt.settings.knobs
+    return ClientRound(seed=knobs.seed, round=round, client=client, local_epochs=local_work(rt)[0])
+
+
+def planned_work(rt: CellRuntime, round: int, client: int) -> int:
+    """Local epochs (or steps, with `local_steps`) this client runs this round (fewer for a straggler)."""
     return rt.faults.epochs_to_run(client_round(rt, round, client))
+
+
+def tasks_for(rt: CellRuntime, client: int, work: int) -> int:
+    """The client's chain of tasks for `work` (fedsweep/schedule.py): epochs, or chunks of steps."""
+    if rt.settings.knobs.local_steps is None:
+        return work
+    return chunks_for(work, num_samples=int(rt.clients[client].numel()), batch_size=rt.local.batch_size)
+
+
+def max_batches(rt: CellRuntime, round: int, client: int, task: int) -> int | None:
+    """The steps task `task` of the client's round runs: None (a whole epoch) without `local_steps`."""
+    if rt.settings.knobs.local_steps is None:
+        return None
+    return steps_in_chunk(task, steps=planned_work(rt, round, client), num_samples=int(rt.clients[client].numel()),
+                          batch_size=rt.local.batch_size)
+
+
+def local_config(rt: CellRuntime, round: int) -> LocalConfig:
+    """The client optimiser's settings in round `round`: the lr under `lr_schedule`."""
+    schedule = rt.settings.knobs.lr_schedule
+    lr = lr_at(rt.local.lr, round=round, milestones=schedule.milestones, gamma=schedule.gamma)
+    return rt.local if lr == rt.local.lr else dataclasses.replace(rt.local, lr=lr)
 
 
 def is_finite(params: Params) -> bool:
@@ -98,12 +130,14 @@ def client_epoch(
     rt.faults.before_epoch(client_round(rt, round, client).at(epoch=epoch, attempt=attempt))
     global_params, broadcast = read_global(env.blobs, global_ref)
     client_state = env.client_states.get(state_ref)
+    local = local_config(rt, round)
     params, opt_state = (global_params, {}) if input_ref is None else split_prefixed(env.blobs.read(input_ref), _OPT)
     out = train_epoch(
         model=rt.thread_model(), data=rt.data.train, indices=rt.clients[client], params=params,
         optimizer_state=opt_state, global_params=global_params, strategy=rt.strategy,
-        server_state=broadcast, client_state=client_state, cfg=rt.local,
+        server_state=broadcast, client_state=client_state, cfg=local,
         generator=generator(rt.settings.knobs.seed, "batches", round, client, epoch),
+        max_batches=max_batches(rt, round, client, epoch),
     )
     steps = out.steps + (input_ref or {}).get("steps", 0)
     meta = {"loss": out.loss, "steps": out.steps, "num_samples": int(rt.clients[client].numel())}
@@ -111,7 +145,7 @@ def client_epoch(
     sent = out.params
     if epoch + 1 == epochs:
         new_state = rt.strategy.finish_client(params=out.params, global_params=global_params, server_state=broadcast,
-                                              client_state=client_state, steps=steps, lr=rt.local.lr)
+                                              client_state=client_state, steps=steps, lr=local.lr)
         ref["client_state"] = env.client_states.put(client=client, round=round, state=new_state)
         sent = rt.faults.after_training(client_round(rt, round, client), out.params, global_params)
         ref["valid"] = is_finite(sent) and math.isfinite(out.loss)
@@ -125,9 +159,11 @@ class BlobResults(ClientResults):
 
     def __init__(self, env: CellEnv, refs: list[Ref]) -> None:
         self.env, self.refs = env, sorted(refs, key=lambda r: r["client"])
-        planned = env.runtime.settings.knobs.local_epochs
+        rt = env.runtime
+        work = local_work(rt)[0]  # epochs_* count tasks: epochs, or chunks of local_steps
         self._meta = [ClientMeta(client=r["client"], num_samples=r["num_samples"], loss=r["loss"], steps=r["steps"],
-                                 epochs_done=r["epochs_done"], epochs_planned=planned) for r in self.refs]
+                                 epochs_done=r["epochs_done"], epochs_planned=tasks_for(rt, r["client"], work))
+                      for r in self.refs]
 
     @property
     def meta(self) -> list[ClientMeta]:

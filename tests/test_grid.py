@@ -82,7 +82,9 @@ OLD_NON_SEMANTIC = ("tracking", "checkpoint", "runner", "resume", "grid", "sweep
 
 
 def old_cell_key(config: dict[str, Any]) -> str:
-    semantic = {k: v for k, v in config.items() if k not in OLD_NON_SEMANTIC}
+    # local_steps and lr_schedule came later: a config at their defaults is what an old config was
+    later = {"local_steps": None, "lr_schedule": {"milestones": [], "gamma": 0.1}}
+    semantic = {k: v for k, v in config.items() if k not in OLD_NON_SEMANTIC and later.get(k, object()) != v}
     return hashlib.sha256(json.dumps(semantic, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -93,6 +95,7 @@ def old_cell_key(config: dict[str, Any]) -> str:
         ("runner.device=cuda", True),
         ("runner.device=auto", True),
         ("lr=0.07", True),
+        ("lr_schedule.milestones=[3]", True),
         ("strategy=fedprox", True),
         ("runner.progress=false", False),
         ("runner.retries=7", False),

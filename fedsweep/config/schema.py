@@ -65,6 +65,24 @@ class Settings(BaseModel):
     model_config = STRICT
 
 
+class LRSchedule(Settings):
+    """`lr_schedule`: the client lr of round r is lr · gamma^|{m in milestones : m < r}| (step decay,
+    torch's MultiStepLR stepped once per round: milestone m decays the lr from round m + 1 on)."""
+
+    milestones: list[int]
+    gamma: float = setting(gt=0)
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if any(m < 1 for m in value) or any(b <= a for a, b in zip(value, value[1:])):
+            raise _refuse("must be increasing rounds >= 1 (got {got})", got=show(value))
+        return value
+
+
+NO_SCHEDULE = {"milestones": [], "gamma": 0.1}
+
+
 class Knobs(Settings):
     """The top-level keys of conf/config.yaml."""
 
@@ -73,9 +91,14 @@ class Knobs(Settings):
     rounds: int = setting(ge=1)
     num_clients: int = setting(ge=1)
     clients_per_round: int = setting(ge=1)
-    local_epochs: int = setting(ge=1)
+    local_epochs: int | None = setting(ge=1)
+    # τ mini-batch steps per client per round instead of epochs (exactly one of the two is set);
+    # None leaves the cell key of an epoch-based cell as it was.
+    local_steps: int | None = setting(baseline=None, ge=1, default=None)
     batch_size: int = setting(ge=1)
     lr: float = setting(gt=0)
+    # Step decay by round; no milestones is a constant lr and leaves the cell key as it was.
+    lr_schedule: LRSchedule = setting(baseline=NO_SCHEDULE, default=LRSchedule(**NO_SCHEDULE))
     momentum: float = setting(ge=0, lt=1)
     weight_decay: float = setting(ge=0)
     clip_norm: float = setting(ge=0)
@@ -97,6 +120,13 @@ class Knobs(Settings):
         if not value.strip():
             raise _refuse("must be a non-empty path")
         return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_local_work(self) -> "Knobs":
+        if (self.local_steps is None) == (self.local_epochs is None):
+            raise _refuse("local_steps and local_epochs are exclusive: set one (got local_steps={s}, "
+                          "local_epochs={e})", s=show(self.local_steps), e=show(self.local_epochs))
+        return self
 
     @field_validator("clients_per_round")
     @classmethod

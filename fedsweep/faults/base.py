@@ -24,7 +24,8 @@ Rules:
   hang, OOM) also use epoch and attempt, so that a retry is an independent draw.
 - **Hooks**, in the order the loop calls them (all default to "no fault"):
   `available(seed=, round=, client=)` before selection (a scheduled outage hides a client from
-  selection); `epochs_to_run(round_ctx)` once per selected client (in [1, local_epochs]);
+  selection); `epochs_to_run(round_ctx)` once per selected client (in [1, local_epochs]; with the
+  `local_steps` knob, `local_epochs` is τ and the count is in steps);
   `before_epoch(ctx)` at the start of every client-epoch attempt, inside the task, so that what it
   raises is retried by Prefect and what it sleeps is cut by the task timeout;
   `after_training(round_ctx, params, global_params)` once on the client's final parameters, before

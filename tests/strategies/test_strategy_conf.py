@@ -13,7 +13,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf" / "strategy"
 
 def test_expected_strategy_options_exist() -> None:
     # Assert
-    assert {p.stem for p in CONF.glob("*.yaml")} >= {"fedavg", "fedprox"}
+    assert {p.stem for p in CONF.glob("*.yaml")} >= {"fedavg", "fedprox", "scaffold", "fednova", "feddyn"}
 
 
 @pytest.mark.parametrize("path", sorted(CONF.glob("*.yaml")), ids=lambda p: p.stem)
