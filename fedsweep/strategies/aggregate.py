@@ -28,11 +28,17 @@ class RunningMean:
     def __init__(self) -> None:
         self._sums: Params = {}
         self._total = 0.0
+        self._count = 0
 
     @property
     def total_weight(self) -> float:
         """Sum of the weights added so far."""
         return self._total
+
+    @property
+    def count(self) -> int:
+        """How many dicts were added."""
+        return self._count
 
     def add(self, params: Params, weight: float) -> None:
         """Add `weight · params` to the running sums."""
@@ -53,6 +59,7 @@ class RunningMean:
             else:
                 self._sums[name] += term
         self._total += weight
+        self._count += 1
 
     def result(self, like: Params) -> Params:
         """The weighted mean, with `like`'s keys, order, dtypes and devices."""
