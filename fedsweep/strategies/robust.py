@@ -37,10 +37,16 @@ def trimmed_mean(stacked: torch.Tensor, trim: int) -> torch.Tensor:
     return stacked.sort(dim=0).values[trim:k - trim].mean(dim=0)
 
 
+CHUNK = 1 << 16  # coordinates converted to float64 at a time: K × 64 Ki × 8 bytes (50 MiB at K = 100)
+
+
 def sq_distances(flat: torch.Tensor) -> torch.Tensor:
-    """K × K squared Euclidean distances between the rows of `flat` (float64, diagonal 0)."""
-    flat = flat.double()
-    gram = flat @ flat.T
+    """K × K squared Euclidean distances between the rows of `flat` (float64, diagonal 0); the Gram
+    matrix is summed over column chunks so that no float64 copy of `flat` is made."""
+    gram = torch.zeros(flat.shape[0], flat.shape[0], dtype=torch.float64)
+    for start in range(0, flat.shape[1], CHUNK):
+        block = flat[:, start:start + CHUNK].double()
+        gram += block @ block.T
     norms = gram.diagonal()
     d = (norms[:, None] + norms[None, :] - 2.0 * gram).clamp_min(0.0)
     return d.fill_diagonal_(0.0)
@@ -93,9 +99,17 @@ def closest_to_median_mean(stacked: torch.Tensor, beta: int) -> torch.Tensor:
 
 
 def per_tensor(global_params: Params, results: ClientResults, rule: Callable[[torch.Tensor], torch.Tensor]) -> Params:
-    """`rule` applied to each tensor stacked over the clients (in float64), cast like the global
-    tensor (integer buffers rounded, as FedAvg's mean). Holds K × one tensor at a time."""
-    return {name: cast_like(rule(results.stack(name).double()), ref) for name, ref in global_params.items()}
+    """A coordinate-wise `rule` (over dim 0 of a K × coordinates float64 block) applied to each tensor
+    stacked over the clients, a chunk of coordinates at a time, and cast like the global tensor
+    (integer buffers rounded, as FedAvg's mean). Holds K × one tensor, plus K × CHUNK in float64."""
+    out: Params = {}
+    for name, ref in global_params.items():
+        flat = results.stack(name).reshape(len(results), -1)
+        merged = torch.empty(flat.shape[1], dtype=torch.float64)
+        for start in range(0, flat.shape[1], CHUNK):
+            merged[start:start + CHUNK] = rule(flat[:, start:start + CHUNK].double())
+        out[name] = cast_like(merged.reshape(ref.shape), ref)
+    return out
 
 
 def mean_of(global_params: Params, results: ClientResults, chosen: Iterable[int]) -> Params:

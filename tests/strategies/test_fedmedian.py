@@ -31,3 +31,21 @@ def test_an_even_count_takes_the_mean_of_the_middle_two() -> None:
     stacked = torch.tensor([[3.0], [10.0], [1.0], [2.0]], dtype=torch.float64)
     # Execute / Assert
     assert coordinate_median(stacked).item() == 2.5
+
+
+def test_chunked_coordinates_give_the_same_median(monkeypatch) -> None:  # noqa: ANN001
+    # Prepare: 5 clients, a 7 × 3 tensor, chunks of 4 coordinates (the last one short)
+    import fedsweep.strategies.robust as robust
+
+    gen = torch.Generator().manual_seed(0)
+    models = [{"w": torch.randn(7, 3, generator=gen)} for _ in range(5)]
+    results = ListResults([ClientResult(client=c, num_samples=1, loss=0.0, steps=1, epochs_done=1, epochs_planned=1,
+                                        params=p) for c, p in enumerate(models)])
+    glob = {"w": torch.zeros(7, 3)}
+    whole = FedMedian().aggregate(global_params=glob, results=results, failures=[], server_state={}, context=CONTEXT)
+    # Execute
+    monkeypatch.setattr(robust, "CHUNK", 4)
+    chunked = FedMedian().aggregate(global_params=glob, results=results, failures=[], server_state={}, context=CONTEXT)
+    # Assert
+    assert torch.equal(chunked.params["w"], whole.params["w"])
+    assert torch.equal(whole.params["w"], torch.stack([m["w"] for m in models]).median(dim=0).values)
