@@ -12,6 +12,10 @@ Choices:
 - Multi-Krum averages the m chosen models unweighted, as the paper; Flower weights them by samples.
 - When failures leave fewer results than the validated bound, f is lowered for the round to the
   largest value with n ≥ 2f + 3 (0 below 5 clients), and m to at most n − f.
+- Krum prefers the update that moved least: with unequal client sizes (a natural partition, where
+  large clients take many more local steps) it keeps a small client's model each round and learns
+  slowly (measured: 0.15 accuracy vs FedAvg's 0.49 on Synthetic(0, 0), natural split, 30 rounds,
+  under the byzantine preset's attack); conf/experiment/byzantine.yaml therefore uses an IID split.
 - Cost: distances are O(K² · d) time, memory K × the largest tensor + K × K (see robust.py).
 """
 
