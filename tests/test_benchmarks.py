@@ -53,6 +53,22 @@ def test_process_vs_threads_smoke(tmp_path: Path) -> None:
     assert re.search(r"processes are \d+\.\d+x as fast", done.stdout)
 
 
+def test_aggregation_cost_smoke(tmp_path: Path) -> None:
+    # Execute: three strategies at K = 3 on the small CNN, each in its own subprocess
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "aggregation_cost.py"), "--clients", "3", "--model", "cnn_small",
+         "--strategies", "fedavg,krum,fedadam"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )
+    # Assert: a table row per strategy, and the machine-readable rows
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("fedavg", "krum", "fedadam"):
+        assert re.search(rf"^{name} +3 +\d+\.\d{{3}} +-?\d+\.\d", done.stdout, re.MULTILINE), done.stdout
+    rows = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert [r["strategy"] for r in rows] == ["fedavg", "krum", "fedadam"]
+    assert all(r["seconds"] > 0 and r["clients"] == 3 for r in rows)
+
+
 def flat(rounds: int, base: float = 900.0, step: float = 0.0) -> list[tuple[int, float]]:
     return [(r, base + step * r) for r in range(1, rounds + 1)]
 

@@ -32,7 +32,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "dirichlet-alpha-zero": (["partition=dirichlet", "partition.alpha=0"], ["partition.alpha must be > 0"]),
     "keep-one": (["checkpoint.keep=1"], ["checkpoint.keep must be >= 2 (got 1)"]),
-    "unknown-option": (["strategy=nope"], ["unknown option strategy=nope", "choose one of: fedavg, ", "fedprox"]),
+    "unknown-option": (["strategy=nope"], ["unknown option strategy=nope", "fedavg,", "fedprox,"]),
     "unknown-experiment": (["+experiment=nope"], ["unknown option experiment=nope", "quickstart"]),
     "missing-dataset-files": (
         ["dataset=mnist", "dataset.root={cwd}/nodata", "partition=iid"],

@@ -69,6 +69,23 @@ class RunningMean:
             raise KeyError(f"RunningMean: `like` keys differ: {sorted(like.keys() ^ self._sums.keys())}")
         return {name: _cast(self._sums[name] / self._total, ref) for name, ref in like.items()}
 
+    def mean64(self) -> Params:
+        """The weighted mean in float64 (server optimisers take their step from it before casting)."""
+        if self._total <= 0.0:
+            raise ValueError("RunningMean: no positive weight was added; the mean is undefined")
+        return {name: total / self._total for name, total in self._sums.items()}
+
+
+def cast_like(value: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """`value` (float64) converted to `ref`'s dtype and device: integers rounded half to even,
+    booleans by majority, as FedAvg treats them (BatchNorm's `num_batches_tracked`)."""
+    return _cast(value, ref)
+
+
+def keep(global_params: Params) -> Params:
+    """A copy of the global parameters: what an aggregation without usable updates returns."""
+    return {k: v.clone() for k, v in global_params.items()}
+
 
 def _cast(mean: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """`mean` (float64) converted to `ref`'s dtype and device."""

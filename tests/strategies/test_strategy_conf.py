@@ -16,10 +16,20 @@ def test_expected_strategy_options_exist() -> None:
     assert {p.stem for p in CONF.glob("*.yaml")} >= {"fedavg", "fedprox", "scaffold", "fednova", "feddyn"}
 
 
+ROOT_KNOBS = OmegaConf.load(CONF.parent / "config.yaml")
+
+
+def load_option(path: Path):  # noqa: ANN201 - a DictConfig
+    """The option as the composed config sees it: interpolations (`${lr}`) resolve against the root."""
+    root = OmegaConf.merge({k: v for k, v in ROOT_KNOBS.items() if k not in ("defaults", "hydra")},
+                           {"strategy": OmegaConf.load(path)})
+    return root.strategy
+
+
 @pytest.mark.parametrize("path", sorted(CONF.glob("*.yaml")), ids=lambda p: p.stem)
 def test_strategy_yaml_instantiates(path: Path) -> None:
     # Execute
-    strategy = instantiate(OmegaConf.load(path))
+    strategy = instantiate(load_option(path))
     # Assert
     assert isinstance(strategy, Strategy)
 
