@@ -1,5 +1,5 @@
 """Every strategy option: an empty round keeps the model and the server state; failures are only
-data; integer buffers keep their dtype; the server state is never broadcast."""
+data; integer buffers keep their dtype; the server state is not broadcast (but SCAFFOLD's c)."""
 
 from pathlib import Path
 
@@ -16,12 +16,16 @@ CONTEXT = RoundContext(round=1, selected=tuple(range(7)), num_clients=10)
 OPTIONS = sorted(CONF.glob("*.yaml"))
 
 
-def client(c: int) -> ClientResult:
+def client(c: int, strategy: Strategy | None = None, server_state: dict | None = None) -> ClientResult:
+    """Client c's round as the runner hands it over: with its state before and after (stateful methods)."""
     gen = torch.Generator().manual_seed(c)
     params = {k: v + 0.1 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v + c
               for k, v in GLOBAL.items()}
+    before = strategy.init_client_state(GLOBAL) if strategy else {}
+    after = strategy.finish_client(params=params, global_params=GLOBAL, server_state=strategy.broadcast(server_state),
+                                   client_state=before, steps=3, lr=0.1) if strategy else {}
     return ClientResult(client=c, num_samples=10 + c, loss=1.0 + 0.1 * c, steps=3, epochs_done=1,
-                        epochs_planned=1, params=params)
+                        epochs_planned=1, params=params, client_state=after, previous_client_state=before)
 
 
 def build(path: Path) -> Strategy:
@@ -49,7 +53,7 @@ def test_a_round_moves_the_model_keeps_dtypes_and_ignores_failures(path: Path) -
     # Prepare
     strategy = build(path)
     state = strategy.init_server_state(GLOBAL)
-    results = ListResults([client(c) for c in range(7)])
+    results = ListResults([client(c, strategy, state) for c in range(7)])
     kwargs = {"global_params": GLOBAL, "results": results, "server_state": state, "context": CONTEXT}
     # Execute
     out = strategy.aggregate(failures=[], **kwargs)
@@ -60,4 +64,6 @@ def test_a_round_moves_the_model_keeps_dtypes_and_ignores_failures(path: Path) -
     assert all(torch.isfinite(v).all() for v in out.params.values())
     assert 7 <= out.params["num_batches_tracked"].item() <= 13
     assert all(torch.equal(out.params[k], again.params[k]) for k in GLOBAL)
-    assert strategy.broadcast(out.server_state) == {}
+    sent = strategy.broadcast(out.server_state)
+    # Only SCAFFOLD sends server state (its control variate c, which the clients' correction needs).
+    assert sent.keys() <= out.server_state.keys() and (path.stem == "scaffold" or sent == {})
