@@ -14,9 +14,13 @@ Rules:
   file under `results_dir` must be a record as fedsweep's tasks write it: a JSON object with exactly
   `metadata` and `result`; `metadata.serializer` equal to Prefect's default `JSONSerializer`; no
   storage block; `result` a JSON text of plain data (no `__class__` / `__exc_type__` markers).
-- Anything else (a pickle, a truncated or foreign file, a symlink, a FIFO, a file over
+- Anything else (a pickle, a foreign or malformed file, a symlink, a FIFO, a file over
   `MAX_BYTES`) is deleted, with one warning line naming the file and why. Its task then recomputes
   it, which gives the same bytes (tasks are pure functions of their inputs), so nothing is lost.
+- A torn write of our own is deleted the same way but silently (one INFO line): Prefect writes a
+  record in place, not atomically, so a sweep stopped mid-write leaves an empty file or the start
+  of a record that names its own path as `storage_key`, and no valid JSON. That is what an
+  interrupted run leaves, not an attack (and being invalid JSON, it cannot run anything).
 - Deciding never executes the file: it is read with the stdlib `json` parser only, no hooks.
 - A file that cannot be deleted stops the sweep (`UntrustedResultError`): running next to it is not
   safe.
@@ -32,6 +36,7 @@ from typing import Any
 
 MAX_BYTES = 8 * 1024 * 1024  # our records are references of a few hundred bytes
 _MARKERS = ("__class__", "__exc_type__")
+TORN = "a torn write of an interrupted run"
 _METADATA_KEYS = {"storage_key", "expiration", "serializer", "prefect_version", "storage_block_id"}
 log = logging.getLogger("fedsweep")
 
@@ -60,10 +65,11 @@ def why_untrusted(path: Path) -> str | None:
         return "not a regular file"
     if info.st_size > MAX_BYTES:
         return f"{info.st_size} bytes, more than any result record"
+    data = path.read_bytes()
     try:
-        record = json.loads(path.read_bytes())
+        record = json.loads(data)
     except (ValueError, UnicodeDecodeError):
-        return "not valid JSON (truncated or foreign)"
+        return TORN if _torn_write(path, data) else "not valid JSON (foreign or damaged)"
     if not isinstance(record, dict) or set(record) != {"metadata", "result"}:
         return "not a result record"
     metadata = record["metadata"]
@@ -84,6 +90,15 @@ def why_untrusted(path: Path) -> str | None:
     if _has_marker(payload):
         return "result asks the decoder to import a class"
     return None
+
+
+def _torn_write(path: Path, data: bytes) -> bool:
+    """Whether `data` (not valid JSON) is the beginning of a record Prefect was writing at `path`."""
+    for where in {str(path.absolute()), str(path.resolve())}:
+        head = b'{"metadata":{"storage_key":' + json.dumps(where).encode()
+        if head.startswith(data) or data.startswith(head):
+            return True
+    return False
 
 
 def _has_marker(value: Any) -> bool:
@@ -116,6 +131,9 @@ def guard_results(results_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
                 raise UntrustedResultError(
                     f"cannot remove untrusted Prefect result {path} ({reason}): {exc}; delete it by hand"
                 ) from None
-            log.warning("removed untrusted Prefect result %s (%s); its task will be recomputed", path, reason)
+            if reason == TORN:
+                log.info("removed %s (%s); its task will be recomputed", path, reason)
+            else:
+                log.warning("removed untrusted Prefect result %s (%s); its task will be recomputed", path, reason)
             removed.append((rel, reason))
     return removed
