@@ -22,6 +22,7 @@ from fedsweep.memory.rss import rss_mb
 from fedsweep.rng import generator
 from fedsweep.weights import to_bytes, weights_sha256
 from flows.commit import RoundCommitter
+from flows.interrupt import StopRequested, stop_requested
 from tasks import track
 from tasks.aggregate import aggregate_round
 from tasks.context import cell_env, parallel_clients
@@ -152,11 +153,14 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     guard = guard_from_config(cfg["runner"]["memory"])
     committer.log_missing(history)
     if history and len(history) < rounds:
-        log.warning("%s: resuming after round %d (%.1f s after start)", name, len(history), since_start())
+        log.info("resuming cell %s after round %d of %d (%.1f s after start)", name, len(history), rounds, since_start())
     bar = tqdm(total=rounds, initial=len(history), desc=name, unit="round", disable=not cfg["runner"]["progress"])
     try:
         for rnd in range(len(history) + 1, rounds + 1):
             tick = time.perf_counter()
+            if stop_requested():  # Ctrl-C or SIGTERM (flows/interrupt.py): commit, then stop
+                committer.finish()
+                raise StopRequested(f"stopped after round {len(history)} of {rounds}")
             memory = guard.check()
             if memory.level == "stop":
                 committer.finish()  # everything up to the previous round is on disk
@@ -215,9 +219,9 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             bar.set_postfix(acc=f"{evaluation['accuracy']:.3f}", failed=len(failed))
             bar.update(1)
         committer.finish()
-    except MemoryLimitReached as stop:
+    except (MemoryLimitReached, StopRequested) as stop:
         # Not a crash: everything up to the last round is committed and re-running resumes.
-        log.warning("%s: %s", name, stop)
+        log.log(logging.WARNING if isinstance(stop, MemoryLimitReached) else logging.INFO, "%s: %s", name, stop)
         if run_id:
             track.finish_run(uri, run_id, "KILLED", {}, {})
         return {"cell": name, "status": "STOPPED", "rounds": len(history), "message": str(stop)}

@@ -3,7 +3,9 @@
 Prefect's own ephemeral server prints shutdown tracebacks into the terminal and survives a SIGKILL of
 the process that started it. This one is the same uvicorn app, started early (so that its ~6 s of
 start-up overlap data preparation), logging to a file in the sweep folder, and tied to our life: the
-kernel terminates it when we die, however we die (PR_SET_PDEATHSIG).
+kernel terminates it when we die, however we die (PR_SET_PDEATHSIG). It runs in a session of its own,
+so the terminal's Ctrl-C (sent to the whole foreground process group) does not reach it: the sweep
+stops it itself, last, once everything has been sent to it (flows/interrupt.py).
 """
 
 import atexit
@@ -13,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -73,8 +76,9 @@ class LocalServer:
             [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent, start_new_session=True,
         )
+        self._stopping = threading.Lock()
         atexit.register(self.stop)
 
     def wait_idle(self, timeout_s: float = 15.0) -> None:
@@ -110,9 +114,14 @@ class LocalServer:
         tail = Path(self._log.name).read_text(errors="replace")[-2000:]
         raise RuntimeError(f"the local Prefect server did not start (log: {self._log.name}):\n{tail}")
 
-    def stop(self) -> None:
+    def stop(self, idle_wait_s: float = 15.0) -> None:
+        """Stop the server once it is idle (at most `idle_wait_s`); a second caller waits for the first."""
+        with self._stopping:
+            self._stop(idle_wait_s)
+
+    def _stop(self, idle_wait_s: float) -> None:
         if self.process.poll() is None:
-            self.wait_idle()
+            self.wait_idle(idle_wait_s)
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

@@ -125,6 +125,7 @@ class RunnerSettings:
     device: str
     amp: bool
     progress: bool
+    stop_timeout_s: float = bounded(ge=0)
     memory: dict
 
     def memory_guard(self):  # noqa: ANN201 - imported lazily: psutil is not needed to validate types
