@@ -61,8 +61,11 @@ def _prepare(plan: SweepPlan) -> None:
 
 
 def run_sweep(plan: SweepPlan) -> int:
-    """Run the sweep; returns the number of failed cells."""
+    """Run the sweep; returns the number of failed cells (SweepLocked if it already runs)."""
+    from flows.leftovers import lock_sweep  # noqa: PLC0415
+
     plan.dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
     _show_info_lines()
     server = _prefect_env(plan)  # first: its start-up is the longest chain of all
     from fedsweep.cell import warm_imports  # noqa: PLC0415
@@ -81,9 +84,7 @@ def run_sweep(plan: SweepPlan) -> int:
 
 def _run(plan: SweepPlan, server: LocalServer | None) -> int:
     from flows.guard import guard_results  # noqa: PLC0415
-    from flows.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep, run_tags  # noqa: PLC0415
-
-    lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
+    from flows.leftovers import clean_temp_files, crash_stale_flow_runs, run_tags  # noqa: PLC0415
 
     if not plan.resume:
         _start_over(plan)

@@ -10,6 +10,7 @@ stops it itself, last, once everything has been sent to it (flows/interrupt.py).
 
 import atexit
 import ctypes
+import fcntl
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -61,10 +63,33 @@ def private_server(log_dir: Path) -> "LocalServer | None":
     return _private
 
 
+def _start_lock(timeout_s: float = 120.0) -> IO[bytes] | None:
+    """An exclusive lock on PREFECT_HOME while one of our servers starts: a server creates or
+    migrates the shared sqlite database at start-up, and two doing it at once (two sweeps started
+    together) fail with "index ... already exists". Bounded; the kernel drops it if we die."""
+    home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        handle = (home / ".fedsweep-server-start.lock").open("ab")
+    except OSError:
+        return None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                return None
+            time.sleep(0.1)
+
+
 class LocalServer:
     """A Prefect API server in a child process, for the lifetime of this process."""
 
     def __init__(self, *, log_path: Path) -> None:
+        self._starting = _start_lock()  # released once the server answers (wait_ready)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
@@ -100,6 +125,14 @@ class LocalServer:
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Block until the API answers; a bounded wait, with the log's tail in the error."""
+        try:
+            self._wait_ready(timeout_s)
+        finally:
+            if self._starting is not None:
+                self._starting.close()  # the database is migrated: a neighbour's server may start
+                self._starting = None
+
+    def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -42,9 +42,13 @@ def main(cfg: DictConfig) -> None:
         plan = plan_sweep(cfg)
     except ConfigError as err:  # only reachable when cli() was bypassed (e.g. --config-dir)
         fail(err)
+    from flows.leftovers import SweepLocked  # noqa: PLC0415
     from flows.runner import run_sweep  # noqa: PLC0415 - imports Prefect: only once input is valid
 
-    failed = run_sweep(plan)
+    try:
+        failed = run_sweep(plan)
+    except SweepLocked as err:  # the same sweep, in the same folder, is running
+        fail(err)
     stopped = exit_status()
     if stopped:  # Ctrl-C or SIGTERM: what finished is committed; re-running resumes
         sys.exit(stopped)

@@ -36,7 +36,9 @@ def wait_for(proc: subprocess.Popen, cwd: Path, pattern: str, timeout: float = 2
     """Until a file matching `pattern` exists under cwd (the sweep must still be running)."""
     deadline = time.monotonic() + timeout
     while not list(cwd.glob(pattern)):
-        assert proc.poll() is None, f"the sweep ended before {pattern} appeared"
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"the sweep ended ({proc.returncode}) before {pattern} appeared:\n{out[-3000:]}")
         assert time.monotonic() < deadline, f"no {pattern} after {timeout} s"
         time.sleep(0.05)
 
