@@ -106,11 +106,7 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
 
     from flows.sweep_flow import sweep_flow  # noqa: PLC0415
 
-    # Client epochs run in worker threads, where Prefect warns on every task that a timeout cannot
-    # interrupt a blocking call; fedsweep's hangs are interruptible, so the warning is noise.
-    logging.getLogger("prefect.task_runs").addFilter(
-        lambda record: "running in a worker thread" not in record.getMessage()
-    )
+    logging.getLogger("prefect.task_runs").addFilter(_task_log_worth_showing)
 
     settings = {
         # The heartbeat thread costs ~1 s per flow run at exit and our runs are local anyway.
@@ -133,6 +129,26 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
             stale.join()
             _flush_prefect_client()
     return sum(1 for row in rows if row["status"] != "FINISHED")
+
+
+def _task_log_worth_showing(record: logging.LogRecord) -> bool:
+    """Prefect's task-run lines, less the noise: tracebacks are for bugs.
+
+    - A client epoch that failed for a known reason (a fault: transient, oom, timeout, ...) is data
+      for aggregation and has its one warning line from the round loop; Prefect's ERROR line with
+      the traceback, and its "Finished in state Failed" line, are dropped. Other exceptions keep
+      their traceback.
+    - Client epochs run in worker threads, where Prefect warns on every task that a timeout cannot
+      interrupt a blocking call; fedsweep's hangs are interruptible, so the warning is noise.
+    """
+    from fedsweep.faults.base import failure_kind  # noqa: PLC0415
+    from flows.experiment import FAILURE_KINDS  # noqa: PLC0415
+
+    message = record.getMessage()
+    if "running in a worker thread" in message or message.startswith("Finished in state Failed("):
+        return False
+    error = record.exc_info[1] if record.exc_info else None
+    return error is None or failure_kind(error) not in FAILURE_KINDS or failure_kind(error) == "other"
 
 
 def _hard_stop_steps(plan: SweepPlan, server: LocalServer | None, tracking: dict[str, Any]) -> list:
