@@ -21,12 +21,13 @@ RESULTS_DIR = "prefect-results"
 
 def _show_info_lines() -> None:
     """fedsweep's INFO lines (a resume, a stop, routine clean-up) on stderr as plain lines; its
-    warnings keep going to the console handler Prefect puts on the root logger."""
+    warnings go to the console handler Prefect puts on the root logger (here until it exists)."""
     logger = logging.getLogger("fedsweep")
     if not any(getattr(h, "fedsweep_info", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.addFilter(lambda record: record.levelno < logging.WARNING)
+        # Warnings too until Prefect (imported later) has put its console handler on the root logger.
+        handler.addFilter(lambda record: record.levelno < logging.WARNING or not logging.getLogger().handlers)
         handler.fedsweep_info = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
