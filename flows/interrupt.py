@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 HARD_STOP_S = 6.0  # the most the hard stop's callbacks may take before the process exits anyway
@@ -126,6 +126,28 @@ def run_interruptible(fn: Callable[[], T], *, timeout_s: float, on_hard_stop: li
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def finish(code: int | str | None) -> NoReturn:
+    """Exit as Python would with `code`, less the finalisation of its modules.
+
+    Like Python: wait for non-daemon threads (bounded here), run the atexit handlers (Prefect's
+    last flush, then the private server's stop), flush stdout and stderr. Then `os._exit`, skipping
+    the garbage collection of every module that torch, Prefect and MLflow loaded: measured 5 s of a
+    loaded 2-core machine at the end of each sweep, with nothing left to save.
+    """
+    import atexit  # noqa: PLC0415
+
+    deadline = time.monotonic() + 10
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    atexit._run_exitfuncs()
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 def _hard_stop(callbacks: list[Callable[[], None]]) -> None:

@@ -26,7 +26,7 @@ from typing import NoReturn
 import hydra
 from omegaconf import DictConfig
 
-from flows.interrupt import exit_status, install
+from flows.interrupt import exit_status, finish, install
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 CONFIG_NAME = "config"
@@ -129,7 +129,11 @@ def cli(argv: list[str] | None = None) -> None:
         from flows.server import private_server  # noqa: PLC0415
 
         private_server(plans[0].dir)
-    main()
+    try:
+        main()
+    except SystemExit as done:
+        finish(done.code)
+    finish(0)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ CELL = "fedavg-c10-r12-s0"
 # Every round of this cell hangs (interruptibly) in some client: a round outlasts any stop bound.
 HANGING = ("+experiment=quickstart", "sweep_name=hang", "strategy=fedavg", "num_clients=10", "rounds=3",
            "faults=hang", "faults.p=0.5", "faults.seconds=60")
-EXIT_BOUND_S = 30  # generous: a loaded 2-core machine; measured 3-4 s (README)
+EXIT_BOUND_S = 30  # generous: a loaded 2-core machine; measured 2-3 s (README)
 
 
 @pytest.fixture(scope="module")
