@@ -24,6 +24,7 @@ from fedsweep.execution import parallel_clients
 from fedsweep.memory.guard import guard_from_config
 from fedsweep.memory.rss import rss_mb
 from flows.commit import RoundCommitter
+from flows.interrupt import StopRequested, stop_requested
 from tasks import track
 from tasks.aggregate import aggregate_round
 from tasks.evaluate import evaluate_round
@@ -162,10 +163,14 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     guard = guard_from_config(settings.runner.memory.model_dump())
     committer.log_missing(state.history)
     if state.history and state.round < rounds_total:
-        log.warning("%s: resuming after round %d (%.1f s after start)", name, state.round, since_start())
+        log.info("resuming cell %s after round %d of %d (%.1f s after start)", name, state.round, rounds_total,
+                 since_start())
     bar = tqdm(total=rounds_total, initial=state.round, desc=name, unit="round", disable=not settings.runner.progress)
     try:
         for rnd in range(state.round + 1, rounds_total + 1):
+            if stop_requested():  # Ctrl-C or SIGTERM (flows/interrupt.py): commit, then stop
+                committer.finish()
+                raise StopRequested(f"stopped after round {state.round} of {rounds_total}")
             memory = guard.check()
             if memory.level == "stop":
                 committer.finish()  # everything up to the previous round is on disk
@@ -180,9 +185,9 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             bar.set_postfix(acc=f"{row['accuracy']:.3f}", failed=int(row["clients_failed"]))
             bar.update(1)
         committer.finish()
-    except MemoryLimitReached as stop:
+    except (MemoryLimitReached, StopRequested) as stop:
         # Not a crash: everything up to the last round is committed and re-running resumes.
-        log.warning("%s: %s", name, stop)
+        log.log(logging.WARNING if isinstance(stop, MemoryLimitReached) else logging.INFO, "%s: %s", name, stop)
         if run_id:
             track.finish_run(uri, run_id, "KILLED", {}, {})
         return {"cell": name, "status": "STOPPED", "rounds": state.round, "message": str(stop)}

@@ -14,9 +14,17 @@ Rules:
   file under `results_dir` must be a record as fedsweep's tasks write it: a JSON object with exactly
   `metadata` and `result`; `metadata.serializer` equal to Prefect's default `JSONSerializer`; no
   storage block; `result` a JSON text of plain data (no `__class__` / `__exc_type__` markers).
-- Anything else (a pickle, a truncated or foreign file, a symlink, a FIFO, a file over
+- Anything else (a pickle, a foreign or malformed file, a symlink, a FIFO, a file over
   `MAX_BYTES`) is deleted, with one warning line naming the file and why. Its task then recomputes
   it, which gives the same bytes (tasks are pure functions of their inputs), so nothing is lost.
+- A torn write of our own is deleted the same way but silently (one INFO line): Prefect writes a
+  record in place, not atomically, so a sweep stopped mid-write leaves an empty file or the start
+  of a record that names its own path as `storage_key`, and no valid JSON. That is what an
+  interrupted run leaves, not an attack (and being invalid JSON, it cannot run anything).
+- So is the exception record of a failed task of ours: Prefect writes a failed task's exception
+  (`{"__exc_type__": ..., "message": ...}`) at the top of the results folder, under a random
+  name, naming its own path, and never reads it back. Decoding it would import the class, so it
+  goes, but it is routine (a client that failed), not hostile.
 - Deciding never executes the file: it is read with the stdlib `json` parser only, no hooks.
 - A file that cannot be deleted stops the sweep (`UntrustedResultError`): running next to it is not
   safe.
@@ -25,6 +33,7 @@ Rules:
 import json
 import logging
 import os
+import re
 import stat
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +41,9 @@ from typing import Any
 
 MAX_BYTES = 8 * 1024 * 1024  # our records are references of a few hundred bytes
 _MARKERS = ("__class__", "__exc_type__")
+TORN = "a torn write of an interrupted run"
+FAILED_TASK = "the exception record of a failed task"
+ROUTINE = (TORN, FAILED_TASK)  # ours, removed with an INFO line
 _METADATA_KEYS = {"storage_key", "expiration", "serializer", "prefect_version", "storage_block_id"}
 log = logging.getLogger("fedsweep")
 
@@ -60,10 +72,11 @@ def why_untrusted(path: Path) -> str | None:
         return "not a regular file"
     if info.st_size > MAX_BYTES:
         return f"{info.st_size} bytes, more than any result record"
+    data = path.read_bytes()
     try:
-        record = json.loads(path.read_bytes())
+        record = json.loads(data)
     except (ValueError, UnicodeDecodeError):
-        return "not valid JSON (truncated or foreign)"
+        return TORN if _torn_write(path, data) else "not valid JSON (foreign or damaged)"
     if not isinstance(record, dict) or set(record) != {"metadata", "result"}:
         return "not a result record"
     metadata = record["metadata"]
@@ -82,8 +95,27 @@ def why_untrusted(path: Path) -> str | None:
     except ValueError:
         return "result is not valid JSON"
     if _has_marker(payload):
-        return "result asks the decoder to import a class"
+        return FAILED_TASK if _failed_task(path, metadata, payload) else "result asks the decoder to import a class"
     return None
+
+
+def _failed_task(path: Path, metadata: dict, payload: Any) -> bool:
+    """Whether a record is the exception of a failed task, as Prefect persists it for fedsweep."""
+    return (
+        re.fullmatch(r"[0-9a-f]{32}", path.name) is not None
+        and metadata.get("storage_key") in {str(path.absolute()), str(path.resolve())}
+        and isinstance(payload, dict) and set(payload) == {"__exc_type__", "message"}
+        and all(isinstance(v, str) for v in payload.values())
+    )
+
+
+def _torn_write(path: Path, data: bytes) -> bool:
+    """Whether `data` (not valid JSON) is the beginning of a record Prefect was writing at `path`."""
+    for where in {str(path.absolute()), str(path.resolve())}:
+        head = b'{"metadata":{"storage_key":' + json.dumps(where).encode()
+        if head.startswith(data) or data.startswith(head):
+            return True
+    return False
 
 
 def _has_marker(value: Any) -> bool:
@@ -116,6 +148,9 @@ def guard_results(results_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
                 raise UntrustedResultError(
                     f"cannot remove untrusted Prefect result {path} ({reason}): {exc}; delete it by hand"
                 ) from None
-            log.warning("removed untrusted Prefect result %s (%s); its task will be recomputed", path, reason)
+            if reason in ROUTINE:
+                log.info("removed %s (%s); its task will be recomputed", path, reason)
+            else:
+                log.warning("removed untrusted Prefect result %s (%s); its task will be recomputed", path, reason)
             removed.append((rel, reason))
     return removed

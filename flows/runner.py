@@ -7,15 +7,30 @@ database, so a sweep pays roughly the longest of them rather than their sum.
 import logging
 import os
 import shutil
+import sys
 import threading
-from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from flows.interrupt import run_interruptible
 from flows.plan import SweepPlan
 from flows.server import LocalServer, private_server
 
 RESULTS_DIR = "prefect-results"
+
+
+def _show_info_lines() -> None:
+    """fedsweep's INFO lines (a resume, a stop, routine clean-up) on stderr as plain lines; its
+    warnings go to the console handler Prefect puts on the root logger (here until it exists)."""
+    logger = logging.getLogger("fedsweep")
+    if not any(getattr(h, "fedsweep_info", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        # Warnings too until Prefect (imported later) has put its console handler on the root logger.
+        handler.addFilter(lambda record: record.levelno < logging.WARNING or not logging.getLogger().handlers)
+        handler.fedsweep_info = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _prefect_env(plan: SweepPlan) -> LocalServer | None:
@@ -26,7 +41,8 @@ def _prefect_env(plan: SweepPlan) -> LocalServer | None:
 
 
 def _start_over(plan: SweepPlan) -> None:
-    """`resume=false`: forget every cell's checkpoints and persisted task results."""
+    """`resume=false`: forget every cell's checkpoints and persisted task results (its MLflow runs
+    are superseded by `_open_tracking`)."""
     from fedsweep.checkpoint.storage import open_storage  # noqa: PLC0415
 
     for cell in plan.cells:
@@ -46,8 +62,12 @@ def _prepare(plan: SweepPlan) -> None:
 
 
 def run_sweep(plan: SweepPlan) -> int:
-    """Run the sweep; returns the number of failed cells."""
+    """Run the sweep; returns the number of failed cells (SweepLocked if it already runs)."""
+    from flows.leftovers import lock_sweep  # noqa: PLC0415
+
     plan.dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
+    _show_info_lines()
     server = _prefect_env(plan)  # first: its start-up is the longest chain of all
     from fedsweep import execution  # noqa: PLC0415
 
@@ -61,9 +81,7 @@ def run_sweep(plan: SweepPlan) -> int:
 
 def _run(plan: SweepPlan, server: LocalServer | None) -> int:
     from flows.guard import guard_results  # noqa: PLC0415
-    from flows.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep  # noqa: PLC0415 - torch
-
-    lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
+    from flows.leftovers import clean_temp_files, crash_stale_flow_runs, run_tags  # noqa: PLC0415
 
     if not plan.resume:
         _start_over(plan)
@@ -76,6 +94,7 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
         if server is not None:
             server.wait_ready()
         tracking_info = tracking.result() if tracking else {}
+    from prefect import tags  # noqa: PLC0415
     from prefect.settings import (  # noqa: PLC0415
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_RESULTS_LOCAL_STORAGE_PATH,
@@ -84,28 +103,24 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
 
     from flows.sweep_flow import sweep_flow  # noqa: PLC0415
 
-    # Client epochs run in worker threads, where Prefect warns on every task that a timeout cannot
-    # interrupt a blocking call; fedsweep's hangs are interruptible, so the warning is noise.
-    logging.getLogger("prefect.task_runs").addFilter(
-        lambda record: "running in a worker thread" not in record.getMessage()
-    )
+    logging.getLogger("prefect.task_runs").addFilter(_task_log_worth_showing)
 
     settings = {
         # The heartbeat thread costs ~1 s per flow run at exit and our runs are local anyway.
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
         PREFECT_RESULTS_LOCAL_STORAGE_PATH: str((plan.dir / RESULTS_DIR).absolute()),
     }
-    with temporary_settings(updates=settings):
-        # Flow runs of a killed earlier run of this sweep are still Running in Prefect: they are
-        # marked Crashed beside the sweep (created before now, so never this run's own).
-        stale = threading.Thread(
-            target=crash_stale_flow_runs, name="fedsweep-crash-stale",
-            args=([plan.name, *(cell["name"] for cell in plan.cells)], datetime.now(timezone.utc)),
-        )
-        stale.start()
+    # Flow runs left Running by a killed earlier run of this sweep folder are marked Crashed beside
+    # the sweep; they are found by the tags every flow run of ours carries (flows/leftovers.py).
+    stale = threading.Thread(target=crash_stale_flow_runs, name="fedsweep-crash-stale", args=(plan.dir,))
+    stale.start()
+    sweep = {"name": plan.name, "dir": str(plan.dir), "cells": plan.cells}
+    with temporary_settings(updates=settings), tags(*run_tags(plan.dir)):
         try:
-            rows = sweep_flow.with_options(flow_run_name=plan.name)(
-                sweep={"name": plan.name, "dir": str(plan.dir), "cells": plan.cells}, tracking=tracking_info
+            rows = run_interruptible(
+                lambda: sweep_flow.with_options(flow_run_name=plan.name)(sweep=sweep, tracking=tracking_info),
+                timeout_s=max(float(cell["config"]["runner"]["stop_timeout_s"]) for cell in plan.cells),
+                on_hard_stop=_hard_stop_steps(plan, server, tracking_info),
             )
         finally:
             stale.join()
@@ -113,14 +128,48 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
     return sum(1 for row in rows if row["status"] != "FINISHED")
 
 
-def _flush_prefect_client() -> None:
+def _task_log_worth_showing(record: logging.LogRecord) -> bool:
+    """Prefect's task-run lines, less the noise: tracebacks are for bugs.
+
+    - A client epoch that failed for a known reason (a fault: transient, oom, timeout, ...) is data
+      for aggregation and has its one warning line from the round loop; Prefect's ERROR line with
+      the traceback, and its "Finished in state Failed" line, are dropped. Other exceptions keep
+      their traceback.
+    - Client epochs run in worker threads, where Prefect warns on every task that a timeout cannot
+      interrupt a blocking call; fedsweep's hangs are interruptible, so the warning is noise.
+    """
+    from fedsweep.faults.base import failure_kind  # noqa: PLC0415
+    from flows.experiment import FAILURE_KINDS  # noqa: PLC0415
+
+    message = record.getMessage()
+    if "running in a worker thread" in message or message.startswith("Finished in state Failed("):
+        return False
+    error = record.exc_info[1] if record.exc_info else None
+    return error is None or failure_kind(error) not in FAILURE_KINDS or failure_kind(error) == "other"
+
+
+def _hard_stop_steps(plan: SweepPlan, server: LocalServer | None, tracking: dict[str, Any]) -> list:
+    """What a hard stop (a second Ctrl-C, or a round that did not end in time) does before exiting:
+    tell Prefect and MLflow that this process's runs stopped, flush, stop the server last."""
+    from flows.leftovers import stop_own_flow_runs  # noqa: PLC0415
+    from tasks import track  # noqa: PLC0415
+
+    steps = [lambda: stop_own_flow_runs(plan.dir), lambda: _flush_prefect_client(timeout_s=2)]
+    if tracking:
+        steps.insert(0, lambda: track.stop_runs(tracking["uri"], tracking["parent_run_id"]))
+    if server is not None:
+        steps.append(lambda: server.stop(idle_wait_s=1))
+    return steps
+
+
+def _flush_prefect_client(timeout_s: float = 15) -> None:
     """Send what Prefect's client still holds (task-run events, logs) to the API now: at exit it
     would race the private server's shutdown, and the last task runs would be missing in the UI."""
     from prefect.events.worker import EventsWorker  # noqa: PLC0415
     from prefect.logging.handlers import APILogWorker  # noqa: PLC0415
 
     for service in (EventsWorker, APILogWorker):
-        service.drain_all(timeout=15, at_exit=False)
+        service.drain_all(timeout=timeout_s, at_exit=False)
 
 
 def _open_tracking(plan: SweepPlan) -> dict[str, Any]:
@@ -128,5 +177,8 @@ def _open_tracking(plan: SweepPlan) -> dict[str, Any]:
     from tasks import track  # noqa: PLC0415
 
     uri, root = plan.tracking.uri, plan.tracking.artifact_root
-    exp_id, parent = track.open_sweep_run.fn(uri, root, plan.name, plan.key, plan.params, fresh=not plan.resume)
+    exp_id, parent = track.open_sweep_run.fn(
+        uri, root, plan.name, plan.key, plan.params,
+        fresh=not plan.resume, cell_keys=tuple(cell["key"] for cell in plan.cells),
+    )
     return {"uri": uri, "experiment_id": exp_id, "parent_run_id": parent}

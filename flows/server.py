@@ -3,19 +3,24 @@
 Prefect's own ephemeral server prints shutdown tracebacks into the terminal and survives a SIGKILL of
 the process that started it. This one is the same uvicorn app, started early (so that its ~6 s of
 start-up overlap data preparation), logging to a file in the sweep folder, and tied to our life: the
-kernel terminates it when we die, however we die (PR_SET_PDEATHSIG).
+kernel terminates it when we die, however we die (PR_SET_PDEATHSIG). It runs in a session of its own,
+so the terminal's Ctrl-C (sent to the whole foreground process group) does not reach it: the sweep
+stops it itself, last, once everything has been sent to it (flows/interrupt.py).
 """
 
 import atexit
 import ctypes
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -58,10 +63,33 @@ def private_server(log_dir: Path) -> "LocalServer | None":
     return _private
 
 
+def _start_lock(timeout_s: float = 120.0) -> IO[bytes] | None:
+    """An exclusive lock on PREFECT_HOME while one of our servers starts: a server creates or
+    migrates the shared sqlite database at start-up, and two doing it at once (two sweeps started
+    together) fail with "index ... already exists". Bounded; the kernel drops it if we die."""
+    home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        handle = (home / ".fedsweep-server-start.lock").open("ab")
+    except OSError:
+        return None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                return None
+            time.sleep(0.1)
+
+
 class LocalServer:
     """A Prefect API server in a child process, for the lifetime of this process."""
 
     def __init__(self, *, log_path: Path) -> None:
+        self._starting = _start_lock()  # released once the server answers (wait_ready)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
@@ -73,8 +101,9 @@ class LocalServer:
             [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent, start_new_session=True,
         )
+        self._stopping = threading.Lock()
         atexit.register(self.stop)
 
     def wait_idle(self, timeout_s: float = 15.0) -> None:
@@ -96,6 +125,14 @@ class LocalServer:
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Block until the API answers; a bounded wait, with the log's tail in the error."""
+        try:
+            self._wait_ready(timeout_s)
+        finally:
+            if self._starting is not None:
+                self._starting.close()  # the database is migrated: a neighbour's server may start
+                self._starting = None
+
+    def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -110,9 +147,14 @@ class LocalServer:
         tail = Path(self._log.name).read_text(errors="replace")[-2000:]
         raise RuntimeError(f"the local Prefect server did not start (log: {self._log.name}):\n{tail}")
 
-    def stop(self) -> None:
+    def stop(self, idle_wait_s: float = 15.0) -> None:
+        """Stop the server once it is idle (at most `idle_wait_s`); a second caller waits for the first."""
+        with self._stopping:
+            self._stop(idle_wait_s)
+
+    def _stop(self, idle_wait_s: float) -> None:
         if self.process.poll() is None:
-            self.wait_idle()
+            self.wait_idle(idle_wait_s)
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

@@ -14,6 +14,9 @@ having written nothing. Only a command that plans cleanly is handed to `hydra.ma
 function finds the plan already made. Hydra's own error printing (several lines, then exit 1) is
 thus never reached for a user's mistake, without patching Hydra: checking first is simpler and
 also covers multirun, where Hydra would only find a bad job after running the good ones.
+
+Ctrl-C and SIGTERM stop the sweep after the running round and exit with 130 / 143
+(flows/interrupt.py); the same command then resumes.
 """
 
 import sys
@@ -22,6 +25,8 @@ from typing import NoReturn
 
 import hydra
 from omegaconf import DictConfig
+
+from flows.interrupt import exit_status, finish, install
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 CONFIG_NAME = "config"
@@ -37,9 +42,16 @@ def main(cfg: DictConfig) -> None:
         plan = plan_sweep(cfg)
     except ConfigError as err:  # only reachable when cli() was bypassed (e.g. --config-dir)
         fail(err)
+    from flows.leftovers import SweepLocked  # noqa: PLC0415
     from flows.runner import run_sweep  # noqa: PLC0415 - imports Prefect: only once input is valid
 
-    failed = run_sweep(plan)
+    try:
+        failed = run_sweep(plan)
+    except SweepLocked as err:  # the same sweep, in the same folder, is running
+        fail(err)
+    stopped = exit_status()
+    if stopped:  # Ctrl-C or SIGTERM: what finished is committed; re-running resumes
+        sys.exit(stopped)
     if failed:
         sys.exit(1)
 
@@ -106,6 +118,7 @@ def cli(argv: list[str] | None = None) -> None:
     """Check the command, then run it with Hydra."""
     from fedsweep.config import ConfigError  # noqa: PLC0415
 
+    install()  # Ctrl-C and SIGTERM: one line and a clean exit from now on (flows/interrupt.py)
     try:
         plans = check_command(sys.argv[1:] if argv is None else argv)
     except ConfigError as err:
@@ -116,7 +129,11 @@ def cli(argv: list[str] | None = None) -> None:
         from flows.server import private_server  # noqa: PLC0415
 
         private_server(plans[0].dir)
-    main()
+    try:
+        main()
+    except SystemExit as done:
+        finish(done.code)
+    finish(0)
 
 
 if __name__ == "__main__":

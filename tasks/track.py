@@ -17,6 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 SWEEP_KEY, CELL_KEY = "fedsweep.sweep_key", "fedsweep.cell_key"
+SUPERSEDED_BY = "fedsweep.superseded_by"
 
 
 @lru_cache(maxsize=4)
@@ -56,7 +57,12 @@ def _new_database(path: Path) -> None:
         db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
                    (str(Path("mlruns", "0").absolute()),))
     db.close()
-    os.replace(partial, path)
+    try:  # a link never replaces: a neighbour's sweep that created the database first keeps its runs
+        os.link(partial, path)
+    except FileExistsError:
+        pass
+    finally:
+        partial.unlink()
 
 
 def experiment_id(uri: str, artifact_root: str, name: str) -> str:
@@ -74,25 +80,36 @@ def _find_run(uri: str, exp_id: str, tag: str, value: str) -> Any:
     return runs[0] if runs else None
 
 
-def _supersede(uri: str, exp_id: str, tag: str, value: str) -> None:
-    """Starting over (`resume=false`): earlier runs keep their data but no longer match the key."""
-    for run in client(uri).search_runs([exp_id], filter_string=f"tags.`{tag}` = '{value}'"):
-        client(uri).set_tag(run.info.run_id, tag, f"{value}-superseded-{int(time.time())}")
+def _supersede(uri: str, exp_id: str, tag: str, values: list[str], by: str) -> None:
+    """Starting over (`resume=false`): earlier runs keep their data but no longer match their key;
+    they are tagged `fedsweep.superseded_by` with the new parent run's id."""
+    mlc = client(uri)
+    for value in values:
+        for run in mlc.search_runs([exp_id], filter_string=f"tags.`{tag}` = '{value}'"):
+            if run.info.run_id != by:
+                mlc.set_tag(run.info.run_id, tag, f"{value}-superseded-{int(time.time())}")
+                mlc.set_tag(run.info.run_id, SUPERSEDED_BY, by)
 
 
 @task(cache_policy=NO_CACHE, name="track-sweep")
 def open_sweep_run(
-    uri: str, artifact_root: str, sweep_name: str, sweep_key: str, params: dict, fresh: bool = False
+    uri: str, artifact_root: str, sweep_name: str, sweep_key: str, params: dict,
+    fresh: bool = False, cell_keys: tuple[str, ...] = (),
 ) -> tuple[str, str]:
-    """(experiment id, parent run id): the sweep's parent run, found again or created."""
+    """(experiment id, parent run id): the sweep's parent run, found again or created.
+
+    `fresh` (`resume=false`): a new parent run; the earlier parent and the earlier runs of the cells
+    `cell_keys` are superseded, so each cell gets a new child run under the new parent.
+    """
     exp_id = experiment_id(uri, artifact_root, sweep_name)
-    if fresh:
-        _supersede(uri, exp_id, SWEEP_KEY, sweep_key)
-    found = _find_run(uri, exp_id, SWEEP_KEY, sweep_key)
+    found = None if fresh else _find_run(uri, exp_id, SWEEP_KEY, sweep_key)
     if found is not None:
         client(uri).update_run(found.info.run_id, status="RUNNING")
         return exp_id, found.info.run_id
     run = client(uri).create_run(exp_id, run_name=sweep_name, tags={SWEEP_KEY: sweep_key})
+    if fresh:
+        _supersede(uri, exp_id, SWEEP_KEY, [sweep_key], by=run.info.run_id)
+        _supersede(uri, exp_id, CELL_KEY, list(cell_keys), by=run.info.run_id)
     _log_params(uri, run.info.run_id, params)
     return exp_id, run.info.run_id
 
@@ -154,3 +171,16 @@ def finish_run(uri: str, run_id: str, status: str, tags: dict[str, str], files: 
             sub = os.path.dirname(rel) or None
             mlc.log_artifact(run_id, str(path), artifact_path=sub)
     mlc.set_terminated(run_id, status=status)
+
+
+def stop_runs(uri: str, parent_run_id: str) -> None:
+    """A hard stop: the parent run and its children still RUNNING end as KILLED."""
+    mlc = client(uri)
+    parent = mlc.get_run(parent_run_id)
+    children = mlc.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+    )
+    for run in [*children, parent]:
+        if run.info.status == "RUNNING":
+            mlc.set_terminated(run.info.run_id, status="KILLED")

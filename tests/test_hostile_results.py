@@ -121,11 +121,40 @@ def test_guard_names_the_reason_and_keeps_a_clean_folder_untouched(tmp_path: Pat
     assert reasons["cell/round-000001/pickle"] == "serializer 'pickle' is not Prefect's plain JSON serializer"
     assert reasons["cell/round-000001/json-hostile-decoder"].startswith("serializer 'json' is not")
     assert reasons["cell/round-000001/json-class-marker"] == "result asks the decoder to import a class"
-    assert reasons["cell/round-000002/truncated"] == "not valid JSON (truncated or foreign)"
+    assert reasons["cell/round-000002/truncated"] == "not valid JSON (foreign or damaged)"
     assert reasons["cell/round-000002/link"] == "a symlink"
     assert reasons["cell/round-000002/fifo"] == "not a regular file"
     assert again == []
     assert guard_results(tmp_path / "absent") == []
+
+
+def test_torn_writes_and_failed_task_records_of_our_own_are_removed_silently(tmp_path: Path, caplog) -> None:
+    # Prepare: records cut where a killed writer stops (Prefect writes in place), and a look-alike
+    folder = tmp_path / "prefect-results" / "cell" / "round-000001"
+    folder.mkdir(parents=True)
+    whole = good_record(str(folder / "c1"))
+    (folder / "c1").write_bytes(whole[: len(whole) // 2])
+    (folder / "c2").write_bytes(b"")
+    (folder / "c3").write_bytes(good_record(str(folder / "elsewhere"))[:-10])
+    failure = json.dumps({"__exc_type__": "fedsweep.faults.base.TransientFailure", "message": "injected"})
+    name = "0123456789abcdef0123456789abcdef"
+    for where, key in ((folder.parent, name), (folder, "elsewhere")):
+        raw = json.loads(record(JSONSerializer().model_dump(mode="json"), failure))
+        raw["metadata"]["storage_key"] = str(where / key)
+        (where / name).write_text(json.dumps(raw))
+    # Execute
+    with caplog.at_level("INFO", logger="fedsweep"):
+        reasons = dict(guard_results(tmp_path / "prefect-results"))
+    # Assert
+    torn = "a torn write of an interrupted run"
+    assert reasons == {
+        "cell/round-000001/c1": torn, "cell/round-000001/c2": torn,
+        "cell/round-000001/c3": "not valid JSON (foreign or damaged)",
+        f"cell/{name}": "the exception record of a failed task",
+        f"cell/round-000001/{name}": "result asks the decoder to import a class",
+    }
+    warnings = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert len(warnings) == 2 and name in warnings[0] and warnings[1].endswith("c3 (not valid JSON (foreign or damaged)); its task will be recomputed")
 
 
 def test_the_expected_serializer_is_the_one_fedsweep_tasks_use() -> None:

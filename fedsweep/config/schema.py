@@ -195,6 +195,7 @@ class RunnerSettings(Settings):
     device: str = setting(baseline="cpu")
     amp: bool = setting(baseline=False)
     progress: bool = setting(semantic=False)
+    stop_timeout_s: float = setting(semantic=False, ge=0)
     memory: MemorySettings = setting(semantic=False)
 
     @field_validator("granularity")

@@ -1,0 +1,131 @@
+"""Ctrl-C and SIGTERM sent to a real sweep: one line, exit 130 / 143 within seconds, no traceback,
+committed rounds kept, and a re-run that resumes bitwise (flows/interrupt.py)."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sweep_cli import recorded, run_sweep, start_sweep
+
+pytestmark = pytest.mark.slow
+ARGS = ("+experiment=quickstart", "sweep_name=stop", "strategy=fedavg", "num_clients=10", "rounds=12")
+CELL = "fedavg-c10-r12-s0"
+# Every round of this cell hangs (interruptibly) in some client: a round outlasts any stop bound.
+HANGING = ("+experiment=quickstart", "sweep_name=hang", "strategy=fedavg", "num_clients=10", "rounds=3",
+           "faults=hang", "faults.p=0.5", "faults.seconds=60")
+EXIT_BOUND_S = 30  # generous: a loaded 2-core machine; measured 2-3 s (README)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, prefect_home) -> dict[str, str]:
+    """The final weights' hashes of an uninterrupted run."""
+    cwd = tmp_path_factory.mktemp("uninterrupted")
+    run_sweep(cwd, prefect_home, *ARGS)
+    return _hashes(cwd, "stop")
+
+
+def _hashes(cwd: Path, sweep: str) -> dict[str, str]:
+    return {name: r[0].data.tags.get("final_weights_sha256") for name, r in recorded(cwd, sweep).items()}
+
+
+def wait_for(proc: subprocess.Popen, cwd: Path, pattern: str, timeout: float = 240) -> None:
+    """Until a file matching `pattern` exists under cwd (the sweep must still be running)."""
+    deadline = time.monotonic() + timeout
+    while not list(cwd.glob(pattern)):
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"the sweep ended ({proc.returncode}) before {pattern} appeared:\n{out[-3000:]}")
+        assert time.monotonic() < deadline, f"no {pattern} after {timeout} s"
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen, *signals: signal.Signals, gap_s: float = 1.0) -> tuple[int, float, str]:
+    """Send the signals (gap_s apart); (exit status, seconds from the last signal to exit, output)."""
+    for i, sig in enumerate(signals):
+        if i:
+            time.sleep(gap_s)
+        os.kill(proc.pid, sig)
+    sent = time.monotonic()
+    out, _ = proc.communicate(timeout=120)
+    return proc.returncode, time.monotonic() - sent, out
+
+
+def assert_clean(out: str) -> None:
+    assert "Traceback" not in out and "Error executing job" not in out, out[-4000:]
+    assert "ConnectError" not in out and "EventsWorker" not in out, out[-4000:]
+
+
+def flow_runs(prefect_home: Path, cwd: Path) -> dict[str, str]:
+    """{flow run name: state name} of the sweep run in cwd, from Prefect's own database."""
+    with sqlite3.connect(prefect_home / "prefect.db") as db:
+        rows = db.execute("SELECT name, state_name, tags FROM flow_run").fetchall()
+    return {name: state for name, state, tags in rows if f'"fedsweep-dir:{cwd.resolve()}/outputs/' in tags}
+
+
+@pytest.mark.parametrize(("sig", "after_round", "status"), [(signal.SIGINT, 2, 130), (signal.SIGTERM, 5, 143)])
+def test_a_signal_stops_after_the_round_and_the_rerun_resumes_bitwise(
+    tmp_path, prefect_home, reference, sig, after_round, status
+) -> None:
+    # Prepare
+    proc = start_sweep(tmp_path, prefect_home, *ARGS)
+    wait_for(proc, tmp_path, f"outputs/stop/cells/*/checkpoints/round-{after_round:06d}/MANIFEST.json")
+    # Execute
+    code, seconds, out = stop(proc, sig)
+    # Assert: the stop
+    assert code == status, out[-4000:]
+    assert seconds < EXIT_BOUND_S, f"exit took {seconds:.1f} s"
+    assert_clean(out)
+    assert sum("stopping after the running round" in line for line in out.splitlines()) == 1
+    run, metrics, _ = recorded(tmp_path, "stop")[CELL]
+    committed = [step for step, _ in metrics["accuracy"]]
+    assert run.info.status == "KILLED" and committed == list(range(1, len(committed) + 1))
+    assert after_round <= len(committed) < 12
+    assert set(flow_runs(prefect_home, tmp_path).values()) == {"Completed"}
+    # Assert: the re-run resumes from there, bitwise
+    again = run_sweep(tmp_path, prefect_home, *ARGS)
+    assert f"resuming cell {CELL} after round {len(committed)} of 12" in again
+    assert "WARNING" not in again and "untrusted" not in again, again[-3000:]
+    assert _hashes(tmp_path, "stop") == reference
+
+
+def test_a_second_ctrl_c_stops_a_hanging_round_at_once(tmp_path, prefect_home) -> None:
+    # Prepare: a round that hangs (some client sleeps 60 s)
+    proc = start_sweep(tmp_path, prefect_home, *HANGING)
+    wait_for(proc, tmp_path, "outputs/hang/prefect-results/*/round-000001/*")
+    # Execute
+    code, seconds, out = stop(proc, signal.SIGINT, signal.SIGINT)
+    # Assert
+    assert code == 130, out[-4000:]
+    assert seconds < EXIT_BOUND_S / 2, f"exit took {seconds:.1f} s after the second Ctrl-C"
+    assert_clean(out)
+    assert set(flow_runs(prefect_home, tmp_path).values()) == {"Cancelled"}
+    assert {r[0].info.status for r in recorded(tmp_path, "hang").values()} == {"KILLED"}
+
+
+def test_the_stop_bound_ends_a_hanging_round_after_sigterm(tmp_path, prefect_home) -> None:
+    # Prepare
+    proc = start_sweep(tmp_path, prefect_home, *HANGING, "runner.stop_timeout_s=2")
+    wait_for(proc, tmp_path, "outputs/hang/prefect-results/*/round-000001/*")
+    # Execute
+    code, seconds, out = stop(proc, signal.SIGTERM)
+    # Assert
+    assert code == 143, out[-4000:]
+    assert 2 <= seconds < 2 + EXIT_BOUND_S / 2, f"exit took {seconds:.1f} s"
+    assert "did not end within 2 s" in out
+    assert_clean(out)
+
+
+def test_ctrl_c_during_start_up_exits_at_once(tmp_path, prefect_home) -> None:
+    # Prepare
+    proc = start_sweep(tmp_path, prefect_home, *ARGS)
+    time.sleep(1.0)
+    # Execute
+    code, seconds, out = stop(proc, signal.SIGINT)
+    # Assert
+    assert code == 130, out[-4000:]
+    assert seconds < 5 and "KeyboardInterrupt" not in out
+    assert_clean(out)
