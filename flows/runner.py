@@ -53,6 +53,9 @@ def run_sweep(plan: SweepPlan) -> int:
 
     # Worker processes next, while this process has no other thread: they fork (no imports to pay).
     execution.start([(cell["config"], cell["dir"]) for cell in plan.cells])
+    where = execution.describe()
+    if where:
+        print(f"dask: scheduler {where['dask_scheduler']}, dashboard {where['dask_dashboard']}", flush=True)
     try:
         return _run(plan, server)
     finally:
@@ -129,4 +132,8 @@ def _open_tracking(plan: SweepPlan) -> dict[str, Any]:
 
     uri, root = plan.tracking.uri, plan.tracking.artifact_root
     exp_id, parent = track.open_sweep_run.fn(uri, root, plan.name, plan.key, plan.params, fresh=not plan.resume)
+    from fedsweep.execution import describe  # noqa: PLC0415
+
+    for tag, value in describe().items():  # tags, not params: a resumed sweep may run on another cluster
+        track.client(uri).set_tag(parent, tag, value)
     return {"uri": uri, "experiment_id": exp_id, "parent_run_id": parent}

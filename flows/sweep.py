@@ -105,16 +105,14 @@ def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
 
 
 def connect_dask(settings: dict) -> None:
-    """Reach the sweep's Dask cluster before anything is written (a ConfigError is one line, exit 2);
-    print its dashboard link."""
+    """Reach the sweep's Dask cluster before anything is written (a ConfigError is one line, exit 2)."""
     from fedsweep.config import ConfigError  # noqa: PLC0415
     from fedsweep.execution.choose import start_dask  # noqa: PLC0415
 
     try:
-        backend = start_dask(settings)
+        start_dask(settings)
     except ConfigError as err:
         fail(err)
-    print(f"dask: scheduler {backend.address}, dashboard {backend.dashboard}", flush=True)
 
 
 def cli(argv: list[str] | None = None) -> None:

@@ -69,7 +69,7 @@ class DaskBackend:
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         try:
-            from distributed import Client, LocalCluster  # noqa: PLC0415
+            from distributed import Client, LocalCluster, fire_and_forget  # noqa: PLC0415
         except ImportError:
             raise ConfigError('runner.pool=dask needs dask: pip install "fedsweep[dask]"',
                               key="runner.pool") from None
@@ -96,10 +96,13 @@ class DaskBackend:
                               f"within {timeout}: {_line(exc)}", key=key) from None
         self.address = self.client.scheduler.address
         self.dashboard = self.client.dashboard_link
-        self.client.run(_warm, wait=False)  # the workers import while Prefect's server starts
+        # The workers import while Prefect's server starts (a task each; nothing waits for them).
+        fire_and_forget([self.client.submit(_warm, pure=False, workers=[w], allow_other_workers=True)
+                         for w in self.workers()])
         self._visible: set[str] = set()
         self._served: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self.lost = False  # once the scheduler is lost, every later wait fails at once
 
     def width(self) -> int:
         """Worker threads the scheduler knows now (at least 1: work waits for workers to come)."""
@@ -135,11 +138,15 @@ class DaskBackend:
         lost_since = None
         try:
             while not done.wait(POLL_S):
+                if self.lost:
+                    raise SchedulerLost(self.lost_message())
                 if self.client.status == "running":
                     lost_since = None
                 elif time.monotonic() - (lost_since := lost_since or time.monotonic()) > LOST_AFTER_S:
+                    self.lost = True
                     raise SchedulerLost(self.lost_message())
-            if future.status == "cancelled" and self.client.status != "running":
+            if future.status == "cancelled" and (self.lost or self.client.status != "running"):
+                self.lost = True
                 raise SchedulerLost(self.lost_message())
             worker, answer = future.result()
         except KilledWorker as exc:
