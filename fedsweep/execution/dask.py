@@ -20,11 +20,12 @@ Dask, each as one `client.submit(..., pure=False)` whose answer is a small refer
   work added or lost mid-sweep changes how widely the next round spreads, never its results.
 """
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fedsweep.config.errors import ConfigError
@@ -82,9 +83,10 @@ class DaskBackend:
         else:
             key = "runner.dask.n_workers"
             try:
-                self.cluster = LocalCluster(n_workers=settings["n_workers"] or usable_cpus(), threads_per_worker=1,
-                                            processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                            silence_logs=logging.ERROR)
+                with _quiet():
+                    self.cluster = LocalCluster(n_workers=settings["n_workers"] or usable_cpus(), threads_per_worker=1,
+                                                processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                                silence_logs=logging.CRITICAL)
             except Exception as exc:  # noqa: BLE001 - any failure to start is the user's setting to fix
                 raise ConfigError(f"runner.pool=dask: a LocalCluster could not start: {_line(exc)}", key=key) from None
             target = self.cluster
@@ -194,13 +196,18 @@ class DaskExecutor:
 
 def _build_cluster(settings: Mapping[str, Any]) -> Any:
     """The cluster `runner.dask.cluster` describes, scaled to `n_workers` when that is > 0."""
-    from fedsweep.config.plugins import build  # noqa: PLC0415
+    from fedsweep.config.plugins import build, plugin_class  # noqa: PLC0415
 
-    key = "runner.dask.cluster"
+    from distributed import LocalCluster  # noqa: PLC0415
+
+    key, node = "runner.dask.cluster", dict(settings["cluster"])
+    if issubclass(plugin_class(node, key=key), LocalCluster):  # its worker processes log to our terminal
+        node.setdefault("silence_logs", logging.CRITICAL)
     try:
-        cluster = build(settings["cluster"], key=key)
-        if settings["n_workers"]:
-            cluster.scale(settings["n_workers"])
+        with _quiet():
+            cluster = build(node, key=key)
+            if settings["n_workers"]:
+                cluster.scale(settings["n_workers"])
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - a cluster class's own failure (a port, a queue, a binary)
@@ -208,5 +215,28 @@ def _build_cluster(settings: Mapping[str, Any]) -> Any:
     return cluster
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Dask's own logging off while a cluster starts, here and in the worker processes it spawns
+    (a failure is reported as one line by the caller); afterwards errors only."""
+    logger, before = logging.getLogger("distributed"), os.environ.get(_LOG_ENV)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    os.environ[_LOG_ENV] = "critical"
+    try:
+        yield
+    finally:
+        logger.setLevel(max(level, logging.ERROR))
+        os.environ[_LOG_ENV] = "error" if before is None else before
+
+
+_LOG_ENV = "DASK_LOGGING__DISTRIBUTED"
+
+
 def _line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    """The error and its root cause, on one line (dask wraps the cause: "Cluster failed to start")."""
+    root = exc
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__
+    text = f"{type(exc).__name__}: {exc}" + (f" ({type(root).__name__}: {root})" if root is not exc else "")
+    return " ".join(text.split())[:400]
