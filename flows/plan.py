@@ -137,6 +137,8 @@ def _plan_cell(
     key = cell_key(config)
     sweep_dir = Path(knobs.output_dir) / knobs.sweep_name
     location = settings.checkpoint.location or str(sweep_dir / "cells")
+    if settings.runner.pool == "dask" and "://" not in location:  # workers elsewhere have another cwd
+        location = str(Path(location).absolute())
     params = {
         **flatten(config),
         **{f"choice.{k}": v for k, v in choices.items() if not k.startswith("hydra")},
