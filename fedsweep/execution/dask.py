@@ -160,6 +160,18 @@ class DaskBackend:
             self._served.setdefault(cell_dir, set()).add(worker)
         return answer
 
+    def submit(self, job: Job, cell_dir: str, args: tuple) -> Any:
+        """A future of `job(cell_dir, *args)` on some worker; SchedulerLost once the scheduler is gone."""
+        if self.lost:
+            raise SchedulerLost(self.lost_message())
+        try:
+            return self.client.submit(_on_worker, job, cell_dir, *args, pure=False)
+        except Exception:
+            if self.client.status == "running":
+                raise
+            self.lost = True
+            raise SchedulerLost(self.lost_message()) from None
+
     def lost_message(self) -> str:
         return (f"the Dask scheduler at {self.address} stopped answering; start a cluster and run the same "
                 "command again: the sweep resumes from the last committed round")
@@ -181,16 +193,16 @@ class DaskExecutor:
         self.width = backend.width()
 
     def run(self, cell_dir: str, job: Job, *args: Any) -> Any:
-        future = self.backend.client.submit(_on_worker, job, cell_dir, *args, pure=False)
-        return self.backend.wait(cell_dir, future)
+        return self.backend.wait(cell_dir, self.backend.submit(job, cell_dir, args))
 
     def map(self, cell_dir: str, job: Job, calls: list[tuple]) -> list[Any]:
-        client = self.backend.client
-        futures = [client.submit(_on_worker, job, cell_dir, *args, pure=False) for args in calls]
+        futures = []
         try:
+            futures = [self.backend.submit(job, cell_dir, args) for args in calls]
             return [self.backend.wait(cell_dir, f) for f in futures]
         except BaseException:
-            client.cancel(futures)
+            for future in futures:
+                future.cancel()
             raise
 
 

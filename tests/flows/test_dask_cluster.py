@@ -33,6 +33,7 @@ class Cluster:
 
     def __init__(self, where: Path) -> None:
         self.where, self.file = where, where / "scheduler.json"
+        self.file.unlink(missing_ok=True)
         self.scheduler = self._start("distributed.cli.dask_scheduler", "--port", "0", "--dashboard-address",
                                      "127.0.0.1:0", "--scheduler-file", str(self.file))
         deadline = time.monotonic() + 60
@@ -145,10 +146,11 @@ def test_scheduler_lost_stops_then_resumes_on_new_cluster(cluster: Cluster, loca
     proc = start_sweep(cwd, prefect_home, *ARGS, "runner.pool=dask", f"runner.dask.address={cluster.address}")
     _wait_for_round(cwd, 3, proc)
     cluster.scheduler.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
     out, _ = proc.communicate(timeout=300)
-    stopped = time.monotonic() - tick
+    stopped = time.monotonic() - killed
     cluster.close()
-    fresh = Cluster(tmp_path / "cluster")
+    fresh = Cluster(tmp_path / "cluster")  # a new scheduler, on another port
     try:
         fresh.add_worker("z")
         fresh.wait_for({"z"})
@@ -160,4 +162,4 @@ def test_scheduler_lost_stops_then_resumes_on_new_cluster(cluster: Cluster, loca
     assert "the Dask scheduler at" in out and "stopped answering" in out, out[-4000:]
     assert "resuming after round 2" in again or "resuming after round 3" in again, again[-4000:]
     assert _hash(cwd) == local_hash
-    print(f"\nscheduler lost: the sweep stopped {stopped:.1f}s after start")
+    print(f"\nscheduler lost: the sweep stopped {stopped:.1f}s after the kill ({killed - tick:.1f}s after start):\n{out[-1500:]}\nre-run:\n{again[-1500:]}")
