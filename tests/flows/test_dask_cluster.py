@@ -163,3 +163,21 @@ def test_scheduler_lost_stops_then_resumes_on_new_cluster(cluster: Cluster, loca
     assert "resuming after round 2" in again or "resuming after round 3" in again, again[-4000:]
     assert _hash(cwd) == local_hash
     print(f"\nscheduler lost: the sweep stopped {stopped:.1f}s after the kill ({killed - tick:.1f}s after start):\n{out[-1500:]}\nre-run:\n{again[-1500:]}")
+
+
+def test_parallel_cells_on_a_local_cluster_same_hashes(tmp_path: Path, prefect_home: Path) -> None:
+    # Prepare: two cells, one after the other on the process pool
+    args = ("+experiment=quickstart", "sweep_name=cells", "num_clients=10", "rounds=2", "runner.progress=false")
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    local.mkdir()
+    dask.mkdir()
+    run_sweep(local, prefect_home, *args)
+    # Execute: both at once on a temporary LocalCluster of two workers
+    out = run_sweep(dask, prefect_home, *args, "runner.pool=dask", "runner.dask.n_workers=2", "runner.parallel_cells=2")
+    # Assert
+    hashes = {cwd: {n: r[0].data.tags.get("final_weights_sha256") for n, r in recorded(cwd, "cells").items()}
+              for cwd in (local, dask)}
+    assert hashes[dask] == hashes[local] and len(hashes[local]) == 3, out[-3000:]
+    assert "dask: scheduler tcp://127.0.0.1:" in out and "dashboard http://" in out
+    parent = recorded(dask, "cells")["cells"][0]
+    assert parent.data.tags["dask_dashboard"].startswith("http://")
