@@ -190,7 +190,10 @@ class DaskExecutor:
 
     def __init__(self, backend: DaskBackend) -> None:
         self.backend = backend
-        self.width = backend.width()
+
+    @property
+    def width(self) -> int:  # asked of the scheduler only when needed (evaluation splits by it)
+        return self.backend.width()
 
     def run(self, cell_dir: str, job: Job, *args: Any) -> Any:
         return self.backend.wait(cell_dir, self.backend.submit(job, cell_dir, args))
