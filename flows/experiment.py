@@ -20,7 +20,7 @@ from tqdm import tqdm
 from fedsweep import rounds
 from fedsweep.cell import cell_env
 from fedsweep.checkpoint.cellstate import CellState, final_model, resume
-from fedsweep.execution import parallel_clients
+from fedsweep.execution import parallel_clients, round_measures
 from fedsweep.memory.guard import guard_from_config
 from fedsweep.memory.rss import rss_mb
 from flows.commit import RoundCommitter
@@ -140,7 +140,7 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
     row = rounds.round_row(
         plan, results, failures, num_clients=rt.num_clients, kept=decision == "skip", evaluation=evaluation,
         tasks_reused=reused, parallel_clients=parallel, round_seconds=time.perf_counter() - tick,
-        train_seconds=trained, eval_seconds=time.perf_counter() - evaluated,
+        train_seconds=trained, eval_seconds=time.perf_counter() - evaluated, **round_measures(cell_dir),
     )
     return rounds.after_round(env, cell, plan, start, valid, failures, kept=decision == "skip", row=row)
 

@@ -27,6 +27,7 @@ from fedsweep.config import CellSettings, ConfigError, validate
 from fedsweep.config.compose import compose_config
 from fedsweep.config.environment import (
     check_creatable,
+    check_dask,
     check_dataset_files,
     check_device,
     check_location,
@@ -136,6 +137,8 @@ def _plan_cell(
     key = cell_key(config)
     sweep_dir = Path(knobs.output_dir) / knobs.sweep_name
     location = settings.checkpoint.location or str(sweep_dir / "cells")
+    if settings.runner.pool == "dask" and "://" not in location:  # workers elsewhere have another cwd
+        location = str(Path(location).absolute())
     params = {
         **flatten(config),
         **{f"choice.{k}": v for k, v in choices.items() if not k.startswith("hydra")},
@@ -189,9 +192,14 @@ def _check_paths(sweep_dir: Path, settings: list[CellSettings], tracking: Tracki
 
 
 def _check_inputs(cells: list[dict[str, Any]], settings: list[CellSettings]) -> None:
-    """Is everything the cells read there: the device, the dataset files? (Nothing is loaded.)"""
+    """Is everything the cells read there: the device, the dataset files, the Dask cluster? (Nothing
+    is loaded or written.)"""
     for device in sorted({s.runner.device for s in settings}):
         check_device(device)
+    on_dask = [(c, s) for c, s in zip(cells, settings, strict=True) if s.runner.pool == "dask"]
+    if on_dask:  # the first cell's settings: the sweep has one cluster
+        locations = sorted({c["dir"].rsplit("/", 1)[0] for c, _ in on_dask})
+        check_dask(on_dask[0][1].runner.model_dump(), locations)
     datasets = {repr(sorted(c["config"]["dataset"].items())): c["config"]["dataset"] for c in cells}
     for dataset in datasets.values():
         check_dataset_files(dataset)

@@ -73,6 +73,9 @@ def run_sweep(plan: SweepPlan) -> int:
 
     # Worker processes next, while this process has no other thread: they fork (no imports to pay).
     execution.start([(cell["config"], cell["dir"]) for cell in plan.cells])
+    where = execution.describe()
+    if where:
+        print(f"dask: scheduler {where['dask_scheduler']}, dashboard {where['dask_dashboard']}", flush=True)
     try:
         return _run(plan, server)
     finally:
@@ -139,7 +142,7 @@ def _task_log_worth_showing(record: logging.LogRecord) -> bool:
       interrupt a blocking call; fedsweep's hangs are interruptible, so the warning is noise.
     """
     from fedsweep.faults.base import failure_kind  # noqa: PLC0415
-    from flows.experiment import FAILURE_KINDS  # noqa: PLC0415
+    from fedsweep.rounds import FAILURE_KINDS  # noqa: PLC0415
 
     message = record.getMessage()
     if "running in a worker thread" in message or message.startswith("Finished in state Failed("):
@@ -181,4 +184,8 @@ def _open_tracking(plan: SweepPlan) -> dict[str, Any]:
         uri, root, plan.name, plan.key, plan.params,
         fresh=not plan.resume, cell_keys=tuple(cell["key"] for cell in plan.cells),
     )
+    from fedsweep.execution import describe  # noqa: PLC0415
+
+    for tag, value in describe().items():  # tags, not params: a resumed sweep may run on another cluster
+        track.client(uri).set_tag(parent, tag, value)
     return {"uri": uri, "experiment_id": exp_id, "parent_run_id": parent}

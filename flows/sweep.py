@@ -11,7 +11,9 @@ Bad input is refused before Hydra runs anything: `cli()` parses the command line
 plans every job (every point of a `-m` sweep, every cell of its grid) with Hydra's compose API and
 the schema (flows/plan.py), and on the first mistake prints one `error: ...` line and exits with 2,
 having written nothing. Only a command that plans cleanly is handed to `hydra.main`, whose task
-function finds the plan already made. Hydra's own error printing (several lines, then exit 1) is
+function finds the plan already made (and, for `runner.pool=dask`, the Dask cluster already
+reached: a scheduler that does not answer or a cluster that cannot start is a mistake of the same
+kind). Hydra's own error printing (several lines, then exit 1) is
 thus never reached for a user's mistake, without patching Hydra: checking first is simpler and
 also covers multirun, where Hydra would only find a bad job after running the good ones.
 
@@ -114,6 +116,17 @@ def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
     return [[o.input_line for o in parse_overrides(job) if not o.is_hydra_override()] for job in jobs]
 
 
+def connect_dask(settings: dict) -> None:
+    """Reach the sweep's Dask cluster before anything is written (a ConfigError is one line, exit 2)."""
+    from fedsweep.config import ConfigError  # noqa: PLC0415
+    from fedsweep.execution.choose import start_dask  # noqa: PLC0415
+
+    try:
+        start_dask(settings)
+    except ConfigError as err:
+        fail(err)
+
+
 def cli(argv: list[str] | None = None) -> None:
     """Check the command, then run it with Hydra."""
     from fedsweep.config import ConfigError  # noqa: PLC0415
@@ -124,6 +137,9 @@ def cli(argv: list[str] | None = None) -> None:
     except ConfigError as err:
         fail(err)
     if plans:
+        dask = [p.cells[0]["config"]["runner"] for p in plans if p.cells]
+        if any(runner["pool"] == "dask" for runner in dask):
+            connect_dask(next(r["dask"] for r in dask if r["pool"] == "dask"))
         # The input is valid: start the private Prefect server now, so that its ~6 s of start-up
         # run beside Hydra's set-up and the imports (its log goes to the first job's folder).
         from flows.server import private_server  # noqa: PLC0415

@@ -1,20 +1,32 @@
-"""The sweep flow: one child flow run per cell, then the summary table."""
+"""The sweep flow: one child flow run per cell, `runner.parallel_cells` at a time, then the summary.
 
+With `parallel_cells` > 1 the cells' subflows run in threads of this process (each with a copy of
+the flow's context, so Prefect files them under the sweep), their client work sharing the execution
+backend (worker processes or a Dask cluster). The summary keeps the grid's order. A cell stopped by
+the memory guard, Ctrl-C or SIGTERM, or a lost Dask scheduler, leaves the cells not yet started
+NOT RUN.
+"""
+
+import contextvars
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.artifacts import create_link_artifact
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fedsweep import summary
 from fedsweep.checkpoint.storage import CheckpointError
+from fedsweep.execution import describe, parallel_clients
+from fedsweep.execution.dask import SchedulerLost
 from fedsweep.policy import CellFailed
 from flows.experiment import run_cell
 from flows.interrupt import stop_requested
 from tasks import track
-from fedsweep.execution import parallel_clients
 
 log = logging.getLogger("fedsweep")
 # A cell that ends for one of these reasons says so in one line; any other exception is a bug and
@@ -32,9 +44,12 @@ def task_runner(cell: dict[str, Any]) -> ThreadPoolTaskRunner:
 def cell_flow(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any] | State:
     """One cell (the round loop of flows/experiment.py). A failure ends the flow run in a Failed
     state carrying its one-line reason: Prefect then neither logs an engine traceback nor persists
-    the exception (as a pickle) among the sweep's results."""
+    the exception (as a pickle) among the sweep's results. A lost Dask scheduler ends the cell LOST."""
     try:
         return run_cell.fn(cell, tracking)
+    except SchedulerLost as err:
+        print(f"cell {cell['name']} stopped: {err}", flush=True)
+        return {"cell": cell["name"], "status": "LOST", "message": str(err)}
     except KNOWN_FAILURES as err:
         return Failed(message=f"{type(err).__name__}: {' '.join(str(err).split())}")
     except Exception as err:  # noqa: BLE001 - a bug: its traceback, then the same Failed state
@@ -42,22 +57,52 @@ def cell_flow(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any] 
         return Failed(message=f"{type(err).__name__}: {err}")
 
 
+def run_one(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
+    """One cell's subflow; its summary row (FAILED with the reason printed when it fails)."""
+    run = cell_flow.with_options(flow_run_name=cell["name"], task_runner=task_runner(cell))
+    state = run(cell, tracking, return_state=True)
+    if state.is_completed():  # STOPPED (memory guard, Ctrl-C) and LOST are clean, resumable ends
+        return state.result()
+    print(f"cell {cell['name']} failed: {state.message}", flush=True)
+    return {"cell": cell["name"], "status": "FAILED"}
+
+
+def run_cells(cells: list[dict[str, Any]], tracking: dict[str, Any], parallel: int) -> list[dict[str, Any]]:
+    """Every cell's row, in the grid's order; after a STOPPED or LOST cell, no new cell starts."""
+    rows: list[dict[str, Any] | None] = [None] * len(cells)
+    halted = threading.Event()
+
+    def run(i: int) -> None:
+        if halted.is_set() or stop_requested():
+            rows[i] = {"cell": cells[i]["name"], "status": "NOT RUN"}
+            return
+        rows[i] = run_one(cells[i], tracking)
+        if rows[i]["status"] in ("STOPPED", "LOST"):
+            halted.set()
+
+    if parallel <= 1 or len(cells) <= 1:
+        for i in range(len(cells)):
+            run(i)
+    else:
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="fedsweep-cell") as pool:
+            # One copy of the flow's context per cell: a Context cannot be entered by two threads.
+            futures = [pool.submit(contextvars.copy_context().run, run, i) for i in range(len(cells))]
+            for future in futures:
+                future.result()
+    return [row if row["status"] != "LOST" else {**row, "status": "FAILED"} for row in rows if row is not None]
+
+
 @flow(name="sweep", persist_result=False)
 def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run every cell (a failed cell does not stop the others; the memory guard, Ctrl-C and SIGTERM
-    do); write and log the summary."""
-    rows = []
-    for cell in sweep["cells"]:
-        if stop_requested() or (rows and rows[-1]["status"] == "STOPPED"):
-            rows.append({"cell": cell["name"], "status": "NOT RUN"})
-            continue
-        run = cell_flow.with_options(flow_run_name=cell["name"], task_runner=task_runner(cell))
-        state = run(cell, tracking, return_state=True)
-        if state.is_completed():  # STOPPED (memory guard, Ctrl-C) is a clean, resumable end
-            rows.append(state.result())
-        else:
-            print(f"cell {cell['name']} failed: {state.message}", flush=True)
-            rows.append({"cell": cell["name"], "status": "FAILED"})
+    """Run every cell (a failed cell does not stop the others; the memory guard, Ctrl-C, SIGTERM
+    and a lost Dask scheduler do); write and log the summary."""
+    where = describe()
+    if where:
+        create_link_artifact(key="dask-dashboard", link=where["dask_dashboard"],
+                             description=f"Dask scheduler {where['dask_scheduler']}")
+    cells = sweep["cells"]
+    parallel = cells[0]["config"]["runner"]["parallel_cells"] if cells else 1
+    rows = run_cells(cells, tracking, parallel)
     out = Path(sweep["dir"])
     files = {"summary.csv": summary.to_csv(rows), "summary.md": summary.to_markdown(rows)}
     for name, text in files.items():

@@ -46,11 +46,28 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["output_dir", "{blocker} is not a directory"],
     ),
     "unknown-checkpoint-protocol": (["checkpoint.location=nope://x"], ["checkpoint.location", "'nope'"]),
+    "dask-no-scheduler": (
+        ["runner.pool=dask", "runner.dask.address=tcp://127.0.0.1:1"],
+        ["runner.dask.address=tcp://127.0.0.1:1", "no Dask scheduler answers"],
+    ),
+    "dask-bad-address": (["runner.pool=dask", "runner.dask.address=nope"], ["runner.dask.address", "tcp://HOST:8786"]),
+    "dask-cluster-not-importable": (
+        ["runner.pool=dask", "runner.dask.cluster={{_target_:nope.Cluster}}"],
+        ["runner.dask.cluster._target_", "cannot import 'nope.Cluster'"],
+    ),
+    "dask-cluster-not-built": (
+        ["runner.pool=dask", "runner.dask.cluster={{_target_:distributed.LocalCluster,host:203.0.113.1,n_workers:1}}"],
+        ["runner.dask.cluster", "could not start", "Cannot assign requested address"],
+    ),
+    "dask-memory-state": (
+        ["runner.pool=dask", "checkpoint.location=memory://x"],
+        ["checkpoint.location=memory://x", "Dask workers cannot reach it"],
+    ),
 }
 
 
-def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CI": "true"}
+def run_cli(args: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CI": "true", **extra_env}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, str(SWEEP), *args],
@@ -111,3 +128,19 @@ def test_read_only_output_dir_is_named(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: output_dir: cannot write to {locked} (permission denied)"
     assert list(locked.iterdir()) == []
+
+
+def test_dask_missing_is_one_error_line(tmp_path: Path) -> None:
+    # Prepare: a `distributed` that cannot be imported, first on the path
+    shadow = tmp_path / "shadow" / "distributed"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'distributed'\")\n")
+    cwd = tmp_path / "run"
+    cwd.mkdir()
+    path = os.pathsep.join([str(shadow.parent), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    # Execute
+    proc = run_cli(["runner.pool=dask"], cwd, PYTHONPATH=path)
+    # Assert
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == 'error: runner.pool=dask needs dask: pip install "fedsweep[dask]"'
+    assert list(cwd.iterdir()) == []

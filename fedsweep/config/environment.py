@@ -8,7 +8,8 @@ or find its data stops with one line instead of failing in its first task. Rules
   bits do not stop writes; a file in the way still does.)
 - **Nothing is loaded.** Dataset files are checked by name and existence only, never read.
 - **URLs are not contacted.** `s3://…` only needs fsspec to know the protocol and its package to be
-  importable; credentials and buckets are the storage layer's business.
+  importable; credentials and buckets are the storage layer's business. The one exception is a
+  Dask scheduler's address: one TCP connect, bounded by a few seconds, says whether anything answers.
 - Each check raises `ConfigError` naming the key and the path or package.
 """
 
@@ -76,6 +77,46 @@ def check_tracking(tracking: Mapping[str, Any]) -> None:
     root = str(tracking["artifact_root"])
     if "://" not in root or root.startswith("file://"):
         check_creatable(root.removeprefix("file://"), key="tracking.artifact_root")
+
+
+def check_dask(runner: Mapping[str, Any], locations: list[str]) -> None:
+    """`runner.pool=dask` can work: dask is installed, the cluster class imports and takes its keys,
+    a scheduler answers at `address` (one TCP connect), and the cells' state (`locations`) is not a
+    `memory://` store that workers cannot reach. Prints one warning when remote workers must share a
+    local path."""
+    import importlib.util  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from fedsweep.config.plugins import check_params, plugin_class  # noqa: PLC0415
+
+    if importlib.util.find_spec("distributed") is None:
+        raise ConfigError('runner.pool=dask needs dask: pip install "fedsweep[dask]"', key="runner.pool")
+    for location in locations:
+        if not location.startswith("memory://"):
+            continue
+        raise ConfigError(f"checkpoint.location={location} lives in this process only and Dask workers cannot "
+                          "reach it; use a path or URL every worker can read (runner.pool=dask)",
+                          key="checkpoint.location")
+    dask = runner["dask"]
+    if dask["cluster"]:
+        key = "runner.dask.cluster"
+        check_params(dask["cluster"], plugin_class(dask["cluster"], key=key), key=key)
+    address = dask["address"]
+    if not address:
+        return
+    host, port = address.split("://")[-1].rsplit(":", 1)
+    timeout = min(float(dask["connect_timeout_s"]), 5.0)
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"runner.dask.address={address}: no Dask scheduler answers there ({reason})",
+                          key="runner.dask.address") from None
+    local = [Path(p.removeprefix("file://")).absolute() for p in locations if "://" not in p or p.startswith("file://")]
+    if local:
+        print(f"warning: runner.dask.address is set: every Dask worker must see {local[0]} (where the cells' "
+              "state lives, checkpoint.location) at the same path: shared storage", file=sys.stderr, flush=True)
 
 
 def check_device(device: str) -> None:

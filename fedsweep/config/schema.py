@@ -182,6 +182,40 @@ class MemorySettings(Settings):
         return self
 
 
+_DASK_ADDRESS = re.compile(r"([a-z]+://)?[^/:\s]+:\d+")
+
+
+class DaskSettings(Settings):
+    """runner.dask: the cluster `runner.pool=dask` uses (fedsweep/execution/dask.py). With neither
+    `address` nor `cluster`, a temporary LocalCluster of `n_workers` single-thread processes."""
+
+    address: str | None = setting(semantic=False)  # tcp://HOST:8786: an existing scheduler
+    cluster: dict[str, Any] | None = setting(semantic=False)  # {_target_: a cluster class, its kwargs}
+    n_workers: int = setting(semantic=False, ge=0)  # 0: one per usable CPU (LocalCluster); else scale(n)
+    connect_timeout_s: float = setting(semantic=False, gt=0)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not _DASK_ADDRESS.fullmatch(value):
+            raise _refuse("must be null or a scheduler address such as tcp://HOST:8786 (got {got})", got=show(value))
+        return value
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and not isinstance(value.get("_target_"), str):
+            raise _refuse("must be null or a mapping with a _target_ (a cluster class such as "
+                          "distributed.LocalCluster or dask_jobqueue.SLURMCluster)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> "DaskSettings":
+        if self.address is not None and self.cluster is not None:
+            raise _refuse("sets both address and cluster; choose one (address: a running scheduler)")
+        return self
+
+
 class RunnerSettings(Settings):
     """conf/runner/*.yaml (how a cell's tasks run). Only amp, device and torch_threads change the maths."""
 
@@ -197,6 +231,8 @@ class RunnerSettings(Settings):
     progress: bool = setting(semantic=False)
     stop_timeout_s: float = setting(semantic=False, ge=0)
     memory: MemorySettings = setting(semantic=False)
+    dask: DaskSettings = setting(semantic=False)
+    parallel_cells: int = setting(semantic=False, ge=1)
 
     @field_validator("granularity")
     @classmethod
@@ -208,8 +244,8 @@ class RunnerSettings(Settings):
     @field_validator("pool")
     @classmethod
     def _pool(cls, value: str) -> str:
-        if value not in ("thread", "process"):
-            raise _refuse("must be thread or process (got {got})", got=show(value))
+        if value not in ("thread", "process", "dask"):
+            raise _refuse("must be thread, process or dask (got {got})", got=show(value))
         return value
 
     @field_validator("device")

@@ -9,12 +9,15 @@ the same bytes. Backends:
 - `InThread` (base.py): in the calling thread (`runner.pool=thread`, a GPU, `memory://` state).
 - `Processes` (processes.py): long-lived worker processes, the dataset shipped once to each as
   shared memory (`runner.pool=process`, the default on the CPU).
+- `DaskExecutor` (dask.py): a Dask cluster, local or remote, whose workers rebuild a cell from its
+  folder once per process (`runner.pool=dask`, settings in `runner.dask`).
 
 Every backend trains with `runner.torch_threads` intra-op threads per job (default 1), whatever
 the machine, so a cell's results do not depend on where or how widely it ran.
 """
 
 from fedsweep.execution.base import Executor, InThread
-from fedsweep.execution.choose import executor_for, parallel_clients, shutdown, start
+from fedsweep.execution.choose import describe, executor_for, parallel_clients, round_measures, shutdown, start
 
-__all__ = ["Executor", "InThread", "executor_for", "parallel_clients", "shutdown", "start"]
+__all__ = ["Executor", "InThread", "describe", "executor_for", "parallel_clients", "round_measures", "shutdown",
+           "start"]

@@ -1,8 +1,10 @@
-"""Choosing a cell's executor, and the life of the sweep's worker processes.
+"""Choosing a cell's executor, and the life of the sweep's worker processes or Dask client.
 
-The one place that decides where a cell's jobs run. A cell trains in worker processes when
-`runner.pool=process`, it runs on the CPU (a GPU is driven from this process) and its state is
-visible to other processes (not `memory://`); otherwise in the calling thread.
+The one place that decides where a cell's jobs run. A cell's jobs go to the Dask cluster when
+`runner.pool=dask` (fedsweep/execution/dask.py; its state must be shared storage, checked before
+the sweep starts). A cell trains in worker processes when `runner.pool=process`, it runs on the CPU
+(a GPU is driven from this process) and its state is visible to other processes (not `memory://`);
+otherwise in the calling thread.
 """
 
 import threading
@@ -12,16 +14,21 @@ from typing import Any
 from fedsweep.cell import cell_env, resolve_device, warm_imports
 from fedsweep.checkpoint.storage import visible_to_other_processes
 from fedsweep.execution.base import Executor, InThread
+from fedsweep.execution.dask import DaskBackend, DaskExecutor
 from fedsweep.execution.processes import Processes
 from fedsweep.execution.workers import WorkerPool, usable_cpus
 
 _pool: WorkerPool | None = None
+_dask: DaskBackend | None = None
 _lock = threading.Lock()
 
 
 def parallel_clients(max_parallel_clients: int) -> int:
-    """`runner.max_parallel_clients`, with 0 meaning one per usable CPU."""
-    return max_parallel_clients or usable_cpus()
+    """`runner.max_parallel_clients`, with 0 meaning one per usable CPU (per Dask worker thread
+    while a Dask cluster serves the sweep)."""
+    if max_parallel_clients:
+        return max_parallel_clients
+    return _dask.width() if _dask is not None else usable_cpus()
 
 
 def wants_processes(config: Mapping[str, Any], cell_dir: str) -> bool:
@@ -38,6 +45,9 @@ def start(cells: list[tuple[Mapping[str, Any], str]]) -> None:
     torch already imported) rather than spawn.
     """
     global _pool  # noqa: PLW0603 - one pool per process, like the cell runtimes
+    dask = [config["runner"]["dask"] for config, _ in cells if config["runner"]["pool"] == "dask"]
+    if dask:
+        start_dask(dask[0])
     runners = [config["runner"] for config, cell_dir in cells if wants_processes(config, cell_dir)]
     with _lock:
         if _pool is None and runners:
@@ -46,18 +56,48 @@ def start(cells: list[tuple[Mapping[str, Any], str]]) -> None:
             _pool = WorkerPool(size, torch_threads=1)  # each job then sets its cell's (fedsweep/jobs.py)
 
 
+def start_dask(settings: Mapping[str, Any]) -> DaskBackend:
+    """Connect to (or start) the sweep's Dask cluster (`runner.dask`), once per process; a
+    ConfigError, naming the key, when no cluster can be had."""
+    global _dask  # noqa: PLW0603
+    with _lock:
+        if _dask is None:
+            _dask = DaskBackend(settings)
+        return _dask
+
+
+def describe() -> dict[str, str]:
+    """What the sweep's record notes about where jobs run: the Dask scheduler and dashboard."""
+    return {} if _dask is None else {"dask_scheduler": _dask.address, "dask_dashboard": _dask.dashboard}
+
+
+def round_measures(cell_dir: str) -> dict[str, float]:
+    """Per-round metrics of the backend: `workers`, the Dask workers that ran the cell's jobs
+    since the last call (none for local backends)."""
+    if _dask is None or cell_env(cell_dir).runtime.config["runner"]["pool"] != "dask":
+        return {}
+    return {"workers": float(_dask.served(cell_dir))}
+
+
 def shutdown() -> None:
-    """Stop the worker processes."""
-    global _pool  # noqa: PLW0603
+    """Stop the worker processes, and the Dask client (and the cluster it started)."""
+    global _pool, _dask  # noqa: PLW0603
     with _lock:
         if _pool is not None:
             _pool.close()
             _pool = None
+        if _dask is not None:
+            _dask.close()
+            _dask = None
 
 
 def executor_for(cell_dir: str) -> Executor:
     """Where the jobs of the cell in `cell_dir` run."""
     config = cell_env(cell_dir).runtime.config
+    if config["runner"]["pool"] == "dask":
+        backend = _dask or start_dask(config["runner"]["dask"])
+        backend.check_cell_visible(cell_dir)
+        return DaskExecutor(backend)
     if not wants_processes(config, cell_dir):
         return InThread()
     if _pool is None:
