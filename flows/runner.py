@@ -83,7 +83,7 @@ def run_sweep(plan: SweepPlan) -> int:
 
 
 def _run(plan: SweepPlan, server: LocalServer | None) -> int:
-    from flows.guard import guard_results  # noqa: PLC0415
+    from flows.untrusted import guard_results  # noqa: PLC0415
     from flows.leftovers import clean_temp_files, crash_stale_flow_runs, run_tags  # noqa: PLC0415
 
     if not plan.resume:

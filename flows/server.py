@@ -9,7 +9,6 @@ stops it itself, last, once everything has been sent to it (flows/interrupt.py).
 """
 
 import atexit
-import ctypes
 import fcntl
 import os
 import signal
@@ -24,6 +23,8 @@ from typing import IO
 
 import psutil
 
+from fedsweep.lifeline import die_with_parent
+
 # Server services a sweep has no use for; they only compete for the sqlite database. The event
 # persister stores every state-change event (three per task run) in the `events` tables, which grow
 # by gigabytes and hold sqlite's write lock so long that creating a cell's flow run waits seconds
@@ -36,7 +37,7 @@ _QUIET_SERVICES = (
 
 
 def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    die_with_parent(signal.SIGTERM)
     # The server records task-run events as they come; on a small machine it would otherwise take
     # cores from training. At a lower priority it catches up in the gaps (the UI lags by seconds).
     os.nice(10)

@@ -1,4 +1,4 @@
-"""Planted, truncated and foreign files among Prefect's persisted results (flows/guard.py).
+"""Planted, truncated and foreign files among Prefect's persisted results (flows/untrusted.py).
 
 A record whose metadata names the pickle serializer, or a JSON serializer with a hostile decoder,
 runs code when Prefect reads it. The guard must remove such files without ever decoding them, keep
@@ -18,7 +18,7 @@ from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
 from prefect.results import resolve_serializer
 from prefect.serializers import JSONSerializer
 
-from flows.guard import UntrustedResultError, expected_serializer, guard_results
+from flows.untrusted import UntrustedResultError, expected_serializer, guard_results
 
 
 class _Touch:
@@ -183,7 +183,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 @pytest.mark.skipif(
     "guard_results" not in (ROOT / "flows" / "runner.py").read_text(),
-    reason="flows/runner.py does not call flows.guard.guard_results yet",
+    reason="flows/runner.py does not call flows.untrusted.guard_results yet",
 )
 def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Path) -> None:
     # Prepare: hostile records where the one cell's round-1 client epochs will look for theirs

@@ -20,7 +20,6 @@ whole sweep and hands each `call` to an idle one; the caller's thread blocks unt
   ignore Ctrl-C (the main process handles it) and are stopped by `close`.
 """
 
-import ctypes
 import multiprocessing as mp
 import os
 import queue
@@ -36,20 +35,13 @@ from typing import Any
 import torch
 import torch.multiprocessing  # noqa: F401 - registers the pickling of tensors as shared memory
 
+from fedsweep.lifeline import die_with_parent
+
 POLL_S = 0.05  # how often a waiting caller checks that its worker is alive (and can be interrupted)
-_PR_SET_PDEATHSIG = 1
 
 
 class WorkerLost(RuntimeError):
     """A worker process died in the middle of a call (killed, out of memory, crashed)."""
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Ask the kernel to send `sig` to this process when its parent exits, however it exits."""
-    parent = os.getppid()
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os.kill(os.getpid(), sig)
 
 
 def usable_cpus() -> int:

@@ -4,7 +4,7 @@ leaves nothing in prefect-results that the next run's guard would call untrusted
 import pytest
 from sweep_cli import start_sweep
 
-from flows.guard import guard_results
+from flows.untrusted import guard_results
 
 pytestmark = pytest.mark.slow
 ARGS = ("+experiment=quickstart", "sweep_name=talk", "strategy=fedavg", "num_clients=10", "rounds=2",
