@@ -104,7 +104,7 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
         temporary_settings,
     )
 
-    from flows.sweep_flow import sweep_flow  # noqa: PLC0415
+    from flows.cells import sweep_flow  # noqa: PLC0415
 
     logging.getLogger("prefect.task_runs").addFilter(_task_log_worth_showing)
 
