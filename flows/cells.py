@@ -1,4 +1,4 @@
-"""The sweep flow (flows/cells.py): one child flow run per cell, `runner.parallel_cells` at a time, then the summary.
+"""The sweep flow: one child flow run per cell, `runner.parallel_cells` at a time, then the summary.
 
 With `parallel_cells` > 1 the cells' subflows run in threads of this process (each with a copy of
 the flow's context, so Prefect files them under the sweep), their client work sharing the execution
