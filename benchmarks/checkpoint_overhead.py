@@ -9,7 +9,7 @@
    (CheckpointStore.save, manifest and fsyncs included) to show what a blocking write would cost.
 2. Restart: starts the same sweep in a fresh folder, SIGKILLs it once `--kill-after` rounds are
    committed, re-runs the command and reports the seconds from process start to the resume
-   decision (the log line `resuming after round N (X s after start)`), and the re-run's wall time.
+   decision (the log line `resuming cell NAME after round N of R (X s after start)`), and the re-run's wall time.
 """
 
 import argparse
@@ -76,7 +76,7 @@ def restart(cwd: Path, rounds: int, kill_after: int) -> tuple[float, float]:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     wall, out = run(cwd, f"rounds={rounds}")
-    found = re.search(r"resuming after round (\d+) \(([\d.]+) s after start\)", out)
+    found = re.search(r"resuming cell \S+ after round (\d+) of \d+ \(([\d.]+) s after start\)", out)
     if not found:
         sys.exit(f"no resume line in the re-run's output:\n{out[-2000:]}")
     return float(found.group(2)), wall

@@ -7,6 +7,7 @@ the last committed round and ends with the same weights.
 """
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -160,7 +161,7 @@ def test_scheduler_lost_stops_then_resumes_on_new_cluster(cluster: Cluster, loca
     # Assert
     assert proc.returncode != 0, out[-4000:]
     assert "the Dask scheduler at" in out and "stopped answering" in out, out[-4000:]
-    assert "resuming after round 2" in again or "resuming after round 3" in again, again[-4000:]
+    assert re.search(r"resuming cell \S+ after round [23] of 5", again), again[-4000:]
     assert _hash(cwd) == local_hash
     print(f"\nscheduler lost: the sweep stopped {stopped:.1f}s after the kill ({killed - tick:.1f}s after start):\n{out[-1500:]}\nre-run:\n{again[-1500:]}")
 
