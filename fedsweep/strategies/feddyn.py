@@ -20,6 +20,7 @@ import torch
 
 from fedsweep.strategies.aggregate import RunningMean
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.params import positive
 from fedsweep.strategies.scaffold import zeros_like_floats
 from fedsweep.weights import Params
 
@@ -43,9 +44,7 @@ class FedDyn(Strategy):
 
     def __init__(self, *, alpha: float = 0.01) -> None:
         super().__init__()
-        if not float(alpha) > 0.0:
-            raise ValueError(f"FedDyn: alpha must be > 0, got {alpha}")
-        self.alpha = float(alpha)
+        self.alpha = positive("FedDyn", "alpha", alpha)
 
     def init_server_state(self, params: Params) -> Params:
         return zeros_like_floats(params)

@@ -24,6 +24,7 @@ import torch
 
 from fedsweep.strategies.aggregate import RunningMean
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.params import decay
 from fedsweep.weights import Params
 
 
@@ -47,9 +48,7 @@ class FedNova(Strategy):
 
     def __init__(self, *, local_momentum: float = 0.0) -> None:
         super().__init__()
-        if not 0.0 <= float(local_momentum) < 1.0:
-            raise ValueError(f"FedNova: local_momentum must be in [0, 1), got {local_momentum}")
-        self.local_momentum = float(local_momentum)
+        self.local_momentum = decay("FedNova", "local_momentum", local_momentum)
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any], *, key: str) -> None:

@@ -24,6 +24,7 @@ import torch
 
 from fedsweep.strategies.aggregate import RunningMean
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.params import positive
 from fedsweep.weights import Params
 
 
@@ -58,9 +59,7 @@ class Scaffold(Strategy):
 
     def __init__(self, *, server_lr: float = 1.0) -> None:
         super().__init__()
-        if not float(server_lr) > 0.0:
-            raise ValueError(f"Scaffold: server_lr must be > 0, got {server_lr}")
-        self.server_lr = float(server_lr)
+        self.server_lr = positive("Scaffold", "server_lr", server_lr)
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any], *, key: str) -> None:
