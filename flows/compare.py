@@ -26,7 +26,8 @@ from fedsweep.compare.tables import tables, to_csv, to_markdown, to_text
 from tasks.tags import CELL_KEY, SUPERSEDED_BY
 
 USAGE_ERROR = 2  # as flows/sweep.py: every user mistake
-DEFAULT_URI = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/tracking/mlflow.yaml").read_text())["uri"]
+TRACKING_CONF = Path(__file__).resolve().parents[1] / "conf" / "tracking" / "mlflow.yaml"
+DEFAULT_URI = yaml.safe_load(TRACKING_CONF.read_text())["uri"]  # the sweeps' default store
 
 
 class CompareError(Exception):
@@ -95,8 +96,10 @@ def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parse.add_argument("--experiment", nargs="+", action="extend", required=True, metavar="NAME",
                        help="sweep names (MLflow experiments) to read")
-    parse.add_argument("--tracking-uri", default=DEFAULT_URI, help=f"MLflow tracking URI (default {DEFAULT_URI})")
-    parse.add_argument("--target", default="0.8", help="accuracy whose first reaching round is counted (default 0.8)")
+    parse.add_argument("--tracking-uri", default=DEFAULT_URI,
+                       help=f"MLflow tracking URI (default {DEFAULT_URI})")
+    parse.add_argument("--target", default="0.8",
+                       help="rounds-to-target counts rounds until this accuracy (default 0.8)")
     parse.add_argument("--baseline", help="the method the others are paired against (default: the first)")
     parse.add_argument("--csv", metavar="PATH", help="write the figures as CSV")
     parse.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown")

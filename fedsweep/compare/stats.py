@@ -4,7 +4,7 @@ The two-sided t quantile is found by bisection on the t distribution's CDF, whic
 number of degrees of freedom ν has a closed form (Abramowitz & Stegun 26.7.3-4): with
 θ = atan(t / √ν), P(|T| ≤ t) is
 
-    ν odd:  (2/π) [θ + sinθ (cosθ + (2/3) cos³θ + ... + (2·4···(ν-3))/(1·3···(ν-2)) cos^(ν-2)θ)]
+    ν odd:  (2/π)[θ + sinθ (cosθ + (2/3) cos³θ + ... + (2·4···(ν-3))/(1·3···(ν-2)) cos^(ν-2)θ)]
     ν even: sinθ [1 + (1/2) cos²θ + ... + (1·3···(ν-3))/(2·4···(ν-2)) cos^(ν-2)θ]
 
 (for ν = 1 the sum is empty: 2θ/π). The result matches scipy's `t.ppf` to ~1e-12.

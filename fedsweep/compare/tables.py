@@ -66,8 +66,8 @@ def to_csv(figures: Sequence[MethodFigures], paired: Sequence[Paired], target: f
             ["method", f.method, "", "best_accuracy", *_numbers(f.best), 0],
             ["method", f.method, "", f"rounds_to_{target:g}", *_numbers(f.rounds), f.final.n - f.reached],
         ]
-    rows += [["paired", p.method, p.baseline, "final_accuracy_difference", *_numbers(p.difference), p.unpaired]
-             for p in paired]
+    rows += [["paired", p.method, p.baseline, "final_accuracy_difference", *_numbers(p.difference),
+              p.unpaired] for p in paired]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -2,6 +2,9 @@
 
 import csv
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import compose_config
@@ -11,6 +14,7 @@ from fedsweep.compare.tables import tables, to_csv, to_markdown, to_text
 from fedsweep.config.schema import semantic_params, semantic_view
 from fedsweep.grid import flatten
 
+ROOT = Path(__file__).resolve().parents[2]
 T2, T1 = 4.302652729749464, 12.706204736174698  # t(0.975, 2), t(0.975, 1)
 # accuracy per round (1, 2, 3), by seed
 FEDAVG = {0: [0.5, 0.7, 0.8], 1: [0.6, 0.9, 0.85], 2: [0.4, 0.5, 0.6]}
@@ -111,3 +115,10 @@ def test_tables_show_every_figure_and_the_csv_holds_the_bounds(params) -> None:
     assert (rounds["n"], float(rounds["mean"]), rounds["missing"]) == ("2", 2.5, "1")
     diff = next(r for r in rows if r["table"] == "paired")
     assert float(diff["ci_high"]) - float(diff["mean"]) == pytest.approx(paired[0].difference.half)
+
+
+def test_the_command_imports_neither_prefect_nor_mlflow_to_start() -> None:
+    # MLflow is imported once the arguments are checked; Prefect never (seconds of start-up)
+    check = "import sys, flows.compare; print(sorted({'prefect', 'mlflow'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr

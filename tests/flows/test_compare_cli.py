@@ -18,8 +18,8 @@ TARGET = 0.5
 
 
 def compare(cwd, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "flows" / "compare.py"), *args], cwd=cwd, env=dict(os.environ),
-                          capture_output=True, text=True, timeout=300)
+    command = [sys.executable, str(REPO / "flows" / "compare.py"), *args]
+    return subprocess.run(command, cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,11 @@ def swept(tmp_path_factory, prefect_home):
     cwd = tmp_path_factory.mktemp("compare")
     run_sweep(cwd, prefect_home, *ARGS)
     return cwd
+
+
+def half(values: list[float]) -> float:
+    """The half-width of the 95 % t-interval of two values."""
+    return T1 * statistics.stdev(values) / 2 ** 0.5
 
 
 def direct(cwd) -> dict[str, dict[int, list[float]]]:
@@ -53,7 +58,7 @@ def test_the_figures_are_those_of_the_metric_history(swept) -> None:
         finals = [acc[-1] for acc in seeds.values()]
         row = rows["method", f"{strategy}-c10-r3", "final_accuracy"]
         assert float(row["mean"]) == pytest.approx(statistics.mean(finals), abs=1e-12)
-        assert float(row["ci_high"]) - float(row["mean"]) == pytest.approx(T1 * statistics.stdev(finals) / 2 ** 0.5)
+        assert float(row["ci_high"]) - float(row["mean"]) == pytest.approx(half(finals))
         best = rows["method", f"{strategy}-c10-r3", "best_accuracy"]
         assert float(best["mean"]) == pytest.approx(statistics.mean(max(acc) for acc in seeds.values()))
         reached = [next((i for i, a in enumerate(acc, 1) if a >= TARGET), None) for acc in seeds.values()]
@@ -65,7 +70,7 @@ def test_the_figures_are_those_of_the_metric_history(swept) -> None:
     paired = rows["paired", "fedprox-c10-r3", "final_accuracy_difference"]
     assert (paired["baseline"], paired["n"]) == ("fedavg-c10-r3", "2")
     assert float(paired["mean"]) == pytest.approx(statistics.mean(differences), abs=1e-12)
-    assert float(paired["ci_high"]) - float(paired["mean"]) == pytest.approx(T1 * statistics.stdev(differences) / 2 ** 0.5)
+    assert float(paired["ci_high"]) - float(paired["mean"]) == pytest.approx(half(differences))
     assert f"{statistics.mean(differences):+.4f} ± " in done.stdout
     assert "| fedprox-c10-r3 | 2 |" in (swept / "out" / "c.md").read_text()
 
