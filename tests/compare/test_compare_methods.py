@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import compose_config
 
 from fedsweep.compare.methods import Run, group_cells, method_figures, method_params, paired_differences
 from fedsweep.compare.tables import tables, to_csv, to_markdown, to_text
@@ -21,13 +20,19 @@ FEDAVG = {0: [0.5, 0.7, 0.8], 1: [0.6, 0.9, 0.85], 2: [0.4, 0.5, 0.6]}
 FEDPROX = {0: [0.55, 0.75, 0.84], 1: [0.65, 0.82, 0.88], 2: [0.5, 0.6, 0.66]}
 
 
-@pytest.fixture(scope="module")
-def params():
+_PARAMS: dict[tuple[str, ...], dict[str, str]] = {}
+
+
+@pytest.fixture
+def params(cell_config):
     """MLflow's params of a quickstart cell (as flows/plan.py logs them), by strategy and seed."""
     def of(strategy: str, seed: int, *more: str) -> dict[str, str]:
-        config = compose_config(["+experiment=quickstart", "num_clients=10", "rounds=3",
-                                 f"strategy={strategy}", f"seed={seed}", *more])
-        return {**{k: str(v) for k, v in flatten(config).items()}, "choice.strategy": strategy}
+        key = (strategy, str(seed), *more)
+        if key not in _PARAMS:  # composing costs a fraction of a second; the tests share them
+            config = cell_config("+experiment=quickstart", "num_clients=10", "rounds=3", f"strategy={strategy}",
+                                 f"seed={seed}", *more)
+            _PARAMS[key] = {**{k: str(v) for k, v in flatten(config).items()}, "choice.strategy": strategy}
+        return _PARAMS[key]
 
     return of
 
@@ -40,8 +45,8 @@ def runs(params) -> list[Run]:
     return out
 
 
-def test_method_params_are_the_cell_keys_view_less_the_seed() -> None:
-    config = compose_config(["+experiment=quickstart", "strategy=fedprox", "runner.amp=true"])
+def test_method_params_are_the_cell_keys_view_less_the_seed(cell_config) -> None:
+    config = cell_config("+experiment=quickstart", "strategy=fedprox", "runner.amp=true")
     flat = {k: str(v) for k, v in flatten(config).items()}
     assert set(semantic_params(flat)) == set(flatten(semantic_view(config)))
     assert "runner.amp" in semantic_params(flat) and "runner.torch_threads" not in semantic_params(flat)
