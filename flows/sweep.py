@@ -47,7 +47,6 @@ USAGE_ERROR = 2  # argparse's exit status for a bad command line; ours for every
 def main(cfg: DictConfig) -> None:
     from fedsweep.config import ConfigError  # noqa: PLC0415 - keep `--help` and bad input fast
     from flows.plan import plan_sweep  # noqa: PLC0415
-
     from flows.preview import announce  # noqa: PLC0415
 
     try:
