@@ -32,10 +32,13 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-import hydra
-from omegaconf import DictConfig
-
 from flows.interrupt import exit_status, finish, install
+
+if __name__ == "__main__":
+    install()  # first: Ctrl-C during the slow imports below is one line and exit 130, not a traceback
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 CONFIG_NAME = "config"
