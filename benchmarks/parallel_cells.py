@@ -93,7 +93,8 @@ def run_one(args: argparse.Namespace, parallel: int, postgres: Any) -> dict[str,
             cpu = psutil.Process(server.process.pid)
             cpu_before, load = sum(cpu.cpu_times()[:2]), os.getloadavg()[0]
             env = {k: v for k, v in os.environ.items() if k != DATABASE_URL}
-            env.update(CI="true", PREFECT_API_URL=server.url, PYTHONPATH=os.pathsep.join(sys.path[:2]))
+            path = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+            env.update(CI="true", PREFECT_API_URL=server.url, PYTHONPATH=path)
             command = [sys.executable, str(REPO / "flows" / "sweep.py"), f"+experiment={args.experiment}",
                        f"rounds={args.rounds}", f"runner={args.runner}", f"runner.parallel_cells={parallel}",
                        "runner.progress=false", *([args.grid] if args.grid else []), *args.set]
