@@ -148,6 +148,7 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
 
 
 CONFIG_FILE = "cell.json"
+CHECKPOINTS = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,13 @@ def cell_env(cell_dir: str) -> CellEnv:
         runtime=runtime,
         blobs=BlobStore(storage=open_storage(f"{root}/work")),
         client_states=ClientStateStore(storage=open_storage(f"{root}/clients")),
-        checkpoints=CheckpointStore(storage=open_storage(f"{root}/checkpoints"), keep=runtime.settings.checkpoint.keep),
+        checkpoints=CheckpointStore(storage=open_storage(f"{root}/{CHECKPOINTS}"), keep=runtime.settings.checkpoint.keep),
         key=record["key"],
     )
+
+
+def committed_round(cell_dir: str) -> int:
+    """The newest round whose checkpoint manifest and meta verify (0: none), read without building
+    the cell or reading its tensors, and without writing anything."""
+    store = CheckpointStore(storage=open_storage(f"{cell_dir.rstrip('/')}/{CHECKPOINTS}"))
+    return max((int(meta.get("round", 0)) for meta in store.kept_metas()), default=0)

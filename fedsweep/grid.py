@@ -11,8 +11,10 @@ A grid maps an axis to its values. Two forms:
 
 Cells are the cartesian product of the axes, in the order written. A key given on the command line
 wins over the grid: its axis is dropped, so `+experiment=quickstart strategy=fedavg` runs only
-FedAvg cells. This module is plain Python: it builds override strings, and flows/plan.py composes
-each cell's config with Hydra.
+FedAvg cells. A command-line key inside a config group that the grid varies (`strategy.mu=0.1` in a
+FedAvg-vs-FedProx grid) does not drop the axis: it is set in the cells whose option has that key
+(`scoped_overrides`, `reaches`). This module is plain Python: it builds override strings, and flows/plan.py
+composes each cell's config with Hydra.
 """
 
 import hashlib
@@ -42,6 +44,43 @@ class CellPlan:
 def override_key(override: str) -> str:
     """The key an override sets: `+a.b=1` -> `a.b`, `~x` -> `x`."""
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def deferred(override: str) -> bool:
+    """Whether an override sets a key inside a mapping (`strategy.mu=0.1`, `grid.method.a.lr=1`), which
+    may exist in some cells only: the grid is read before these are applied (`grid.x=[...]` is not)."""
+    parts = override_key(override).split(".")
+    return len(parts) > 1 and not (parts[0] == "grid" and len(parts) == 2)
+
+
+def varied_groups(points: Iterable[CellPlan], groups: Iterable[str]) -> dict[str, list[str]]:
+    """The config groups the grid's cells choose between, with their options in the grid's order."""
+    groups = set(groups)
+    varied: dict[str, list[str]] = {}
+    for point in points:
+        for override in point.overrides:
+            key, value = override_key(override), override.split("=", 1)[-1]
+            if key in groups and value not in varied.setdefault(key, []):
+                varied[key].append(value)
+    return varied
+
+
+def scoped_overrides(command_line: Iterable[str], varied: Mapping[str, list[str]]) -> list[str]:
+    """The deferred command-line overrides of a key inside a group the grid varies (`strategy.mu=0.1`)."""
+    return [o for o in command_line if deferred(o) and override_key(o).split(".", 1)[0] in varied]
+
+
+def reaches(config: Mapping[str, Any], key: str) -> bool:
+    """Whether the composed `config` holds the dotted `key` (list items by index)."""
+    node: Any = config
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
 
 
 def expand_grid(grid: Mapping[str, Any], command_line: Iterable[str]) -> list[CellPlan]:

@@ -2,7 +2,9 @@
 
 With `parallel_cells` > 1 the cells' subflows run in threads of this process (each with a copy of
 the flow's context, so Prefect files them under the sweep), their client work sharing the execution
-backend (worker processes or a Dask cluster). The summary keeps the grid's order. A cell stopped by
+backend (worker processes or a Dask cluster). The summary keeps the grid's order, marks this run's
+rows with the run's start time and the cell's key, and is appended to the sweep folder's summary.csv
+(fedsweep/summary.py). A cell stopped by
 the memory guard, Ctrl-C or SIGTERM, or a lost Dask scheduler, leaves the cells not yet started
 NOT RUN.
 """
@@ -20,7 +22,7 @@ from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fedsweep import summary
-from fedsweep.checkpoint.storage import CheckpointError
+from fedsweep.checkpoint.storage import CheckpointError, LocalStorage
 from fedsweep.execution import describe, parallel_clients
 from fedsweep.execution.dask import SchedulerLost
 from fedsweep.policy import CellFailed
@@ -102,17 +104,26 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
                              description=f"Dask scheduler {where['dask_scheduler']}")
     cells = sweep["cells"]
     parallel = cells[0]["config"]["runner"]["parallel_cells"] if cells else 1
-    rows = run_cells(cells, tracking, parallel)
+    rows = [{"run": sweep["run"], **row, "key": cell["key"]}
+            for cell, row in zip(cells, run_cells(cells, tracking, parallel), strict=True)]
     out = Path(sweep["dir"])
-    files = {"summary.csv": summary.to_csv(rows), "summary.md": summary.to_markdown(rows)}
-    for name, text in files.items():
-        (out / name).write_text(text)
-    print("\n" + summary.to_text(rows) + f"\n\nsummary: {out / 'summary.md'}", flush=True)
+    write_summary(out, rows)
+    print("\n" + summary.to_text(rows) + f"\n\nsummary: {out / 'summary.md'} (every run's rows)", flush=True)
     if tracking:
         statuses = {r["status"] for r in rows}
         status = "FINISHED" if statuses == {"FINISHED"} else "KILLED" if "STOPPED" in statuses else "FAILED"
+        files = {"summary.csv": summary.to_csv(rows), "summary.md": summary.to_markdown(rows)}  # this run's
         track.finish_run(
             tracking["uri"], tracking["parent_run_id"], status, {},
             {name: text.encode() for name, text in files.items()},
         )
     return rows
+
+
+def write_summary(out: Path, rows: list[dict[str, Any]]) -> None:
+    """Append this run's rows to the sweep folder's summary.csv and summary.md (each written atomically)."""
+    previous = out / "summary.csv"
+    every = summary.merge(previous.read_text() if previous.is_file() else "", rows)
+    storage = LocalStorage(out)
+    storage.write("summary.csv", summary.to_csv(every).encode())
+    storage.write("summary.md", summary.to_markdown(every).encode())

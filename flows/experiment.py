@@ -17,7 +17,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture, as_completed
 from tqdm import tqdm
 
-from fedsweep import rounds
+from fedsweep import rounds, summary
 from fedsweep.cell import cell_env
 from fedsweep.checkpoint.cellstate import CellState, final_model, resume
 from fedsweep.execution import parallel_clients, round_measures
@@ -147,8 +147,8 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
 
 @flow(name="cell", log_prints=False)
 def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
-    """Run (or resume) one cell; returns its summary row."""
-    started = time.perf_counter()
+    """Run (or resume) one cell; returns its summary row (from its whole history: time and failures
+    survive resumes), or says it is already finished and skips it."""
     cfg, cell_dir, name = cell["config"], cell["dir"], cell["name"]
     env = cell_env(cell_dir)
     settings, uri = env.runtime.settings, tracking.get("uri")
@@ -159,13 +159,17 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             uri, tracking["experiment_id"], tracking["parent_run_id"], name, cell["key"], cell["params"]
         )
     state = resume(env)
+    first = state.round
     committer = RoundCommitter(cell_dir=cell_dir, uri=uri, run_id=run_id, logged=logged, settings=settings.checkpoint)
     guard = guard_from_config(settings.runner.memory.model_dump())
     committer.log_missing(state.history)
-    if state.history and state.round < rounds_total:
+    if first >= rounds_total:
+        log.info("cell %s is already finished (%d rounds): skipped", name, first)
+    elif state.history:
         log.info("resuming cell %s after round %d of %d (%.1f s after start)", name, state.round, rounds_total,
                  since_start())
-    bar = tqdm(total=rounds_total, initial=state.round, desc=name, unit="round", disable=not settings.runner.progress)
+    bar = tqdm(total=rounds_total, initial=state.round, desc=name, unit="round",
+               disable=not settings.runner.progress or first >= rounds_total)
     try:
         for rnd in range(state.round + 1, rounds_total + 1):
             if stop_requested():  # Ctrl-C or SIGTERM (flows/interrupt.py): commit, then stop
@@ -179,10 +183,9 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
                 log.warning("%s round %d: %s", name, rnd, memory.message)
             parallel = guard.allowed_parallel(parallel_clients(settings.runner.max_parallel_clients), memory)
             state = play_round(cell_dir, state, rnd, parallel)
-            row = state.history[-1]
-            row.update(checkpoint_wait_seconds=committer.drain(), rss_mb=rss_mb())
+            state.history[-1].update(checkpoint_wait_seconds=committer.drain(), rss_mb=rss_mb())
             committer.submit(state)
-            bar.set_postfix(acc=f"{row['accuracy']:.3f}", failed=int(row["clients_failed"]))
+            bar.set_postfix(summary.postfix(state.history))
             bar.update(1)
         committer.finish()
     except (MemoryLimitReached, StopRequested) as stop:
@@ -190,7 +193,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         log.log(logging.WARNING if isinstance(stop, MemoryLimitReached) else logging.INFO, "%s: %s", name, stop)
         if run_id:
             track.finish_run(uri, run_id, "KILLED", {}, {})
-        return {"cell": name, "status": "STOPPED", "rounds": state.round, "message": str(stop)}
+        return summary.cell_row(name, "STOPPED", state.history, rounds_run=state.round - first, message=str(stop))
     except BaseException:
         if run_id:
             track.finish_run(uri, run_id, "FAILED", {}, {})
@@ -201,13 +204,8 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     if run_id and run_status != "FINISHED":
         files = {"config.yaml": yaml.safe_dump(cfg, sort_keys=False).encode(), "model/final.safetensors": weights}
         track.finish_run(uri, run_id, "FINISHED", {"final_weights_sha256": sha}, files)
-    accuracies = [h["accuracy"] for h in state.history]
-    return {
-        "cell": name, "status": "FINISHED", "final_accuracy": accuracies[-1] if accuracies else float("nan"),
-        "best_accuracy": max(accuracies, default=float("nan")), "rounds": state.round,
-        "wall_s": time.perf_counter() - started,
-        "clients_failed": int(sum(h["clients_failed"] for h in state.history)), "final_weights_sha256": sha,
-    }
+    return summary.cell_row(name, "FINISHED", state.history, rounds_run=state.round - first,
+                            final_weights_sha256=sha)
 
 
 def since_start() -> float:

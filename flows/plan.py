@@ -9,6 +9,9 @@ mistyped command costs a one-line error and nothing else. Rules:
 - Checks go from cheap to costly: composition and the top-level schema need no torch; plug-in
   checks import their modules; the file-system checks come last and only read metadata.
 - An error found in one grid cell names the cell's overrides when the bad key is one the grid sets.
+- A command-line key inside a group the grid varies (`strategy.mu=0.1` beside `grid.strategy`) is
+  set in the cells whose option has it; one that reaches no cell, and the forms that cannot work
+  (`+strategy.mu=…`, `grid.strategy.fedprox.mu=…`), are one error naming the rule and the options.
 - The plan for a command line is computed once per process: `flows/sweep.py` plans every job before
   handing over to Hydra, and the job then finds its plan here instead of composing it again.
 """
@@ -34,7 +37,8 @@ from fedsweep.config.environment import (
     check_tracking,
 )
 from fedsweep.config.schema import TrackingSettings
-from fedsweep.grid import CellPlan, GridError, cell_key, cell_name, expand_grid, flatten, override_key
+from fedsweep.grid import CellPlan, GridError, cell_key, cell_name, expand_grid, flatten, override_key, reaches
+from flows.overrides import check_reached, for_hydra, read_command_line
 
 # What a grid may not vary: these describe the sweep as a whole, not one of its cells.
 SWEEP_KEYS = ("sweep_name", "output_dir", "resume", "grid", "tracking")
@@ -52,6 +56,9 @@ class SweepPlan:
     tracking: TrackingSettings
     resume: bool
     params: dict[str, Any] = field(default_factory=dict)
+    # Per cell: its grid point's overrides, then the command line's grid-scoped ones it has the key of.
+    overrides: list[tuple[str, ...]] = field(default_factory=list)
+    scoped: tuple[str, ...] = ()  # the command line's grid-scoped overrides (`strategy.mu=0.1`)
 
 
 _PLANS: dict[tuple[str, tuple[str, ...]], SweepPlan] = {}
@@ -71,17 +78,16 @@ def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
     memo = (config_name, tuple(overrides))
     if memo in _PLANS:
         return _PLANS[memo]
-    base, base_choices = compose_config(config_name, overrides)
+    base, base_choices, common, scoped, varied = read_command_line(config_name, overrides)
     grid = base.get("grid")
-    if not isinstance(grid, Mapping):
-        raise ConfigError(f"grid must be a mapping of key: [values] (got {grid!r})", key="grid")
     try:
-        points = expand_grid(grid, overrides)
+        points = expand_grid(grid, common)
         _check_axes(points)
     except GridError as err:
         raise ConfigError(str(err), key="grid") from None
-    planned = [_plan_cell(config_name, overrides, point, base, base_choices) for point in points]
-    cells, settings = [cell for cell, _ in planned], [s for _, s in planned]
+    planned = [_plan_cell(config_name, common, scoped, point, base, base_choices) for point in points]
+    cells, settings = [cell for cell, _, _ in planned], [s for _, s, _ in planned]
+    check_reached(scoped, [applied for _, _, applied in planned], varied)
     _check_unique(cells)
     sweep = settings[0]  # a grid cannot vary SWEEP_KEYS: every cell has the sweep's own
     sweep_name = sweep.knobs.sweep_name
@@ -104,25 +110,31 @@ def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
         tracking=sweep.tracking,
         resume=sweep.knobs.resume,
         params={"grid": str(grid), "overrides": " ".join(overrides)},
+        overrides=[(*point.overrides, *applied) for point, (_, _, applied) in zip(points, planned, strict=True)],
+        scoped=tuple(scoped),
     )
-    _PLANS[memo] = plan
+    _PLANS[memo] = _PLANS[(config_name, tuple(for_hydra(overrides, plan.scoped)))] = plan
     return plan
 
 
 def _plan_cell(
     config_name: str,
-    overrides: list[str],
+    common: list[str],
+    scoped: list[str],
     point: CellPlan,
     base: dict[str, Any],
     base_choices: dict[str, str],
-) -> tuple[dict[str, Any], CellSettings]:
+) -> tuple[dict[str, Any], CellSettings, tuple[str, ...]]:
     """One cell (composed unless it is the base config: no grid), checked cheaply, named and keyed;
-    with its validated settings."""
+    with its validated settings and the grid-scoped overrides it has the keys of."""
     try:
         if point.overrides:
-            config, choices = compose_config(config_name, [*overrides, *point.overrides])
+            config, choices = compose_config(config_name, [*common, *point.overrides])
         else:
             config, choices = copy.deepcopy(base), dict(base_choices)
+        applied = tuple(o for o in scoped if reaches(config, override_key(o)))
+        if applied:
+            config, choices = compose_config(config_name, [*common, *point.overrides, *applied])
         settings = validate(config, groups=choices, plugins=False)
     except ConfigError as err:
         raise _in_cell(err, point) from None
@@ -151,7 +163,7 @@ def _plan_cell(
         "params": params,
         "choices": choices,
     }
-    return cell, settings
+    return cell, settings, applied
 
 
 def _check_axes(points: list[CellPlan]) -> None:

@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import threading
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -83,6 +84,7 @@ def run_sweep(plan: SweepPlan) -> int:
 
 
 def _run(plan: SweepPlan, server: LocalServer | None) -> int:
+    run = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # names this run's rows in summary.csv
     from flows.untrusted import guard_results  # noqa: PLC0415
     from flows.leftovers import clean_temp_files, crash_stale_flow_runs, run_tags  # noqa: PLC0415
 
@@ -117,7 +119,7 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
     # the sweep; they are found by the tags every flow run of ours carries (flows/leftovers.py).
     stale = threading.Thread(target=crash_stale_flow_runs, name="fedsweep-crash-stale", args=(plan.dir,))
     stale.start()
-    sweep = {"name": plan.name, "dir": str(plan.dir), "cells": plan.cells}
+    sweep = {"name": plan.name, "dir": str(plan.dir), "cells": plan.cells, "run": run}
     with temporary_settings(updates=settings), tags(*run_tags(plan.dir)):
         try:
             rows = run_interruptible(

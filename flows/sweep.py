@@ -3,6 +3,7 @@
     python flows/sweep.py +experiment=quickstart
     python flows/sweep.py +experiment=quickstart rounds=3 strategy=fedavg
     python flows/sweep.py -m strategy=fedavg,fedprox num_clients=10,100
+    python flows/sweep.py +experiment=quickstart --dry-run    # the cells, which are finished; exit 0
 
 One Prefect flow run per sweep, one child flow run per cell; one MLflow parent run per sweep and a
 child run per cell. Re-running the same command resumes; `resume=false` starts over.
@@ -17,6 +18,12 @@ kind). Hydra's own error printing (several lines, then exit 1) is
 thus never reached for a user's mistake, without patching Hydra: checking first is simpler and
 also covers multirun, where Hydra would only find a bad job after running the good ones.
 
+Before anything slow (the Prefect server, MLflow) one line says how many cells start and how many
+are finished (flows/preview.py). `--dry-run`, anywhere on the command line, is taken out before
+Hydra parses it: the command is planned and checked as usual, its cells are listed with what would
+happen to each, and it exits with 0 having written nothing. A key that exists in some grid cells only
+(`strategy.mu=0.1` in a FedAvg-vs-FedProx grid, flows/overrides.py) reaches Hydra as `++strategy.mu=0.1`.
+
 Ctrl-C and SIGTERM stop the sweep after the running round and exit with 130 / 143
 (flows/interrupt.py); the same command then resumes.
 """
@@ -25,13 +32,17 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-import hydra
-from omegaconf import DictConfig
-
 from flows.interrupt import exit_status, finish, install
+
+if __name__ == "__main__":
+    install()  # first: Ctrl-C during the slow imports below is one line and exit 130, not a traceback
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 CONFIG_NAME = "config"
+DRY_RUN = "--dry-run"
 USAGE_ERROR = 2  # argparse's exit status for a bad command line; ours for every user mistake
 
 
@@ -39,11 +50,13 @@ USAGE_ERROR = 2  # argparse's exit status for a bad command line; ours for every
 def main(cfg: DictConfig) -> None:
     from fedsweep.config import ConfigError  # noqa: PLC0415 - keep `--help` and bad input fast
     from flows.plan import plan_sweep  # noqa: PLC0415
+    from flows.preview import announce  # noqa: PLC0415
 
     try:
         plan = plan_sweep(cfg)
     except ConfigError as err:  # only reachable when cli() was bypassed (e.g. --config-dir)
         fail(err)
+    announce(plan)  # the first job's line was printed by cli(), before the Prefect server started
     from flows.leftovers import SweepLocked  # noqa: PLC0415
     from flows.runner import run_sweep  # noqa: PLC0415 - imports Prefect: only once input is valid
 
@@ -132,10 +145,22 @@ def cli(argv: list[str] | None = None) -> None:
     from fedsweep.config import ConfigError  # noqa: PLC0415
 
     install()  # Ctrl-C and SIGTERM: one line and a clean exit from now on (flows/interrupt.py)
+    args = sys.argv[1:] if argv is None else argv
+    dry_run = DRY_RUN in args
+    args = [a for a in args if a != DRY_RUN]
     try:
-        plans = check_command(sys.argv[1:] if argv is None else argv)
+        plans = check_command(args)
     except ConfigError as err:
         fail(err)
+    from flows.overrides import for_hydra  # noqa: PLC0415
+    from flows.preview import announce, dry_run_text  # noqa: PLC0415
+
+    if dry_run:
+        if not plans:
+            fail(f"{DRY_RUN} lists the cells of a sweep; it does not go with Hydra's --help, --cfg, --info or --config-dir")
+        print(dry_run_text(plans), flush=True)
+        return
+    sys.argv = [sys.argv[0], *for_hydra(args, tuple(o for p in plans for o in p.scoped))]
     if plans:
         from flows.server import check_database, private_server  # noqa: PLC0415
 
@@ -143,6 +168,7 @@ def cli(argv: list[str] | None = None) -> None:
             check_database()  # a PostgreSQL server for Prefect that does not answer: one line, exit 2
         except ConfigError as err:
             fail(err)
+        announce(plans[0])
         dask = [p.cells[0]["config"]["runner"] for p in plans if p.cells]
         if any(runner["pool"] == "dask" for runner in dask):
             connect_dask(next(r["dask"] for r in dask if r["pool"] == "dask"))

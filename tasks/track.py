@@ -16,8 +16,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-SWEEP_KEY, CELL_KEY = "fedsweep.sweep_key", "fedsweep.cell_key"
-SUPERSEDED_BY = "fedsweep.superseded_by"
+from tasks.tags import CELL_KEY, SUPERSEDED_BY, SWEEP_KEY
 
 
 @lru_cache(maxsize=4)

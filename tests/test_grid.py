@@ -139,3 +139,21 @@ def test_amp_and_device_at_their_defaults_keep_every_existing_key(
 
 def test_flatten_uses_dotted_paths() -> None:
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": {}, "f": 3}) == {"a.b": 1, "a.c.d": 2, "e": {}, "f": 3}
+
+
+def test_nested_keys_are_read_after_the_grid_and_grid_scoped_when_their_group_varies() -> None:
+    # Prepare
+    from fedsweep.grid import deferred, reaches, scoped_overrides, varied_groups
+
+    points = expand_grid({"strategy": ["fedavg", "fedprox"], "num_clients": [10, 50]}, [])
+    line = ["strategy.mu=0.1", "+strategy.mu=0.1", "runner.pool=thread", "rounds=3", "grid.strategy=[fedprox]"]
+    # Execute
+    varied = varied_groups(points, ["strategy", "dataset"])
+    # Assert
+    assert [deferred(o) for o in line] == [True, True, True, False, False]
+    assert deferred("grid.method.fedprox_mu.strategy.mu=1")
+    assert varied == {"strategy": ["fedavg", "fedprox"]}
+    assert scoped_overrides(line, varied) == ["strategy.mu=0.1", "+strategy.mu=0.1"]
+    config = {"strategy": {"mu": 1.0}, "faults": {"faults": [{"p": 0.2}]}}
+    assert reaches(config, "strategy.mu") and reaches(config, "faults.faults.0.p")
+    assert not reaches(config, "strategy.nu") and not reaches(config, "faults.faults.1.p")

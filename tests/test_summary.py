@@ -1,14 +1,23 @@
-"""The summary table (fedsweep/summary.py)."""
+"""The summary table (fedsweep/summary.py): rows from a cell's checkpointed history, appended per run."""
 
 import csv
 import io
+import math
 
 from fedsweep import summary
 
 ROWS = [
-    {"cell": "fedavg-c10-r2-s0", "status": "FINISHED", "final_accuracy": 0.5, "best_accuracy": 0.625,
-     "rounds": 2, "wall_s": 1.25, "clients_failed": 0},
-    {"cell": "fedprox-c10-r2-s0", "status": "FAILED"},
+    {"run": "2026-01-01T00:00:00Z", "cell": "fedavg-c10-r2-s0", "status": "FINISHED", "final_accuracy": 0.5,
+     "best_accuracy": 0.625, "rounds": 2, "rounds_run": 2, "wall_s": 1.25, "clients_failed": 0, "retries": 1,
+     "clients_unavailable": 0, "key": "abc"},
+    {"run": "2026-01-01T00:00:00Z", "cell": "fedprox-c10-r2-s0", "status": "FAILED", "key": "def"},
+]
+# Two rounds as a killed run and its resume recorded them: each round timed by the run that played it.
+HISTORY = [
+    {"round": 1, "accuracy": 0.4, "round_seconds": 2.0, "checkpoint_wait_seconds": 0.5, "clients_failed": 1,
+     "retries": 2, "clients_unavailable": 0},
+    {"round": 2, "accuracy": 0.3, "round_seconds": 3.0, "checkpoint_wait_seconds": 0.0, "clients_failed": 0,
+     "retries": 0, "clients_unavailable": 1},
 ]
 
 
@@ -17,17 +26,47 @@ def test_csv_has_a_header_and_one_row_per_cell() -> None:
     table = list(csv.reader(io.StringIO(summary.to_csv(ROWS))))
     # Assert
     assert table[0] == list(summary.COLUMNS)
-    assert table[1] == ["fedavg-c10-r2-s0", "FINISHED", "0.5000", "0.6250", "2", "1.2500", "0"]
-    assert table[2][:2] == ["fedprox-c10-r2-s0", "FAILED"] and table[2][2:] == [""] * 5
+    assert table[1] == ["2026-01-01T00:00:00Z", "fedavg-c10-r2-s0", "FINISHED", "0.5000", "0.6250", "2", "2",
+                        "1.2500", "0", "1", "0", "abc"]
+    assert table[2][1:3] == ["fedprox-c10-r2-s0", "FAILED"] and table[2][3:-1] == [""] * 8 and table[2][-1] == "def"
+
+
+def test_a_row_holds_the_whole_history_time_and_failures() -> None:
+    # Execute: the resumed run played round 2 only
+    row = summary.cell_row("c", "FINISHED", HISTORY, rounds_run=1, final_weights_sha256="x")
+    # Assert: the time of both rounds, not only the resumed one's
+    assert row["wall_s"] == 5.5 and row["rounds"] == 2 and row["rounds_run"] == 1
+    assert (row["final_accuracy"], row["best_accuracy"]) == (0.3, 0.4)
+    assert (row["clients_failed"], row["retries"], row["clients_unavailable"]) == (1, 2, 1)
+    assert row["final_weights_sha256"] == "x"
+    assert math.isnan(summary.cell_row("c", "STOPPED", [], rounds_run=0)["final_accuracy"])
+
+
+def test_the_bar_shows_what_happened_and_only_that() -> None:
+    assert summary.postfix(HISTORY) == {"acc": "0.300", "failed": "1", "retried": "2", "unavailable": "1"}
+    assert summary.postfix(HISTORY[1:2]) == {"acc": "0.300", "unavailable": "1"}
+
+
+def test_merge_keeps_earlier_rows_even_with_older_columns() -> None:
+    # Prepare: a summary.csv written before the run, key and failure columns existed
+    old = "cell,status,final_accuracy,best_accuracy,rounds,wall_s,clients_failed\nold-cell,FINISHED,0.1,0.2,3,9.0,0\n"
+    # Execute
+    every = summary.merge(summary.to_csv(ROWS[:1]), ROWS[1:])
+    kept = list(csv.DictReader(io.StringIO(summary.to_csv(summary.merge(old, ROWS)))))
+    # Assert
+    assert [r["cell"] for r in every] == ["fedavg-c10-r2-s0", "fedprox-c10-r2-s0"]
+    assert [r["cell"] for r in kept] == ["old-cell", "fedavg-c10-r2-s0", "fedprox-c10-r2-s0"]
+    assert kept[0]["wall_s"] == "9.0" and kept[0]["run"] == "" and kept[1]["run"] == "2026-01-01T00:00:00Z"
 
 
 def test_markdown_is_a_table() -> None:
     lines = summary.to_markdown(ROWS).splitlines()
-    assert lines[0].startswith("| cell | status |") and lines[1].startswith("|---|")
+    assert lines[0].startswith("| run | cell | status |") and lines[1].startswith("|---|")
     assert len(lines) == 4
 
 
-def test_text_columns_are_aligned() -> None:
+def test_text_columns_are_aligned_without_run_and_key() -> None:
     lines = summary.to_text(ROWS).splitlines()
+    assert lines[0].split()[:2] == ["cell", "status"] and "key" not in lines[0].split()
     assert len({line.index("status") if "status" in line else line.index("FINISHED" if "avg" in line else "FAILED")
                 for line in lines}) == 1

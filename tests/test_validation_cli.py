@@ -59,6 +59,15 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["runner.pool=dask", "runner.dask.cluster={{_target_:distributed.LocalCluster,host:203.0.113.1,n_workers:1}}"],
         ["runner.dask.cluster", "could not start", "Cannot assign requested address"],
     ),
+    "grid-key-in-no-cell": (
+        ["+experiment=quickstart", "grid.strategy=[fedavg,fedavgm]", "strategy.mu=0.1"],
+        ["strategy.mu=0.1: reaches no cell", "the grid's strategy options: fedavg, fedavgm"],
+    ),
+    "grid-key-added": (["+experiment=quickstart", "+strategy.mu=0.1"],
+                       ["+strategy.mu=0.1", "write strategy.mu=0.1", "the grid's strategy options: fedavg, fedprox"]),
+    "grid-key-inside-grid": (["+experiment=quickstart", "grid.strategy.fedprox.mu=0.1"],
+                             ["grid.strategy.fedprox.mu=0.1", "write strategy.mu=0.1",
+                              "the grid's strategy options: fedavg, fedprox"]),
     "dask-memory-state": (
         ["runner.pool=dask", "checkpoint.location=memory://x"],
         ["checkpoint.location=memory://x", "Dask workers cannot reach it"],
@@ -158,4 +167,24 @@ def test_unusable_prefect_database_is_one_error_line(tmp_path: Path, url: str, e
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: PREFECT_SERVER_DATABASE_CONNECTION_URL=") and expected in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "secret" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_lists_the_cells_and_writes_nothing_without_prefect_or_mlflow(tmp_path: Path) -> None:
+    # Prepare: the quickstart, with FedProx's mu set for the FedProx cells (in a fresh folder)
+    env = {**os.environ, "CI": "true"}
+    args = ["-X", "importtime", str(SWEEP), "+experiment=quickstart", "strategy.mu=0.1", "--dry-run"]
+    # Execute
+    proc = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          check=False, timeout=120)
+    # Assert: the 4 cells, all new, the override where it applies; nothing written, nothing slow imported
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert lines[0] == "dry run (nothing is run or written): 4 cells of quickstart in outputs/quickstart"
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["fedavg-c10-r5-s0", "new"], ["fedavg-c50-r5-s0", "new"], ["fedprox-c10-r5-s0", "new"], ["fedprox-c50-r5-s0", "new"],
+    ]
+    assert lines[3].endswith("strategy=fedprox num_clients=10 strategy.mu=0.1") and "mu" not in lines[1]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    assert "torch" in imported and not imported & {"prefect", "mlflow", "distributed"}
     assert list(tmp_path.iterdir()) == []

@@ -43,6 +43,18 @@ REFUSED: list[tuple[list[str], list[str]]] = [
     (["-m", "strategy=fedavg,nope"], ["unknown option strategy=nope"]),
     (["-m", "rounds=3", "lr=0.1,-1"], ["lr must be > 0 (got -1)"]),
     (["--nope"], ["unrecognized arguments: --nope"]),
+    # A key of some grid options only: one rule, stated whatever the attempt (flows/overrides.py)
+    (
+        ["+experiment=quickstart", "grid.strategy=[fedavg,fedavgm]", "strategy.mu=0.1"],
+        ["strategy.mu=0.1: reaches no cell: no strategy of the grid has mu",
+         "strategy.KEY=VALUE sets KEY in the cells whose strategy has it", "options: fedavg, fedavgm)"],
+    ),
+    (["+experiment=quickstart", "+strategy.mu=0.1"], ["write strategy.mu=0.1 (without +)", "options: fedavg, fedprox)"]),
+    (
+        ["+experiment=quickstart", "grid.strategy.fedprox.mu=0.1"],
+        ["grid.strategy is a list of options", "write strategy.mu=0.1;", "options: fedavg, fedprox)"],
+    ),
+    (["+experiment=quickstart", "grid.num_clients.a.b=1"], ["grid.num_clients is a list of values"]),
 ]
 
 
@@ -99,6 +111,26 @@ def test_runner_dask_preset_plans_the_same_cells_on_dask(in_empty_folder: Path) 
     same = {k: v for k, v in runner.items() if k not in ("pool", "parallel_cells")}
     assert same == {k: v for k, v in local.cells[0]["config"]["runner"].items() if k not in ("pool", "parallel_cells")}
     assert [c["key"] for c in dask.cells] == [c["key"] for c in local.cells]
+    assert list(in_empty_folder.iterdir()) == []
+
+
+def test_a_key_of_some_grid_options_reaches_their_cells_only(in_empty_folder: Path) -> None:
+    # Prepare
+    from flows.overrides import for_hydra  # noqa: PLC0415
+
+    overrides = ["+experiment=quickstart", "rounds=2", "strategy.mu=0.1"]
+    # Execute
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        plan = plan_overrides("config", overrides)
+        as_hydra_runs_it = plan_overrides("config", for_hydra(overrides, plan.scoped))
+    # Assert: FedProx cells get mu (a new key: new cells), FedAvg cells are the unchanged ones
+    strategies = {c["name"]: c["config"]["strategy"] for c in plan.cells}
+    assert strategies["fedprox-c10-r2-s0"]["mu"] == strategies["fedprox-c50-r2-s0"]["mu"] == 0.1
+    assert "mu" not in strategies["fedavg-c10-r2-s0"]
+    assert plan.overrides[2] == ("strategy=fedprox", "num_clients=10", "strategy.mu=0.1")
+    assert plan.overrides[0] == ("strategy=fedavg", "num_clients=10")
+    assert for_hydra(overrides, plan.scoped)[-1] == "++strategy.mu=0.1"
+    assert as_hydra_runs_it is plan  # the job Hydra composes with ++ finds this plan
     assert list(in_empty_folder.iterdir()) == []
 
 

@@ -356,3 +356,34 @@ def _counts(field: FieldInfo, value: Any) -> bool:
     if not extra.get("semantic", True):
         return False
     return "baseline" not in extra or value != extra["baseline"]
+
+
+def semantic_params(params: Mapping[str, str]) -> dict[str, str]:
+    """`semantic_view` for flattened keys and string values (a cell's MLflow params: `runner.amp`,
+    `lr_schedule.gamma`): the params that can change the cell's results, less those equal to their
+    baseline. A key the schema does not know counts, as in `semantic_view`."""
+    kept = {}
+    for key, value in params.items():
+        head, _, rest = key.partition(".")
+        if head in Knobs.model_fields:
+            field, path = Knobs.model_fields[head], rest
+        elif head in GROUP_SETTINGS and rest:
+            name, _, path = rest.partition(".")
+            field = GROUP_SETTINGS[head].model_fields.get(name)
+        else:
+            field, path = None, ""
+        if field is None or _counts_as_text(field, path, value):
+            kept[key] = value
+    return kept
+
+
+def _counts_as_text(field: FieldInfo, path: str, value: str) -> bool:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if not extra.get("semantic", True):
+        return False
+    if "baseline" not in extra:
+        return True
+    baseline = extra["baseline"]
+    for part in path.split(".") if path else ():
+        baseline = baseline.get(part) if isinstance(baseline, Mapping) else None
+    return value != str(baseline)  # params are logged as str(value) (tasks/track.py)

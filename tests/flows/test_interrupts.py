@@ -66,28 +66,38 @@ def flow_runs(prefect_home: Path, cwd: Path) -> dict[str, str]:
     return {name: state for name, state, tags in rows if f'"fedsweep-dir:{cwd.resolve()}/outputs/' in tags}
 
 
-@pytest.mark.parametrize(("sig", "after_round", "status"), [(signal.SIGINT, 2, 130), (signal.SIGTERM, 5, 143)])
-def test_a_signal_stops_after_the_round_and_the_rerun_resumes_bitwise(
-    tmp_path, prefect_home, reference, sig, after_round, status
-) -> None:
-    # Prepare
-    proc = start_sweep(tmp_path, prefect_home, *ARGS)
-    wait_for(proc, tmp_path, f"outputs/stop/cells/*/checkpoints/round-{after_round:06d}/MANIFEST.json")
-    # Execute
-    code, seconds, out = stop(proc, sig)
-    # Assert: the stop
+def assert_stopped(code: int, seconds: float, out: str, *, status: int, cwd: Path, prefect_home: Path,
+                   after_round: int) -> int:
+    """The checks of one stop; returns the rounds committed."""
     assert code == status, out[-4000:]
     assert seconds < EXIT_BOUND_S, f"exit took {seconds:.1f} s"
     assert_clean(out)
     assert sum("stopping after the running round" in line for line in out.splitlines()) == 1
-    run, metrics, _ = recorded(tmp_path, "stop")[CELL]
+    run, metrics, _ = recorded(cwd, "stop")[CELL]
     committed = [step for step, _ in metrics["accuracy"]]
     assert run.info.status == "KILLED" and committed == list(range(1, len(committed) + 1))
     assert after_round <= len(committed) < 12
-    assert set(flow_runs(prefect_home, tmp_path).values()) == {"Completed"}
-    # Assert: the re-run resumes from there, bitwise
+    assert set(flow_runs(prefect_home, cwd).values()) == {"Completed"}
+    return len(committed)
+
+
+def test_ctrl_c_then_sigterm_stop_after_the_round_and_the_reruns_resume_bitwise(
+    tmp_path, prefect_home, reference
+) -> None:
+    # Execute: Ctrl-C once round 2 is committed
+    proc = start_sweep(tmp_path, prefect_home, *ARGS)
+    wait_for(proc, tmp_path, "outputs/stop/cells/*/checkpoints/round-000002/MANIFEST.json")
+    code, seconds, out = stop(proc, signal.SIGINT)
+    first = assert_stopped(code, seconds, out, status=130, cwd=tmp_path, prefect_home=prefect_home, after_round=2)
+    # Execute: the re-run resumes; SIGTERM (what SLURM sends) once round 5 is committed
+    proc = start_sweep(tmp_path, prefect_home, *ARGS)
+    wait_for(proc, tmp_path, "outputs/stop/cells/*/checkpoints/round-000005/MANIFEST.json")
+    code, seconds, out = stop(proc, signal.SIGTERM)
+    assert f"resuming cell {CELL} after round {first} of 12" in out
+    second = assert_stopped(code, seconds, out, status=143, cwd=tmp_path, prefect_home=prefect_home, after_round=5)
+    # Assert: the last re-run resumes from there and ends bitwise equal to an uninterrupted run
     again = run_sweep(tmp_path, prefect_home, *ARGS)
-    assert f"resuming cell {CELL} after round {len(committed)} of 12" in again
+    assert f"resuming cell {CELL} after round {second} of 12" in again
     assert "WARNING" not in again and "untrusted" not in again, again[-3000:]
     assert _hashes(tmp_path, "stop") == reference
 

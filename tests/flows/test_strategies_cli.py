@@ -2,6 +2,7 @@
 option), and a stateful server optimiser (FedAdam) killed after round 2 of 4 and re-run ends bitwise
 equal to an uninterrupted run."""
 
+import csv
 import signal
 import time
 from pathlib import Path
@@ -18,10 +19,10 @@ def test_every_strategy_runs_two_rounds_through_the_command(tmp_path, prefect_ho
     out = run_sweep(tmp_path, prefect_home, "+experiment=quickstart", "rounds=2", "num_clients=10",
                     "tracking.enabled=false", f"grid.strategy=[{','.join(OPTIONS)}]")
     # Assert: one finished cell per option, each with two committed rounds
-    summary = (tmp_path / "outputs" / "quickstart" / "summary.csv").read_text().splitlines()
-    rows = {line.split(",")[0]: line.split(",") for line in summary[1:]}
+    with open(tmp_path / "outputs" / "quickstart" / "summary.csv") as summary:
+        rows = {row["cell"]: row for row in csv.DictReader(summary)}
     assert sorted(rows) == sorted(f"{name}-c10-r2-s0" for name in OPTIONS), out[-3000:]
-    assert all(row[1] == "FINISHED" and row[4] == "2" for row in rows.values()), summary
+    assert all(row["status"] == "FINISHED" and row["rounds"] == "2" for row in rows.values()), rows
     for cell in (tmp_path / "outputs" / "quickstart" / "cells").iterdir():
         assert (cell / "checkpoints" / "round-000002" / "MANIFEST.json").exists(), cell.name
 

@@ -1,0 +1,127 @@
+"""What the terminal and the sweep folder say across runs of one sweep name (real command, real
+Prefect): the start-up line, skipped cells, one summary.csv that keeps every run's rows and each
+cell's true training time (a kill -9 and a resume included), failures by what happened, the dry run,
+and a key set on the command line for the grid's FedProx cells only."""
+
+import csv
+import json
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from sweep_cli import run_sweep, start_sweep
+
+from fedsweep.checkpoint.storage import open_storage
+from fedsweep.checkpoint.store import CheckpointStore
+from fedsweep.summary import training_seconds
+
+pytestmark = pytest.mark.slow
+TINY = ("+experiment=quickstart", "num_clients=10", "tracking.enabled=false", "runner.progress=false")
+
+
+def summary_rows(cwd: Path, sweep: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(open(cwd / "outputs" / sweep / "summary.csv")))
+
+
+def files_of(cwd: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in cwd.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory, prefect_home) -> tuple[Path, list[str]]:
+    """The 2-cell sweep at 2 rounds, the same again, then `-m` jobs at 1 and 3 rounds with FedProx's mu set."""
+    cwd = tmp_path_factory.mktemp("terminal")
+    first = run_sweep(cwd, prefect_home, *TINY, "rounds=2")
+    again = run_sweep(cwd, prefect_home, *TINY, "rounds=2")
+    jobs = run_sweep(cwd, prefect_home, "-m", *TINY, "rounds=1,3", "strategy.mu=0.1")
+    return cwd, [first, again, jobs]
+
+
+def test_one_summary_keeps_every_run_and_true_training_times(three_runs) -> None:
+    # Prepare
+    cwd, _ = three_runs
+    # Execute
+    rows = summary_rows(cwd, "quickstart")
+    # Assert: 2 cells x (2 runs + 2 jobs), each run's rows marked with its own run
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    assert len(rows) == 8 and len(runs) == 4
+    assert [[r["cell"] for r in rows if r["run"] == run] for run in runs] == [
+        ["fedavg-c10-r2-s0", "fedprox-c10-r2-s0"]] * 2 + [["fedavg-c10-r1-s0", "fedprox-c10-r1-s0"],
+                                                          ["fedavg-c10-r3-s0", "fedprox-c10-r3-s0"]]
+    first, again = rows[:2], rows[2:4]
+    assert all(r["status"] == "FINISHED" and r["rounds_run"] == r["rounds"] for r in rows if r not in again)
+    assert [r["rounds_run"] for r in again] == ["0", "0"]  # skipped: the time is the one trained, not the skip's
+    assert [r["wall_s"] for r in again] == [r["wall_s"] for r in first] and all(float(r["wall_s"]) > 0 for r in first)
+    for cell in (cwd / "outputs" / "quickstart" / "cells").iterdir():  # the time is the history's, cell by cell
+        name = json.loads((cell / "cell.json").read_text())["name"]
+        history = CheckpointStore(storage=open_storage(str(cell / "checkpoints"))).load_latest().meta["history"]
+        times = [float(r["wall_s"]) for r in rows if r["cell"] == name and cell.name.endswith(r["key"][:8])]
+        assert times and all(t == pytest.approx(training_seconds(history), abs=1e-4) for t in times)
+
+
+def test_the_start_up_line_comes_first_and_skipped_cells_say_so(three_runs) -> None:
+    _, (first, again, jobs) = three_runs
+    assert first.splitlines()[0] == "starting 2 cells of quickstart in outputs/quickstart: 2 new"
+    assert again.splitlines()[0] == "starting 2 cells of quickstart in outputs/quickstart: 2 finished (skipped)"
+    for name in ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0"):
+        assert f"cell {name} is already finished (2 rounds): skipped" in again
+    assert "already finished" not in first
+    assert jobs.count("starting 2 cells of quickstart in outputs/quickstart: 2 new") == 2
+
+
+def test_a_command_line_key_reaches_the_fedprox_cells_of_the_grid_only(three_runs) -> None:
+    # Prepare
+    cwd, _ = three_runs
+    # Execute
+    configs = [json.loads((c / "cell.json").read_text()) for c in (cwd / "outputs" / "quickstart" / "cells").iterdir()]
+    mu = {c["name"]: c["config"]["strategy"].get("mu") for c in configs}
+    # Assert: the -m jobs' FedProx cells have mu=0.1, their FedAvg cells no mu, the first run's FedProx the default
+    assert mu == {"fedavg-c10-r2-s0": None, "fedprox-c10-r2-s0": 1.0, "fedavg-c10-r1-s0": None,
+                  "fedprox-c10-r1-s0": 0.1, "fedavg-c10-r3-s0": None, "fedprox-c10-r3-s0": 0.1}
+
+
+def test_the_dry_run_says_which_cells_are_finished_and_writes_nothing(three_runs) -> None:
+    # Prepare
+    from sweep_cli import SWEEP, sweep_env  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    cwd, _ = three_runs
+    before = files_of(cwd)
+    # Execute
+    proc = subprocess.run([sys.executable, str(SWEEP), *TINY, "rounds=2", "grid.strategy=[fedavg,fedprox,fedadam]",
+                           "--dry-run"], cwd=cwd, env=sweep_env(cwd / "none"), capture_output=True, text=True,
+                          timeout=120, check=False)
+    # Assert
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [line.split()[:2] for line in proc.stdout.splitlines()[1:]] == [
+        ["fedavg-c10-r2-s0", "finished"], ["fedprox-c10-r2-s0", "finished"], ["fedadam-c10-r2-s0", "new"]]
+    assert files_of(cwd) == before
+
+
+def test_a_killed_and_resumed_cell_keeps_its_training_time_and_says_what_failed(tmp_path, prefect_home) -> None:
+    # Prepare: the failures preset (node 0 down in round 3, transient failures retried), killed -9 after round 2
+    args = ("+experiment=failures", "tracking.enabled=false")
+    proc = start_sweep(tmp_path, prefect_home, *args)
+    manifests = lambda: list(tmp_path.glob("outputs/failures/cells/*/checkpoints/round-*/MANIFEST.json"))  # noqa: E731
+    deadline = time.monotonic() + 300
+    while len(manifests()) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the kill"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # Execute
+    out = run_sweep(tmp_path, prefect_home, *args)
+    # Assert: one row (the killed run wrote none), timed over all 5 rounds, not only the resumed ones
+    (row,) = summary_rows(tmp_path, "failures")
+    done = int(re.search(r"resuming cell fedavg-c4-r5-s0 after round (\d) of 5", out).group(1))
+    (cell,) = (tmp_path / "outputs" / "failures" / "cells").iterdir()
+    history = CheckpointStore(storage=open_storage(str(cell / "checkpoints"))).load_latest().meta["history"]
+    assert row["rounds"] == "5" and row["rounds_run"] == str(5 - done)
+    assert float(row["wall_s"]) == pytest.approx(training_seconds(history), abs=1e-4)
+    assert float(row["wall_s"]) > training_seconds(history[done:]) + 0.5 * training_seconds(history[:done])
+    # ... and what happened: node 0's outage and the retries, in the summary and the bar
+    assert row["clients_unavailable"] == "1" and int(row["retries"]) > 0 and row["clients_failed"] == "0"
+    assert re.search(r"acc=[0-9.]+, retried=\d+, unavailable=1\]", out), out[-3000:]
