@@ -5,7 +5,9 @@ the process that started it. This one is the same uvicorn app, started early (so
 start-up overlap data preparation), logging to a file in the sweep folder, and tied to our life: the
 kernel terminates it when we die, however we die (PR_SET_PDEATHSIG). It runs in a session of its own,
 so the terminal's Ctrl-C (sent to the whole foreground process group) does not reach it: the sweep
-stops it itself, last, once everything has been sent to it (flows/interrupt.py).
+stops it itself, last, once everything has been sent to it (flows/interrupt.py). Its database is
+Prefect's: sqlite in PREFECT_HOME, or the PostgreSQL server that Prefect's own
+PREFECT_SERVER_DATABASE_CONNECTION_URL names (checked before anything starts: `check_database`).
 """
 
 import atexit
@@ -50,6 +52,22 @@ def _free_port() -> int:
 
 
 _private: "LocalServer | None" = None
+# Prefect's own settings for its server's database, in Prefect's order of precedence; the private
+# server inherits them (README: "Prefect on PostgreSQL").
+DATABASE_VARIABLES = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
+
+
+def check_database() -> None:
+    """ConfigError unless the database the private server would be told to use can be used (nothing
+    to check when PREFECT_API_URL names a server of the user's own, or no database is named)."""
+    from fedsweep.config.environment import check_prefect_database  # noqa: PLC0415
+
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    for name in DATABASE_VARIABLES:
+        if os.environ.get(name):
+            check_prefect_database(os.environ[name], key=name)
+            return
 
 
 def private_server(log_dir: Path) -> "LocalServer | None":

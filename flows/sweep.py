@@ -162,14 +162,18 @@ def cli(argv: list[str] | None = None) -> None:
         return
     sys.argv = [sys.argv[0], *for_hydra(args, tuple(o for p in plans for o in p.scoped))]
     if plans:
+        from flows.server import check_database, private_server  # noqa: PLC0415
+
+        try:
+            check_database()  # a PostgreSQL server for Prefect that does not answer: one line, exit 2
+        except ConfigError as err:
+            fail(err)
         announce(plans[0])
         dask = [p.cells[0]["config"]["runner"] for p in plans if p.cells]
         if any(runner["pool"] == "dask" for runner in dask):
             connect_dask(next(r["dask"] for r in dask if r["pool"] == "dask"))
         # The input is valid: start the private Prefect server now, so that its ~6 s of start-up
         # run beside Hydra's set-up and the imports (its log goes to the first job's folder).
-        from flows.server import private_server  # noqa: PLC0415
-
         private_server(plans[0].dir)
     try:
         main()

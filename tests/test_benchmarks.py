@@ -135,3 +135,23 @@ def test_reads_curves_from_a_real_mlflow_db(tmp_path: Path, capsys: pytest.Captu
     assert re.search(r"fedprox-c100-r100-s0-mu1 .* FAIL", out)
     assert memory_curve.main([str(db), "--experiment", "scale100", "--max-growth-mb", "25"]) == 0
     assert memory_curve.main([str(tmp_path / "missing.db")]) == 2
+
+
+@pytest.mark.slow
+def test_parallel_cells_smoke(tmp_path: Path) -> None:
+    # Execute: two cells of the quickstart, one round, one then two at a time (whole sweeps)
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "parallel_cells.py"), "--experiment", "quickstart", "--grid=", "--rounds", "1",
+         "--set", "num_clients=10", "--parallel", "1,2", "--out", str(tmp_path / "cells.json")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )
+    # Assert: both runs timed and read back from Prefect, the speed-up, the same weights in both
+    assert done.returncode == 0, done.stderr[-3000:]
+    for parallel in (1, 2):
+        assert re.search(rf"sqlite +parallel_cells={parallel} +wall +\d+\.\d s +503s +\d+ +lag median/max "
+                         rf"\d+\.\d\d / \d+\.\d\d s", done.stdout), done.stdout
+    assert re.search(r"sqlite/2: wall \d+\.\d s, \d+\.\d\dx as fast as parallel_cells=1", done.stdout)
+    result = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert result["same_hashes"] is True and result["cells"] == 2
+    runs = json.loads((tmp_path / "cells.json").read_text())["runs"]
+    assert [r["parallel"] for r in runs] == [1, 2] and all(r["task_runs"] > 20 for r in runs)

@@ -155,6 +155,21 @@ def test_dask_missing_is_one_error_line(tmp_path: Path) -> None:
     assert list(cwd.iterdir()) == []
 
 
+@pytest.mark.parametrize(("url", "expected"), [
+    ("mysql://u:secret@127.0.0.1/prefect", "takes a postgresql+asyncpg://"),
+    ("postgresql+asyncpg://u:secret@127.0.0.1:1/prefect", "postgresql+asyncpg://127.0.0.1:1/prefect: no PostgreSQL "
+                                                          "server answers there"),
+])
+def test_unusable_prefect_database_is_one_error_line(tmp_path: Path, url: str, expected: str) -> None:
+    # Execute: the private Prefect server would be told to use this database
+    proc = run_cli(["rounds=1"], tmp_path, PREFECT_SERVER_DATABASE_CONNECTION_URL=url, PREFECT_API_URL="")
+    # Assert: named, the password left out, nothing written
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: PREFECT_SERVER_DATABASE_CONNECTION_URL=") and expected in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "secret" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_dry_run_lists_the_cells_and_writes_nothing_without_prefect_or_mlflow(tmp_path: Path) -> None:
     # Prepare: the quickstart, with FedProx's mu set for the FedProx cells (in a fresh folder)
     env = {**os.environ, "CI": "true"}

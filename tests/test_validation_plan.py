@@ -99,6 +99,21 @@ def test_valid_command_plans_every_cell_and_writes_nothing(in_empty_folder: Path
     assert list(in_empty_folder.iterdir()) == []
 
 
+def test_runner_dask_preset_plans_the_same_cells_on_dask(in_empty_folder: Path) -> None:
+    # Execute: no cluster is reached while planning (flows/sweep.py cli() connects afterwards)
+    local, = check_command(["+experiment=quickstart", "rounds=2"])
+    dask, = check_command(["+experiment=quickstart", "rounds=2", "runner=dask"])
+    # Assert: the local runner's settings with pool=dask and two cells at once; the cells' keys
+    # (and so their folders, results and resume) do not depend on the backend
+    runner = dask.cells[0]["config"]["runner"]
+    assert runner["pool"] == "dask" and runner["parallel_cells"] == 2
+    assert runner["dask"] == {"address": None, "cluster": None, "n_workers": 0, "connect_timeout_s": 10}
+    same = {k: v for k, v in runner.items() if k not in ("pool", "parallel_cells")}
+    assert same == {k: v for k, v in local.cells[0]["config"]["runner"].items() if k not in ("pool", "parallel_cells")}
+    assert [c["key"] for c in dask.cells] == [c["key"] for c in local.cells]
+    assert list(in_empty_folder.iterdir()) == []
+
+
 def test_a_key_of_some_grid_options_reaches_their_cells_only(in_empty_folder: Path) -> None:
     # Prepare
     from flows.overrides import for_hydra  # noqa: PLC0415

@@ -9,7 +9,8 @@ or find its data stops with one line instead of failing in its first task. Rules
 - **Nothing is loaded.** Dataset files are checked by name and existence only, never read.
 - **URLs are not contacted.** `s3://…` only needs fsspec to know the protocol and its package to be
   importable; credentials and buckets are the storage layer's business. The one exception is a
-  Dask scheduler's address: one TCP connect, bounded by a few seconds, says whether anything answers.
+  Dask scheduler's address and a PostgreSQL server for Prefect: one TCP connect each, bounded by a
+  few seconds, says whether anything answers.
 - Each check raises `ConfigError` naming the key and the path or package.
 """
 
@@ -117,6 +118,32 @@ def check_dask(runner: Mapping[str, Any], locations: list[str]) -> None:
     if local:
         print(f"warning: runner.dask.address is set: every Dask worker must see {local[0]} (where the cells' "
               "state lives, checkpoint.location) at the same path: shared storage", file=sys.stderr, flush=True)
+
+
+def check_prefect_database(url: str, *, key: str) -> None:
+    """The database a private Prefect server is told to use (`key`, an environment variable) can
+    be used: a sqlite+aiosqlite file, or a PostgreSQL server (asyncpg installed) that answers a TCP
+    connect within a few seconds. The password never appears in the message."""
+    import importlib.util  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    if url.startswith("sqlite+aiosqlite:"):
+        return
+    parts = urlsplit(url)
+    shown = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    if parts.scheme != "postgresql+asyncpg":
+        raise ConfigError(f"{key}={shown}: Prefect's server takes a postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB "
+                          "or a sqlite+aiosqlite:///PATH URL", key=key)
+    if importlib.util.find_spec("asyncpg") is None:
+        raise ConfigError(f'{key} names a PostgreSQL database: pip install "fedsweep[postgres]" (asyncpg)', key=key)
+    if not parts.hostname:  # a Unix socket given in the query string: left to the server
+        return
+    try:
+        socket.create_connection((parts.hostname, parts.port or 5432), timeout=5.0).close()
+    except OSError as exc:
+        raise ConfigError(f"{key}={shown}: no PostgreSQL server answers there ({exc.strerror or type(exc).__name__})",
+                          key=key) from None
 
 
 def check_device(device: str) -> None:

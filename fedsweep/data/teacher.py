@@ -26,6 +26,7 @@ from torch import nn
 
 from fedsweep.data.base import Dataset, LoadedData, Split
 from fedsweep.rng import generator
+from fedsweep.models.init import GLOBAL_RNG
 
 _SIDE = 28
 _BLUR_SIGMA = 1.5
@@ -56,11 +57,12 @@ def noise_images(gen: torch.Generator, n: int) -> torch.Tensor:
 
 def build_teacher(gen: torch.Generator) -> nn.Sequential:
     """The LeNet-style teacher with weights drawn only from `gen`."""
-    net = nn.Sequential(
-        nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10),
-    )  # fmt: skip
+    with GLOBAL_RNG:  # the constructors draw from global RNG: not while another thread seeds it
+        net = nn.Sequential(
+            nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10),
+        )  # fmt: skip
     with torch.no_grad():
         for layer in net:
             if isinstance(layer, nn.Conv2d | nn.Linear):

@@ -18,10 +18,12 @@ def sweep_env(prefect_home: Path) -> dict[str, str]:
 
 
 def start_sweep(
-    cwd: Path, prefect_home: Path, *overrides: str, log: Any = subprocess.PIPE, python_path: str | None = None
+    cwd: Path, prefect_home: Path, *overrides: str, log: Any = subprocess.PIPE, python_path: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
-    """The sweep command in a subprocess; `python_path` is put before the PYTHONPATH it inherits."""
-    env = sweep_env(prefect_home)
+    """The sweep command in a subprocess; `python_path` is put before the PYTHONPATH it inherits,
+    `env` added to its environment."""
+    env = {**sweep_env(prefect_home), **(env or {})}
     if python_path:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (python_path, env.get("PYTHONPATH")) if p)
     return subprocess.Popen(
@@ -30,9 +32,10 @@ def start_sweep(
     )
 
 
-def run_sweep(cwd: Path, prefect_home: Path, *overrides: str, timeout: float = 600) -> str:
+def run_sweep(cwd: Path, prefect_home: Path, *overrides: str, timeout: float = 600,
+              env: dict[str, str] | None = None) -> str:
     """Run to completion; returns the output, failing with it if the exit code is not 0."""
-    proc = start_sweep(cwd, prefect_home, *overrides)
+    proc = start_sweep(cwd, prefect_home, *overrides, env=env)
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out[-4000:]
     return out

@@ -173,8 +173,8 @@ def test_parallel_cells_on_a_local_cluster_same_hashes(tmp_path: Path, prefect_h
     local.mkdir()
     dask.mkdir()
     run_sweep(local, prefect_home, *args)
-    # Execute: both at once on a temporary LocalCluster of two workers
-    out = run_sweep(dask, prefect_home, *args, "runner.pool=dask", "runner.dask.n_workers=2", "runner.parallel_cells=2")
+    # Execute: the runner=dask preset (two cells at once) on a temporary LocalCluster of two workers
+    out = run_sweep(dask, prefect_home, *args, "runner=dask", "runner.dask.n_workers=2")
     # Assert
     hashes = {cwd: {n: r[0].data.tags.get("final_weights_sha256") for n, r in recorded(cwd, "cells").items()}
               for cwd in (local, dask)}

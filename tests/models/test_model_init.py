@@ -47,3 +47,25 @@ def test_factory_receives_input_shape_and_num_classes() -> None:
     model = build_model(MLP, input_shape=[60], num_classes=3, generator_seed=0)
     # Assert
     assert model(torch.zeros(2, 60)).shape == (2, 3)
+
+
+def test_builds_in_threads_get_their_own_seeds() -> None:
+    # Prepare: the weights of each seed built alone (cells of a sweep with runner.parallel_cells > 1
+    # build their models in threads of one process, beside the TeacherMNIST teacher's construction)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fedsweep.data.teacher import build_teacher
+    from fedsweep.rng import generator
+
+    seeds = list(range(16)) * 4
+    alone = {seed: weights_sha256(build(seed).state_dict()) for seed in set(seeds)}
+
+    def one(seed: int) -> str:
+        build_teacher(generator(seed, "teacher"))
+        return weights_sha256(build(seed).state_dict())
+
+    # Execute
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(one, seeds))
+    # Assert
+    assert together == [alone[seed] for seed in seeds]
