@@ -13,9 +13,14 @@ whole sweep and hands each `call` to an idle one; the caller's thread blocks unt
   memory tensors (torch.multiprocessing), so one copy of the data serves every process.
 - **A stuck or dead worker is replaced.** An exception raised in a worker is raised in the caller
   (with the worker's traceback as a note) and the worker serves on. If the caller is interrupted
-  while waiting (a task timeout raises in its thread), the worker may be stuck in the work: it is
-  killed and a fresh one spawned. A worker that dies (the OS's OOM killer, a crash) raises
+  while waiting (a task timeout or a round deadline raises in its thread), the worker may be stuck
+  in the work: it is killed and replaced. A worker that dies (the OS's OOM killer, a crash) raises
   `WorkerLost`, a retryable error, and is replaced too.
+- **A replacement is a warm spare.** A spawn imports torch and receives the data (seconds), so the
+  first replacement also starts a spare in the background (the starter thread): a worker that has
+  answered a call and run every setup seen so far. Each later replacement swaps the spare in at once
+  and starts the next. The spare is started only once a worker has been replaced: a sweep that never
+  loses one pays no extra process, and one whose clients hang or time out loses them every round.
 - **No orphans.** Workers ask the kernel to kill them when their parent dies (PR_SET_PDEATHSIG),
   ignore Ctrl-C (the main process handles it) and are stopped by `close`.
 """
@@ -27,7 +32,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -83,6 +88,7 @@ class _Worker:
     process: Any
     conn: Connection
     ready: set[str] = field(default_factory=set)
+    spare: bool = False  # started ahead, not serving yet
 
 
 class WorkerPool:
@@ -100,27 +106,51 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._closed = False
         self._starter: ThreadPoolExecutor | None = None
+        self._setups: dict[str, tuple[Callable, Callable[[], tuple]]] = {}  # what a spare installs
+        self._spare: Future[_Worker] | None = None
         for _ in range(size):
             self._idle.put(self._start(method))
 
     def _start(self, method: str) -> _Worker:
         if method == "fork":  # only while this is the process's only thread, which lives to the end
             return self._start_now(method)
+        return self._starter_thread().submit(self._start_now, method).result()
+
+    def _starter_thread(self) -> ThreadPoolExecutor:
         # PR_SET_PDEATHSIG fires when the *thread* that started a worker ends; task threads come and
         # go, so spawned workers are started by one thread that lives as long as the pool.
-        if self._starter is None:
-            self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsweep-worker-starter")
-        return self._starter.submit(self._start_now, method).result()
+        with self._lock:
+            if self._starter is None:
+                self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsweep-worker-starter")
+            return self._starter
 
-    def _start_now(self, method: str) -> _Worker:
+    def _start_now(self, method: str, *, spare: bool = False) -> _Worker:
         ctx = mp.get_context(method)
         mine, theirs = ctx.Pipe()
         process = ctx.Process(target=_serve, args=(theirs, self.torch_threads), name="fedsweep-worker", daemon=True)
         process.start()
         theirs.close()
-        worker = _Worker(process=process, conn=mine)
+        worker = _Worker(process=process, conn=mine, spare=spare)
         with self._lock:
+            if self._closed:  # a spare that finished starting after `close`
+                process.kill()
+                raise RuntimeError("the worker pool is closed")
             self._workers.append(worker)
+        return worker
+
+    def _start_spare(self) -> _Worker:
+        """(the starter thread) A spawned worker, warm: imports done, every setup seen so far run."""
+        worker = self._start_now("spawn", spare=True)
+        try:
+            self._ask(worker, os.getpid, ())
+            for token, (setup_fn, make_args) in list(self._setups.items()):
+                self._ask(worker, setup_fn, make_args())
+                worker.ready.add(token)
+        except BaseException:
+            worker.process.kill()
+            with self._lock:
+                self._workers.remove(worker)
+            raise
         return worker
 
     def call(self, fn: Callable[..., Any], *args: Any, setup: tuple[str, Callable, Callable[[], tuple]] | None = None) -> Any:
@@ -133,6 +163,7 @@ class WorkerPool:
         try:
             if setup is not None and setup[0] not in worker.ready:
                 token, setup_fn, make_args = setup
+                self._setups[token] = (setup_fn, make_args)
                 self._ask(worker, setup_fn, make_args())
                 worker.ready.add(token)
             result = self._ask(worker, fn, args)
@@ -172,13 +203,28 @@ class WorkerPool:
         return reply[1]
 
     def _replace(self, worker: _Worker) -> _Worker:
-        """Kill a worker that may be stuck or is dead; its replacement spawns (this process has threads)."""
+        """Kill a worker that may be stuck or is dead; the spare takes its place (the first time, a
+        fresh spawn: this process has threads) and the next spare starts in the background."""
         worker.process.kill()
         worker.process.join(timeout=10)
         worker.conn.close()
         with self._lock:
             self._workers.remove(worker)
-        return self._start("spawn")
+        spare, self._spare = self._spare, self._starter_thread().submit(self._start_spare)
+        try:
+            new = spare.result() if spare is not None else self._start("spawn")
+        except Exception:  # noqa: BLE001 - a spare that failed to start: spawn one now, as without spares
+            new = self._start("spawn")
+        new.spare = False
+        return new
+
+    def spare_pid(self) -> int | None:
+        """The pid of the spare once it is warm (None before the first replacement, or while it starts)."""
+        spare = self._spare
+        if spare is None or not spare.done() or spare.exception() is not None:
+            return None
+        worker = spare.result()
+        return worker.process.pid if worker.spare else None
 
     def close(self) -> None:
         """Stop every worker (idle ones are asked, busy or stuck ones killed)."""
@@ -200,8 +246,9 @@ class WorkerPool:
             self._starter.shutdown(wait=False)
 
     def pids(self) -> list[int]:
+        """The pids of the workers that serve calls (not the spare)."""
         with self._lock:
-            return [w.process.pid for w in self._workers]
+            return [w.process.pid for w in self._workers if not w.spare]
 
 
 class _Raised(Exception):

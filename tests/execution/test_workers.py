@@ -214,3 +214,27 @@ def test_which_cells_train_in_worker_processes(runner, location, expected) -> No
     from fedsweep.execution.choose import wants_processes  # noqa: PLC0415
 
     assert wants_processes({"runner": runner}, location) is expected
+
+
+def test_a_replacement_is_the_warm_spare_started_before_it_was_needed() -> None:
+    # Prepare: one worker that received a setup, then died: the first replacement starts a spare
+    pool = WorkerPool(1, torch_threads=1)
+    try:
+        assert pool.call(setups_seen, setup=("a", remember, lambda: ("a",))) == ["a"]
+        assert pool.spare_pid() is None
+        with pytest.raises(WorkerLost):
+            pool.call(die)
+        deadline = time.monotonic() + 120
+        while pool.spare_pid() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        spare = pool.spare_pid()
+        assert spare is not None and spare not in pool.pids() and psutil.pid_exists(spare)
+        # Execute: the serving worker dies again
+        with pytest.raises(WorkerLost):
+            pool.call(die)
+        # Assert: the worker that serves now is the spare that was alive before, warm with the setup
+        assert pool.pids() == [spare]
+        assert pool.call(setups_seen) == ["a"]
+        assert pool.spare_pid() != spare
+    finally:
+        pool.close()
