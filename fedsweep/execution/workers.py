@@ -16,11 +16,12 @@ whole sweep and hands each `call` to an idle one; the caller's thread blocks unt
   while waiting (a task timeout or a round deadline raises in its thread), the worker may be stuck
   in the work: it is killed and replaced. A worker that dies (the OS's OOM killer, a crash) raises
   `WorkerLost`, a retryable error, and is replaced too.
-- **A replacement is a warm spare.** A spawn imports torch and receives the data (seconds), so the
-  first replacement also starts a spare in the background (the starter thread): a worker that has
-  answered a call and run every setup seen so far. Each later replacement swaps the spare in at once
-  and starts the next. The spare is started only once a worker has been replaced: a sweep that never
-  loses one pays no extra process, and one whose clients hang or time out loses them every round.
+- **A replacement is a warm spare.** A spawn imports torch and receives the data (seconds), so a
+  replacement swaps in a spare at once and starts the next one in the background (the starter
+  thread): a worker that has run `warm` (imports) and every setup seen so far (data). A spare costs a
+  process, so there is one only where workers are lost: from the pool's start with `spare=True`
+  (the sweep asks for it when a round deadline is set, as a deadline that fires kills a worker every
+  round), else from the first replacement on (which waits for its own spawn).
 - **No orphans.** Workers ask the kernel to kill them when their parent dies (PR_SET_PDEATHSIG),
   ignore Ctrl-C (the main process handles it) and are stopped by `close`.
 """
@@ -92,9 +93,11 @@ class _Worker:
 
 
 class WorkerPool:
-    """`size` long-lived worker processes, each with `torch_threads` intra-op threads."""
+    """`size` long-lived worker processes, each with `torch_threads` intra-op threads (and a spare
+    from the start with `spare`, warmed by calling `warm`)."""
 
-    def __init__(self, size: int, *, torch_threads: int) -> None:
+    def __init__(self, size: int, *, torch_threads: int, spare: bool = False, warm: Callable[[], Any] | None = None
+                 ) -> None:
         if size < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {size}")
         if torch_threads < 1:
@@ -108,8 +111,11 @@ class WorkerPool:
         self._starter: ThreadPoolExecutor | None = None
         self._setups: dict[str, tuple[Callable, Callable[[], tuple]]] = {}  # what a spare installs
         self._spare: Future[_Worker] | None = None
+        self._warm = warm or os.getpid  # what a spare runs first: the imports its first jobs would pay
         for _ in range(size):
             self._idle.put(self._start(method))
+        if spare:
+            self._spare = self._starter_thread().submit(self._start_spare)
 
     def _start(self, method: str) -> _Worker:
         if method == "fork":  # only while this is the process's only thread, which lives to the end
@@ -142,7 +148,7 @@ class WorkerPool:
         """(the starter thread) A spawned worker, warm: imports done, every setup seen so far run."""
         worker = self._start_now("spawn", spare=True)
         try:
-            self._ask(worker, os.getpid, ())
+            self._ask(worker, self._warm, ())
             for token, (setup_fn, make_args) in list(self._setups.items()):
                 self._ask(worker, setup_fn, make_args())
                 worker.ready.add(token)
@@ -203,8 +209,8 @@ class WorkerPool:
         return reply[1]
 
     def _replace(self, worker: _Worker) -> _Worker:
-        """Kill a worker that may be stuck or is dead; the spare takes its place (the first time, a
-        fresh spawn: this process has threads) and the next spare starts in the background."""
+        """Kill a worker that may be stuck or is dead; the spare takes its place (without one, a fresh
+        spawn: this process has threads) and the next spare starts in the background."""
         worker.process.kill()
         worker.process.join(timeout=10)
         worker.conn.close()
@@ -219,7 +225,7 @@ class WorkerPool:
         return new
 
     def spare_pid(self) -> int | None:
-        """The pid of the spare once it is warm (None before the first replacement, or while it starts)."""
+        """The pid of the spare once it is warm (None without a spare, or while it starts)."""
         spare = self._spare
         if spare is None or not spare.done() or spare.exception() is not None:
             return None
