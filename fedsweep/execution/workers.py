@@ -16,16 +16,18 @@ whole sweep and hands each `call` to an idle one; the caller's thread blocks unt
   while waiting (a task timeout or a round deadline raises in its thread), the worker may be stuck
   in the work: it is killed and replaced. A worker that dies (the OS's OOM killer, a crash) raises
   `WorkerLost`, a retryable error, and is replaced too.
-- **A replacement is a warm spare.** A spawn imports torch and receives the data (seconds), so a
-  replacement swaps in a spare at once and starts the next one in the background (the starter
-  thread): a worker that has run `warm` (imports) and every setup seen so far (data). A spare costs a
-  process, so there is one only where workers are lost: from the pool's start with `spare=True`
-  (the sweep asks for it when a round deadline is set, as a deadline that fires kills a worker every
-  round), else from the first replacement on (which waits for its own spawn).
+- **Replacing never stalls the caller.** A spawn imports torch and receives the data (seconds), so
+  a killed worker's place is taken by a warm spare at once, and the next spare starts in the
+  background (the starter thread): a worker that has run `warm` (imports) and every setup seen so
+  far (data). Without a warm spare, the slot is refilled in the background when one is ready, and
+  the other workers serve meanwhile. A spare costs a process, so there is one only where workers
+  are lost: from the pool's start with `spare=True` (the sweep asks for it when a round deadline is
+  set, as a deadline that fires kills workers every round), else from the first replacement on.
 - **No orphans.** Workers ask the kernel to kill them when their parent dies (PR_SET_PDEATHSIG),
   ignore Ctrl-C (the main process handles it) and are stopped by `close`.
 """
 
+import functools
 import multiprocessing as mp
 import os
 import queue
@@ -44,6 +46,7 @@ import torch.multiprocessing  # noqa: F401 - registers the pickling of tensors a
 from fedsweep.lifeline import die_with_parent
 
 POLL_S = 0.05  # how often a waiting caller checks that its worker is alive (and can be interrupted)
+_REFILL_TRIES = 3  # starts of a replacement before its slot is given up (the pool then serves with fewer)
 
 
 class WorkerLost(RuntimeError):
@@ -179,7 +182,10 @@ class WorkerPool:
             healthy = True
             raise raised.error from None
         finally:
-            self._idle.put(worker if healthy else self._replace(worker))
+            if healthy:
+                self._idle.put(worker)
+            else:
+                self._replace(worker)
 
     def map(self, fn: Callable[..., Any], calls: list[tuple], *, setup: tuple | None = None) -> list[Any]:
         """`fn(*args)` for each args in `calls`, side by side on up to `size` workers; answers in order."""
@@ -208,21 +214,31 @@ class WorkerPool:
             raise _Raised(error)
         return reply[1]
 
-    def _replace(self, worker: _Worker) -> _Worker:
-        """Kill a worker that may be stuck or is dead; the spare takes its place (without one, a fresh
-        spawn: this process has threads) and the next spare starts in the background."""
+    def _replace(self, worker: _Worker) -> None:
+        """Kill a worker that may be stuck or is dead, without waiting for its replacement: a warm
+        spare serves at once; else the slot is refilled by the spare still starting, or by a spawn
+        (this process has threads), when it is ready. The next spare starts in the background."""
         worker.process.kill()
         worker.process.join(timeout=10)
         worker.conn.close()
-        with self._lock:
+        starter = self._starter_thread()
+        with self._lock:  # two callers cut at once must not take the same spare
             self._workers.remove(worker)
-        spare, self._spare = self._spare, self._starter_thread().submit(self._start_spare)
-        try:
-            new = spare.result() if spare is not None else self._start("spawn")
-        except Exception:  # noqa: BLE001 - a spare that failed to start: spawn one now, as without spares
-            new = self._start("spawn")
-        new.spare = False
-        return new
+            spare = self._spare
+            if spare is None or (spare.done() and spare.exception() is not None):
+                spare = starter.submit(self._start_spare)
+            self._spare = starter.submit(self._start_spare)
+        spare.add_done_callback(functools.partial(self._serve_from, tries=_REFILL_TRIES))
+
+    def _serve_from(self, started: "Future[_Worker]", *, tries: int) -> None:
+        """A started spare joins the idle workers; one that failed to start is started again."""
+        if started.exception() is None:
+            worker = started.result()
+            worker.spare = False
+            self._idle.put(worker)
+        elif tries > 1 and not self._closed:
+            again = self._starter_thread().submit(self._start_spare)
+            again.add_done_callback(functools.partial(self._serve_from, tries=tries - 1))
 
     def spare_pid(self) -> int | None:
         """The pid of the spare once it is warm (None without a spare, or while it starts)."""
