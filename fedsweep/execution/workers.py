@@ -27,10 +27,11 @@ whole sweep and hands each `call` to an idle one; the caller's thread blocks unt
   ignore Ctrl-C (the main process handles it) and are stopped by `close`.
 """
 
+import collections
 import functools
+import itertools
 import multiprocessing as mp
 import os
-import queue
 import signal
 import threading
 import traceback
@@ -107,7 +108,8 @@ class WorkerPool:
             raise ValueError(f"a worker needs at least one intra-op thread, got {torch_threads}")
         self.size, self.torch_threads = size, torch_threads
         method = "fork" if threading.active_count() == 1 else "spawn"
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: collections.deque[_Worker] = collections.deque()
+        self._freed = threading.Condition()  # notified when a worker becomes idle
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -116,7 +118,7 @@ class WorkerPool:
         self._spare: Future[_Worker] | None = None
         self._warm = warm or os.getpid  # what a spare runs first: the imports its first jobs would pay
         for _ in range(size):
-            self._idle.put(self._start(method))
+            self._put_idle(self._start(method))
         if spare:
             self._spare = self._starter_thread().submit(self._start_spare)
 
@@ -167,9 +169,13 @@ class WorkerPool:
         not yet run the setup for `token` first runs `setup_fn(*make_args())`."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
-        worker = self._idle.get()
-        healthy = False
+        taken: list[_Worker] = []
+        healthy, asked = False, False
         try:
+            while not taken:
+                self._take_idle(taken)
+            worker = taken[0]
+            asked = True
             if setup is not None and setup[0] not in worker.ready:
                 token, setup_fn, make_args = setup
                 self._setups[token] = (setup_fn, make_args)
@@ -182,10 +188,24 @@ class WorkerPool:
             healthy = True
             raise raised.error from None
         finally:
-            if healthy:
-                self._idle.put(worker)
+            if taken and (healthy or not asked):
+                self._put_idle(taken[0])
+            elif taken:
+                self._replace(taken[0])
+
+    def _take_idle(self, taken: list[_Worker]) -> None:
+        """Move an idle worker into `taken`, or wait a moment. A timeout raised into this thread at any
+        instruction must not lose a worker: the move is one C call (deque.popleft, list.extend)."""
+        with self._freed:
+            if self._idle:
+                taken.extend(itertools.islice(iter(self._idle.popleft, None), 1))
             else:
-                self._replace(worker)
+                self._freed.wait(POLL_S)  # short waits: an exception raised in this thread lands
+
+    def _put_idle(self, worker: _Worker) -> None:
+        with self._freed:
+            self._idle.append(worker)
+            self._freed.notify()
 
     def map(self, fn: Callable[..., Any], calls: list[tuple], *, setup: tuple | None = None) -> list[Any]:
         """`fn(*args)` for each args in `calls`, side by side on up to `size` workers; answers in order."""
@@ -235,7 +255,7 @@ class WorkerPool:
         if started.exception() is None:
             worker = started.result()
             worker.spare = False
-            self._idle.put(worker)
+            self._put_idle(worker)
         elif tries > 1 and not self._closed:
             again = self._starter_thread().submit(self._start_spare)
             again.add_done_callback(functools.partial(self._serve_from, tries=tries - 1))
