@@ -57,7 +57,8 @@ def start(env: CellEnv, rnd: int) -> Deadline | None:
     seconds = env.runtime.policy.round_timeout_s
     if seconds is None:
         return None
-    return Deadline(round=rnd, seconds=float(seconds), at=time.monotonic() + seconds, earlier=cut_off(env, rnd))
+    at = time.monotonic() + seconds
+    return Deadline(round=rnd, seconds=float(seconds), at=at, earlier=cut_off(env, rnd))
 
 
 def _path(rnd: int) -> str:

@@ -92,7 +92,9 @@ class AggregationPolicy:
         timeout = self.round_timeout_s
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                     or not 0 < timeout < math.inf):
-            raise ValueError(f"aggregation.round_timeout_s must be null or a number of seconds > 0, got {timeout!r}")
+            raise ValueError(
+                f"aggregation.round_timeout_s must be null or a number of seconds > 0, got {timeout!r}"
+            )
 
     def check_against(self, *, clients_per_round: int) -> None:
         """A count above clients_per_round could never be met."""

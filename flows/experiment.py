@@ -1,9 +1,9 @@
 """One cell: the FL round loop, as a Prefect flow.
 
 Each round is plan -> one task per client per local epoch (flows/training.py, until the round's
-deadline if there is one) -> aggregate -> evaluate -> commit (in the background) -> track. The loop passes references between tasks and decides nothing a library
-function can (fedsweep/rounds.py decides; fedsweep/steps.py works; the execution seam runs the
-work); it never holds model tensors. Client-epoch, aggregation and evaluation results are persisted
+deadline if there is one) -> aggregate -> evaluate -> commit (in the background) -> track. The loop
+passes references between tasks and decides nothing a library function can (fedsweep/rounds.py
+decides; fedsweep/steps.py works; the execution seam runs the work); it never holds model tensors. Client-epoch, aggregation and evaluation results are persisted
 under content keys, so a re-run finds what a killed run finished.
 """
 
@@ -82,12 +82,12 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
 def _cut_off(env: CellEnv, deadline: deadlines.Deadline, cut: set[int]) -> None:
     """Record the clients a deadline cut (before aggregating: a replay must cut the same) and say so."""
     if deadline.earlier:
-        log.info("round %d: client(s) %s were cut off by the round deadline in an earlier run; not trained again",
-                 deadline.round, ", ".join(map(str, sorted(deadline.earlier))))
+        log.info("round %d: client(s) %s were cut off by the round deadline in an earlier run; "
+                 "not trained again", deadline.round, ", ".join(map(str, sorted(deadline.earlier))))
     if cut - deadline.earlier:
         deadlines.record(env, deadline, cut)
-        log.warning("round %d: the round deadline (%g s) cut off client(s) %s", deadline.round, deadline.seconds,
-                    ", ".join(map(str, sorted(cut - deadline.earlier))))
+        log.warning("round %d: the round deadline (%g s) cut off client(s) %s", deadline.round,
+                    deadline.seconds, ", ".join(map(str, sorted(cut - deadline.earlier))))
 
 
 @flow(name="cell", log_prints=False)

@@ -43,7 +43,8 @@ def _next_done(pending: dict, deadline: deadlines.Deadline | None) -> Any:
 
 
 def train_clients(
-    cell_dir: str, plan: rounds.RoundPlan, global_ref: dict, parallel: int, deadline: deadlines.Deadline | None = None
+    cell_dir: str, plan: rounds.RoundPlan, global_ref: dict, parallel: int,
+    deadline: deadlines.Deadline | None = None,
 ) -> tuple[list[dict], list[dict], int, set[int]]:
     """Run each client's chain of epoch tasks, at most `parallel` chains at once, until `deadline`.
 
@@ -106,4 +107,5 @@ def train_clients(
         if waiting and not late():  # a chain ended: start the next client's
             submit(waiting.pop(0), 0, None)
     cut.update(waiting, (client for client, _, _ in pending.values()))
-    return sorted(results, key=lambda r: r["client"]), sorted(failures, key=lambda f: f["client"]), reused, cut
+    results.sort(key=lambda r: r["client"])
+    return results, sorted(failures, key=lambda f: f["client"]), reused, cut

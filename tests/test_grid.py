@@ -107,8 +107,8 @@ def old_cell_key(config: dict[str, Any]) -> str:
         ("runner.pool=thread", False),
         ("runner.granularity=client", False),
         ("runner.max_parallel_clients=3", False),
-        ("runner.torch_threads=2", True),
-        ("aggregation.round_timeout_s=5", True),  # it can change which updates a round aggregates  # the float rounding depends on it; 1, the default, keeps old keys
+        ("runner.torch_threads=2", True),  # the float rounding depends on it; 1, the default, keeps old keys
+        ("aggregation.round_timeout_s=5", True),  # it can change which updates a round aggregates
         ("runner.memory.stop=0.99", False),
         ("checkpoint.location=/elsewhere", False),
         ("checkpoint.keep=5", False),

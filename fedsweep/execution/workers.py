@@ -100,8 +100,9 @@ class WorkerPool:
     """`size` long-lived worker processes, each with `torch_threads` intra-op threads (and a spare
     from the start with `spare`, warmed by calling `warm`)."""
 
-    def __init__(self, size: int, *, torch_threads: int, spare: bool = False, warm: Callable[[], Any] | None = None
-                 ) -> None:
+    def __init__(
+        self, size: int, *, torch_threads: int, spare: bool = False, warm: Callable[[], Any] | None = None
+    ) -> None:
         if size < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {size}")
         if torch_threads < 1:
@@ -132,7 +133,8 @@ class WorkerPool:
         # go, so spawned workers are started by one thread that lives as long as the pool.
         with self._lock:
             if self._starter is None:
-                self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsweep-worker-starter")
+                name = "fedsweep-worker-starter"
+                self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
             return self._starter
 
     def _start_now(self, method: str, *, spare: bool = False) -> _Worker:
