@@ -9,8 +9,8 @@ With a round deadline (`aggregation.round_timeout_s`, fedsweep/deadline.py) the 
 attempt itself, by `runner.task_timeout_s` or the time left, whichever is shorter, with Prefect's
 timeout machinery, which raises into the thread waiting for the job. What that ends depends on
 where the job runs: in this thread (`runner.pool=thread`), the job itself (the hang fault sleeps in
-short steps); in a worker process, the worker is killed and a warm spare takes its place
-(fedsweep/execution/workers.py); on Dask, the future is cancelled and a job already running goes on
+short steps); in a worker process, the worker is killed and a warm spare takes its place (or one
+started in the background, fedsweep/execution/workers.py); on Dask, the future is cancelled and a job already running goes on
 on its worker until it ends, its answer dropped. A deadline that cuts the attempt raises
 `DeadlinePassed`, which is not retried; a retry that would start after the deadline fails at once.
 """

@@ -54,3 +54,32 @@ def test_a_damaged_record_is_refused_naming_the_file(cell_config, make_env, text
     # Execute / Assert
     with pytest.raises(CheckpointError, match="round-000001/deadline.json is not a valid deadline record"):
         deadlines.cut_off(env, 1)
+
+
+def _sleep_in_steps(seconds: float) -> None:
+    for _ in range(int(seconds / 0.01)):
+        time.sleep(0.01)
+
+
+def test_an_attempt_is_cut_by_the_deadline_or_the_task_timeout_whichever_comes_first() -> None:
+    from fedsweep.faults.base import DeadlinePassed, retryable
+    from tasks.train import TaskRunTimeoutError, bounded
+
+    # Execute / Assert: no deadline, nothing bounds the attempt here (Prefect's timeout_seconds does)
+    with bounded(None, 0.1):
+        _sleep_in_steps(0.2)
+    # the deadline first: DeadlinePassed, which is not retried
+    tick = time.monotonic()
+    with pytest.raises(DeadlinePassed) as cut:
+        with bounded(time.monotonic() + 0.3, 5.0):
+            _sleep_in_steps(10)
+    assert time.monotonic() - tick < 3 and not retryable(cut.value)
+    # the task timeout first: a timeout like Prefect's, retried
+    with pytest.raises(TaskRunTimeoutError) as timed_out:
+        with bounded(time.monotonic() + 30, 0.2):
+            _sleep_in_steps(10)
+    assert retryable(timed_out.value)
+    # a retry that starts after the deadline does no work
+    with pytest.raises(DeadlinePassed, match="before this attempt started"):
+        with bounded(time.monotonic() - 0.1, 5.0):
+            raise AssertionError("the attempt ran")
