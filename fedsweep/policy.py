@@ -6,6 +6,7 @@ Two decisions, pure functions of counts, configured by the group-free `aggregati
       min_fit: 1            # usable updates a round needs: a count (int >= 1) or a fraction (0, 1]
       on_insufficient: skip # fewer than that: skip (keep the global model) | fail (the cell fails)
       stragglers: partial   # a client that ran fewer than E local epochs: drop | partial
+      round_timeout_s: null # a round's deadline in seconds from the start of its training; null = none
 
 - `min_fit` follows Flower's `min_fit_clients` (a count) and `fraction_fit` (a fraction): an int is
   a count, a float a fraction of the clients selected in the round, rounded up (`1` is one client,
@@ -13,6 +14,9 @@ Two decisions, pure functions of counts, configured by the group-free `aggregati
 - `stragglers` follows Li et al. 2020 (FedProx), https://arxiv.org/abs/1812.06127, Section 5.2:
   FedAvg *drops* devices that did not finish their E epochs; FedProx aggregates their *partial*
   work. A client that did no epoch at all has no update under either policy.
+- `round_timeout_s` follows p2pfl's aggregation timeout (https://github.com/p2pfl/p2pfl): once the
+  deadline passes, the clients still training are cut off, recorded as `deadline` failures, and
+  the round aggregates what arrived under `min_fit` / `on_insufficient` (fedsweep/deadline.py).
 """
 
 import math
@@ -24,7 +28,7 @@ Decision = Literal["aggregate", "skip", "fail"]
 OnInsufficient = Literal["skip", "fail"]
 StragglerPolicy = Literal["drop", "partial"]
 
-KEYS = ("min_fit", "on_insufficient", "stragglers")
+KEYS = ("min_fit", "on_insufficient", "stragglers", "round_timeout_s")
 
 
 class CellFailed(Exception):
@@ -70,6 +74,7 @@ class AggregationPolicy:
     min_fit: int | float = 1
     on_insufficient: OnInsufficient = "skip"
     stragglers: StragglerPolicy = "partial"
+    round_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if _is_count(self.min_fit):
@@ -84,6 +89,12 @@ class AggregationPolicy:
             )
         if self.stragglers not in ("drop", "partial"):
             raise ValueError(f"aggregation.stragglers must be 'drop' or 'partial', got {self.stragglers!r}")
+        timeout = self.round_timeout_s
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                    or not 0 < timeout < math.inf):
+            raise ValueError(
+                f"aggregation.round_timeout_s must be null or a number of seconds > 0, got {timeout!r}"
+            )
 
     def check_against(self, *, clients_per_round: int) -> None:
         """A count above clients_per_round could never be met."""

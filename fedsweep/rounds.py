@@ -15,7 +15,9 @@ from fedsweep.faults.base import failure_kind, retryable
 from fedsweep.rng import generator
 from fedsweep.selection.base import ClientFeedback
 
-FAILURE_KINDS = ("transient", "permanent", "node_down", "oom", "timeout", "straggler", "invalid_update", "other")
+FAILURE_KINDS = (
+    "transient", "permanent", "node_down", "oom", "timeout", "deadline", "straggler", "invalid_update", "other"
+)
 
 
 @dataclass(frozen=True)

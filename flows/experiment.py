@@ -1,9 +1,9 @@
 """One cell: the FL round loop, as a Prefect flow.
 
-Each round is plan -> one task per client per local epoch -> aggregate -> evaluate -> commit (in the
-background) -> track. The loop passes references between tasks and decides nothing a library
-function can (fedsweep/rounds.py decides; fedsweep/steps.py works; the execution seam runs the
-work); it never holds model tensors. Client-epoch, aggregation and evaluation results are persisted
+Each round is plan -> one task per client per local epoch (flows/training.py, until the round's
+deadline if there is one) -> aggregate -> evaluate -> commit (in the background) -> track. The loop
+passes references between tasks and decides nothing a library function can (fedsweep/rounds.py
+decides; fedsweep/steps.py works; the execution seam runs the work); it never holds model tensors. Client-epoch, aggregation and evaluation results are persisted
 under content keys, so a re-run finds what a killed run finished.
 """
 
@@ -14,97 +14,27 @@ from typing import Any
 import psutil
 import yaml
 from prefect import flow
-from prefect.futures import PrefectFuture, as_completed
 from tqdm import tqdm
 
+from fedsweep import deadline as deadlines
 from fedsweep import rounds, summary
-from fedsweep.cell import cell_env
+from fedsweep.cell import CellEnv, cell_env
 from fedsweep.checkpoint.cellstate import CellState, final_model, resume
 from fedsweep.execution import parallel_clients, round_measures
 from fedsweep.memory.guard import guard_from_config
 from fedsweep.memory.rss import rss_mb
 from flows.commit import RoundCommitter
 from flows.interrupt import StopRequested, stop_requested
+from flows.training import train_clients
 from tasks import track
 from tasks.aggregate import aggregate_round
 from tasks.evaluate import evaluate_round
-from tasks.train import train_client_epoch
 
 log = logging.getLogger("fedsweep")
 
 
-class _Ran:
-    """A task run that already finished in this thread, read like a finished PrefectFuture."""
-
-    def __init__(self, state: Any) -> None:
-        self.state = state
-
-    def result(self, raise_on_failure: bool = False) -> Any:
-        return self.state.result(raise_on_failure=raise_on_failure)
-
-
-def _next_done(pending: dict) -> Any:
-    ran = next((f for f in pending if isinstance(f, _Ran)), None)
-    return ran if ran is not None else next(iter(as_completed(list(pending))))
-
-
 class MemoryLimitReached(RuntimeError):
     """The memory guard's stop level: the last round is committed, the sweep stops cleanly."""
-
-
-def train_clients(
-    cell_dir: str, plan: rounds.RoundPlan, global_ref: dict, parallel: int
-) -> tuple[list[dict], list[dict], int]:
-    """Run each client's chain of epoch tasks, at most `parallel` chains at once.
-
-    Returns (final references, failures, tasks reused from an earlier run's persisted results).
-    """
-    env = cell_env(cell_dir)
-    runner, blobs = env.runtime.settings.runner, env.blobs
-    task = train_client_epoch.with_options(
-        retries=runner.retries, retry_delay_seconds=runner.retry_delay_s, timeout_seconds=runner.task_timeout_s or None,
-    )
-    per_client = runner.granularity == "client"
-    # One client at a time: run its tasks in this (the flow's) thread rather than hop through the task
-    # runner's thread for nothing (the work itself goes where the cell's executor puts it).
-    inline = parallel == 1
-    pending: dict[PrefectFuture | _Ran, tuple[int, int, dict | None]] = {}
-
-    def submit(client: int, epoch: int, input_ref: dict | None, refresh: bool = False) -> None:
-        epochs = plan.epochs[client]
-        chosen = task.with_options(refresh_cache=True) if refresh else task
-        args = (cell_dir, plan.round, client, epoch, epochs - epoch if per_client else 1, epochs, global_ref,
-                input_ref, plan.states[client])
-        future = _Ran(chosen(*args, return_state=True)) if inline else chosen.submit(*args)
-        pending[future] = (client, epoch, input_ref)
-
-    waiting = sorted(plan.epochs)
-    for client in waiting[:parallel]:
-        submit(client, 0, None)
-    waiting = waiting[parallel:]
-    results, failures, reused = [], [], 0
-    while pending:
-        future = _next_done(pending)
-        client, epoch, input_ref = pending.pop(future)
-        outcome = future.result(raise_on_failure=False)
-        if isinstance(outcome, BaseException):
-            failures.append(rounds.failure_record(client, outcome, retries=runner.retries))
-            log.warning("round %d: client %d failed at epoch %d: %s", plan.round, client, epoch,
-                        failures[-1]["message"])
-        elif future.state.name == "Cached" and not blobs.holds(outcome):
-            # A persisted result whose blob is gone or changed (moved, pruned, damaged): recompute.
-            log.warning("round %d: cached result of client %d epoch %d is stale; recomputing", plan.round, client, epoch)
-            submit(client, epoch, input_ref, refresh=True)
-            continue
-        else:
-            reused += future.state.name == "Cached"
-            if outcome["epochs_done"] < plan.epochs[client]:
-                submit(client, outcome["epochs_done"], outcome)
-                continue
-            results.append(outcome)
-        if waiting:  # a chain ended: start the next client's
-            submit(waiting.pop(0), 0, None)
-    return sorted(results, key=lambda r: r["client"]), sorted(failures, key=lambda f: f["client"]), reused
 
 
 def aggregate(cell_dir: str, plan: rounds.RoundPlan, start: dict, results: list[dict], failures: list[dict],
@@ -125,8 +55,12 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
     rt = env.runtime
     plan = rounds.plan_round(env, cell, rnd)
     trained = time.perf_counter()
-    results, failures, reused = train_clients(cell_dir, plan, cell.start["global"], parallel)
+    deadline = deadlines.start(env, rnd)
+    results, failures, reused, cut = train_clients(cell_dir, plan, cell.start["global"], parallel, deadline)
     trained = time.perf_counter() - trained
+    if deadline is not None and cut:
+        _cut_off(env, deadline, cut)
+        failures = [*failures, *deadline.failures(cut)]
     valid, rejected = rounds.split_invalid(results)
     failures = [*failures, *plan.failures, *rejected]
     ok = len(plan.selected) - len(failures)
@@ -143,6 +77,17 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
         train_seconds=trained, eval_seconds=time.perf_counter() - evaluated, **round_measures(cell_dir),
     )
     return rounds.after_round(env, cell, plan, start, valid, failures, kept=decision == "skip", row=row)
+
+
+def _cut_off(env: CellEnv, deadline: deadlines.Deadline, cut: set[int]) -> None:
+    """Record the clients a deadline cut (before aggregating: a replay must cut the same) and say so."""
+    if deadline.earlier:
+        log.info("round %d: client(s) %s were cut off by the round deadline in an earlier run; "
+                 "not trained again", deadline.round, ", ".join(map(str, sorted(deadline.earlier))))
+    if cut - deadline.earlier:
+        deadlines.record(env, deadline, cut)
+        log.warning("round %d: the round deadline (%g s) cut off client(s) %s", deadline.round,
+                    deadline.seconds, ", ".join(map(str, sorted(cut - deadline.earlier))))
 
 
 @flow(name="cell", log_prints=False)

@@ -4,18 +4,32 @@ By default a task is one epoch (`span=1`), so a kill loses at most one client ep
 is tiny (a logistic regression on a few hundred samples) Prefect's per-task cost dominates, and
 `runner.granularity=client` runs all of a client's epochs of a round in one task (`span=E`). The
 training itself is a job handed to the execution seam (fedsweep/execution/).
+
+With a round deadline (`aggregation.round_timeout_s`, fedsweep/deadline.py) the task bounds each
+attempt itself, by `runner.task_timeout_s` or the time left, whichever is shorter, with Prefect's
+timeout machinery, which raises into the thread waiting for the job. What that ends depends on
+where the job runs: in this thread (`runner.pool=thread`), the job itself (the hang fault sleeps in
+short steps); in a worker process, the worker is killed and a warm spare takes its place (or one
+started in the background, fedsweep/execution/workers.py); on Dask, the future is cancelled and a job already running goes on
+on its worker until it ends, its answer dropped. A deadline that cuts the attempt raises
+`DeadlinePassed`, which is not retried; a retry that would start after the deadline fails at once.
 """
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import task
 from prefect.context import TaskRunContext
+from prefect.task_engine import TaskRunTimeoutError
+from prefect.utilities.timeout import timeout
 
 from fedsweep import jobs
 from fedsweep.cell import cell_env
 from fedsweep.checkpoint.store import round_dir
 from fedsweep.execution import executor_for
-from fedsweep.faults.base import retryable
+from fedsweep.faults.base import DeadlinePassed, retryable
 
 
 def client_epoch_key(context: TaskRunContext, p: dict[str, Any]) -> str:
@@ -26,6 +40,28 @@ def client_epoch_key(context: TaskRunContext, p: dict[str, Any]) -> str:
         f"{cell_env(p['cell_dir']).key}/{round_dir(p['round'])}/"
         f"c{p['client']:05d}-e{p['epoch']}x{p['span']}of{p['epochs']}-{p['global_ref']['sha256'][:16]}-{inp}{state}"
     )
+
+
+@contextmanager
+def bounded(deadline: float | None, task_timeout_s: float) -> Iterator[None]:
+    """An attempt under a round deadline (`time.monotonic()` time): cut by the task timeout
+    (TaskRunTimeoutError, retried) or by the deadline (DeadlinePassed), whichever comes first.
+    Without a deadline Prefect's own `timeout_seconds` bounds the attempt and this does nothing."""
+    if deadline is None:
+        yield
+        return
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DeadlinePassed("the round deadline passed before this attempt started")
+    if 0 < task_timeout_s < left:
+        with timeout(seconds=task_timeout_s, timeout_exc_type=TaskRunTimeoutError):
+            yield
+        return
+    try:
+        with timeout(seconds=left):
+            yield
+    except TimeoutError:
+        raise DeadlinePassed("the round deadline passed during this attempt") from None
 
 
 def retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
@@ -44,14 +80,15 @@ def retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
 )
 def train_client_epoch(
     cell_dir: str, round: int, client: int, epoch: int, span: int, epochs: int, global_ref: dict,
-    input_ref: dict | None, state_ref: dict | None,
+    input_ref: dict | None, state_ref: dict | None, deadline: float | None = None,
 ) -> dict:
-    """Train one client for `span` of its `epochs` local epochs from `epoch`; returns a reference
-    to the last result."""
+    """Train one client for `span` of its `epochs` local epochs from `epoch`, before `deadline`
+    (the round's, on `time.monotonic()`'s clock) if any; returns a reference to the last result."""
     attempt = TaskRunContext.get().task_run.run_count  # 1 on the first try, 2 on the first retry
-    executor = executor_for(cell_dir)
-    for e in range(epoch, epoch + span):
-        kwargs = {"round": round, "client": client, "epoch": e, "epochs": epochs, "global_ref": global_ref,
-                  "input_ref": input_ref, "state_ref": state_ref, "attempt": attempt}
-        input_ref = executor.run(cell_dir, jobs.client_epoch, kwargs)
+    with bounded(deadline, cell_env(cell_dir).runtime.settings.runner.task_timeout_s):
+        executor = executor_for(cell_dir)
+        for e in range(epoch, epoch + span):
+            kwargs = {"round": round, "client": client, "epoch": e, "epochs": epochs, "global_ref": global_ref,
+                      "input_ref": input_ref, "state_ref": state_ref, "attempt": attempt}
+            input_ref = executor.run(cell_dir, jobs.client_epoch, kwargs)
     return input_ref

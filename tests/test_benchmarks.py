@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -67,6 +68,27 @@ def test_aggregation_cost_smoke(tmp_path: Path) -> None:
     rows = json.loads(done.stdout.split("RESULT ", 1)[1])
     assert [r["strategy"] for r in rows] == ["fedavg", "krum", "fedadam"]
     assert all(r["seconds"] > 0 and r["clients"] == 3 for r in rows)
+
+
+@pytest.mark.slow
+def test_round_deadline_smoke(tmp_path: Path) -> None:
+    # Execute: two one-round sweeps of 4 clients, half the attempts hanging
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "round_deadline.py"), "--rounds", "1", "--clients", "4", "--p", "0.5",
+         "--task-timeout", "1", "--deadline", "2", "--out", str(tmp_path / "out.json")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
+    )
+    # Assert: both sides timed, their ratio, and the deadline side's training within its deadline and a bound
+    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
+    line = r"^no deadline +round mean +\d+\.\d+ s +max +\d+\.\d+ s +\(training max +\d+\.\d+ s\) +accuracy 0\.\d{4}"
+    assert re.search(line, done.stdout, re.M), done.stdout
+    assert re.search(r"^deadline 2 s +round mean +\d+\.\d+ s", done.stdout, re.M), done.stdout
+    assert re.search(r"no deadline / deadline: mean round \d+\.\d+x, max round \d+\.\d+x", done.stdout)
+    result = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert result["rounds"] == 1 and result["mean_ratio"] > 0
+    side = json.loads((tmp_path / "out.json").read_text())["runs"]["deadline 2 s"]
+    assert len(side["round_s"]) == 1 and side["max_train_s"] <= 2 + 1.5
 
 
 def flat(rounds: int, base: float = 900.0, step: float = 0.0) -> list[tuple[int, float]]:

@@ -85,6 +85,9 @@ def old_cell_key(config: dict[str, Any]) -> str:
     # local_steps and lr_schedule came later: a config at their defaults is what an old config was
     later = {"local_steps": None, "lr_schedule": {"milestones": [], "gamma": 0.1}}
     semantic = {k: v for k, v in config.items() if k not in OLD_NON_SEMANTIC and later.get(k, object()) != v}
+    # aggregation.round_timeout_s came later too: an old aggregation block had no such key
+    if semantic.get("aggregation", {}).get("round_timeout_s", 0) is None:
+        semantic["aggregation"] = {k: v for k, v in semantic["aggregation"].items() if k != "round_timeout_s"}
     return hashlib.sha256(json.dumps(semantic, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -105,6 +108,7 @@ def old_cell_key(config: dict[str, Any]) -> str:
         ("runner.granularity=client", False),
         ("runner.max_parallel_clients=3", False),
         ("runner.torch_threads=2", True),  # the float rounding depends on it; 1, the default, keeps old keys
+        ("aggregation.round_timeout_s=5", True),  # it can change which updates a round aggregates
         ("runner.memory.stop=0.99", False),
         ("checkpoint.location=/elsewhere", False),
         ("checkpoint.keep=5", False),

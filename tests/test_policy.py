@@ -97,6 +97,8 @@ def test_config_block_defaults_and_values() -> None:
     assert aggregation_policy(
         {"min_fit": 0.8, "on_insufficient": "fail", "stragglers": "drop"}, clients_per_round=5
     ) == AggregationPolicy(min_fit=0.8, on_insufficient="fail", stragglers="drop")
+    assert aggregation_policy({"round_timeout_s": 2.5}, clients_per_round=5).round_timeout_s == 2.5
+    assert aggregation_policy({"round_timeout_s": None}, clients_per_round=5) == AggregationPolicy()
 
 
 @pytest.mark.parametrize(
@@ -109,6 +111,11 @@ def test_config_block_defaults_and_values() -> None:
         ({"on_insufficient": "retry"}, "aggregation.on_insufficient must be 'skip' or 'fail'"),
         ({"stragglers": "keep"}, "aggregation.stragglers must be 'drop' or 'partial'"),
         ({"min_fits": 2}, "aggregation.min_fits: unknown key"),
+        ({"round_timeout_s": 0}, "aggregation.round_timeout_s must be null or a number of seconds > 0, got 0"),
+        ({"round_timeout_s": -5.0}, "aggregation.round_timeout_s must be null or a number of seconds > 0"),
+        ({"round_timeout_s": "5s"}, "aggregation.round_timeout_s must be null or a number of seconds > 0"),
+        ({"round_timeout_s": True}, "aggregation.round_timeout_s must be null or a number of seconds > 0"),
+        ({"round_timeout_s": float("inf")}, "aggregation.round_timeout_s must be null or a number of seconds > 0"),
     ],
 )
 def test_config_block_errors_name_the_key(cfg: dict, message: str) -> None:

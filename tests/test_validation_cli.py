@@ -32,6 +32,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "dirichlet-alpha-zero": (["partition=dirichlet", "partition.alpha=0"], ["partition.alpha must be > 0"]),
     "keep-one": (["checkpoint.keep=1"], ["checkpoint.keep must be >= 2 (got 1)"]),
+    "round-timeout-zero": (["aggregation.round_timeout_s=0"], ["aggregation.round_timeout_s must be null or a number"]),
     "unknown-option": (["strategy=nope"], ["unknown option strategy=nope", "fedavg,", "fedprox,"]),
     "unknown-experiment": (["+experiment=nope"], ["unknown option experiment=nope", "quickstart"]),
     "missing-dataset-files": (

@@ -23,7 +23,8 @@ turns pydantic's errors into these lines). Rules:
   per job: the float rounding depends on them; a fixed default keeps results independent of the
   machine). These have a `baseline` (amp=false, device=cpu, torch_threads=1): they count only when
   they differ from it, so every cell keyed before they became semantic keeps its key (and its folder
-  and MLflow run).
+  and MLflow run). Block keys added later have theirs in `BLOCK_BASELINES` (aggregation.round_timeout_s:
+  null).
 - Nothing here writes, reads files or imports torch; plug-in checks import the plug-in's module.
 """
 
@@ -272,6 +273,8 @@ def _aggregation(knobs: Knobs, node: Any, key: str) -> Any:
 # Group-free blocks that are optional (defaults apply when absent) and validated by their owner's
 # function `(knobs, node, key) -> object`, which raises ValueError naming the key.
 BLOCK_CHECKS: dict[str, Callable[[Knobs, Any, str], Any]] = {"aggregation": _aggregation}
+# Keys of a block added after cells were keyed: they count in the cell key only off these values.
+BLOCK_BASELINES: dict[str, dict[str, Any]] = {"aggregation": {"round_timeout_s": None}}
 
 
 @dataclass(frozen=True)
@@ -333,8 +336,9 @@ def semantic_view(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that can change a cell's results (what the cell key hashes).
 
     A knob is kept unless its field is `semantic=False`; a settings group keeps only its semantic
-    keys whose value differs from their baseline, and is left out when none is; every other node (a
-    plug-in group, a block) is kept whole. Works on any mapping: keys the schema does not know count.
+    keys whose value differs from their baseline, and is left out when none is; a block keeps its
+    keys but those at their `BLOCK_BASELINES` value; every other node (a plug-in group) is kept whole.
+    Works on any mapping: keys the schema does not know count.
     """
     view: dict[str, Any] = {}
     for name, value in config.items():
@@ -346,6 +350,9 @@ def semantic_view(config: Mapping[str, Any]) -> dict[str, Any]:
             part = {k: v for k, v in value.items() if k not in fields or _counts(fields[k], v)}
             if part:
                 view[name] = part
+        elif name in BLOCK_BASELINES and isinstance(value, Mapping):
+            base = BLOCK_BASELINES[name]
+            view[name] = {k: v for k, v in value.items() if k not in base or v != base[k]}
         else:
             view[name] = value
     return view

@@ -48,12 +48,22 @@ def start(cells: list[tuple[Mapping[str, Any], str]]) -> None:
     dask = [config["runner"]["dask"] for config, _ in cells if config["runner"]["pool"] == "dask"]
     if dask:
         start_dask(dask[0])
-    runners = [config["runner"] for config, cell_dir in cells if wants_processes(config, cell_dir)]
+    configs = [config for config, cell_dir in cells if wants_processes(config, cell_dir)]
     with _lock:
-        if _pool is None and runners:
+        if _pool is None and configs:
             warm_imports()  # paid once here and inherited, instead of once per worker
-            size = max(parallel_clients(r["max_parallel_clients"]) for r in runners)
-            _pool = WorkerPool(size, torch_threads=1)  # each job then sets its cell's (fedsweep/jobs.py)
+            size = max(parallel_clients(c["runner"]["max_parallel_clients"]) for c in configs)
+            # A round deadline that fires kills the workers of the clients it cuts: keep a spare ready.
+            spare = any((c.get("aggregation") or {}).get("round_timeout_s") for c in configs)
+            # Jobs set their cell's intra-op threads themselves (fedsweep/jobs.py).
+            _pool = WorkerPool(size, torch_threads=1, spare=spare, warm=_warm_worker)
+
+
+def _warm_worker() -> None:
+    """What a spare worker imports before it is needed: the jobs (the library) and torch._dynamo."""
+    from fedsweep import jobs  # noqa: F401, PLC0415
+
+    warm_imports()
 
 
 def start_dask(settings: Mapping[str, Any]) -> DaskBackend:

@@ -13,21 +13,30 @@ whole sweep and hands each `call` to an idle one; the caller's thread blocks unt
   memory tensors (torch.multiprocessing), so one copy of the data serves every process.
 - **A stuck or dead worker is replaced.** An exception raised in a worker is raised in the caller
   (with the worker's traceback as a note) and the worker serves on. If the caller is interrupted
-  while waiting (a task timeout raises in its thread), the worker may be stuck in the work: it is
-  killed and a fresh one spawned. A worker that dies (the OS's OOM killer, a crash) raises
+  while waiting (a task timeout or a round deadline raises in its thread), the worker may be stuck
+  in the work: it is killed and replaced. A worker that dies (the OS's OOM killer, a crash) raises
   `WorkerLost`, a retryable error, and is replaced too.
+- **Replacing never stalls the caller.** A spawn imports torch and receives the data (seconds), so
+  a killed worker's place is taken by a warm spare at once, and the next spare starts in the
+  background (the starter thread): a worker that has run `warm` (imports) and every setup seen so
+  far (data). Without a warm spare, the slot is refilled in the background when one is ready, and
+  the other workers serve meanwhile. A spare costs a process, so there is one only where workers
+  are lost: from the pool's start with `spare=True` (the sweep asks for it when a round deadline is
+  set, as a deadline that fires kills workers every round), else from the first replacement on.
 - **No orphans.** Workers ask the kernel to kill them when their parent dies (PR_SET_PDEATHSIG),
   ignore Ctrl-C (the main process handles it) and are stopped by `close`.
 """
 
+import collections
+import functools
+import itertools
 import multiprocessing as mp
 import os
-import queue
 import signal
 import threading
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -38,6 +47,7 @@ import torch.multiprocessing  # noqa: F401 - registers the pickling of tensors a
 from fedsweep.lifeline import die_with_parent
 
 POLL_S = 0.05  # how often a waiting caller checks that its worker is alive (and can be interrupted)
+_REFILL_TRIES = 3  # starts of a replacement before its slot is given up (the pool then serves with fewer)
 
 
 class WorkerLost(RuntimeError):
@@ -83,44 +93,77 @@ class _Worker:
     process: Any
     conn: Connection
     ready: set[str] = field(default_factory=set)
+    spare: bool = False  # started ahead, not serving yet
 
 
 class WorkerPool:
-    """`size` long-lived worker processes, each with `torch_threads` intra-op threads."""
+    """`size` long-lived worker processes, each with `torch_threads` intra-op threads (and a spare
+    from the start with `spare`, warmed by calling `warm`)."""
 
-    def __init__(self, size: int, *, torch_threads: int) -> None:
+    def __init__(
+        self, size: int, *, torch_threads: int, spare: bool = False, warm: Callable[[], Any] | None = None
+    ) -> None:
         if size < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {size}")
         if torch_threads < 1:
             raise ValueError(f"a worker needs at least one intra-op thread, got {torch_threads}")
         self.size, self.torch_threads = size, torch_threads
         method = "fork" if threading.active_count() == 1 else "spawn"
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: collections.deque[_Worker] = collections.deque()
+        self._freed = threading.Condition()  # notified when a worker becomes idle
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
         self._starter: ThreadPoolExecutor | None = None
+        self._setups: dict[str, tuple[Callable, Callable[[], tuple]]] = {}  # what a spare installs
+        self._spare: Future[_Worker] | None = None
+        self._warm = warm or os.getpid  # what a spare runs first: the imports its first jobs would pay
         for _ in range(size):
-            self._idle.put(self._start(method))
+            self._put_idle(self._start(method))
+        if spare:
+            self._spare = self._starter_thread().submit(self._start_spare)
 
     def _start(self, method: str) -> _Worker:
         if method == "fork":  # only while this is the process's only thread, which lives to the end
             return self._start_now(method)
+        return self._starter_thread().submit(self._start_now, method).result()
+
+    def _starter_thread(self) -> ThreadPoolExecutor:
         # PR_SET_PDEATHSIG fires when the *thread* that started a worker ends; task threads come and
         # go, so spawned workers are started by one thread that lives as long as the pool.
-        if self._starter is None:
-            self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsweep-worker-starter")
-        return self._starter.submit(self._start_now, method).result()
+        with self._lock:
+            if self._starter is None:
+                name = "fedsweep-worker-starter"
+                self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+            return self._starter
 
-    def _start_now(self, method: str) -> _Worker:
+    def _start_now(self, method: str, *, spare: bool = False) -> _Worker:
         ctx = mp.get_context(method)
         mine, theirs = ctx.Pipe()
         process = ctx.Process(target=_serve, args=(theirs, self.torch_threads), name="fedsweep-worker", daemon=True)
         process.start()
         theirs.close()
-        worker = _Worker(process=process, conn=mine)
+        worker = _Worker(process=process, conn=mine, spare=spare)
         with self._lock:
+            if self._closed:  # a spare that finished starting after `close`
+                process.kill()
+                raise RuntimeError("the worker pool is closed")
             self._workers.append(worker)
+        return worker
+
+    def _start_spare(self) -> _Worker:
+        """(the starter thread) A spawned worker, warm: imports done, every setup seen so far run."""
+        worker = self._start_now("spawn", spare=True)
+        try:
+            self._ask(worker, self._warm, ())
+            for token, (setup_fn, make_args) in list(self._setups.items()):
+                self._ask(worker, setup_fn, make_args())
+                worker.ready.add(token)
+        except BaseException:
+            worker.process.kill()
+            with self._lock:
+                self._workers.remove(worker)
+            raise
         return worker
 
     def call(self, fn: Callable[..., Any], *args: Any, setup: tuple[str, Callable, Callable[[], tuple]] | None = None) -> Any:
@@ -128,11 +171,16 @@ class WorkerPool:
         not yet run the setup for `token` first runs `setup_fn(*make_args())`."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
-        worker = self._idle.get()
-        healthy = False
+        taken: list[_Worker] = []
+        healthy, asked = False, False
         try:
+            while not taken:
+                self._take_idle(taken)
+            worker = taken[0]
+            asked = True
             if setup is not None and setup[0] not in worker.ready:
                 token, setup_fn, make_args = setup
+                self._setups[token] = (setup_fn, make_args)
                 self._ask(worker, setup_fn, make_args())
                 worker.ready.add(token)
             result = self._ask(worker, fn, args)
@@ -142,7 +190,24 @@ class WorkerPool:
             healthy = True
             raise raised.error from None
         finally:
-            self._idle.put(worker if healthy else self._replace(worker))
+            if taken and (healthy or not asked):
+                self._put_idle(taken[0])
+            elif taken:
+                self._replace(taken[0])
+
+    def _take_idle(self, taken: list[_Worker]) -> None:
+        """Move an idle worker into `taken`, or wait a moment. A timeout raised into this thread at any
+        instruction must not lose a worker: the move is one C call (deque.popleft, list.extend)."""
+        with self._freed:
+            if self._idle:
+                taken.extend(itertools.islice(iter(self._idle.popleft, None), 1))
+            else:
+                self._freed.wait(POLL_S)  # short waits: an exception raised in this thread lands
+
+    def _put_idle(self, worker: _Worker) -> None:
+        with self._freed:
+            self._idle.append(worker)
+            self._freed.notify()
 
     def map(self, fn: Callable[..., Any], calls: list[tuple], *, setup: tuple | None = None) -> list[Any]:
         """`fn(*args)` for each args in `calls`, side by side on up to `size` workers; answers in order."""
@@ -171,14 +236,39 @@ class WorkerPool:
             raise _Raised(error)
         return reply[1]
 
-    def _replace(self, worker: _Worker) -> _Worker:
-        """Kill a worker that may be stuck or is dead; its replacement spawns (this process has threads)."""
+    def _replace(self, worker: _Worker) -> None:
+        """Kill a worker that may be stuck or is dead, without waiting for its replacement: a warm
+        spare serves at once; else the slot is refilled by the spare still starting, or by a spawn
+        (this process has threads), when it is ready. The next spare starts in the background."""
         worker.process.kill()
         worker.process.join(timeout=10)
         worker.conn.close()
-        with self._lock:
+        starter = self._starter_thread()
+        with self._lock:  # two callers cut at once must not take the same spare
             self._workers.remove(worker)
-        return self._start("spawn")
+            spare = self._spare
+            if spare is None or (spare.done() and spare.exception() is not None):
+                spare = starter.submit(self._start_spare)
+            self._spare = starter.submit(self._start_spare)
+        spare.add_done_callback(functools.partial(self._serve_from, tries=_REFILL_TRIES))
+
+    def _serve_from(self, started: "Future[_Worker]", *, tries: int) -> None:
+        """A started spare joins the idle workers; one that failed to start is started again."""
+        if started.exception() is None:
+            worker = started.result()
+            worker.spare = False
+            self._put_idle(worker)
+        elif tries > 1 and not self._closed:
+            again = self._starter_thread().submit(self._start_spare)
+            again.add_done_callback(functools.partial(self._serve_from, tries=tries - 1))
+
+    def spare_pid(self) -> int | None:
+        """The pid of the spare once it is warm (None without a spare, or while it starts)."""
+        spare = self._spare
+        if spare is None or not spare.done() or spare.exception() is not None:
+            return None
+        worker = spare.result()
+        return worker.process.pid if worker.spare else None
 
     def close(self) -> None:
         """Stop every worker (idle ones are asked, busy or stuck ones killed)."""
@@ -200,8 +290,9 @@ class WorkerPool:
             self._starter.shutdown(wait=False)
 
     def pids(self) -> list[int]:
+        """The pids of the workers that serve calls (not the spare)."""
         with self._lock:
-            return [w.process.pid for w in self._workers]
+            return [w.process.pid for w in self._workers if not w.spare]
 
 
 class _Raised(Exception):

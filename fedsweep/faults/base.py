@@ -31,7 +31,8 @@ Rules:
   `after_training(round_ctx, params, global_params)` once on the client's final parameters, before
   the update is validated and aggregated (it returns a new dict and never edits its inputs).
 - **Failures are exceptions of a known kind.** `TransientFailure` and `SimulatedOOM` are worth a
-  retry; `PermanentFailure` (and its `NodeDown`) is not: `retryable(exc)` says which, for Prefect's
+  retry; `PermanentFailure` (and its `NodeDown`), and `DeadlinePassed` (the round's deadline, not a
+  fault), are not: `retryable(exc)` says which, for Prefect's
   `retry_condition_fn`. `failure_kind(exc)` is the short name reported in the round's failure
   records (`{client, kind, message}`, fedsweep/rounds.py). A NaN/Inf update is no exception: the
   client's last epoch marks its reference invalid and the round reports `invalid_update`.
@@ -93,6 +94,12 @@ class SimulatedOOM(MemoryError):
     kind = "oom"
 
 
+class DeadlinePassed(Exception):
+    """Not injected: the round's deadline (aggregation.round_timeout_s) passed during the attempt."""
+
+    kind = "deadline"
+
+
 class FaultConfigError(ValueError):
     """An impossible fault hyper-parameter; `field` names it, `reason` says why."""
 
@@ -105,7 +112,7 @@ def retryable(exc: BaseException) -> bool:
     """Whether a failed client-epoch attempt is worth retrying (Prefect's `retry_condition_fn`)."""
     if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: never swallowed by a retry
         return False
-    return not isinstance(exc, PermanentFailure)
+    return not isinstance(exc, PermanentFailure | DeadlinePassed)
 
 
 def failure_kind(exc: BaseException) -> str:

@@ -84,8 +84,8 @@ def test_a_worker_that_dies_raises_worker_lost_and_is_replaced(pool) -> None:
     # Execute
     with pytest.raises(WorkerLost, match="died"):
         pool.call(die)
-    # Assert: one new worker, and the pool still answers on both
-    after = set(pool.pids())
+    # Assert: one new worker (started in the background), and the pool still answers on both
+    after = _serving(pool, 2)
     assert len(after) == 2 and len(after - before) == 1
     assert [pool.call(add, 1, 1) for _ in range(4)] == [2] * 4
 
@@ -109,10 +109,18 @@ def test_a_caller_interrupted_while_waiting_gets_its_worker_killed_and_replaced(
     thread.join(timeout=20)
     # Assert: the caller saw the timeout, the stuck worker is gone, the pool works
     assert isinstance(outcome.get("error"), TimeoutError)
-    assert len(set(pool.pids()) - busy) == 1
+    assert len(_serving(pool, 2) - busy) == 1
     gone = busy - set(pool.pids())
     assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in gone)
     assert pool.call(add, 3, 4) == 7
+
+
+def _serving(pool: WorkerPool, size: int, bound_s: float = 120) -> set[int]:
+    """The serving workers' pids once there are `size` of them (a replacement starts in the background)."""
+    deadline = time.monotonic() + bound_s
+    while len(pool.pids()) < size and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return set(pool.pids())
 
 
 def test_setup_runs_once_per_worker_and_token(pool) -> None:
@@ -214,3 +222,27 @@ def test_which_cells_train_in_worker_processes(runner, location, expected) -> No
     from fedsweep.execution.choose import wants_processes  # noqa: PLC0415
 
     assert wants_processes({"runner": runner}, location) is expected
+
+
+def test_a_replacement_is_the_warm_spare_started_before_it_was_needed() -> None:
+    # Prepare: one worker that received a setup, then died: the first replacement starts a spare
+    pool = WorkerPool(1, torch_threads=1)
+    try:
+        assert pool.call(setups_seen, setup=("a", remember, lambda: ("a",))) == ["a"]
+        assert pool.spare_pid() is None
+        with pytest.raises(WorkerLost):
+            pool.call(die)
+        deadline = time.monotonic() + 120
+        while pool.spare_pid() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        spare = pool.spare_pid()
+        assert spare is not None and spare not in pool.pids() and psutil.pid_exists(spare)
+        # Execute: the serving worker dies again
+        with pytest.raises(WorkerLost):
+            pool.call(die)
+        # Assert: the worker that serves now is the spare that was alive before, warm with the setup
+        assert pool.pids() == [spare]
+        assert pool.call(setups_seen) == ["a"]
+        assert pool.spare_pid() != spare
+    finally:
+        pool.close()
