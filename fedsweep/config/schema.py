@@ -368,10 +368,12 @@ def _counts(field: FieldInfo, value: Any) -> bool:
 def semantic_params(params: Mapping[str, str]) -> dict[str, str]:
     """`semantic_view` for flattened keys and string values (a cell's MLflow params: `runner.amp`,
     `lr_schedule.gamma`): the params that can change the cell's results, less those equal to their
-    baseline. A key the schema does not know counts, as in `semantic_view`."""
+    baseline (a block key's baseline as `str` writes it). A key the schema does not know counts, as in `semantic_view`."""
     kept = {}
     for key, value in params.items():
         head, _, rest = key.partition(".")
+        if rest in BLOCK_BASELINES.get(head, {}) and value == str(BLOCK_BASELINES[head][rest]):
+            continue
         if head in Knobs.model_fields:
             field, path = Knobs.model_fields[head], rest
         elif head in GROUP_SETTINGS and rest:
