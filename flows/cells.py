@@ -131,7 +131,8 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
     if tracking:
         statuses = {r["status"] for r in rows}
         status = "FINISHED" if statuses == {"FINISHED"} else "KILLED" if "STOPPED" in statuses else "FAILED"
-        metrics, plots = report_sweep(tracking, [c["key"] for c in cells], rows, time.perf_counter() - started)
+        metrics, plots = report_sweep(tracking, [c["key"] for c in cells], rows, time.perf_counter() - started,
+                                      plots=not stop_requested())
         track.finish_run(
             tracking["uri"], tracking["parent_run_id"], status, {},
             {**{name: text.encode() for name, text in files.items()}, **plots}, metrics=metrics,

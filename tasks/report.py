@@ -1,18 +1,21 @@
 """The sweep's MLflow parent run at the end: headline metrics and comparison plots.
 
 The cells' histories are read back from their child runs (every round is there once the cells have
-finished), so a resumed sweep plots the rounds of its earlier runs too.
+finished), so a resumed sweep plots the rounds of its earlier runs too. matplotlib is imported only
+when the plots are drawn (seconds of start-up otherwise).
 """
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from fedsweep.plots import CellCurve, sweep_figures
 from tasks.tags import CELL_KEY
 from tasks.track import client
+
+if TYPE_CHECKING:
+    from fedsweep.plots import CellCurve
 
 
 def headline(rows: list[dict[str, Any]], wall_s: float) -> dict[str, float]:
@@ -27,8 +30,10 @@ def headline(rows: list[dict[str, Any]], wall_s: float) -> dict[str, float]:
     return {"best_final_accuracy": max(finals), **metrics} if finals else metrics
 
 
-def curves(uri: str, parent_run_id: str, cell_keys: list[str]) -> list[CellCurve]:
+def curves(uri: str, parent_run_id: str, cell_keys: list[str]) -> list["CellCurve"]:
     """The histories of the parent's child runs for `cell_keys`, in that order."""
+    from fedsweep.plots import CellCurve  # noqa: PLC0415
+
     mlc = client(uri)
     parent = mlc.get_run(parent_run_id)
     children = mlc.search_runs([parent.info.experiment_id],
@@ -50,7 +55,12 @@ def curves(uri: str, parent_run_id: str, cell_keys: list[str]) -> list[CellCurve
 
 
 @task(cache_policy=NO_CACHE, name="report-sweep")
-def report_sweep(tracking: dict[str, Any], cell_keys: list[str], rows: list[dict[str, Any]],
-                 wall_s: float) -> tuple[dict[str, float], dict[str, bytes]]:
-    """(headline metrics, plot files) for the parent run."""
+def report_sweep(tracking: dict[str, Any], cell_keys: list[str], rows: list[dict[str, Any]], wall_s: float,
+                 plots: bool = True) -> tuple[dict[str, float], dict[str, bytes]]:
+    """(headline metrics, plot files) for the parent run; no plots with `plots=False` (a sweep
+    being stopped: drawing them would delay the exit by seconds)."""
+    if not plots:
+        return headline(rows, wall_s), {}
+    from fedsweep.plots import sweep_figures  # noqa: PLC0415
+
     return headline(rows, wall_s), sweep_figures(curves(tracking["uri"], tracking["parent_run_id"], cell_keys))
