@@ -176,6 +176,25 @@ def test_mlflow_children_are_tagged_for_grouping_and_the_experiment_is_a_trainin
             "num_clients": "10"}
 
 
+@pytest.mark.slow
+def test_a_rerun_says_each_finished_cell_is_skipped_and_continues_the_parent(swept, prefect_home) -> None:
+    # Prepare
+    from prefect.settings import PREFECT_API_URL
+
+    cwd, before = swept
+    # Execute
+    run_sweep(cwd, prefect_home, *ARGS, api_url=PREFECT_API_URL.value())
+    # Assert: the new cell flow runs say so in their logs; MLflow keeps one parent, its name unchanged
+    latest = {run.name: run for run in flow_runs(cwd)}  # by start time: the re-run's runs win
+    logs, _ = logs_and_tasks([latest[name].id for name in CELLS])
+    for name in CELLS:
+        said = [log.message for log in logs if log.flow_run_id == latest[name].id]
+        assert f"cell {name} already finished its 2 rounds: nothing to train (skipped)" in said, said
+        assert not any(m.startswith("round ") for m in said), said
+    after = recorded(cwd, "quickstart")
+    assert after["quickstart"][0].info.run_name == before["quickstart"][0].info.run_name
+
+
 def test_the_figures_are_pngs_even_for_one_cell_or_none() -> None:
     # Prepare
     cell = CellCurve(name="fedavg-c10-r2-s0", method="fedavg", num_clients=10, rounds=(1, 2), accuracy=(0.3, 0.4),
