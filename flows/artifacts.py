@@ -7,10 +7,14 @@ MLflow run is (a link when `tracking.ui_url` is set, else the run id and the `ml
 The sweep's flow run gets the summary table as a Markdown artifact.
 """
 
+import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.logging import get_run_logger
 
 from flows.view import artifact_key
@@ -61,6 +65,11 @@ class CellStory:
             self.log.info("resuming cell %s after round %d of %d", name, done, rounds)
         self.progress = create_progress_artifact(
             progress=100.0 * done / rounds, key=artifact_key(sweep, name, "progress"), description=self._said(history))
+        # Updates go through one client (`update_progress_artifact` makes one per call: several task
+        # runs' worth of set-up each round) in one background thread, off the training path; a failed
+        # update is a warning, never the cell's failure.
+        self.client = get_client(sync_client=True)
+        self.updates = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsweep-progress")
 
     def _said(self, history: Sequence[dict[str, Any]]) -> str:
         if not history:
@@ -73,11 +82,22 @@ class CellStory:
         self.log.info("round %d of %d: accuracy %.4f, loss %.4f, %d of %d clients ok, %s",
                       int(row["round"]), self.rounds, row["accuracy"], row["loss"], int(row["clients_ok"]),
                       int(row["clients_selected"]), failures_text(row))
-        update_progress_artifact(self.progress, progress=100.0 * len(history) / self.rounds,
-                                 description=self._said(history))
+        update = ArtifactUpdate(data=100.0 * len(history) / self.rounds, description=self._said(history))
+        self.updates.submit(self._update, update)
+
+    def _update(self, update: ArtifactUpdate) -> None:
+        try:
+            self.client.update_artifact(artifact_id=self.progress, artifact=update)
+        except Exception as err:  # noqa: BLE001 - the progress bar is not worth a cell
+            logging.getLogger("fedsweep").warning("%s: progress artifact not updated: %s", self.name, err)
+
+    def close(self) -> None:
+        """Wait for the last progress update (the cell's run ends after it)."""
+        self.updates.shutdown(wait=True)
 
     def finish(self, history: Sequence[dict[str, Any]], tracking: dict[str, Any], run_id: str | None) -> None:
         """The cell's Markdown artifact: final metrics, the per-round table, its MLflow run."""
+        self.close()
         accuracies = [h["accuracy"] for h in history]
         final = (f"final accuracy **{accuracies[-1]:.4f}**, best {max(accuracies):.4f}, "
                  f"{len(history)} rounds, {int(sum(h['clients_failed'] for h in history))} client failures"

@@ -200,6 +200,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         raise
     finally:
         bar.close()
+        story.close()
     sha, weights = final_model(env, state)
     if run_id and run_status != "FINISHED":
         files = {"config.yaml": yaml.safe_dump(cfg, sort_keys=False).encode(), "model/final.safetensors": weights}

@@ -9,8 +9,8 @@ import os
 import shutil
 import sys
 import threading
-from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from flows.interrupt import run_interruptible
