@@ -40,7 +40,7 @@ def per_round(cwd: Path, metric: str) -> list[float]:
 
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("bench")
-    (cell,) = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name != "bench"]
+    (cell,) = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
     return [m.value for m in sorted(client.get_metric_history(cell.info.run_id, metric), key=lambda m: m.step)]
 
 

@@ -7,16 +7,20 @@ rows with the run's start time and the cell's key, and is appended to the sweep 
 (fedsweep/summary.py). A cell stopped by
 the memory guard, Ctrl-C or SIGTERM, or a lost Dask scheduler, leaves the cells not yet started
 NOT RUN.
+
+The flows receive compact views (flows/view.py), so the UI shows readable parameters; the full cells
+are registered here by the runner (`register`), by key, before the sweep flow starts.
 """
 
 import contextvars
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, tags
 from prefect.artifacts import create_link_artifact
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -26,14 +30,23 @@ from fedsweep.checkpoint.storage import CheckpointError, LocalStorage
 from fedsweep.execution import describe, parallel_clients
 from fedsweep.execution.dask import SchedulerLost
 from fedsweep.policy import CellFailed
+from flows import view
+from flows.artifacts import sweep_artifact
 from flows.experiment import run_cell
 from flows.interrupt import stop_requested
 from tasks import track
+from tasks.report import report_sweep
 
 log = logging.getLogger("fedsweep")
 # A cell that ends for one of these reasons says so in one line; any other exception is a bug and
 # gets its traceback.
 KNOWN_FAILURES = (CheckpointError, CellFailed)
+_PLANNED: dict[str, dict[str, Any]] = {}  # cell key -> the full cell (config, params, folder)
+
+
+def register(cells: list[dict[str, Any]]) -> None:
+    """Make the full cells known to the flows, which receive only their compact views."""
+    _PLANNED.update({cell["key"]: cell for cell in cells})
 
 
 def task_runner(cell: dict[str, Any]) -> ThreadPoolTaskRunner:
@@ -44,9 +57,11 @@ def task_runner(cell: dict[str, Any]) -> ThreadPoolTaskRunner:
 
 @flow(name="cell", log_prints=False, persist_result=False)
 def cell_flow(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any] | State:
-    """One cell (the round loop of flows/experiment.py). A failure ends the flow run in a Failed
-    state carrying its one-line reason: Prefect then neither logs an engine traceback nor persists
-    the exception (as a pickle) among the sweep's results. A lost Dask scheduler ends the cell LOST."""
+    """One cell (the round loop of flows/experiment.py); `cell` is its compact view, the registered
+    cell of its key is run. A failure ends the flow run in a Failed state carrying its one-line
+    reason: Prefect then neither logs an engine traceback nor persists the exception (as a pickle)
+    among the sweep's results. A lost Dask scheduler ends the cell LOST."""
+    cell = _PLANNED[cell["key"]]
     try:
         return run_cell.fn(cell, tracking)
     except SchedulerLost as err:
@@ -60,9 +75,11 @@ def cell_flow(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any] 
 
 
 def run_one(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
-    """One cell's subflow; its summary row (FAILED with the reason printed when it fails)."""
+    """One cell's subflow, tagged with its options; its summary row (FAILED with the reason printed
+    when it fails)."""
     run = cell_flow.with_options(flow_run_name=cell["name"], task_runner=task_runner(cell))
-    state = run(cell, tracking, return_state=True)
+    with tags(*view.cell_tags(cell)):
+        state = run(view.compact_cell(cell), tracking, return_state=True)
     if state.is_completed():  # STOPPED (memory guard, Ctrl-C) and LOST are clean, resumable ends
         return state.result()
     print(f"cell {cell['name']} failed: {state.message}", flush=True)
@@ -96,26 +113,31 @@ def run_cells(cells: list[dict[str, Any]], tracking: dict[str, Any], parallel: i
 
 @flow(name="sweep", persist_result=False)
 def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run every cell (a failed cell does not stop the others; the memory guard, Ctrl-C, SIGTERM
-    and a lost Dask scheduler do); write and log the summary."""
+    """Run every cell of `sweep` (its name, folder and cells' compact views; a failed cell does not
+    stop the others; the memory guard, Ctrl-C, SIGTERM and a lost Dask scheduler do); write the
+    summary, show it as an artifact, and log it with the headline metrics and plots to MLflow."""
+    started = time.perf_counter()
     where = describe()
     if where:
         create_link_artifact(key="dask-dashboard", link=where["dask_dashboard"],
                              description=f"Dask scheduler {where['dask_scheduler']}")
-    cells = sweep["cells"]
+    cells = [_PLANNED[cell["key"]] for cell in sweep["cells"]]
     parallel = cells[0]["config"]["runner"]["parallel_cells"] if cells else 1
     rows = [{"run": sweep["run"], **row, "key": cell["key"]}
             for cell, row in zip(cells, run_cells(cells, tracking, parallel), strict=True)]
     out = Path(sweep["dir"])
     write_summary(out, rows)
+    files = {"summary.csv": summary.to_csv(rows), "summary.md": summary.to_markdown(rows)}  # this run's
     print("\n" + summary.to_text(rows) + f"\n\nsummary: {out / 'summary.md'} (every run's rows)", flush=True)
+    sweep_artifact(sweep["name"], files["summary.md"], tracking)
     if tracking:
         statuses = {r["status"] for r in rows}
         status = "FINISHED" if statuses == {"FINISHED"} else "KILLED" if "STOPPED" in statuses else "FAILED"
-        files = {"summary.csv": summary.to_csv(rows), "summary.md": summary.to_markdown(rows)}  # this run's
+        metrics, plots = report_sweep(tracking, [c["key"] for c in cells], rows, time.perf_counter() - started,
+                                      plots=not stop_requested())
         track.finish_run(
             tracking["uri"], tracking["parent_run_id"], status, {},
-            {name: text.encode() for name, text in files.items()},
+            {**{name: text.encode() for name, text in files.items()}, **plots}, metrics=metrics,
         )
     return rows
 

@@ -23,6 +23,7 @@ from fedsweep.checkpoint.cellstate import CellState, final_model, resume
 from fedsweep.execution import parallel_clients, round_measures
 from fedsweep.memory.guard import guard_from_config
 from fedsweep.memory.rss import rss_mb
+from flows.artifacts import CellStory
 from flows.commit import RoundCommitter
 from flows.interrupt import StopRequested, stop_requested
 from flows.training import train_clients
@@ -105,6 +106,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         )
     state = resume(env)
     first = state.round
+    story = CellStory(sweep=cfg["sweep_name"], name=name, rounds=rounds_total, history=state.history)
     committer = RoundCommitter(cell_dir=cell_dir, uri=uri, run_id=run_id, logged=logged, settings=settings.checkpoint)
     guard = guard_from_config(settings.runner.memory.model_dump())
     committer.log_missing(state.history)
@@ -132,6 +134,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             committer.submit(state)
             bar.set_postfix(summary.postfix(state.history))
             bar.update(1)
+            story.round_done(state.history)
         committer.finish()
     except (MemoryLimitReached, StopRequested) as stop:
         # Not a crash: everything up to the last round is committed and re-running resumes.
@@ -145,10 +148,12 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         raise
     finally:
         bar.close()
+        story.close()
     sha, weights = final_model(env, state)
     if run_id and run_status != "FINISHED":
         files = {"config.yaml": yaml.safe_dump(cfg, sort_keys=False).encode(), "model/final.safetensors": weights}
         track.finish_run(uri, run_id, "FINISHED", {"final_weights_sha256": sha}, files)
+    story.finish(state.history, tracking, run_id)
     return summary.cell_row(name, "FINISHED", state.history, rounds_run=state.round - first,
                             final_weights_sha256=sha)
 

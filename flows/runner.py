@@ -84,7 +84,8 @@ def run_sweep(plan: SweepPlan) -> int:
 
 
 def _run(plan: SweepPlan, server: LocalServer | None) -> int:
-    run = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # names this run's rows in summary.csv
+    started = datetime.now(timezone.utc)
+    run = started.strftime("%Y-%m-%dT%H:%M:%SZ")  # names this run's rows in summary.csv (and its flow run)
     from flows.untrusted import guard_results  # noqa: PLC0415
     from flows.leftovers import clean_temp_files, crash_stale_flow_runs, run_tags  # noqa: PLC0415
 
@@ -106,9 +107,11 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
         temporary_settings,
     )
 
-    from flows.cells import sweep_flow  # noqa: PLC0415
+    from flows import view  # noqa: PLC0415
+    from flows.cells import register, sweep_flow  # noqa: PLC0415
 
     logging.getLogger("prefect.task_runs").addFilter(_task_log_worth_showing)
+    view.quiet_task_runs()
 
     settings = {
         # The heartbeat thread costs ~1 s per flow run at exit and our runs are local anyway.
@@ -119,11 +122,14 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
     # the sweep; they are found by the tags every flow run of ours carries (flows/leftovers.py).
     stale = threading.Thread(target=crash_stale_flow_runs, name="fedsweep-crash-stale", args=(plan.dir,))
     stale.start()
-    sweep = {"name": plan.name, "dir": str(plan.dir), "cells": plan.cells, "run": run}
-    with temporary_settings(updates=settings), tags(*run_tags(plan.dir)):
+    register(plan.cells)
+    sweep = {"name": plan.name, "dir": str(plan.dir), "cells": [view.compact_cell(cell) for cell in plan.cells],
+             "run": run}
+    name = view.sweep_run_name(plan.name, started)
+    with temporary_settings(updates=settings), tags(*run_tags(plan.dir), view.experiment_tag(plan.name)):
         try:
             rows = run_interruptible(
-                lambda: sweep_flow.with_options(flow_run_name=plan.name)(sweep=sweep, tracking=tracking_info),
+                lambda: sweep_flow.with_options(flow_run_name=name)(sweep=sweep, tracking=tracking_info),
                 timeout_s=max(float(cell["config"]["runner"]["stop_timeout_s"]) for cell in plan.cells),
                 on_hard_stop=_hard_stop_steps(plan, server, tracking_info),
             )
@@ -190,4 +196,4 @@ def _open_tracking(plan: SweepPlan) -> dict[str, Any]:
 
     for tag, value in describe().items():  # tags, not params: a resumed sweep may run on another cluster
         track.client(uri).set_tag(parent, tag, value)
-    return {"uri": uri, "experiment_id": exp_id, "parent_run_id": parent}
+    return {"uri": uri, "experiment_id": exp_id, "parent_run_id": parent, "ui_url": plan.tracking.ui_url}

@@ -16,7 +16,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.tags import CELL_KEY, SUPERSEDED_BY, SWEEP_KEY
+from tasks.tags import CELL_KEY, EXPERIMENT_KIND, SUPERSEDED_BY, SWEEP_KEY, TRAINING, group_tags
 
 
 @lru_cache(maxsize=4)
@@ -65,13 +65,23 @@ def _new_database(path: Path) -> None:
 
 
 def experiment_id(uri: str, artifact_root: str, name: str) -> str:
-    """The experiment named after the sweep, created with artifacts under `artifact_root`."""
+    """The experiment named after the sweep, created with artifacts under `artifact_root`, and
+    marked as training runs (MLflow's classic view, not its GenAI view)."""
     mlc = client(uri)
     found = mlc.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get(EXPERIMENT_KIND) != TRAINING:  # an experiment made before fedsweep set it
+            mlc.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, TRAINING)
         return found.experiment_id
     location = Path(artifact_root).absolute().as_uri() if "://" not in artifact_root else artifact_root
-    return mlc.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}")
+    return mlc.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}",
+                                 tags={EXPERIMENT_KIND: TRAINING})
+
+
+def parent_run_name(uri: str, exp_id: str, sweep_name: str) -> str:
+    """`quickstart #3 @ 2026-12-02 06:10`: the sweep's 3rd parent run in this store, and its start."""
+    earlier = client(uri).search_runs([exp_id], filter_string=f"tags.`{SWEEP_KEY}` LIKE '%'", max_results=1000)
+    return f"{sweep_name} #{len(earlier) + 1} @ {time.strftime('%Y-%m-%d %H:%M')}"
 
 
 def _find_run(uri: str, exp_id: str, tag: str, value: str) -> Any:
@@ -105,7 +115,8 @@ def open_sweep_run(
     if found is not None:
         client(uri).update_run(found.info.run_id, status="RUNNING")
         return exp_id, found.info.run_id
-    run = client(uri).create_run(exp_id, run_name=sweep_name, tags={SWEEP_KEY: sweep_key})
+    name = parent_run_name(uri, exp_id, sweep_name)
+    run = client(uri).create_run(exp_id, run_name=name, tags={SWEEP_KEY: sweep_key})
     if fresh:
         _supersede(uri, exp_id, SWEEP_KEY, [sweep_key], by=run.info.run_id)
         _supersede(uri, exp_id, CELL_KEY, list(cell_keys), by=run.info.run_id)
@@ -118,7 +129,8 @@ def open_cell_run(
     uri: str, exp_id: str, parent_run_id: str, cell_name: str, cell_key: str, params: dict,
     fresh: bool = False,
 ) -> tuple[str, int, str]:
-    """(run id, last logged round, status before) of the cell's child run, found again or created."""
+    """(run id, last logged round, status before) of the cell's child run, found again or created;
+    tagged with the cell's options (`strategy`, `num_clients`, ...) for the UI to group by."""
     mlc = client(uri)
     if fresh:
         _supersede(uri, exp_id, CELL_KEY, cell_key)
@@ -127,12 +139,20 @@ def open_cell_run(
         status = found.info.status
         if status != "FINISHED":
             mlc.update_run(found.info.run_id, status="RUNNING")
+        _set_tags(uri, found.info.run_id, group_tags(params))  # a run made before these tags existed
         history = mlc.get_metric_history(found.info.run_id, "accuracy")
         return found.info.run_id, max((m.step for m in history), default=0), status
-    tags = {CELL_KEY: cell_key, "mlflow.parentRunId": parent_run_id}
+    tags = {CELL_KEY: cell_key, "mlflow.parentRunId": parent_run_id, **group_tags(params)}
     run = mlc.create_run(exp_id, run_name=cell_name, tags=tags)
     _log_params(uri, run.info.run_id, params)
     return run.info.run_id, 0, "RUNNING"
+
+
+def _set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
+    from mlflow.entities import RunTag  # noqa: PLC0415
+
+    if tags:
+        client(uri).log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def _log_params(uri: str, run_id: str, params: dict) -> None:
@@ -157,11 +177,16 @@ def log_round(uri: str, run_id: str, round: int, metrics: dict[str, float]) -> N
 
 
 @task(cache_policy=NO_CACHE, name="track-finish")
-def finish_run(uri: str, run_id: str, status: str, tags: dict[str, str], files: dict[str, bytes]) -> None:
-    """Tags, artifacts (`path -> bytes`) and the final status of a run."""
+def finish_run(uri: str, run_id: str, status: str, tags: dict[str, str], files: dict[str, bytes],
+               metrics: dict[str, float] | None = None) -> None:
+    """Tags, metrics (step 0), artifacts (`path -> bytes`) and the final status of a run."""
+    from mlflow.entities import Metric  # noqa: PLC0415
+
     mlc = client(uri)
-    for key, value in tags.items():
-        mlc.set_tag(run_id, key, value)
+    _set_tags(uri, run_id, tags)
+    if metrics:
+        stamp = int(time.time() * 1000)
+        mlc.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()])
     with tempfile.TemporaryDirectory() as tmp:
         for rel, data in files.items():
             path = Path(tmp, rel)

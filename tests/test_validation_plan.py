@@ -39,6 +39,7 @@ REFUSED: list[tuple[list[str], list[str]]] = [
     (["strategy=fedprox", "strategy.mu=-1"], ["strategy: FedProx: mu must be >= 0"]),
     (["strategy._target_=nope.Nope"], ["strategy._target_: cannot import 'nope.Nope'"]),
     (["sweep_name=../up"], ["sweep_name must be a plain name"]),
+    (["tracking.ui_url=localhost:5000"], ["tracking.ui_url must be the MLflow UI's http(s) address"]),
     (["checkpoint.location=s3://bucket/runs"], ["needs the 's3fs' package"]),
     (["-m", "strategy=fedavg,nope"], ["unknown option strategy=nope"]),
     (["-m", "rounds=3", "lr=0.1,-1"], ["lr must be > 0 (got -1)"]),

@@ -163,6 +163,15 @@ class TrackingSettings(Settings):
     uri: str = setting(semantic=False)
     artifact_root: str = setting(semantic=False)
     enabled: bool = setting(semantic=False)
+    ui_url: str | None = setting(semantic=False)
+
+    @field_validator("ui_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://\S+", value):
+            raise _refuse("must be the MLflow UI's http(s) address, e.g. http://127.0.0.1:5000 (got {got})",
+                          got=show(value))
+        return value
 
 
 class MemorySettings(Settings):

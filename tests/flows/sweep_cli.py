@@ -10,20 +10,23 @@ REPO = Path(__file__).resolve().parents[2]
 SWEEP = REPO / "flows" / "sweep.py"
 
 
-def sweep_env(prefect_home: Path) -> dict[str, str]:
-    """The environment of a CI run, with Prefect's database kept out of the user's home."""
+def sweep_env(prefect_home: Path, api_url: str | None = None) -> dict[str, str]:
+    """The environment of a CI run, with Prefect's database kept out of the user's home; with
+    `api_url`, the sweep uses that Prefect server instead of starting its private one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(CI="true", PREFECT_HOME=str(prefect_home), PYTHONUNBUFFERED="1")
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
     return env
 
 
 def start_sweep(
     cwd: Path, prefect_home: Path, *overrides: str, log: Any = subprocess.PIPE, python_path: str | None = None,
-    env: dict[str, str] | None = None,
+    api_url: str | None = None, env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """The sweep command in a subprocess; `python_path` is put before the PYTHONPATH it inherits,
     `env` added to its environment."""
-    env = {**sweep_env(prefect_home), **(env or {})}
+    env = {**sweep_env(prefect_home, api_url), **(env or {})}
     if python_path:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (python_path, env.get("PYTHONPATH")) if p)
     return subprocess.Popen(
@@ -32,17 +35,18 @@ def start_sweep(
     )
 
 
-def run_sweep(cwd: Path, prefect_home: Path, *overrides: str, timeout: float = 600,
+def run_sweep(cwd: Path, prefect_home: Path, *overrides: str, timeout: float = 600, api_url: str | None = None,
               env: dict[str, str] | None = None) -> str:
     """Run to completion; returns the output, failing with it if the exit code is not 0."""
-    proc = start_sweep(cwd, prefect_home, *overrides, env=env)
+    proc = start_sweep(cwd, prefect_home, *overrides, api_url=api_url, env=env)
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out[-4000:]
     return out
 
 
 def recorded(cwd: Path, experiment: str) -> dict[str, Any]:
-    """Runs of an MLflow experiment in cwd/mlruns: {run name: (run, {metric: [(step, value)]})}."""
+    """Runs of an MLflow experiment in cwd/mlruns: {run name: (run, {metric: [(step, value)]}, client)};
+    the sweep's parent run (named `<sweep> #N @ <start>`) under the experiment's name."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
@@ -53,6 +57,7 @@ def recorded(cwd: Path, experiment: str) -> dict[str, Any]:
             key: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
             for key in run.data.metrics
         }
-        assert run.info.run_name not in out, f"duplicate run {run.info.run_name}"
-        out[run.info.run_name] = (run, metrics, client)
+        name = run.info.run_name if "mlflow.parentRunId" in run.data.tags else experiment
+        assert name not in out, f"duplicate run {name}"
+        out[name] = (run, metrics, client)
     return out

@@ -2,6 +2,7 @@
 records and never touches the other's flow runs; the same sweep twice in one folder is refused."""
 
 import json
+import re
 import signal
 import sqlite3
 from pathlib import Path
@@ -21,7 +22,8 @@ def finish(proc) -> str:
 
 
 def prefect_record(prefect_home: Path, cwd: Path) -> dict[str, list[str]]:
-    """{flow run name: its state history} of the sweep run from cwd, from Prefect's database."""
+    """{flow run name: its state history} of the sweep run from cwd, from Prefect's database (the
+    sweep's flow run, named `<sweep>-<start>`, under the sweep's name)."""
     with sqlite3.connect(prefect_home / "prefect.db") as db:
         runs = db.execute("SELECT id, name, tags FROM flow_run").fetchall()
         record = {}
@@ -30,6 +32,7 @@ def prefect_record(prefect_home: Path, cwd: Path) -> dict[str, list[str]]:
                 states = db.execute(
                     "SELECT name FROM flow_run_state WHERE flow_run_id = ? ORDER BY timestamp", (run_id,)
                 ).fetchall()
+                name = re.sub(r"-\d{8}-\d{6}$", "", name)  # the sweep's run, under the sweep's name
                 assert name not in record, f"two flow runs named {name} from {cwd}"
                 record[name] = [state for (state,) in states]
     return record

@@ -24,10 +24,11 @@ def test_resume_false_records_new_runs_and_supersedes_the_old_ones(tmp_path, pre
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("over")
     runs = client.search_runs([exp.experiment_id])
-    parents = [r for r in runs if r.info.run_name == "over"]
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     new_parent = max(parents, key=lambda r: r.info.start_time)
     old_parent = min(parents, key=lambda r: r.info.start_time)
     assert len(parents) == 2 and new_parent.info.status == "FINISHED"
+    assert (old_parent.info.run_name[:8], new_parent.info.run_name[:8]) == ("over #1 ", "over #2 ")  # told apart
     children = {parent.info.run_id: {} for parent in parents}
     for run in runs:
         if run.info.run_name in CELLS:

@@ -118,7 +118,7 @@ def test_prefect_records_the_sweep_its_cells_and_their_tasks(first, prefect_home
             assert state == "COMPLETED", cell
             tasks[cell] = db.execute("SELECT name, state_type FROM task_run WHERE flow_run_id = ?", (run_id,)).fetchall()
         sweep_state = db.execute(
-            "SELECT state_type FROM flow_run WHERE name = 'quickstart' AND created BETWEEN ? AND ?",
+            "SELECT state_type FROM flow_run WHERE name LIKE 'quickstart-%' AND created BETWEEN ? AND ?",
             (WINDOW["from"], WINDOW["to"]),
         ).fetchone()
     # Assert: the sweep, and per cell a task per client epoch, aggregation, evaluation and checkpoint,

@@ -1,0 +1,114 @@
+"""What a cell and a sweep leave in Prefect: log lines that say what happened, and artifacts.
+
+A cell's flow run gets a progress artifact updated after every round, an INFO line per round in its
+log (accuracy, loss, the clients that failed and how), a line when it resumes or has nothing left to
+train, and at the end a Markdown artifact: the per-round table, the final metrics and where its
+MLflow run is (a link when `tracking.ui_url` is set, else the run id and the `mlflow ui` command).
+The sweep's flow run gets the summary table as a Markdown artifact.
+"""
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import ArtifactUpdate
+from prefect.logging import get_run_logger
+
+from flows.view import artifact_key
+
+COLUMNS = ("round", "accuracy", "loss", "clients_ok", "clients_failed", "retries", "round_seconds")
+
+
+def failures_text(row: dict[str, Any]) -> str:
+    """`2 failed (node_down 1, transient 1), 3 retries`, or `none failed`."""
+    kinds = [f"{k.removeprefix('failed_')} {int(v)}" for k, v in sorted(row.items()) if k.startswith("failed_") and v]
+    failed = f"{int(row.get('clients_failed', 0))} failed ({', '.join(kinds)})" if kinds else "none failed"
+    retries = int(row.get("retries", 0))
+    return f"{failed}, {retries} retries" if retries else failed
+
+
+def mlflow_where(tracking: dict[str, Any], run_id: str | None, what: str = "run") -> str:
+    """A Markdown line saying where the MLflow run is."""
+    if not run_id:
+        return "MLflow: tracking is off (`tracking.enabled=false`)."
+    if tracking.get("ui_url"):
+        url = f"{tracking['ui_url'].rstrip('/')}/#/experiments/{tracking['experiment_id']}/runs/{run_id}"
+        return f"MLflow: [{what} {run_id}]({url})"
+    return (f"MLflow: {what} `{run_id}` in experiment `{tracking['experiment_id']}`; "
+            f"open it with `mlflow ui --backend-store-uri {tracking['uri']}`.")
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    def fmt(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) and not value.is_integer() else str(
+            int(value) if isinstance(value, float) else value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+class CellStory:
+    """The Prefect side of one cell's flow run; created inside the run, once its state is known.
+    Artifact keys name the sweep and the cell (`quickstart-fedprox-c50-r5-s0`), so the UI's Artifacts
+    page keeps one entry per cell of each sweep, its versions the cell's runs."""
+
+    def __init__(self, *, sweep: str, name: str, rounds: int, history: Sequence[dict[str, Any]]) -> None:
+        self.sweep, self.name, self.rounds, self.log = sweep, name, rounds, get_run_logger()
+        done = len(history)
+        if done >= rounds:
+            self.log.info("cell %s already finished its %d rounds: nothing to train (skipped)", name, rounds)
+        elif done:
+            self.log.info("resuming cell %s after round %d of %d", name, done, rounds)
+        self.progress = create_progress_artifact(
+            progress=100.0 * done / rounds, key=artifact_key(sweep, name, "progress"), description=self._said(history))
+        # Updates go through one client (`update_progress_artifact` makes one per call: several task
+        # runs' worth of set-up each round) in one background thread, off the training path; a failed
+        # update is a warning, never the cell's failure.
+        self.client = get_client(sync_client=True)
+        self.updates = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsweep-progress")
+
+    def _said(self, history: Sequence[dict[str, Any]]) -> str:
+        if not history:
+            return f"{self.name}: round 0 of {self.rounds}"
+        return f"{self.name}: round {len(history)} of {self.rounds}, accuracy {history[-1]['accuracy']:.4f}"
+
+    def round_done(self, history: Sequence[dict[str, Any]]) -> None:
+        """After each round: one INFO line, and the progress artifact moves."""
+        row = history[-1]
+        self.log.info("round %d of %d: accuracy %.4f, loss %.4f, %d of %d clients ok, %s",
+                      int(row["round"]), self.rounds, row["accuracy"], row["loss"], int(row["clients_ok"]),
+                      int(row["clients_selected"]), failures_text(row))
+        update = ArtifactUpdate(data=100.0 * len(history) / self.rounds, description=self._said(history))
+        self.updates.submit(self._update, update)
+
+    def _update(self, update: ArtifactUpdate) -> None:
+        try:
+            self.client.update_artifact(artifact_id=self.progress, artifact=update)
+        except Exception as err:  # noqa: BLE001 - the progress bar is not worth a cell
+            logging.getLogger("fedsweep").warning("%s: progress artifact not updated: %s", self.name, err)
+
+    def close(self) -> None:
+        """Wait for the last progress update (the cell's run ends after it)."""
+        self.updates.shutdown(wait=True)
+
+    def finish(self, history: Sequence[dict[str, Any]], tracking: dict[str, Any], run_id: str | None) -> None:
+        """The cell's Markdown artifact: final metrics, the per-round table, its MLflow run."""
+        self.close()
+        accuracies = [h["accuracy"] for h in history]
+        final = (f"final accuracy **{accuracies[-1]:.4f}**, best {max(accuracies):.4f}, "
+                 f"{len(history)} rounds, {int(sum(h['clients_failed'] for h in history))} client failures"
+                 if accuracies else "no round recorded")
+        markdown = "\n\n".join([f"# Cell {self.name}", final, mlflow_where(tracking, run_id), table(history, COLUMNS)])
+        create_markdown_artifact(markdown, key=artifact_key(self.sweep, self.name),
+                                 description=f"{self.name}: per-round metrics")
+
+
+def sweep_artifact(name: str, summary_markdown: str, tracking: dict[str, Any]) -> None:
+    """The sweep's Markdown artifact: its summary table and its MLflow parent run."""
+    where = mlflow_where(tracking, tracking.get("parent_run_id"), what="parent run")
+    create_markdown_artifact(f"# Sweep {name}\n\n{where}\n\n{summary_markdown}", key=artifact_key(name, "summary"),
+                             description=f"{name}: one row per cell")
