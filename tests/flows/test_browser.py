@@ -82,9 +82,10 @@ def page(uis):  # noqa: ANN201
         browser.close()
 
 
-def _show(page, url: str, *texts: str, shot: str, timeout_ms: int = 60_000) -> str:  # noqa: ANN001
-    """Open `url`, wait until every text is on the page, keep a screenshot; the page's text."""
-    page.goto(url)
+def _show(page, url: str | None, *texts: str, shot: str, timeout_ms: int = 60_000) -> str:  # noqa: ANN001
+    """Open `url` (None: stay), wait until every text is on the page, keep a screenshot; the page's text."""
+    if url:
+        page.goto(url)
     for text in texts:
         page.get_by_text(text, exact=False).first.wait_for(timeout=timeout_ms)
     where = os.environ.get("FEDSWEEP_SCREENSHOTS")
@@ -107,11 +108,14 @@ def test_mlflow_ui_shows_the_runs_and_a_comparison_plot(uis, page) -> None:
     runs = recorded(uis["cwd"], "ui")
     parent = next(run for run, _, _ in runs.values() if "mlflow.parentRunId" not in run.data.tags)
     exp = parent.info.experiment_id
-    # Execute / Assert: the experiment's runs, the cells among them
-    _show(page, f"{uis['mlflow']}/#/experiments/{exp}/runs", *CELLS, shot="mlflow-runs.png")
+    # Execute / Assert: the experiment's runs: the sweep's parent run, its cells once unfolded
+    _show(page, f"{uis['mlflow']}/#/experiments/{exp}/runs", "ui #1", shot="mlflow-parent.png")
+    page.locator("[role='row'] button[data-component-id*='runnamecellrenderer']").first.click()
+    _show(page, None, *CELLS, shot="mlflow-runs.png")
     # Execute / Assert: the parent run's artifacts hold a plot, shown as an image
     page.goto(f"{uis['mlflow']}/#/experiments/{exp}/runs/{parent.info.run_id}/artifacts")
-    page.get_by_text(".png", exact=False).first.click(timeout=60_000)
+    page.get_by_text("plots", exact=True).first.click(timeout=60_000)
+    page.get_by_text("accuracy_vs_round.png", exact=True).first.click(timeout=60_000)
     image = page.locator("img[src*='.png'], img[src^='blob:'], img[src^='data:']").first
     image.wait_for(timeout=60_000)
     assert image.evaluate("img => img.naturalWidth") > 100

@@ -38,61 +38,48 @@ def prefect_record(prefect_home: Path, cwd: Path) -> dict[str, list[str]]:
     return record
 
 
-def test_two_sweeps_of_the_same_name_in_two_folders_leave_each_other_alone(tmp_path, prefect_home) -> None:
-    # Prepare: one sweep running; a second one, of the same name, started in another folder
+def test_neighbours_keep_separate_records_and_the_same_sweep_twice_is_refused(tmp_path, prefect_home) -> None:
+    # Prepare: a long sweep (stopped with Ctrl-C at the end) running in one folder
     here, there = tmp_path / "clone-a", tmp_path / "clone-b"
     here.mkdir()
     there.mkdir()
-    first = start_sweep(here, prefect_home, *TWIN)
-    wait_for(first, here, "outputs/twin/cells/*/checkpoints/round-000001/MANIFEST.json")
-    # Execute
-    second = start_sweep(there, prefect_home, *TWIN)
-    outs = [finish(first), finish(second)]
-    # Assert: MLflow, in each folder
-    hashes = []
-    for cwd in (here, there):
-        runs = recorded(cwd, "twin")
-        assert sorted(runs) == ["fedavg-c10-r8-s0", "twin"]
-        run, metrics, _ = runs["fedavg-c10-r8-s0"]
-        assert run.info.status == "FINISHED" and runs["twin"][0].info.status == "FINISHED"
-        assert [step for step, _ in metrics["accuracy"]] == list(range(1, 9))
-        hashes.append(run.data.tags["final_weights_sha256"])
-    assert hashes[0] == hashes[1]
-    # Assert: Prefect, one record per folder, never marked Crashed by the neighbour
-    for cwd, out in zip((here, there), outs, strict=True):
-        record = prefect_record(prefect_home, cwd)
-        assert sorted(record) == ["fedavg-c10-r8-s0", "twin"], record
-        assert all(states[-1] == "Completed" and "Crashed" not in states for states in record.values()), record
-        assert "Crashed" not in out and "WARNING" not in out, out[-3000:]
-
-
-def test_two_sweeps_in_one_folder_and_the_same_sweep_twice(tmp_path, prefect_home) -> None:
-    # Prepare: a long sweep (stopped with Ctrl-C at the end) and a short one, in one folder (one mlruns/)
     long = (*TWIN[:-1], "rounds=1000")
     other = ("+experiment=quickstart", "sweep_name=other", "strategy=fedprox", "num_clients=10", "rounds=6")
-    first = start_sweep(tmp_path, prefect_home, *long)
-    second = start_sweep(tmp_path, prefect_home, *other)
-    wait_for(first, tmp_path, "outputs/twin/cells/*/checkpoints/round-000001/MANIFEST.json")
-    # Execute: the long one started again, while it runs
-    again = start_sweep(tmp_path, prefect_home, *long)
+    first = start_sweep(here, prefect_home, *long)
+    wait_for(first, here, "outputs/twin/cells/*/checkpoints/round-000001/MANIFEST.json")
+    # Execute: a sweep of the same name in another folder (another clone), another sweep in the same
+    # folder (one mlruns/), and the long one again while it runs
+    twin = start_sweep(there, prefect_home, *TWIN)
+    neighbour = start_sweep(here, prefect_home, *other)
+    again = start_sweep(here, prefect_home, *long)
     refused, _ = again.communicate(timeout=300)
-    finish(second)
+    outs = [finish(twin), finish(neighbour)]
     assert first.poll() is None, "the long sweep ended before the checks"
     first.send_signal(signal.SIGINT)
     stopped, _ = first.communicate(timeout=120)
-    # Assert: refused with one line; the first went on
+    # Assert: refused with one line; the first went on and stopped cleanly
     assert again.returncode == 2, refused
     assert refused.strip().splitlines()[-1].startswith("error: sweep folder outputs/twin is in use by pid")
     assert "Traceback" not in refused
     assert first.returncode == 130 and "Traceback" not in stopped, stopped[-3000:]
-    # Assert: both records, in one MLflow database and in Prefect's
-    runs = recorded(tmp_path, "other")
+    for out in outs:
+        assert "Crashed" not in out and "WARNING" not in out, out[-3000:]
+    # Assert: MLflow, each sweep's own runs in its folder's database
+    runs = recorded(there, "twin")
+    assert sorted(runs) == ["fedavg-c10-r8-s0", "twin"]
+    run, metrics, _ = runs["fedavg-c10-r8-s0"]
+    assert run.info.status == "FINISHED" and runs["twin"][0].info.status == "FINISHED"
+    assert [step for step, _ in metrics["accuracy"]] == list(range(1, 9))
+    runs = recorded(here, "other")
     assert sorted(runs) == ["fedprox-c10-r6-s0", "other"]
     run, metrics, _ = runs["fedprox-c10-r6-s0"]
     assert run.info.status == "FINISHED" and [step for step, _ in metrics["accuracy"]] == list(range(1, 7))
-    run, metrics, _ = recorded(tmp_path, "twin")["fedavg-c10-r1000-s0"]
+    run, metrics, _ = recorded(here, "twin")["fedavg-c10-r1000-s0"]
     steps = [step for step, _ in metrics["accuracy"]]
     assert run.info.status == "KILLED" and steps == list(range(1, len(steps) + 1)) and steps
-    record = prefect_record(prefect_home, tmp_path)
-    assert sorted(record) == sorted(["twin", "fedavg-c10-r1000-s0", "other", "fedprox-c10-r6-s0"])
-    assert all(states[-1] == "Completed" for states in record.values()), record
+    # Assert: Prefect, one record per folder, never marked Crashed by a neighbour
+    theirs, ours = prefect_record(prefect_home, there), prefect_record(prefect_home, here)
+    assert sorted(theirs) == ["fedavg-c10-r8-s0", "twin"], theirs
+    assert sorted(ours) == sorted(["twin", "fedavg-c10-r1000-s0", "other", "fedprox-c10-r6-s0"]), ours
+    for record in (theirs, ours):
+        assert all(states[-1] == "Completed" and "Crashed" not in states for states in record.values()), record
