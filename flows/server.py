@@ -3,9 +3,10 @@
 Prefect's own ephemeral server prints shutdown tracebacks into the terminal and survives a SIGKILL of
 the process that started it. This one is the same uvicorn app, started early (so that its ~6 s of
 start-up overlap data preparation), logging to a file in the sweep folder, and tied to our life: the
-kernel terminates it when we die, however we die (PR_SET_PDEATHSIG). It runs in a session of its own,
-so the terminal's Ctrl-C (sent to the whole foreground process group) does not reach it: the sweep
-stops it itself, last, once everything has been sent to it (flows/interrupt.py). Its database is
+kernel kills it when we die, however we die (PR_SET_PDEATHSIG). It runs in a session of its own, so
+the terminal's Ctrl-C (sent to the whole foreground process group) does not reach it, and it ignores
+SIGTERM (a batch scheduler's stop reaches every process of a job): the sweep stops it itself, last,
+once everything has been sent to it (flows/interrupt.py, flows/server_process.py). Its database is
 Prefect's: sqlite in PREFECT_HOME, or the PostgreSQL server that Prefect's own
 PREFECT_SERVER_DATABASE_CONNECTION_URL names (checked before anything starts: `check_database`).
 """
@@ -39,7 +40,7 @@ _QUIET_SERVICES = (
 
 
 def _die_with_parent() -> None:
-    die_with_parent(signal.SIGTERM)
+    die_with_parent(signal.SIGKILL)  # it ignores SIGTERM (flows/server_process.py)
     # The server records task-run events as they come; on a small machine it would otherwise take
     # cores from training. At a lower priority it catches up in the gaps (the UI lags by seconds).
     os.nice(10)
@@ -117,8 +118,7 @@ class LocalServer:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
+            [sys.executable, str(Path(__file__).with_name("server_process.py")), str(self.port)],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             preexec_fn=_die_with_parent, start_new_session=True,
         )
@@ -174,7 +174,7 @@ class LocalServer:
     def _stop(self, idle_wait_s: float) -> None:
         if self.process.poll() is None:
             self.wait_idle(idle_wait_s)
-            self.process.terminate()
+            self.process.send_signal(signal.SIGUSR1)  # its graceful stop (flows/server_process.py)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -24,7 +24,8 @@ whole sweep and hands each `call` to an idle one; the caller's thread blocks unt
   are lost: from the pool's start with `spare=True` (the sweep asks for it when a round deadline is
   set, as a deadline that fires kills workers every round), else from the first replacement on.
 - **No orphans.** Workers ask the kernel to kill them when their parent dies (PR_SET_PDEATHSIG),
-  ignore Ctrl-C (the main process handles it) and are stopped by `close`.
+  ignore Ctrl-C and SIGTERM (the main process handles them, also when a batch scheduler sends SIGTERM
+  to every process of the job) and are stopped by `close`.
 """
 
 import collections
@@ -69,7 +70,8 @@ def usable_cpus() -> int:
 def _serve(conn: Connection, torch_threads: int) -> None:
     """A worker's life: answer ("call", fn, args) messages until told to stop or orphaned."""
     die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the main process handles both (flows/interrupt.py)
+        signal.signal(sig, signal.SIG_IGN)
     torch.set_num_threads(torch_threads)
     while True:
         try:

@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from sweep_cli import recorded, run_sweep, start_sweep
 
@@ -43,12 +44,18 @@ def wait_for(proc: subprocess.Popen, cwd: Path, pattern: str, timeout: float = 2
         time.sleep(0.05)
 
 
-def stop(proc: subprocess.Popen, *signals: signal.Signals, gap_s: float = 1.0) -> tuple[int, float, str]:
-    """Send the signals (gap_s apart); (exit status, seconds from the last signal to exit, output)."""
+def stop(proc: subprocess.Popen, *signals: signal.Signals, gap_s: float = 1.0,
+         everyone: bool = False) -> tuple[int, float, str]:
+    """Send the signals (gap_s apart) to the sweep, or with `everyone` to each of its processes at
+    once (the private server and the workers too: a batch scheduler's stop); (exit status, seconds
+    from the last signal to exit, output)."""
     for i, sig in enumerate(signals):
         if i:
             time.sleep(gap_s)
-        os.kill(proc.pid, sig)
+        children = psutil.Process(proc.pid).children(recursive=True) if everyone else []
+        assert not everyone or len(children) >= 2, children  # the server and the workers
+        for pid in [proc.pid, *(child.pid for child in children)]:
+            os.kill(pid, sig)
     sent = time.monotonic()
     out, _ = proc.communicate(timeout=120)
     return proc.returncode, time.monotonic() - sent, out
@@ -89,10 +96,11 @@ def test_ctrl_c_then_sigterm_stop_after_the_round_and_the_reruns_resume_bitwise(
     wait_for(proc, tmp_path, "outputs/stop/cells/*/checkpoints/round-000002/MANIFEST.json")
     code, seconds, out = stop(proc, signal.SIGINT)
     first = assert_stopped(code, seconds, out, status=130, cwd=tmp_path, prefect_home=prefect_home, after_round=2)
-    # Execute: the re-run resumes; SIGTERM (what SLURM sends) once round 5 is committed
+    # Execute: the re-run resumes; once round 5 is committed, SIGTERM to every process of the sweep
+    # (what SLURM sends at scancel or the time limit)
     proc = start_sweep(tmp_path, prefect_home, *ARGS)
     wait_for(proc, tmp_path, "outputs/stop/cells/*/checkpoints/round-000005/MANIFEST.json")
-    code, seconds, out = stop(proc, signal.SIGTERM)
+    code, seconds, out = stop(proc, signal.SIGTERM, everyone=True)
     assert f"resuming cell {CELL} after round {first} of 12" in out
     second = assert_stopped(code, seconds, out, status=143, cwd=tmp_path, prefect_home=prefect_home, after_round=5)
     # Assert: the last re-run resumes from there and ends bitwise equal to an uninterrupted run
