@@ -25,13 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sweep_env import sweep_env
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(CI="true", PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p))
-    return env
 
 
 def start_cluster(where: Path, workers: int) -> tuple[str, list[subprocess.Popen]]:
@@ -41,13 +39,13 @@ def start_cluster(where: Path, workers: int) -> tuple[str, list[subprocess.Popen
     log = open(where / "cluster.log", "w")  # noqa: SIM115 - lives as long as the cluster
     procs = [subprocess.Popen([*base, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
                                "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(file)],
-                              cwd=where, env=_env(), stdout=log, stderr=subprocess.STDOUT)]
+                              cwd=where, env=sweep_env(), stdout=log, stderr=subprocess.STDOUT)]
     while not file.exists():
         time.sleep(0.2)
     address = json.loads(file.read_text())["address"]
     procs += [subprocess.Popen([*base, "distributed.cli.dask_worker", address, "--host", "127.0.0.1",
                                 "--nthreads", "1", "--no-nanny", "--name", f"w{i}"],
-                               cwd=where, env=_env(), stdout=log, stderr=subprocess.STDOUT) for i in range(workers)]
+                               cwd=where, env=sweep_env(), stdout=log, stderr=subprocess.STDOUT) for i in range(workers)]
     from distributed import Client  # noqa: PLC0415
 
     with Client(address, timeout="60s") as client:
@@ -64,7 +62,7 @@ def run_side(rounds: int, extra: list[str]) -> dict[str, Any]:
         tick = time.perf_counter()
         done = subprocess.run([sys.executable, str(REPO / "flows" / "sweep.py"), "+experiment=bench",
                                f"rounds={rounds}", "runner.progress=false", *extra],
-                              cwd=tmp, env=_env(), capture_output=True, text=True, check=False)
+                              cwd=tmp, env=sweep_env(), capture_output=True, text=True, check=False)
         wall = time.perf_counter() - tick
         if done.returncode != 0:
             raise RuntimeError(f"sweep failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

@@ -27,13 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sweep_env import sweep_env
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(CI="true", PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p))
-    return env
 
 
 def run_side(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
@@ -48,7 +46,7 @@ def run_side(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
              "strategy=fedavg", f"num_clients={args.clients}", f"clients_per_round={args.clients}",
              f"rounds={args.rounds}", "faults=hang", "faults.seconds=600", f"faults.p={args.p}",
              f"runner.task_timeout_s={args.task_timeout}", "runner.progress=false", *extra],
-            cwd=tmp, env=_env(), capture_output=True, text=True, check=False,
+            cwd=tmp, env=sweep_env(), capture_output=True, text=True, check=False,
         )
         wall = time.perf_counter() - tick
         if done.returncode != 0:
