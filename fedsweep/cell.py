@@ -25,6 +25,7 @@ from fedsweep.checkpoint.store import CheckpointStore
 from fedsweep.config.plugins import build
 from fedsweep.config.schema import CellSettings, validate
 from fedsweep.data.base import LoadedData
+from fedsweep.data.partition.natural import Natural
 from fedsweep.faults.base import FaultPlan, validate_faults
 from fedsweep.models.init import build_model
 from fedsweep.policy import AggregationPolicy, aggregation_policy
@@ -51,6 +52,9 @@ class CellRuntime:
     device: torch.device
     faults: FaultPlan
     policy: AggregationPolicy
+    # The client of each test sample where clients have test samples of their own (the dataset's
+    # natural split as the partition): the evaluation then reports accuracy across clients too.
+    test_owner: torch.Tensor | None = None
     _per_thread: threading.local = field(default_factory=threading.local, repr=False)
 
     @property
@@ -144,6 +148,7 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
         strategy=build(config["strategy"], key="strategy"), selector=build(config["selection"], key="selection"),
         local=local, device=device, faults=validate_faults(config["faults"], num_clients=knobs.num_clients),
         policy=aggregation_policy(config.get("aggregation"), clients_per_round=knobs.clients_per_round),
+        test_owner=data.test_owner if isinstance(partition, Natural) else None,
     )
 
 

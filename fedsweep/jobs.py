@@ -27,6 +27,6 @@ def client_epoch(cell_dir: str, kwargs: dict[str, Any]) -> steps.Ref:
     return steps.client_epoch(_env(cell_dir), **kwargs)
 
 
-def evaluate_part(cell_dir: str, ref: steps.Ref, part: int, parts: int) -> dict[str, float]:
+def evaluate_part(cell_dir: str, ref: steps.Ref, part: int, parts: int) -> dict[str, Any]:
     """Evaluation sums of the model at `ref` on one part of the test split."""
     return steps.evaluate_global(_env(cell_dir), ref, part=part, parts=parts)

@@ -31,7 +31,7 @@ from fedsweep.faults.base import ClientRound
 from fedsweep.rng import generator
 from fedsweep.schedule import chunks_for, lr_at, steps_in_chunk
 from fedsweep.strategies.base import ClientFailure, ClientMeta, ClientResult, ClientResults, RoundContext
-from fedsweep.train import LocalConfig, evaluation_sums, train_epoch
+from fedsweep.train import LocalConfig, evaluation_hits, train_epoch
 from fedsweep.weights import Params
 
 _OPT, _SERVER = "opt.", "server."
@@ -203,16 +203,41 @@ def evaluate_global(env: CellEnv, ref: Ref, *, part: int = 0, parts: int = 1) ->
     params, _ = read_global(env.blobs, ref)
     test = rt.data.test
     lo, hi = len(test) * part // parts, len(test) * (part + 1) // parts
-    correct, loss_sum = evaluation_sums(
+    hits, loss_sum = evaluation_hits(
         model=rt.thread_model(), data=Split(test.x[lo:hi], test.y[lo:hi]), params=params,
         batch_size=rt.settings.knobs.eval_batch_size,
     )
-    return {"correct": correct, "loss_sum": loss_sum, "count": hi - lo}
+    sums: dict[str, Any] = {"correct": int(hits.sum()), "loss_sum": loss_sum, "count": hi - lo}
+    if rt.test_owner is not None:  # clients with test samples of their own: their sums, one by one
+        owner = rt.test_owner[lo:hi]
+        sums["client_correct"] = torch.bincount(owner, weights=hits.double(), minlength=rt.num_clients).long().tolist()
+        sums["client_count"] = torch.bincount(owner, minlength=rt.num_clients).tolist()
+    return sums
 
 
-def combine_evaluations(parts: list[dict[str, float]]) -> dict[str, float]:
-    """{"accuracy", "loss"} over the whole test split from its parts' sums, added in part order."""
+def combine_evaluations(parts: list[dict[str, Any]]) -> dict[str, float]:
+    """{"accuracy", "loss"} over the whole test split from its parts' sums, added in part order;
+    with per-client sums, also the spread of accuracy across clients (`client_accuracy`)."""
     count = sum(p["count"] for p in parts)
     if count == 0:
         raise ValueError("evaluate: the test split is empty")
-    return {"accuracy": sum(p["correct"] for p in parts) / count, "loss": sum(p["loss_sum"] for p in parts) / count}
+    out = {"accuracy": sum(p["correct"] for p in parts) / count, "loss": sum(p["loss_sum"] for p in parts) / count}
+    if "client_count" in parts[0]:
+        correct = [sum(c) for c in zip(*(p["client_correct"] for p in parts), strict=True)]
+        counts = [sum(c) for c in zip(*(p["client_count"] for p in parts), strict=True)]
+        out.update(client_accuracy([h / n for h, n in zip(correct, counts, strict=True) if n]))
+    return out
+
+
+def client_accuracy(accuracies: list[float]) -> dict[str, float]:
+    """Fairness across clients (as q-FFL, Li et al. 2020, and Ditto report it): the mean and the
+    population standard deviation of the clients' test accuracies, and the mean accuracy of the worst
+    10 % of clients (at least one client)."""
+    if not accuracies:
+        return {}
+    n = len(accuracies)
+    mean = sum(accuracies) / n
+    worst = sorted(accuracies)[: max(1, math.ceil(n / 10))]
+    return {"client_accuracy_mean": mean,
+            "client_accuracy_std": math.sqrt(sum((a - mean) ** 2 for a in accuracies) / n),
+            "client_accuracy_worst10": sum(worst) / len(worst)}

@@ -145,22 +145,25 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluation_sums(*, model: nn.Module, data: Split, params: Params, batch_size: int = 1024) -> tuple[int, float]:
-    """(correct predictions, summed cross-entropy) of `params` on `data`: parts of a split add up."""
+def evaluation_hits(
+    *, model: nn.Module, data: Split, params: Params, batch_size: int = 1024
+) -> tuple[torch.Tensor, float]:
+    """(whether each sample of `data` is predicted right by `params`, as a CPU bool tensor; summed
+    cross-entropy): parts of a split add up."""
     if batch_size < 1:
         raise ValueError(f"evaluate: batch_size must be >= 1, got {batch_size}")
     device = _device_of(model)
     model.load_state_dict(params)
     model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=device)
+    hits = []
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     for start in range(0, len(data), batch_size):
         x = data.x[start : start + batch_size].to(device, non_blocking=True)
         y = data.y[start : start + batch_size].to(device, non_blocking=True)
         logits = model(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
-        correct += (logits.argmax(dim=1) == y).sum()
-    return int(correct), float(loss_sum)
+        hits.append(logits.argmax(dim=1) == y)
+    return (torch.cat(hits).cpu() if hits else torch.zeros(0, dtype=torch.bool)), float(loss_sum)
 
 
 def _device_of(model: nn.Module) -> torch.device:

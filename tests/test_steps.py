@@ -7,6 +7,7 @@ import torch
 
 from fedsweep import steps
 from fedsweep.cell import build_runtime
+from fedsweep.train import evaluation_hits
 from fedsweep.weights import weights_sha256
 
 
@@ -112,3 +113,43 @@ def test_mixed_precision_is_switched_on_from_the_runner_config(cell_config) -> N
     off = build_runtime(cell_config())
     # Assert
     assert on.local.amp is True and off.local.amp is False
+
+
+def test_client_accuracy_by_hand() -> None:
+    # Execute
+    four = steps.client_accuracy([1.0, 0.5, 0.0, 0.5])
+    twenty = steps.client_accuracy([0.1, 0.2] + [1.0] * 18)
+    # Assert: mean, population std, mean of the worst ceil(10 %) clients (at least one)
+    assert four["client_accuracy_mean"] == 0.5
+    assert four["client_accuracy_std"] == pytest.approx(math.sqrt((0.25 + 0 + 0.25 + 0) / 4))
+    assert four["client_accuracy_worst10"] == 0.0
+    assert twenty["client_accuracy_worst10"] == pytest.approx(0.15)
+    assert steps.client_accuracy([]) == {}
+
+
+def test_clients_with_their_own_test_samples_are_evaluated_one_by_one(cell_config, make_env) -> None:
+    # Prepare: Synthetic's natural split (each device keeps its own test samples)
+    env = make_env(cell_config("partition=natural", "num_clients=6"))
+    rt = env.runtime
+    start = _start(env)
+    # Execute: the evaluation in parts, as the executor splits it
+    metrics = steps.combine_evaluations([steps.evaluate_global(env, start["global"], part=i, parts=4)
+                                         for i in range(4)])
+    # Assert: the figures of a direct evaluation of each client's own test samples
+    params, _ = steps.read_global(env.blobs, start["global"])
+    hits, _ = evaluation_hits(model=rt.thread_model(), data=rt.data.test, params=params)
+    accuracies = [float(hits[rt.test_owner == c].double().mean()) for c in range(6)]
+    expected = steps.client_accuracy(accuracies)
+    assert set(expected) <= set(metrics)
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-12), key
+    assert metrics["client_accuracy_worst10"] == min(accuracies)
+
+
+def test_a_shared_test_split_reports_no_accuracy_across_clients(cell_config, make_env) -> None:
+    # Prepare: Synthetic cut by an iid partition: clients are not the devices that own test samples
+    env = make_env(cell_config("partition=iid"))
+    # Execute
+    metrics = steps.combine_evaluations([steps.evaluate_global(env, _start(env)["global"])])
+    # Assert
+    assert env.runtime.test_owner is None and "client_accuracy_mean" not in metrics

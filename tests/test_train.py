@@ -11,14 +11,14 @@ from fedsweep.models.init import build_model
 from fedsweep.models.logreg import LogisticRegression
 from fedsweep.models.mlp import MLP
 from fedsweep.strategies.fedavg import FedAvg
-from fedsweep.train import EpochOut, LocalConfig, evaluation_sums, train_epoch
+from fedsweep.train import EpochOut, LocalConfig, evaluation_hits, train_epoch
 from fedsweep.weights import state_of, weights_sha256
 
 
 def evaluate(*, model, data, params, batch_size: int = 1024) -> tuple[float, float]:  # noqa: ANN001
     """(accuracy, mean cross-entropy) from the sums a part of a split reports."""
-    correct, loss_sum = evaluation_sums(model=model, data=data, params=params, batch_size=batch_size)
-    return correct / len(data), loss_sum / len(data)
+    hits, loss_sum = evaluation_hits(model=model, data=data, params=params, batch_size=batch_size)
+    return int(hits.sum()) / len(data), loss_sum / len(data)
 
 Params = dict[str, torch.Tensor]
 

@@ -8,6 +8,9 @@ Rules every dataset and partition follows:
   by its coordinates (`fedsweep.rng.generator(seed, ...)`), never from global RNG state.
 - A dataset that has a natural per-device split (Synthetic, LEAF-style data) returns it as
   `natural`; others return `None`, and the `natural` partition then refuses with a clear error.
+  Where each device also has its own test samples, `test_owner` gives the device of every test
+  sample (int64, one per test sample), so that the `natural` partition's clients are evaluated one
+  by one (fairness across clients); `None` where the test split is shared.
 - Missing files raise `DatasetFilesMissing`, whose message is one line naming the path and how to
   get the files (`download=true` or copying them there). Nothing is downloaded unless
   `download=True`.
@@ -48,6 +51,7 @@ class LoadedData:
     test: Split
     num_classes: int
     natural: list[torch.Tensor] | None = None
+    test_owner: torch.Tensor | None = None
 
 
 class Dataset(ABC):

@@ -114,7 +114,8 @@ class Synthetic(Dataset):
         return draw_device_samples(gen, w=w, b=b, v=v, num_samples=count)
 
     def load(self, *, num_clients: int, seed: int) -> LoadedData:
-        """Generate `num_clients` devices; `natural[k]` indexes device k's training samples."""
+        """Generate `num_clients` devices; `natural[k]` indexes device k's training samples, and
+        `test_owner` names the device of each test sample (a device's test samples are its own)."""
         if num_clients < 1:
             raise ValueError(f"num_clients must be >= 1, got {num_clients}")
         train_x, train_y, test_x, test_y, natural = [], [], [], [], []
@@ -134,4 +135,5 @@ class Synthetic(Dataset):
             test=Split(x=torch.cat(test_x).float(), y=torch.cat(test_y)),
             num_classes=self.num_classes,
             natural=natural,
+            test_owner=torch.repeat_interleave(torch.arange(num_clients), torch.tensor([len(y) for y in test_y])),
         )

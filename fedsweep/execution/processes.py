@@ -43,7 +43,7 @@ def packed_data(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         natural = (torch.cat(data.natural) if data.natural else torch.zeros(0, dtype=torch.int64),
                    torch.tensor([len(c) for c in data.natural], dtype=torch.int64))
     return data_key(config), {"train": (data.train.x, data.train.y), "test": (data.test.x, data.test.y),
-                              "num_classes": data.num_classes, "natural": natural}
+                              "num_classes": data.num_classes, "natural": natural, "test_owner": data.test_owner}
 
 
 def install_data(key: str, packed: dict[str, Any]) -> None:
@@ -53,4 +53,5 @@ def install_data(key: str, packed: dict[str, Any]) -> None:
         flat, sizes = packed["natural"]
         natural = list(flat.split(sizes.tolist()))
     remember_data(key, LoadedData(train=Split(*packed["train"]), test=Split(*packed["test"]),
-                                  num_classes=int(packed["num_classes"]), natural=natural))
+                                  num_classes=int(packed["num_classes"]), natural=natural,
+                                  test_owner=packed["test_owner"]))
