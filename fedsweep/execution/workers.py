@@ -28,14 +28,17 @@ whole sweep and hands each `call` to an idle one; the caller's thread blocks unt
   to every process of the job) and are stopped by `close`.
 """
 
+import atexit
 import collections
 import functools
 import itertools
 import multiprocessing as mp
+import multiprocessing.util  # its exit handler is registered now, so that a pool's runs before it
 import os
 import signal
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -120,6 +123,7 @@ class WorkerPool:
         self._setups: dict[str, tuple[Callable, Callable[[], tuple]]] = {}  # what a spare installs
         self._spare: Future[_Worker] | None = None
         self._warm = warm or os.getpid  # what a spare runs first: the imports its first jobs would pay
+        atexit.register(_kill_at_exit, weakref.ref(self))
         for _ in range(size):
             self._put_idle(self._start(method))
         if spare:
@@ -295,6 +299,20 @@ class WorkerPool:
         """The pids of the workers that serve calls (not the spare)."""
         with self._lock:
             return [w.process.pid for w in self._workers if not w.spare]
+
+
+def _kill_at_exit(ref: "weakref.ref[WorkerPool]") -> None:
+    """At the interpreter's exit, kill the pool's workers still alive. multiprocessing would stop them
+    with SIGTERM and wait, but workers ignore SIGTERM; this runs first (atexit is last in, first out)."""
+    pool = ref()
+    if pool is None:
+        return
+    with pool._lock:
+        workers = list(pool._workers)
+    for worker in workers:
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
 
 
 class _Raised(Exception):

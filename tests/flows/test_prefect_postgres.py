@@ -4,6 +4,7 @@ with two cells at once records its flow and task runs there, read back through P
 The test starts its own PostgreSQL server (Debian's `postgresql` package, which .ci/run installs).
 """
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,9 +40,9 @@ def test_sweep_records_its_runs_in_postgresql(postgres: Postgres, tmp_path: Path
     run_sweep(cwd, home, *ARGS, env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": url}, timeout=300)
     flow_runs, task_runs = _read_back(url, home, tmp_path / "reader.log", monkeypatch)
     # Assert: the sweep's flow run and one per cell, completed, under the sweep; every task run too
-    states = {run.name: run.state_type.value for run in flow_runs}
+    states = {re.sub(r"-\d{8}-\d{6}$", "", run.name): run.state_type.value for run in flow_runs}  # <sweep>-<start>
     assert states == {"quickstart": "COMPLETED", **{cell: "COMPLETED" for cell in CELLS}}, states
-    sweep = next(run for run in flow_runs if run.name == "quickstart")
+    sweep = next(run for run in flow_runs if run.name.startswith("quickstart-"))
     assert all(run.parent_task_run_id is not None for run in flow_runs if run.name in CELLS)
     assert {run.flow_run_id for run in task_runs} >= {sweep.id}
     assert task_runs and {run.state_type.value for run in task_runs} == {"COMPLETED"}
