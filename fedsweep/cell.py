@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from collections import OrderedDict
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import torch
@@ -30,7 +30,7 @@ from fedsweep.faults.base import FaultPlan, validate_faults
 from fedsweep.models.init import build_model
 from fedsweep.policy import AggregationPolicy, aggregation_policy
 from fedsweep.rng import derive_seed, generator
-from fedsweep.selection.base import Selector
+from fedsweep.selection.base import Population, Selector
 from fedsweep.strategies.base import Strategy
 from fedsweep.train import LocalConfig
 from fedsweep.weights import Params, state_of
@@ -60,6 +60,15 @@ class CellRuntime:
     @property
     def num_clients(self) -> int:
         return len(self.clients)
+
+    @cached_property
+    def num_samples(self) -> torch.Tensor:
+        """int64 [num_clients]: each client's number of training samples."""
+        return torch.tensor([len(c) for c in self.clients], dtype=torch.int64)
+
+    def population(self, round: int) -> Population:
+        """What selection knows of every client in `round` (fedsweep/selection/base.py)."""
+        return Population(num_samples=self.num_samples)
 
     def thread_model(self) -> nn.Module:
         """The model instance this thread trains in: one per worker thread, reused for every client."""

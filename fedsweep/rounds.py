@@ -40,7 +40,8 @@ def plan_round(env: CellEnv, state: CellState, rnd: int) -> RoundPlan:
     rt, knobs = env.runtime, env.runtime.settings.knobs
     available = rt.faults.available_clients(seed=knobs.seed, round=rnd, num_clients=rt.num_clients)
     chosen = rt.selector.select(round=rnd, available=available, k=knobs.clients_per_round,
-                                generator=generator(knobs.seed, "select", rnd), state=state.selection)
+                                generator=generator(knobs.seed, "select", rnd), state=state.selection,
+                                population=rt.population(rnd))
     index = dict(state.client_states)
     new = [c for c in chosen.clients if str(c) not in index]
     if new:  # init_client_state on first participation only

@@ -138,6 +138,7 @@ def test_valid_tiny_configurations_run_one_round(hydra_conf: None, make_env, cel
         k=config["clients_per_round"],
         generator=generator(config["seed"], "select", 1),
         state={},
+        population=rt.population(1),
     )
     # Execute
     start = steps.start_round(env, round=1, params=rt.initial_params,

@@ -3,14 +3,43 @@
 A selector picks the clients of a round. It is pure: its choice depends only on its arguments,
 and all randomness comes from the `generator` the loop passes in (seeded by seed and round), so a
 resumed run selects exactly the same clients. The returned ids are sorted, distinct, drawn from
-`available`, and there are min(k, len(available)) of them.
+`available`, and there are at most k of them (exactly min(k, len(available)) unless the selector's
+docstring says otherwise, e.g. FedCS packs fewer under a deadline).
+
+What the server knows of every client comes in a `Population`: each client's number of training
+samples and, when a system model is on (`conf/systems/`), the simulated seconds each client would
+take for this round and the round's simulated deadline. Tensors are indexed by client id, so a
+selector must work on `available` and these tensors with vectorised operations: its cost per round
+is at most O(clients · log clients), never O(clients²) (benchmarks/selection_cost.py).
+
+A round runs in up to two steps:
+
+1. `probe` (optional): a selector that needs the clients' loss at the current global model before
+   choosing (power-of-choice) returns a `Probe` naming candidates. The runner evaluates each
+   candidate's training loss at the round's global model (on all its samples, or on `samples` of
+   them drawn from a seeded generator), as a cached task of its own, counts that work and the model
+   bytes it sends in the round's cost, and passes the losses to `select` as `probes`.
+2. `select` returns the clients to train and, optionally, their aggregation weights.
+
+`probe` and `select` of one round receive the same generator object (probe first), so a selector may
+draw its candidates in `probe` and continue the same stream in `select`.
+
+**Aggregation weights.** By default clients are aggregated in proportion to their sample counts
+(FedAvg's n_k / n). A selector whose unbiasedness needs other weights (sampling with replacement
+∝ data size, clustered sampling: each draw counts 1/m) returns `Selection.weights`: a positive
+relative weight per selected client (e.g. how many times it was drawn), which replace the sample
+counts as the aggregation weight of the strategies that weight clients (FedAvg, FedProx, FedAvgM,
+FedOpt, FedNova); strategies that do not weight (median, Krum, ...) ignore them. A selector's
+class docstring says which of the two it uses.
 
 State: a selector keeps what it knows in a `dict[str, Tensor]` that the runner checkpoints with the
 round and hands back. Each round the runner calls `select` (which may update the state), and after
 the round is aggregated `observe` with one `ClientFeedback` per selected client, in client-id order
-(samples, loss and local steps of those that trained; the failure kind of those that did not), so a
-selector that learns from the clients' losses or speeds (power-of-choice, Oort) learns only through
-its checkpointed state and a resumed run selects exactly what an uninterrupted one would.
+(samples, loss, local steps and simulated seconds of those that trained; the failure kind of those
+that did not), so a selector that learns from the clients' losses or speeds (Oort, rpow-d) learns
+only through its checkpointed state and a resumed run selects exactly what an uninterrupted one
+would. Per-client state is a few scalars per client (tensors of length num_clients), so that a
+million clients cost megabytes, not gigabytes.
 """
 
 from abc import ABC, abstractmethod
@@ -19,10 +48,35 @@ from dataclasses import dataclass, field
 import torch
 
 
+@dataclass(frozen=True, kw_only=True)
+class Population:
+    """What the server knows of every client before round `round` (tensors indexed by client id)."""
+
+    num_samples: torch.Tensor  # int64 [num_clients]: training samples of each client
+    # float64 [num_clients]: simulated seconds of a whole round (download, local work, upload) for
+    # each client in this round; None when no system model is configured.
+    expected_seconds: torch.Tensor | None = None
+    deadline_s: float | None = None  # the round's simulated deadline (systems.deadline_s), if any
+
+    @property
+    def num_clients(self) -> int:
+        return int(self.num_samples.numel())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Probe:
+    """Candidates whose loss at the current global model `select` needs (power-of-choice)."""
+
+    clients: list[int]
+    samples: int | None = None  # evaluate on this many of each candidate's samples (None: all)
+
+
 @dataclass(frozen=True)
 class Selection:
     clients: list[int]
     state: dict[str, torch.Tensor] = field(default_factory=dict)
+    # Relative aggregation weight per selected client; None: by sample count (module docstring).
+    weights: dict[int, float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,11 +87,25 @@ class ClientFeedback:
     num_samples: int = 0
     loss: float = float("nan")
     steps: int = 0
+    seconds: float = float("nan")  # simulated duration of its round (nan without a system model)
     failure: str | None = None
 
 
 class Selector(ABC):
     """Base class for client selection methods (`conf/selection/*.yaml`)."""
+
+    def probe(
+        self,
+        *,
+        round: int,
+        available: list[int],
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+        population: Population,
+    ) -> Probe | None:
+        """Candidates to evaluate before `select`; default: none."""
+        return None
 
     @abstractmethod
     def select(
@@ -48,8 +116,10 @@ class Selector(ABC):
         k: int,
         generator: torch.Generator,
         state: dict[str, torch.Tensor],
+        population: Population,
+        probes: dict[int, float] | None = None,
     ) -> Selection:
-        """The clients to train this round."""
+        """The clients to train this round (`probes`: candidate -> loss, when `probe` asked)."""
 
     def observe(
         self, *, round: int, feedback: list[ClientFeedback], state: dict[str, torch.Tensor]

@@ -5,7 +5,7 @@ https://arxiv.org/abs/1602.05629, Algorithm 1).
 
 import torch
 
-from fedsweep.selection.base import Selection, Selector
+from fedsweep.selection.base import Population, Selection, Selector
 
 
 class Uniform(Selector):
@@ -22,6 +22,8 @@ class Uniform(Selector):
         k: int,
         generator: torch.Generator,
         state: dict[str, torch.Tensor],
+        population: Population,
+        probes: dict[int, float] | None = None,
     ) -> Selection:
         """A uniform sample without replacement drawn from `generator` alone."""
         if k < 0:

@@ -61,8 +61,9 @@ class CountingSelector(Uniform):
         super().__init__()
         self.num_clients = num_clients
 
-    def select(self, *, round, available, k, generator, state):  # noqa: ANN001, ANN201
-        chosen = super().select(round=round, available=available, k=k, generator=generator, state=state)
+    def select(self, *, round, available, k, generator, state, population, probes=None):  # noqa: ANN001, ANN201
+        chosen = super().select(round=round, available=available, k=k, generator=generator, state=state,
+                                population=population)
         return Selection(clients=chosen.clients, state=state)
 
     def observe(self, *, round, feedback, state):  # noqa: ANN001, ANN201

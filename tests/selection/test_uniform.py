@@ -4,12 +4,14 @@ import pytest
 import torch
 
 from fedsweep.rng import generator
+from fedsweep.selection.base import Population
 from fedsweep.selection.uniform import Uniform
 
 
 def select(available: list[int], k: int, seed: int = 0, round: int = 1) -> list[int]:
     return Uniform().select(round=round, available=available, k=k, generator=generator(seed, "select", round),
-                            state={}).clients
+                            state={}, population=Population(num_samples=torch.ones(max(available, default=0) + 1,
+                                                                                    dtype=torch.int64))).clients
 
 
 def test_returns_k_sorted_distinct_available_clients() -> None:
