@@ -7,6 +7,8 @@ The round loop (flows/experiment.py) calls these between its tasks and holds onl
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from fedsweep import steps
 from fedsweep.cell import CellEnv
 from fedsweep.checkpoint.cellstate import CellState
@@ -88,7 +90,8 @@ def after_round(
     failed = {f["client"]: f["kind"] for f in failures}
     done = {r["client"]: r for r in results}
     feedback = [
-        ClientFeedback(client=c, num_samples=done[c]["num_samples"], loss=done[c]["loss"], steps=done[c]["steps"])
+        ClientFeedback(client=c, num_samples=done[c]["num_samples"], loss=done[c]["loss"], steps=done[c]["steps"],
+                       sketch=torch.tensor(done[c]["sketch"]).float() if "sketch" in done[c] else None)
         if c in done else ClientFeedback(client=c, failure=failed.get(c, "other"))
         for c in plan.selected
     ]

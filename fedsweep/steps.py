@@ -30,6 +30,7 @@ from fedsweep.data.base import Split
 from fedsweep.faults.base import ClientRound
 from fedsweep.rng import generator
 from fedsweep.schedule import chunks_for, lr_at, steps_in_chunk
+from fedsweep.selection.sketch import update_sketch
 from fedsweep.strategies.base import ClientFailure, ClientMeta, ClientResult, ClientResults, RoundContext
 from fedsweep.train import LocalConfig, evaluation_hits, train_epoch
 from fedsweep.weights import Params
@@ -149,6 +150,9 @@ def client_epoch(
         ref["client_state"] = env.client_states.put(client=client, round=round, state=new_state)
         sent = rt.faults.after_training(client_round(rt, round, client), out.params, global_params)
         ref["valid"] = is_finite(sent) and math.isfinite(out.loss)
+        dim = rt.selector.update_sketch_dim
+        if dim and ref["valid"]:  # a selector that compares clients' updates (fedsweep/selection/sketch.py)
+            ref["sketch"] = update_sketch(sent, global_params, dim=dim, seed=rt.settings.knobs.seed)
     key = f"{round_dir(round)}/c{client:05d}-e{epoch}"
     sha = env.blobs.put(key, join_prefixed(sent, out.optimizer_state, _OPT), meta)
     return {**meta, **ref, "key": key, "sha256": sha, "steps": steps}

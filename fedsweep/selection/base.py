@@ -39,7 +39,10 @@ the round is aggregated `observe` with one `ClientFeedback` per selected client,
 that did not), so a selector that learns from the clients' losses or speeds (Oort, rpow-d) learns
 only through its checkpointed state and a resumed run selects exactly what an uninterrupted one
 would. Per-client state is a few scalars per client (tensors of length num_clients), so that a
-million clients cost megabytes, not gigabytes.
+million clients cost megabytes, not gigabytes. The exception is a selector that compares clients by
+their updates: it sets `update_sketch_dim = D`, receives a D-float sketch of each trained client's
+update (fedsweep/selection/sketch.py) and keeps the last one per client, num_clients × D floats
+(its docstring states what that costs).
 """
 
 from abc import ABC, abstractmethod
@@ -89,10 +92,17 @@ class ClientFeedback:
     steps: int = 0
     seconds: float = float("nan")  # simulated duration of its round (nan without a system model)
     failure: str | None = None
+    # float32 [D]: a count sketch of its update θ_client − θ_global (fedsweep/selection/sketch.py), when
+    # the selector's `update_sketch_dim` is D > 0 and the client trained; None otherwise.
+    sketch: torch.Tensor | None = None
 
 
 class Selector(ABC):
     """Base class for client selection methods (`conf/selection/*.yaml`)."""
+
+    # D > 0: each client that trains also returns a D-dimensional sketch of its update, passed to
+    # `observe` in `ClientFeedback.sketch` (clustered sampling by similarity, DivFL); 0: none.
+    update_sketch_dim: int = 0
 
     def probe(
         self,

@@ -46,7 +46,7 @@ class Buckets:
             raise ValueError("clustered sampling: a bucket's own clients exceed its capacity")
         total = int(self.own_masses.sum()) + int(self.filler_masses.sum())
         if total != self.m * self.capacity:
-            raise ValueError(f"clustered sampling: masses sum to {total}, not m·C = {self.m * self.capacity}")
+            raise ValueError(f"clustered sampling: masses sum to {total}, not m·C")
 
     def _own_per_bucket(self) -> torch.Tensor:
         """int64 [m]: mass of each bucket's own clients."""
@@ -84,7 +84,8 @@ class Buckets:
         lo_i, hi_i = cum - self.filler_masses, cum  # client intervals in the filler
         lo_k = self._filler_starts()
         hi_k = lo_k + self.capacity - self._own_per_bucket()
-        overlap = (torch.minimum(hi_k[:, None], hi_i[None, :]) - torch.maximum(lo_k[:, None], lo_i[None, :])).clamp_min(0)
+        overlap = torch.minimum(hi_k[:, None], hi_i[None, :]) - torch.maximum(lo_k[:, None], lo_i[None, :])
+        overlap = overlap.clamp_min(0)
         for k in range(self.m):
             r[k].index_add_(0, self.filler_clients, overlap[k].double())
         return r / self.capacity
