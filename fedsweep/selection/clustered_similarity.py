@@ -82,7 +82,7 @@ class ClusteredSimilarity(Selector):
     def __init__(self, *, sketch_dim: int = 128, similarity: Literal["arccos", "l2"] = "arccos") -> None:
         super().__init__()
         if sketch_dim <= 0:
-            raise ValueError(f"sketch_dim must be > 0, got {sketch_dim}")
+            raise ValueError(f"selection.sketch_dim must be > 0, got {sketch_dim}")
         self.update_sketch_dim = sketch_dim
         self.similarity = similarity
 

@@ -57,7 +57,7 @@ class DivFL(Selector):
     def __init__(self, *, sketch_dim: int = 128) -> None:
         super().__init__()
         if sketch_dim <= 0:
-            raise ValueError(f"sketch_dim must be > 0, got {sketch_dim}")
+            raise ValueError(f"selection.sketch_dim must be > 0, got {sketch_dim}")
         self.update_sketch_dim = sketch_dim
 
     def select(

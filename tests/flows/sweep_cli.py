@@ -61,3 +61,19 @@ def recorded(cwd: Path, experiment: str) -> dict[str, Any]:
         assert name not in out, f"duplicate run {name}"
         out[name] = (run, metrics, client)
     return out
+
+
+def kill_once_committed(cwd: Path, prefect_home: Path, *overrides: str, pattern: str, count: int,
+                        timeout: float = 300) -> list[str]:
+    """Start the sweep and kill -9 it once `count` files under cwd match `pattern` (e.g. a cell's
+    committed round manifests); returns the matching paths at the kill, relative to cwd."""
+    import signal
+    import time
+
+    proc = start_sweep(cwd, prefect_home, *overrides)
+    deadline = time.monotonic() + timeout
+    while len(list(cwd.glob(pattern))) < count and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return sorted(str(p.relative_to(cwd)) for p in cwd.glob(pattern))
