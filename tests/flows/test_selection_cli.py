@@ -16,7 +16,7 @@ def test_every_selector_runs_through_the_command(tmp_path, prefect_home) -> None
     # Execute: the quickstart preset, FedAvg, one cell per selection option, 3 rounds of 3 clients
     out = run_sweep(tmp_path, prefect_home, "+experiment=quickstart", "strategy=fedavg", "num_clients=10",
                     "rounds=3", "clients_per_round=3", "tracking.enabled=false", "runner.progress=false",
-                    f"grid.selection=[{','.join(OPTIONS)}]")
+                    f"+grid.selection=[{','.join(OPTIONS)}]")
     # Assert: every cell finished its 3 rounds
     with open(tmp_path / "outputs" / "quickstart" / "summary.csv") as summary:
         rows = {row["cell"]: row for row in csv.DictReader(summary)}
