@@ -26,7 +26,9 @@ Per-client state fits the memory rule as clustered sampling's does: `sketch`, fl
 at 1,000,000) and `seen`, int64 [num_clients], the round of each sketch (0: never). The greedy is
 not O(N log N): with V clients with a sketch and A available candidates it takes O(V · A · D) to
 compare them, O(k · V · A) for the greedy, and a V × A float32 matrix (100 clients: 40 KB; 10,000:
-400 MB), so, like the authors' N × N matrix, it is for populations up to about 10^4 clients.
+400 MB), so, like the authors' N × N matrix, it is for populations up to a few thousand clients
+(measured on one CPU thread of a loaded 2-core machine, k = 10, D = 128, every client with a
+sketch: 9 ms a round at 100 clients, 0.2 s at 1,000, 80 s at 10,000).
 """
 
 import torch
@@ -35,18 +37,26 @@ from fedsweep.selection.base import ClientFeedback, Population, Selection, Selec
 from fedsweep.selection.clustered_similarity import remember_sketches
 
 
-def facility_location_greedy(distances: torch.Tensor, k: int) -> list[int]:
-    """Columns (candidates) picked greedily to minimise Σ_rows min over picked columns of `distances`."""
-    best = torch.full((distances.shape[0],), float("inf"), dtype=distances.dtype)
+def l2_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """float32 [len(a), len(b)]: Euclidean distances between rows (computed in float64, one matrix product)."""
+    a, b = a.to(torch.float64), b.to(torch.float64)
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * (a @ b.T)
+    return squared.clamp_min(0).sqrt().to(torch.float32)
+
+
+def facility_location_greedy(distances: torch.Tensor, k: int, block: int = 1024) -> list[int]:
+    """Columns (candidates) picked greedily to minimise Σ_rows min over picked columns of `distances`;
+    candidates are scored `block` columns at a time (float64 sums), so the only large tensor is `distances`."""
+    rows, cols = distances.shape
+    best = torch.full((rows, 1), float("inf"), dtype=distances.dtype)
     picked: list[int] = []
-    free = torch.ones(distances.shape[1], dtype=torch.bool)
-    for _ in range(min(k, distances.shape[1])):
-        cost = torch.minimum(best[:, None], distances).sum(0)
-        cost[~free] = float("inf")
+    for _ in range(min(k, cols)):
+        cost = torch.cat([torch.minimum(best, distances[:, lo:lo + block]).sum(0, dtype=torch.float64)
+                          for lo in range(0, cols, block)])
+        cost[picked] = float("inf")
         j = int(cost.argmin())  # first minimum: the lower candidate on ties
         picked.append(j)
-        free[j] = False
-        best = torch.minimum(best, distances[:, j])
+        best = torch.minimum(best, distances[:, j:j + 1])
     return picked
 
 
@@ -83,9 +93,7 @@ class DivFL(Selector):
         take = min(k, len(available))
         chosen = unseen[torch.randperm(len(unseen), generator=generator)[:take]].tolist()
         if len(chosen) < take:
-            sketches = state["sketch"].to(torch.float64)
-            distances = torch.cdist(sketches[seen], sketches[candidates],
-                                    compute_mode="donot_use_mm_for_euclid_dist")  # exact, not via a matmul
+            distances = l2_distances(state["sketch"][seen], state["sketch"][candidates])
             chosen += candidates[facility_location_greedy(distances, take - len(chosen))].tolist()
         return Selection(clients=sorted(chosen), state=state)
 
