@@ -18,6 +18,9 @@ Where implementations differ, and what we chose:
   exact integer masses (m · n_i against a capacity of Σ n_j) and ties broken by client id.
 - They draw each bucket with `numpy.random.choice` (global state); we draw one integer per bucket
   from the round's seeded generator.
+
+Cost per round: O(n log n) for the sort and O(m log n) for the draws, over the n available clients;
+no state.
 """
 
 import torch
