@@ -46,7 +46,7 @@ class Buckets:
             raise ValueError("clustered sampling: a bucket's own clients exceed its capacity")
         total = int(self.own_masses.sum()) + int(self.filler_masses.sum())
         if total != self.m * self.capacity:
-            raise ValueError(f"clustered sampling: masses sum to {total}, not m·C")
+            raise ValueError(f"clustered sampling: masses sum to {total}, not m·C = {self.m * self.capacity}")
 
     def _own_per_bucket(self) -> torch.Tensor:
         """int64 [m]: mass of each bucket's own clients."""
