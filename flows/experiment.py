@@ -83,10 +83,14 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
 
 
 def probe(cell_dir: str, rnd: int, global_ref: dict, asked: Probe) -> dict[int, float]:
-    """The probe task's losses (candidate -> loss) for a selector's `Probe`, with the client tasks' retries."""
+    """The probe task's losses (candidate -> loss) for a selector's `Probe`, with the client tasks'
+    retries; says so when an earlier run's losses are reused."""
     runner = cell_env(cell_dir).runtime.settings.runner
     task = probe_losses.with_options(retries=runner.retries, retry_delay_seconds=runner.retry_delay_s)
-    losses = task(cell_dir, rnd, global_ref, list(asked.clients), asked.samples)
+    state = task(cell_dir, rnd, global_ref, list(asked.clients), asked.samples, return_state=True)
+    losses = state.result()
+    if state.name == "Cached":
+        log.info("round %d: the losses of %d probed client(s) were reused from an earlier run", rnd, len(losses))
     return {int(client): loss for client, loss in losses.items()}
 
 

@@ -1,8 +1,10 @@
 """Running the real sweep command in a subprocess, and reading what it recorded."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,26 @@ def run_sweep(cwd: Path, prefect_home: Path, *overrides: str, timeout: float = 6
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out[-4000:]
     return out
+
+
+def run_killed_once(cwd: Path, prefect_home: Path, *overrides: str, kill_after: int | None, sweep: str = "default",
+                    python_path: str | None = None) -> Path:
+    """Run the sweep in `cwd` to completion; with `kill_after`, kill -9 it once that many round
+    checkpoints are committed and run the same command again. Returns its one cell's folder."""
+    cwd.mkdir(exist_ok=True)
+    proc = start_sweep(cwd, prefect_home, *overrides, python_path=python_path)
+    if kill_after is not None:
+        deadline = time.monotonic() + 300
+        pattern = f"outputs/{sweep}/cells/*/checkpoints/round-*/MANIFEST.json"
+        while len(list(cwd.glob(pattern))) < kill_after and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc = start_sweep(cwd, prefect_home, *overrides, python_path=python_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    (cell_dir,) = (cwd / "outputs" / sweep / "cells").iterdir()
+    return cell_dir
 
 
 def recorded(cwd: Path, experiment: str) -> dict[str, Any]:
