@@ -50,7 +50,7 @@ def test_every_selection_option_runs_two_rounds_through_the_command(tmp_path, pr
 
     # Execute: the quickstart with its strategy axis fixed and a selection axis of every option
     out = run_sweep(tmp_path, prefect_home, "+experiment=quickstart", "rounds=2", "num_clients=10", "strategy=fedavg",
-                    "clients_per_round=3", "tracking.enabled=false", f"grid.selection=[{','.join(OPTIONS)}]")
+                    "clients_per_round=3", "tracking.enabled=false", f"+grid.selection=[{','.join(OPTIONS)}]")
     # Assert: one finished cell per option, two committed rounds each
     with open(tmp_path / "outputs" / "quickstart" / "summary.csv") as summary:
         rows = list(csv.DictReader(summary))
