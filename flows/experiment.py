@@ -23,7 +23,6 @@ from fedsweep.checkpoint.cellstate import CellState, final_model, resume
 from fedsweep.execution import parallel_clients, round_measures
 from fedsweep.memory.guard import guard_from_config
 from fedsweep.memory.rss import rss_mb
-from fedsweep.selection.base import Probe
 from flows.artifacts import CellStory
 from flows.commit import RoundCommitter
 from flows.interrupt import StopRequested, stop_requested
@@ -82,9 +81,9 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
     return rounds.after_round(env, cell, plan, start, valid, failures, kept=decision == "skip", row=row)
 
 
-def probe(cell_dir: str, rnd: int, global_ref: dict, asked: Probe) -> dict[int, float]:
-    """The probe task's losses (candidate -> loss) for a selector's `Probe`, with the client tasks'
-    retries; says so when an earlier run's losses are reused."""
+def probe(cell_dir: str, rnd: int, global_ref: dict, asked: Any) -> dict[int, float]:
+    """The probe task's losses (candidate -> loss) for what a selector's `Probe` asked (`clients`,
+    `samples`), with the client tasks' retries; says so when an earlier run's losses are reused."""
     runner = cell_env(cell_dir).runtime.settings.runner
     task = probe_losses.with_options(retries=runner.retries, retry_delay_seconds=runner.retry_delay_s)
     state = task(cell_dir, rnd, global_ref, list(asked.clients), asked.samples, return_state=True)
