@@ -35,9 +35,9 @@ class RoundRobin(Selector):
             raise ValueError(f"RoundRobin: k must be >= 0, got {k}")
         last = state["last"].clone() if "last" in state else torch.zeros(population.num_clients, dtype=torch.int64)
         ids = torch.as_tensor(available, dtype=torch.int64)
-        shuffled = ids[torch.randperm(len(ids), generator=generator)]
-        order = torch.sort(last[shuffled], stable=True).indices
-        chosen = shuffled[order[: min(k, len(ids))]]
+        shuffled = ids.index_select(0, torch.randperm(len(ids), generator=generator))
+        order = torch.sort(last.index_select(0, shuffled), stable=True).indices
+        chosen = shuffled.index_select(0, order[: min(k, len(ids))])
         last[chosen] = round
         return Selection(clients=sorted(chosen.tolist()), state={"last": last})
 

@@ -38,7 +38,7 @@ class RPowD(PowD):
         if "loss" not in state:
             state = {"loss": torch.full((population.num_clients,), math.inf, dtype=torch.float64)}
         candidates = self.candidates(available=available, k=k, generator=generator, population=population)
-        stored = state["loss"][torch.as_tensor(candidates, dtype=torch.int64)].tolist()
+        stored = state["loss"].index_select(0, torch.as_tensor(candidates, dtype=torch.int64)).tolist()
         return largest(dict(zip(candidates, stored, strict=True)), k, state)
 
     def observe(

@@ -13,7 +13,8 @@ from fedsweep.selection.base import Population
 
 def size_shares(available: list[int], population: Population) -> torch.Tensor:
     """float64 [len(available)]: each available client's share of their samples (uniform if none has any)."""
-    sizes = population.num_samples[torch.as_tensor(available, dtype=torch.int64)].to(torch.float64)
+    # index_select, not advanced indexing: the latter costs ~10 ms at 10,000 clients here
+    sizes = population.num_samples.index_select(0, torch.as_tensor(available, dtype=torch.int64)).to(torch.float64)
     total = sizes.sum()
     return sizes / total if total > 0 else torch.full_like(sizes, 1.0 / max(len(available), 1))
 
