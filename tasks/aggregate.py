@@ -16,8 +16,7 @@ def aggregate_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     inputs = [p["start"], sorted((r["sha256"], r.get("client_state")) for r in p["results"]), p["failures"], p["keep"]]
     if p.get("weights") is not None:  # the selector's aggregation weights (absent: the key of before)
         inputs.append(sorted(p["weights"].items()))
-    inputs = json.dumps(inputs, sort_keys=True)
-    digest = hashlib.sha256(inputs.encode()).hexdigest()[:24]
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
     return f"{cell_env(p['cell_dir']).key}/{round_dir(p['round'])}/aggregate-{digest}"
 
 
