@@ -27,6 +27,11 @@ def client_epoch(cell_dir: str, kwargs: dict[str, Any]) -> steps.Ref:
     return steps.client_epoch(_env(cell_dir), **kwargs)
 
 
+def probe_loss(cell_dir: str, ref: steps.Ref, round: int, client: int, samples: int | None) -> float:
+    """A probed client's training loss at the model at `ref` (`steps.probe_loss`)."""
+    return steps.probe_loss(_env(cell_dir), ref, round=round, client=client, samples=samples)
+
+
 def evaluate_part(cell_dir: str, ref: steps.Ref, part: int, parts: int) -> dict[str, Any]:
     """Evaluation sums of the model at `ref` on one part of the test split."""
     return steps.evaluate_global(_env(cell_dir), ref, part=part, parts=parts)

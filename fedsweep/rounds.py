@@ -4,6 +4,7 @@ how the client-state index and the selector's state move on, and the round's row
 The round loop (flows/experiment.py) calls these between its tasks and holds only what they return.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from fedsweep.checkpoint.cellstate import CellState
 from fedsweep.checkpoint.clients import Index
 from fedsweep.faults.base import failure_kind, retryable
 from fedsweep.rng import generator
-from fedsweep.selection.base import ClientFeedback
+from fedsweep.selection.base import ClientFeedback, Probe
 
 FAILURE_KINDS = (
     "transient", "permanent", "node_down", "oom", "timeout", "deadline", "straggler", "invalid_update", "other"
@@ -34,16 +35,26 @@ class RoundPlan:
     failures: tuple[dict[str, Any], ...]  # stragglers the aggregation policy drops
     selection: dict  # the selector's state after `select`
     client_states: Index  # the index with this round's first participants added
+    probed: tuple[int, ...] = ()  # the candidates whose loss the selector's probe asked for
+    weights: dict[int, float] | None = None  # the selector's aggregation weights (None: by sample count)
 
 
-def plan_round(env: CellEnv, state: CellState, rnd: int) -> RoundPlan:
+def plan_round(
+    env: CellEnv, state: CellState, rnd: int, probe: Callable[[Probe], dict[int, float]] | None = None
+) -> RoundPlan:
     """Select the round's clients, give first participants their initial state, drop stragglers
-    the aggregation policy refuses."""
+    the aggregation policy refuses. A selector's probe (fedsweep/selection/base.py) is answered by
+    `probe` (the loop's probe task: candidate -> loss); probe and select share one generator."""
     rt, knobs = env.runtime, env.runtime.settings.knobs
     available = rt.faults.available_clients(seed=knobs.seed, round=rnd, num_clients=rt.num_clients)
-    chosen = rt.selector.select(round=rnd, available=available, k=knobs.clients_per_round,
-                                generator=generator(knobs.seed, "select", rnd), state=state.selection,
-                                population=rt.population(rnd))
+    draws, population = generator(knobs.seed, "select", rnd), rt.population(rnd)
+    asked = rt.selector.probe(round=rnd, available=available, k=knobs.clients_per_round, generator=draws,
+                              state=state.selection, population=population)
+    if asked is not None and probe is None:
+        raise RuntimeError(f"{rt.selector!r} asked for a probe and the loop answers none")
+    losses = probe(asked) if asked is not None else None
+    chosen = rt.selector.select(round=rnd, available=available, k=knobs.clients_per_round, generator=draws,
+                                state=state.selection, population=population, probes=losses)
     index = dict(state.client_states)
     new = [c for c in chosen.clients if str(c) not in index]
     if new:  # init_client_state on first participation only
@@ -58,7 +69,7 @@ def plan_round(env: CellEnv, state: CellState, rnd: int) -> RoundPlan:
                     for c in sorted(set(planned) - set(epochs)))
     return RoundPlan(round=rnd, available=len(available), selected=tuple(chosen.clients), epochs=epochs,
                      states={c: index[str(c)] for c in epochs}, failures=dropped, selection=chosen.state,
-                     client_states=index)
+                     client_states=index, probed=tuple(asked.clients) if asked else (), weights=chosen.weights)
 
 
 def failure_record(client: int, error: BaseException, *, retries: int) -> dict[str, Any]:
@@ -110,7 +121,8 @@ def round_row(plan: RoundPlan, results: list[steps.Ref], failures: list[dict[str
     return {
         "round": plan.round, **evaluation,
         "train_loss": sum(r["loss"] * r["num_samples"] for r in results) / total if total else float("nan"),
-        "clients_selected": len(plan.selected), "clients_ok": len(plan.selected) - len(failures),
+        "clients_selected": len(plan.selected), "clients_probed": len(plan.probed),
+        "clients_ok": len(plan.selected) - len(failures),
         "clients_failed": len(failures), "clients_unavailable": num_clients - plan.available,
         "skipped": float(kept), **counts, "retries": float(retries), **measured,
     }

@@ -159,14 +159,16 @@ def client_epoch(
 
 
 class BlobResults(ClientResults):
-    """The round's client results as references, read from the blob stores on each iteration."""
+    """The round's client results as references, read from the blob stores on each iteration;
+    `weights` (client -> relative aggregation weight, the selector's) replace the sample counts."""
 
-    def __init__(self, env: CellEnv, refs: list[Ref]) -> None:
+    def __init__(self, env: CellEnv, refs: list[Ref], weights: dict[int, float] | None = None) -> None:
         self.env, self.refs = env, sorted(refs, key=lambda r: r["client"])
         rt = env.runtime
         work = local_work(rt)[0]  # epochs_* count tasks: epochs, or chunks of local_steps
         self._meta = [ClientMeta(client=r["client"], num_samples=r["num_samples"], loss=r["loss"], steps=r["steps"],
-                                 epochs_done=r["epochs_done"], epochs_planned=tasks_for(rt, r["client"], work))
+                                 epochs_done=r["epochs_done"], epochs_planned=tasks_for(rt, r["client"], work),
+                                 weight=None if weights is None else float(weights[r["client"]]))
                       for r in self.refs]
 
     @property
@@ -183,21 +185,40 @@ class BlobResults(ClientResults):
 
 def aggregate(
     env: CellEnv, *, round: int, start: dict[str, Ref], results: list[Ref], failures: list[dict[str, Any]],
-    selected: list[int], keep: bool,
+    selected: list[int], keep: bool, weights: dict[int, float] | None = None,
 ) -> dict[str, Ref]:
-    """The start of round `round + 1`: the strategy's aggregate of `results` (valid updates only),
-    or, with `keep`, round `round`'s model and server state unchanged (the policy skipped it)."""
+    """The start of round `round + 1`: the strategy's aggregate of `results` (valid updates only,
+    weighted by the selector's `weights` if any, else by sample count), or, with `keep`, round
+    `round`'s model and server state unchanged (the policy skipped it)."""
     params, _ = read_global(env.blobs, start["global"])
     server_state = env.blobs.read(start["server"])
     if not keep:
         out = env.runtime.strategy.aggregate(
-            global_params=params, results=BlobResults(env, results),
+            global_params=params, results=BlobResults(env, results, weights),
             failures=[ClientFailure(client=f["client"], kind=f["kind"], message=f["message"]) for f in failures],
             server_state=server_state,
             context=RoundContext(round=round, selected=tuple(selected), num_clients=env.runtime.num_clients),
         )
         params, server_state = out.params, out.server_state
     return start_round(env, round=round + 1, params=params, server_state=server_state)
+
+
+def probe_loss(env: CellEnv, ref: Ref, *, round: int, client: int, samples: int | None) -> float:
+    """A client's mean training loss at the global model `ref` (power-of-choice's probe,
+    fedsweep/selection/base.py): on all its samples, or on `samples` of them drawn without replacement
+    from generator(seed, "probe", round, client), so a retry or a resumed run draws the same ones."""
+    rt = env.runtime
+    params, _ = read_global(env.blobs, ref)
+    indices = rt.clients[client]
+    if samples is not None and samples < len(indices):
+        draw = torch.randperm(len(indices), generator=generator(rt.settings.knobs.seed, "probe", round, client))
+        indices = indices[draw[:samples]]
+    if len(indices) == 0:
+        return float("nan")
+    data = rt.data.train
+    _, loss_sum = evaluation_hits(model=rt.thread_model(), data=Split(data.x[indices], data.y[indices]), params=params,
+                                  batch_size=rt.settings.knobs.eval_batch_size)
+    return loss_sum / len(indices)
 
 
 def evaluate_global(env: CellEnv, ref: Ref, *, part: int = 0, parts: int = 1) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """One cell: the FL round loop, as a Prefect flow.
 
-Each round is plan -> one task per client per local epoch (flows/training.py, until the round's
-deadline if there is one) -> aggregate -> evaluate -> commit (in the background) -> track. The loop
+Each round is plan (a probe task first, if the selector asks for one) -> one task per client per
+local epoch (flows/training.py, until the round's deadline if there is one) -> aggregate -> evaluate -> commit (in the background) -> track. The loop
 passes references between tasks and decides nothing a library function can (fedsweep/rounds.py
 decides; fedsweep/steps.py works; the execution seam runs the work); it never holds model tensors. Client-epoch, aggregation and evaluation results are persisted
 under content keys, so a re-run finds what a killed run finished.
@@ -30,6 +30,7 @@ from flows.training import train_clients
 from tasks import track
 from tasks.aggregate import aggregate_round
 from tasks.evaluate import evaluate_round
+from tasks.probe import probe_losses
 
 log = logging.getLogger("fedsweep")
 
@@ -41,7 +42,7 @@ class MemoryLimitReached(RuntimeError):
 def aggregate(cell_dir: str, plan: rounds.RoundPlan, start: dict, results: list[dict], failures: list[dict],
               keep: bool) -> dict:
     """The aggregation task, recomputed if its persisted result points to a blob that is gone."""
-    args = (cell_dir, plan.round, start, results, failures, list(plan.selected), keep)
+    args = (cell_dir, plan.round, start, results, failures, list(plan.selected), keep, plan.weights)
     state = aggregate_round(*args, return_state=True)
     refs = state.result()
     if state.name == "Cached" and not all(cell_env(cell_dir).blobs.holds(r) for r in refs.values()):
@@ -54,7 +55,7 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
     tick = time.perf_counter()
     env = cell_env(cell_dir)
     rt = env.runtime
-    plan = rounds.plan_round(env, cell, rnd)
+    plan = rounds.plan_round(env, cell, rnd, probe=lambda asked: probe(cell_dir, rnd, cell.start["global"], asked))
     trained = time.perf_counter()
     deadline = deadlines.start(env, rnd)
     results, failures, reused, cut = train_clients(cell_dir, plan, cell.start["global"], parallel, deadline)
@@ -78,6 +79,18 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
         train_seconds=trained, eval_seconds=time.perf_counter() - evaluated, **round_measures(cell_dir),
     )
     return rounds.after_round(env, cell, plan, start, valid, failures, kept=decision == "skip", row=row)
+
+
+def probe(cell_dir: str, rnd: int, global_ref: dict, asked: Any) -> dict[int, float]:
+    """The probe task's losses (candidate -> loss) for what a selector's `Probe` asked (`clients`,
+    `samples`), with the client tasks' retries; says so when an earlier run's losses are reused."""
+    runner = cell_env(cell_dir).runtime.settings.runner
+    task = probe_losses.with_options(retries=runner.retries, retry_delay_seconds=runner.retry_delay_s)
+    state = task(cell_dir, rnd, global_ref, list(asked.clients), asked.samples, return_state=True)
+    losses = state.result()
+    if state.name == "Cached":
+        log.info("round %d: the losses of %d probed client(s) were reused from an earlier run", rnd, len(losses))
+    return {int(client): loss for client, loss in losses.items()}
 
 
 def _cut_off(env: CellEnv, deadline: deadlines.Deadline, cut: set[int]) -> None:

@@ -27,6 +27,11 @@ Rules:
   needs the change of a client's state, SCAFFOLD's c ← c + |S|/N · mean(c_i⁺ − c_i), needs no
   hidden memory), its sample count, loss and number of local steps. It returns the new global
   parameters and server state. When `results` is empty it must return the parameters unchanged.
+- **Weights.** Each result carries a relative aggregation `weight`: its sample count unless the
+  selector returned `Selection.weights` (fedsweep/selection/base.py, e.g. how many times sampling
+  with replacement drew the client). Strategies that weight clients (FedAvg, FedProx, FedAvgM, the
+  FedOpt family, FedNova) weight by it; rules that do not weight (median, Krum, ...) ignore it, and
+  q-FedAvg keeps its own formula over sample counts.
 - **Memory.** `ClientResults` reads results lazily: iterating holds one client's tensors at a time
   (keep a running sum, never a list of models); iterating again reads them again. Rules that need
   every client's value of one coordinate (median, Krum) call `results.stack(name)`, which holds
@@ -63,6 +68,11 @@ class ClientMeta:
     steps: int
     epochs_done: int
     epochs_planned: int
+    weight: float | None = None  # relative aggregation weight; None: float(num_samples) (set at init)
+
+    def __post_init__(self) -> None:
+        if self.weight is None:
+            object.__setattr__(self, "weight", float(self.num_samples))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,8 @@ github.com/JYWa/FedNova for the momentum form):
     d_i = (x − y_i) / a_i                   a_i = τ_i for plain SGD (τ_i the client's local steps)
     x ← x − τ_eff · Σ p_i d_i               τ_eff = Σ p_i a_i,   p_i = n_i / Σ n_j
 
+(n_i: `ClientMeta.weight`, the sample count unless the selector set weights.)
+
 With local momentum ρ (the buffer restarts each round, as here), a_i = Σ_{k=1..τ_i} (1 − ρ^k)/(1 − ρ)
 = [τ_i − ρ(1 − ρ^τ_i)/(1 − ρ)] / (1 − ρ): `local_momentum` is the top-level `momentum` knob (the
 yaml interpolates it, and validation checks they agree). Equal τ_i gives FedAvg exactly (up to rounding). A client
@@ -64,21 +66,21 @@ class FedNova(Strategy):
     ) -> Aggregated:
         """x − τ_eff Σ p_i d_i in float64, one client at a time; unchanged without steps or samples."""
         meta = [m for m in results.meta if m.steps > 0 and m.num_samples > 0]
-        total = float(sum(m.num_samples for m in meta))
+        total = float(sum(m.weight for m in meta))
         if not meta or total == 0.0:
             return Aggregated(params={k: v.clone() for k, v in global_params.items()}, server_state=server_state)
         a = {m.client: normaliser(m.steps, self.local_momentum) for m in meta}
-        tau_eff = sum(m.num_samples / total * a[m.client] for m in meta)
+        tau_eff = sum(m.weight / total * a[m.client] for m in meta)
         floats = {k: v.double() for k, v in global_params.items() if v.is_floating_point()}
         direction = {k: torch.zeros_like(v) for k, v in floats.items()}
         others = RunningMean()
         for result in results:
             if result.client not in a:
                 continue
-            p = result.num_samples / total
+            p = result.weight / total
             for k, x in floats.items():
                 direction[k] += (p / a[result.client]) * (x - result.params[k].double())
-            others.add({k: v for k, v in result.params.items() if k not in floats}, result.num_samples)
+            others.add({k: v for k, v in result.params.items() if k not in floats}, result.weight)
         rest = others.result({k: v for k, v in global_params.items() if k not in floats}) if others.count else {}
         params = {k: (floats[k] - tau_eff * direction[k]).to(v.dtype) if k in floats else rest[k]
                   for k, v in global_params.items()}

@@ -5,8 +5,8 @@ fedadagrad.py, fedadam.py and fedyogi.py, and their maths as pure functions over
 Reddi et al. 2021, "Adaptive Federated Optimization", ICLR, https://arxiv.org/abs/2003.00295,
 Algorithm 2. With x_t the global model and Δ_t the pseudo-gradient of round t:
 
-    Δ_t = Σ_k n_k (x_k − x_t) / Σ_k n_k            (FedAvg's weights; the paper writes a plain mean
-                                                     over the sampled clients)
+    Δ_t = Σ_k n_k (x_k − x_t) / Σ_k n_k            (FedAvg's weights, `ClientMeta.weight`; the paper
+                                                     writes a plain mean over the sampled clients)
     m_t = β₁ m_{t−1} + (1 − β₁) Δ_t
     v_t = v_{t−1} + Δ_t²                              FedAdagrad
     v_t = β₂ v_{t−1} + (1 − β₂) Δ_t²                  FedAdam
@@ -64,11 +64,11 @@ def adaptive_step(x: torch.Tensor, m: torch.Tensor, v: torch.Tensor, *, eta: flo
 
 
 def pseudo_gradient(global_params: Params, results: ClientResults) -> Params | None:
-    """Δ = Σ n_k (x_k − x) / Σ n_k in float64 (one client in memory at a time); None if no sample
+    """Δ = Σ n_k (x_k − x) / Σ n_k (n_k: `weight`) in float64 (one client in memory at a time); None if no sample
     was reported. Non-floating tensors get the weighted mean itself, not a difference."""
     acc = RunningMean()
     for result in results:
-        acc.add(result.params, float(result.num_samples))
+        acc.add(result.params, result.weight)
     if acc.total_weight == 0.0:
         return None
     mean = acc.mean64()

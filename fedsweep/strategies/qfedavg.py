@@ -10,7 +10,8 @@ model after local training, F_k its loss and L the Lipschitz constant estimated 
 Choices, where implementations disagree:
 - **Weights n_k.** The paper samples clients with probability ∝ n_k and sums uniformly; our
   selection is uniform, so each client's terms are weighted by its sample count. With q = 0 the
-  update is then exactly FedAvg's (tested). Flower's QFedAvg sums unweighted.
+  update is then exactly FedAvg's (tested). Flower's QFedAvg sums unweighted. A selector's
+  `Selection.weights` are not used: q-FFL's formula is its own (n_k stays the sample count).
 - **Which loss.** The paper uses F_k(w), the client's loss at the global model before training.
   Clients here report their mean training loss over the round (`ClientMeta.loss`), so F_k is that:
   no extra evaluation pass, at the price of a loss measured along the local trajectory (lower than

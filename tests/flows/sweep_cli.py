@@ -1,8 +1,10 @@
 """Running the real sweep command in a subprocess, and reading what it recorded."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,26 @@ def run_sweep(cwd: Path, prefect_home: Path, *overrides: str, timeout: float = 6
     return out
 
 
+def run_killed_once(cwd: Path, prefect_home: Path, *overrides: str, kill_after: int | None, sweep: str = "default",
+                    python_path: str | None = None) -> list[Path]:
+    """Run the sweep in `cwd` to completion; with `kill_after`, kill -9 it once that many round
+    checkpoints are committed (over all its cells) and run the same command again. Returns its cells'
+    folders, sorted."""
+    cwd.mkdir(exist_ok=True)
+    proc = start_sweep(cwd, prefect_home, *overrides, python_path=python_path)
+    if kill_after is not None:
+        deadline = time.monotonic() + 300
+        pattern = f"outputs/{sweep}/cells/*/checkpoints/round-*/MANIFEST.json"
+        while len(list(cwd.glob(pattern))) < kill_after and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc = start_sweep(cwd, prefect_home, *overrides, python_path=python_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    return sorted((cwd / "outputs" / sweep / "cells").iterdir())
+
+
 def recorded(cwd: Path, experiment: str) -> dict[str, Any]:
     """Runs of an MLflow experiment in cwd/mlruns: {run name: (run, {metric: [(step, value)]}, client)};
     the sweep's parent run (named `<sweep> #N @ <start>`) under the experiment's name."""
@@ -61,19 +83,3 @@ def recorded(cwd: Path, experiment: str) -> dict[str, Any]:
         assert name not in out, f"duplicate run {name}"
         out[name] = (run, metrics, client)
     return out
-
-
-def kill_once_committed(cwd: Path, prefect_home: Path, *overrides: str, pattern: str, count: int,
-                        timeout: float = 300) -> list[str]:
-    """Start the sweep and kill -9 it once `count` files under cwd match `pattern` (e.g. a cell's
-    committed round manifests); returns the matching paths at the kill, relative to cwd."""
-    import signal
-    import time
-
-    proc = start_sweep(cwd, prefect_home, *overrides)
-    deadline = time.monotonic() + timeout
-    while len(list(cwd.glob(pattern))) < count and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return sorted(str(p.relative_to(cwd)) for p in cwd.glob(pattern))

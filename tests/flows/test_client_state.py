@@ -2,8 +2,6 @@
 aggregation before and after, committed with the round, restored after an outage and a kill -9."""
 
 import json
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -61,27 +59,14 @@ def test_a_selector_observes_every_selected_client_and_its_state_is_checkpointed
 
 @pytest.mark.slow
 def test_client_state_survives_kill_9_bitwise(tmp_path, prefect_home) -> None:
-    from sweep_cli import start_sweep, sweep_env  # noqa: PLC0415
+    from sweep_cli import run_killed_once  # noqa: PLC0415
 
     args = (*COUNTING, "rounds=6", "tracking.enabled=false", "runner.progress=true")
     env_path = str(Path(__file__).parent)
 
     def run(where: str, kill_after: int | None = None) -> Path:
-        cwd = tmp_path / where
-        cwd.mkdir(exist_ok=True)
-        proc = start_sweep(cwd, prefect_home, *args, python_path=env_path)
-        if kill_after is not None:
-            deadline = time.monotonic() + 300
-            checkpoints = lambda: list((cwd / "outputs").glob("default/cells/*/checkpoints/round-*/MANIFEST.json"))  # noqa: E731
-            while len(checkpoints()) < kill_after and time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            proc = start_sweep(cwd, prefect_home, *args, python_path=env_path)
-        out, _ = proc.communicate(timeout=600)
-        assert proc.returncode == 0, out[-3000:]
-        (cell_dir,) = (cwd / "outputs" / "default" / "cells").iterdir()
-        return cell_dir
+        (cell,) = run_killed_once(tmp_path / where, prefect_home, *args, kill_after=kill_after, python_path=env_path)
+        return cell
 
     # Execute
     clean = run("clean")

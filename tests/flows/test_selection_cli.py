@@ -1,30 +1,30 @@
 """The update-comparing selectors through the real command: every option runs, sketches reach the
-selector's checkpointed state, and clustered sampling by similarity killed mid-run resumes bitwise."""
+selector's checkpointed state, and the selectors that learn, killed mid-run, resume bitwise."""
 
 import csv
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
-from sweep_cli import kill_once_committed, run_sweep
+from sweep_cli import run_killed_once, run_sweep
 
 pytestmark = pytest.mark.slow
 OPTIONS = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "selection").glob("*.yaml"))
 
 
 def test_every_selector_runs_through_the_command(tmp_path, prefect_home) -> None:
-    # Execute: the quickstart preset, FedAvg, one cell per selection option, 3 rounds of 3 clients
+    # Execute: the quickstart preset, FedAvg, one cell per selection option, 2 rounds of 3 clients
     out = run_sweep(tmp_path, prefect_home, "+experiment=quickstart", "strategy=fedavg", "num_clients=10",
-                    "rounds=3", "clients_per_round=3", "tracking.enabled=false", "runner.progress=false",
+                    "rounds=2", "clients_per_round=3", "tracking.enabled=false", "runner.progress=false",
                     f"+grid.selection=[{','.join(OPTIONS)}]")
-    # Assert: every cell finished its 3 rounds
+    # Assert: every cell finished its 2 rounds
     with open(tmp_path / "outputs" / "quickstart" / "summary.csv") as summary:
         rows = {row["cell"]: row for row in csv.DictReader(summary)}
     assert sorted(rows) == sorted(f"fedavg-c10-r3-s0-selection{name}" for name in OPTIONS), out[-3000:]
-    assert all(row["status"] == "FINISHED" and row["rounds"] == "3" for row in rows.values()), rows
+    assert all(row["status"] == "FINISHED" and row["rounds"] == "2" for row in rows.values()), rows
     # the selectors that compare updates kept a sketch of each client that trained
     for cell in (tmp_path / "outputs" / "quickstart" / "cells").iterdir():
-        selection = cell / "checkpoints" / "round-000003" / "selection.safetensors"
+        selection = cell / "checkpoints" / "round-000002" / "selection.safetensors"
         if selection.exists():
             state = load_file(selection)
             seen = state["seen"] > 0
@@ -32,28 +32,25 @@ def test_every_selector_runs_through_the_command(tmp_path, prefect_home) -> None
             assert bool((state["sketch"][seen].norm(dim=1) > 0).all()) and not state["sketch"][~seen].any()
 
 
-ARGS = ("+experiment=quickstart", "sweep_name=resume-clustered", "strategy=fedavg", "selection=clustered_similarity",
-        "num_clients=10", "clients_per_round=3", "rounds=5", "local_epochs=2", "tracking.enabled=false",
-        "runner.progress=false")
+# Selectors whose state moves every round: sketches and their rounds, last losses, last selection.
+STATEFUL = ("clustered_similarity", "rpow_d", "round_robin")
+ARGS = ("+experiment=quickstart", "sweep_name=resume-selectors", "strategy=fedavg", "num_clients=10",
+        "clients_per_round=3", "rounds=5", "local_epochs=2", "tracking.enabled=false", "runner.progress=false",
+        f"+grid.selection=[{','.join(STATEFUL)}]")
 
 
-def final_bytes(cwd: Path) -> dict[str, bytes]:
-    """The last checkpoint's model and selector-state files of the one cell."""
-    (cell,) = (cwd / "outputs" / "resume-clustered" / "cells").iterdir()
+def final_bytes(cell: Path) -> dict[str, bytes]:
+    """The last checkpoint's model and selector-state files of a cell."""
     last = cell / "checkpoints" / "round-000005"
     return {name: (last / name).read_bytes() for name in ("model.safetensors", "selection.safetensors")}
 
 
-def test_clustered_similarity_killed_mid_run_resumes_bitwise(tmp_path, prefect_home) -> None:
-    # Prepare: the uninterrupted reference
-    clean, killed = tmp_path / "clean", tmp_path / "killed"
-    clean.mkdir()
-    killed.mkdir()
-    run_sweep(clean, prefect_home, *ARGS)
-    # Execute: kill -9 once round 2 is committed, then the same command again
-    committed = kill_once_committed(killed, prefect_home, *ARGS, count=2,
-                                    pattern="outputs/resume-clustered/cells/*/checkpoints/round-*/MANIFEST.json")
-    run_sweep(killed, prefect_home, *ARGS)
-    # Assert: the kill landed mid-run; the model and the selector's sketches are the same bytes
-    assert any("round-000002" in p for p in committed) and not any("round-000005" in p for p in committed)
-    assert final_bytes(killed) == final_bytes(clean)
+def test_selector_state_killed_mid_run_resumes_bitwise(tmp_path, prefect_home) -> None:
+    # Execute: an uninterrupted reference; the same sweep killed with kill -9 once 4 rounds (of 15)
+    # are committed, then run again
+    clean = run_killed_once(tmp_path / "clean", prefect_home, *ARGS, kill_after=None, sweep="resume-selectors")
+    killed = run_killed_once(tmp_path / "killed", prefect_home, *ARGS, kill_after=4, sweep="resume-selectors")
+    # Assert: every cell's model and selector state are the same bytes
+    assert [c.name for c in clean] == [c.name for c in killed] and len(clean) == len(STATEFUL)
+    for reference, resumed in zip(clean, killed):
+        assert final_bytes(resumed) == final_bytes(reference), resumed.name
