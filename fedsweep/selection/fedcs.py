@@ -52,8 +52,8 @@ class FedCS(Selector):
         """A system model with a round deadline must be configured (systems.deadline_s)."""
         systems = config.get("systems")
         if not isinstance(systems, Mapping) or not systems.get("_target_") or systems.get("deadline_s") is None:
-            raise ValueError(f"{key}=fedcs needs a system model with a round deadline: "
-                             "set systems=<model> and systems.deadline_s")
+            raise ValueError("FedCS needs a system model with a round deadline: set systems=<model> and "
+                             "systems.deadline_s")
 
     def select(
         self, *, round: int, available: list[int], k: int, generator: torch.Generator,

@@ -61,7 +61,7 @@ def test_only_available_clients_and_a_clear_error_without_a_system_model() -> No
 
 def test_check_config_refuses_a_cell_without_a_deadline() -> None:
     # Execute / Assert
-    with pytest.raises(ValueError, match="selection=fedcs needs a system model"):
+    with pytest.raises(ValueError, match="FedCS needs a system model"):
         FedCS.check_config({"selection": {"_target_": "fedsweep.selection.fedcs.FedCS"}}, key="selection")
     with pytest.raises(ValueError, match="deadline"):
         FedCS.check_config({"systems": {"_target_": "x.Y", "deadline_s": None}}, key="selection")
