@@ -29,7 +29,7 @@ import math
 import torch
 
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
-from fedsweep.selection.draw import ascending, uniform_sample, weighted_sample
+from fedsweep.selection.draw import client_ids, largest, uniform_sample, weighted_sample
 from fedsweep.strategies.params import StrategyParamError, non_negative
 
 
@@ -50,9 +50,9 @@ def sampling_weights(values: torch.Tensor, alpha1: float, alpha2: float, generat
     the others exp(α2 · (v − max v)), the softmax shifted by its maximum for stability."""
     n = values.numel()
     shuffle = torch.randperm(n, generator=generator)
-    cut = shuffle[ascending(values[shuffle])][: int(alpha1 * n + 1e-9)]
-    weights = torch.exp(alpha2 * (values - values.max())) if n else values.clone()
-    weights[cut] = 0.0
+    kept = shuffle[largest(values[shuffle], n - int(alpha1 * n + 1e-9))]
+    weights = torch.zeros_like(values)
+    weights[kept] = torch.exp(alpha2 * (values[kept] - values.max()))
     return weights
 
 
@@ -74,10 +74,8 @@ class ActiveFL(Selector):
         """⌊(1 − α3)k⌋ by the softmax over the kept valuations, the rest uniformly."""
         if k < 0:
             raise ValueError(f"ActiveFL: k must be >= 0, got {k}")
-        if len(set(available)) != len(available):
-            raise ValueError("ActiveFL: `available` holds duplicate client ids")
         state = state or {"value": torch.full((population.num_clients,), math.nan, dtype=torch.float64)}
-        avail = torch.tensor(sorted(available), dtype=torch.int64)
+        avail = client_ids(available, "ActiveFL")
         values = state["value"][avail]
         seen = ~torch.isnan(values)
         best = float(values[seen].max()) if bool(seen.any()) else 0.0

@@ -8,6 +8,15 @@ selectors pass clients in increasing id), so a tie never depends on the sort's i
 import torch
 
 
+def client_ids(available: list[int], owner: str) -> torch.Tensor:
+    """`available` as a sorted int64 tensor; ValueError naming `owner` if an id repeats (no Python
+    set or sort: a million ids cost one conversion)."""
+    ids = torch.sort(torch.as_tensor(available, dtype=torch.int64)).values
+    if bool((ids[1:] == ids[:-1]).any()):
+        raise ValueError(f"{owner}: `available` holds duplicate client ids")
+    return ids
+
+
 def descending(values: torch.Tensor) -> torch.Tensor:
     """Indices that sort `values` from largest to smallest; equal values keep their input order."""
     return torch.sort(values, descending=True, stable=True).indices
@@ -16,6 +25,19 @@ def descending(values: torch.Tensor) -> torch.Tensor:
 def ascending(values: torch.Tensor) -> torch.Tensor:
     """Indices that sort `values` from smallest to largest; equal values keep their input order."""
     return torch.sort(values, stable=True).indices
+
+
+def largest(values: torch.Tensor, n: int) -> torch.Tensor:
+    """The first n of `descending(values)` in O(len) plus a sort of n: the n largest, ties by position."""
+    if n >= values.numel():
+        return descending(values)
+    if n <= 0:
+        return torch.zeros(0, dtype=torch.int64)
+    nth = torch.kthvalue(values, values.numel() - n + 1).values  # the n-th largest value
+    above = torch.nonzero(values > nth).flatten()
+    ties = torch.nonzero(values == nth).flatten()[: n - above.numel()]
+    picked = torch.cat([above, ties])
+    return picked[descending(values[picked])]
 
 
 def weighted_sample(weights: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -43,7 +43,7 @@ import math
 import torch
 
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
-from fedsweep.selection.draw import descending, uniform_sample, weighted_sample
+from fedsweep.selection.draw import client_ids, descending, largest, uniform_sample, weighted_sample
 from fedsweep.strategies.params import StrategyParamError, count, non_negative, positive
 
 
@@ -64,8 +64,7 @@ def preferred_duration(durations: torch.Tensor, threshold: float) -> float:
     known = durations[torch.isfinite(durations)]
     if threshold >= 100.0 or known.numel() == 0:
         return math.inf
-    ordered = torch.sort(known).values
-    return float(ordered[min(int(len(ordered) * threshold / 100.0), len(ordered) - 1)])
+    return float(torch.kthvalue(known, min(int(len(known) * threshold / 100.0), len(known) - 1) + 1).values)
 
 
 def speed_penalty(durations: torch.Tensor, preferred: float, alpha: float) -> torch.Tensor:
@@ -165,8 +164,6 @@ class Oort(Selector):
         """Exploit tried clients by Util, explore untried ones, min(k, len(available)) in all."""
         if k < 0:
             raise ValueError(f"Oort: k must be >= 0, got {k}")
-        if len(set(available)) != len(available):
-            raise ValueError("Oort: `available` holds duplicate client ids")
         st = {name: t.clone() for name, t in (state or self.initial_state(population.num_clients)).items()}
         self._pace(st, round)
         known = st["duration"]
@@ -175,7 +172,7 @@ class Oort(Selector):
         preferred = preferred_duration(known, float(st["threshold"]))
         penalty = speed_penalty(known, preferred, self.round_penalty)
         black = self._blacklisted(st)
-        avail = torch.tensor(sorted(available), dtype=torch.int64)
+        avail = client_ids(available, "Oort")
         usable, rest = avail[~black[avail]], avail[black[avail]]
         tried, untried = usable[st["count"][usable] > 0], usable[st["count"][usable] == 0]
         epsilon = max(float(st["epsilon"]) * self.exploration_decay, self.exploration_min)
@@ -193,7 +190,7 @@ class Oort(Selector):
         explore = untried[:0]
         if n_explore:
             prior = population.num_samples[untried].to(torch.float64) * penalty[untried]
-            window = descending(prior)[: min(int(self.sample_window * n_explore), len(untried))]
+            window = largest(prior, min(int(self.sample_window * n_explore), len(untried)))
             explore = untried[window[weighted_sample(prior[window], n_explore, generator)]]
         top_up = rest[uniform_sample(len(rest), min(k, len(avail)) - n_exploit - n_explore, generator)]
         st["exploited"] = torch.sort(exploit).values

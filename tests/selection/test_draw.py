@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fedsweep.rng import generator
-from fedsweep.selection.draw import ascending, descending, uniform_sample, weighted_sample
+from fedsweep.selection.draw import ascending, client_ids, descending, largest, uniform_sample, weighted_sample
 
 
 def test_orders_are_stable() -> None:
@@ -40,3 +40,19 @@ def test_uniform_sample_is_distinct_and_in_range() -> None:
     # Assert
     assert len(set(d)) == 4 and all(0 <= i < 10 for i in d)
     assert uniform_sample(3, 0, generator(0)).numel() == 0
+
+
+def test_largest_equals_the_head_of_the_stable_descending_order() -> None:
+    # Prepare: many ties
+    values = torch.randint(0, 5, (200,), generator=generator(3)).double()
+    # Execute / Assert
+    for n in (0, 1, 7, 40, 199, 200, 300):
+        assert largest(values, n).tolist() == descending(values)[:n].tolist(), n
+
+
+def test_client_ids_are_sorted_and_duplicates_refused() -> None:
+    # Execute / Assert
+    assert client_ids([5, 1, 3], "X").tolist() == [1, 3, 5]
+    assert client_ids([], "X").numel() == 0
+    with pytest.raises(ValueError, match="X: `available` holds duplicate"):
+        client_ids([2, 7, 2], "X")
