@@ -31,9 +31,11 @@ Our choices where neither fits a simulator: the min/max of the normalisation ran
 clients only (FedScale mixes in the untried clients' sample counts); a slot the exploration cannot
 fill (nothing left untried) goes to exploitation (the artifact does so by setting ε = 0; FedScale
 returns fewer clients); a client that failed counts as tried with utility 0 (FedScale leaves it
-untried, to be explored again); |B_i| is the client's sample count; t_i is the client's last
-reported simulated seconds, else the system model's expected seconds (FedScale registers the trace's
-estimate, then the measured duration); without a system model there is no penalty (T = ∞).
+untried, to be explored again), and the normalised utility is clamped at 0 (FedScale takes |Util|,
+which ranks a zero utility, below the range's minimum, above the best client); |B_i| is the
+client's sample count; t_i is the client's last reported simulated seconds, else the system model's
+expected seconds (FedScale registers the trace's estimate, then the measured duration); without a
+system model there is no penalty (T = ∞).
 The optional blacklist drops clients trained more than `blacklist_rounds` times (at most
 `blacklist_max_len` of all clients); the round is then topped up uniformly from them if needed.
 """
@@ -91,7 +93,8 @@ class Oort(Selector):
         self.round_penalty = non_negative("Oort", "round_penalty", round_penalty)
         self.round_threshold = non_negative("Oort", "round_threshold", round_threshold)
         if self.round_threshold > 100.0:
-            raise StrategyParamError("Oort", "round_threshold", f"must be a percentile in [0, 100] (got {round_threshold!r})")
+            raise StrategyParamError("Oort", "round_threshold",
+                                     f"must be a percentile in [0, 100] (got {round_threshold!r})")
         self.pacer_step = count("Oort", "pacer_step", pacer_step, least=1)
         self.pacer_delta = non_negative("Oort", "pacer_delta", pacer_delta)
         self.clip_bound = _fraction("clip_bound", clip_bound, low_open=True)
@@ -99,7 +102,8 @@ class Oort(Selector):
         self.sample_window = positive("Oort", "sample_window", sample_window)
         if self.sample_window < 1.0:
             raise StrategyParamError("Oort", "sample_window", f"must be >= 1 (got {sample_window!r})")
-        self.blacklist_rounds = None if blacklist_rounds is None else count("Oort", "blacklist_rounds", blacklist_rounds, least=0)
+        self.blacklist_rounds = (None if blacklist_rounds is None
+                                 else count("Oort", "blacklist_rounds", blacklist_rounds, least=0))
         self.blacklist_max_len = _fraction("blacklist_max_len", blacklist_max_len)
 
     def initial_state(self, num_clients: int) -> dict[str, torch.Tensor]:
@@ -144,7 +148,9 @@ class Oort(Selector):
         black[over] = True
         return black
 
-    def _exploit_scores(self, st: dict[str, torch.Tensor], tried: torch.Tensor, rnd: int, penalty: torch.Tensor) -> torch.Tensor:
+    def _exploit_scores(
+        self, st: dict[str, torch.Tensor], tried: torch.Tensor, rnd: int, penalty: torch.Tensor
+    ) -> torch.Tensor:
         """Util of the tried clients `tried` (Algorithm 1's exploitation utility, FedScale's arithmetic)."""
         reward = st["utility"][tried]
         positive_ = torch.sort(reward[reward > 0]).values
@@ -155,7 +161,7 @@ class Oort(Selector):
             clip, low, high = 0.0, 0.0, 0.0
         spread = max(high - low, 1e-4)
         stale = (self.staleness_factor * math.log(rnd) / st["last_round"][tried].to(torch.float64)).sqrt()
-        return (((reward.clamp_max(clip) - low) / spread + stale) * penalty).abs()
+        return ((reward.clamp_max(clip) - low) / spread).clamp_min(0.0).add(stale).mul(penalty)
 
     def select(
         self, *, round: int, available: list[int], k: int, generator: torch.Generator,
@@ -210,7 +216,8 @@ class Oort(Selector):
         rms_sq = torch.tensor([f.loss_sq if math.isfinite(f.loss_sq) else f.loss ** 2 for f in feedback],
                               dtype=torch.float64)
         samples = torch.tensor([f.num_samples for f in feedback], dtype=torch.int64)
-        utility = torch.where(torch.tensor(ok), statistical_utility(samples, rms_sq), torch.zeros(len(ids), dtype=torch.float64))
+        utility = torch.where(torch.tensor(ok), statistical_utility(samples, rms_sq),
+                              torch.zeros(len(ids), dtype=torch.float64))
         st["utility"][ids] = torch.nan_to_num(utility, nan=0.0)
         st["last_round"][ids] = round
         st["count"][ids] += 1
@@ -219,4 +226,5 @@ class Oort(Selector):
         return st
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(ε={self.exploration_factor}, α={self.round_penalty}, T%={self.round_threshold})"
+        return (f"{type(self).__name__}(ε={self.exploration_factor}, α={self.round_penalty}, "
+                f"T%={self.round_threshold})")

@@ -24,7 +24,8 @@ def test_oort_and_active_fl_run_three_rounds_through_the_command(tmp_path, prefe
         rows = {row["cell"]: row for row in csv.DictReader(summary)}
     assert sorted(rows) == ["fedavg-c50-r3-s0-selectionactive_fl", "fedavg-c50-r3-s0-selectionoort"], out[-3000:]
     assert all(row["status"] == "FINISHED" and row["rounds"] == "3" for row in rows.values()), rows
-    cells = {p.name.split("-selection")[1].rsplit("-", 1)[0]: p for p in (tmp_path / "outputs" / "quickstart" / "cells").iterdir()}
+    folders = (tmp_path / "outputs" / "quickstart" / "cells").iterdir()
+    cells = {p.name.split("-selection")[1].rsplit("-", 1)[0]: p for p in folders}
     oort = load_file(cells["oort"] / "checkpoints" / "round-000003" / "selection.safetensors")
     afl = load_file(cells["active_fl"] / "checkpoints" / "round-000003" / "selection.safetensors")
     assert int(oort["count"].sum()) == 30 and int((oort["count"] > 0).sum()) >= 10  # 10 a round, all trained

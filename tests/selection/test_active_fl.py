@@ -56,8 +56,8 @@ def test_the_lowest_alpha1_share_is_cut_and_the_rest_is_uniform() -> None:
 
 def test_weights_zero_the_smallest_and_break_ties_at_random() -> None:
     # Execute: all tied: which 3 of 4 are cut depends on the draw
-    cuts = {tuple((sampling_weights(torch.zeros(4, dtype=torch.float64), 0.75, 0.01, generator(0, "s", r)) > 0).tolist())
-            for r in range(50)}
+    tied = torch.zeros(4, dtype=torch.float64)
+    cuts = {tuple((sampling_weights(tied, 0.75, 0.01, generator(0, "s", r)) > 0).tolist()) for r in range(50)}
     w = sampling_weights(torch.tensor([5.0, 1.0, 9.0, 3.0], dtype=torch.float64), 0.5, 0.01, generator(0, "s", 0))
     # Assert
     assert len(cuts) == 4

@@ -189,3 +189,18 @@ def test_impossible_settings_are_refused(key: str, value: float) -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match=key):
         Oort(**{key: value})
+
+
+def test_a_failed_client_ranks_below_the_worst_that_trained() -> None:
+    # Prepare: clients 0, 1 trained (utilities 100, 110), client 2 failed in the same round
+    oort = Oort(exploration_factor=0.0, exploration_min=0.0)
+    st = oort.initial_state(3)
+    st = oort.observe(round=1, state=st, feedback=[
+        ClientFeedback(client=0, num_samples=100, loss=1.0, loss_sq=1.0),
+        ClientFeedback(client=1, num_samples=110, loss=1.0, loss_sq=1.0),
+        ClientFeedback(client=2, failure="transient")])
+    # Execute: Util = clamp((U - 99.9) / 10.1, 0) + sqrt(0.1 ln 2): [0.0099 + s, 1 + s, 0 + s]
+    scores = oort._exploit_scores(st, torch.tensor([0, 1, 2]), 2, torch.ones(3, dtype=torch.float64))
+    # Assert
+    stale = math.sqrt(0.1 * math.log(2))
+    assert scores.tolist() == pytest.approx([0.1 / 10.1 + stale, 1.0 + stale, stale])
