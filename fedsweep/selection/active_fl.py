@@ -15,7 +15,7 @@ round with one local epoch). Plato's implementation (examples/client_selection/a
 *mean* loss by sqrt(n_k), which favours small clients; we follow the paper's sum. Newer Plato code
 evaluates the loss before any local step; the paper only asks for the loss under the current model.
 
-Paper defaults (§4, also Plato's): α1 = 0.75, α2 = 0.01, α3 = 0.1.
+Paper defaults (its experiments; Plato uses the same): α1 = 0.75, α2 = 0.01, α3 = 0.1.
 
 Our choices where the paper is silent: a client never seen is valued at the largest known valuation
 (0 before any), so it is kept past step 1 and tried early; ties in step 1 are broken uniformly at

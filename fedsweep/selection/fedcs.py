@@ -15,7 +15,7 @@ clients_per_round (the paper has no cap; set k to the number of clients to allow
 a round has between 0 and k clients: **fewer than k** when the candidates that fit are fewer, and
 none when none fits (the aggregation policy then decides, as for any short round).
 
-Defaults: C = 0.1, the paper's fraction of clients asked for resources (its experiments, §IV).
+Defaults: C = 0.1, the fraction of clients asked for resources in the paper's experimental setting.
 FedCS needs a system model with a deadline: validation refuses it without one (`check_config`).
 """
 
