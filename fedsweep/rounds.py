@@ -101,7 +101,8 @@ def after_round(
     failed = {f["client"]: f["kind"] for f in failures}
     done = {r["client"]: r for r in results}
     feedback = [
-        ClientFeedback(client=c, num_samples=done[c]["num_samples"], loss=done[c]["loss"], steps=done[c]["steps"],
+        ClientFeedback(client=c, num_samples=done[c]["num_samples"], loss=done[c]["loss"],
+                       loss_sq=done[c].get("loss_sq", float("nan")), steps=done[c]["steps"],
                        sketch=torch.tensor(done[c]["sketch"]).float() if "sketch" in done[c] else None)
         if c in done else ClientFeedback(client=c, failure=failed.get(c, "other"))
         for c in plan.selected

@@ -141,7 +141,7 @@ def client_epoch(
         max_batches=max_batches(rt, round, client, epoch),
     )
     steps = out.steps + (input_ref or {}).get("steps", 0)
-    meta = {"loss": out.loss, "steps": out.steps, "num_samples": int(rt.clients[client].numel())}
+    meta = {"loss": out.loss, "loss_sq": out.loss_sq, "steps": out.steps, "num_samples": int(rt.clients[client].numel())}
     ref = {"client": client, "epochs_done": epoch + 1, "attempt": attempt, "previous_client_state": state_ref}
     sent = out.params
     if epoch + 1 == epochs:

@@ -65,6 +65,9 @@ class EpochOut:
     loss: float
     steps: int
     num_samples: int
+    # Mean of the squared per-sample losses (Oort's statistical utility is its root times the
+    # samples); computed on detached logits, so the gradient and the update are untouched.
+    loss_sq: float = float("nan")
 
 
 def train_epoch(
@@ -105,6 +108,7 @@ def train_epoch(
         batches = batches[:max_batches]
 
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    loss_sq_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
     # Mixed precision: the forward pass autocasts; parameters, the penalty and the update stay
     # float32. float16 (CUDA) needs loss scaling against underflow; bfloat16 (CPU) does not.
@@ -116,7 +120,11 @@ def train_epoch(
             x = data.x[idx].to(device, non_blocking=True)
             y = data.y[idx].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=half, enabled=cfg.amp):
-                loss = F.cross_entropy(model(x), y).float()
+                logits = model(x)
+                loss = F.cross_entropy(logits, y).float()
+            # Per-sample losses for selection only, outside autograd: the objective above is unchanged.
+            per_sample = F.cross_entropy(logits.detach().float(), y, reduction="none").double()
+            loss_sq_sum += per_sample.square().sum()
             penalty = strategy.local_penalty(
                 params=named, global_params=global_dev, server_state=server_dev, client_state=client_dev
             )
@@ -141,6 +149,7 @@ def train_epoch(
         loss=float(loss_sum / seen) if seen else 0.0,
         steps=len(batches),
         num_samples=seen,
+        loss_sq=float(loss_sq_sum / seen) if seen else 0.0,
     )
 
 

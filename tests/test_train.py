@@ -272,3 +272,27 @@ def test_mixed_precision_learns_repeatably_and_differs_from_float32() -> None:
     assert all(v.dtype == torch.float32 for v in (*params.values(), *state.values()))
     assert_same(first, again)
     assert weights_sha256(first.params) != weights_sha256(plain.params)
+
+
+def test_loss_sq_is_the_mean_squared_per_sample_loss_and_leaves_training_alone() -> None:
+    # Prepare: one batch holding every sample, so all losses come from the starting model
+    data, model = toy_data(64), toy_model()
+    params = state_of(model)
+    with torch.no_grad():
+        model.load_state_dict(params)
+        per_sample = torch.nn.functional.cross_entropy(model(data.x), data.y, reduction="none").double()
+    cfg = LocalConfig(lr=0.1, batch_size=64)
+    # Execute
+    out = run(model, data, params, cfg=cfg)
+    # Assert: the mean of the squares (>= the squared mean), and the update is the plain SGD step's
+    assert out.loss_sq == pytest.approx(float(per_sample.square().mean()), rel=1e-6)
+    assert out.loss_sq >= out.loss**2
+    reference = state_of(model)
+    model.load_state_dict(params)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer.zero_grad(set_to_none=True)
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    torch.nn.functional.cross_entropy(model(data.x[order]), data.y[order]).backward()
+    optimizer.step()
+    assert weights_sha256(out.params) == weights_sha256(state_of(model))
+    assert weights_sha256(out.params) == weights_sha256(reference)

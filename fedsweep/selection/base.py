@@ -88,7 +88,8 @@ class ClientFeedback:
 
     client: int
     num_samples: int = 0
-    loss: float = float("nan")
+    loss: float = float("nan")  # mean training loss of its last local epoch (or chunk of local_steps)
+    loss_sq: float = float("nan")  # mean squared per-sample training loss, same samples (Oort)
     steps: int = 0
     seconds: float = float("nan")  # simulated duration of its round (nan without a system model)
     failure: str | None = None

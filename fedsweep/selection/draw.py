@@ -1,0 +1,67 @@
+"""Draws and orders shared by the selectors: pure functions over tensors, tested alone.
+
+Every draw takes the round's generator (fedsweep/selection/base.py), so a selector that uses them
+stays a pure function of its arguments. Orders are stable: ties keep the order of the input (the
+selectors pass clients in increasing id), so a tie never depends on the sort's implementation.
+"""
+
+import torch
+
+
+def client_ids(available: list[int], owner: str) -> torch.Tensor:
+    """`available` as a sorted int64 tensor; ValueError naming `owner` if an id repeats (no Python
+    set or sort: a million ids cost one conversion)."""
+    ids = torch.sort(torch.as_tensor(available, dtype=torch.int64)).values
+    if bool((ids[1:] == ids[:-1]).any()):
+        raise ValueError(f"{owner}: `available` holds duplicate client ids")
+    return ids
+
+
+def descending(values: torch.Tensor) -> torch.Tensor:
+    """Indices that sort `values` from largest to smallest; equal values keep their input order."""
+    return torch.sort(values, descending=True, stable=True).indices
+
+
+def ascending(values: torch.Tensor) -> torch.Tensor:
+    """Indices that sort `values` from smallest to largest; equal values keep their input order."""
+    return torch.sort(values, stable=True).indices
+
+
+def largest(values: torch.Tensor, n: int) -> torch.Tensor:
+    """The first n of `descending(values)` in O(len) plus a sort of n: the n largest, ties by position."""
+    if n >= values.numel():
+        return descending(values)
+    if n <= 0:
+        return torch.zeros(0, dtype=torch.int64)
+    nth = torch.kthvalue(values, values.numel() - n + 1).values  # the n-th largest value
+    above = torch.nonzero(values > nth).flatten()
+    ties = torch.nonzero(values == nth).flatten()[: n - above.numel()]
+    picked = torch.cat([above, ties])
+    return picked[descending(values[picked])]
+
+
+def weighted_sample(weights: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n distinct indices drawn one after another with probability proportional to `weights` among
+    those not yet drawn (successive sampling, as numpy's `choice(replace=False, p=...)`).
+
+    Weights must be finite and >= 0. Zero weights get a floor of 1e-12 times the largest weight
+    (1e-12 when all are zero: then the draw is uniform), so n <= len(weights) draws always exist and
+    a zero-weight index is drawn only once every positive one is taken, or nearly so.
+    """
+    if not 0 <= n <= weights.numel():
+        raise ValueError(f"weighted_sample: cannot draw {n} of {weights.numel()}")
+    if n == 0:
+        return torch.zeros(0, dtype=torch.int64)
+    w = weights.to(torch.float64)
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+        raise ValueError("weighted_sample: weights must be finite and >= 0")
+    top = float(w.max())
+    w = w.clamp_min(1e-12 * top if top > 0 else 1e-12)
+    return torch.multinomial(w, n, replacement=False, generator=generator)
+
+
+def uniform_sample(n_items: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n distinct indices of range(n_items), uniformly (the first n of a seeded permutation)."""
+    if not 0 <= n <= n_items:
+        raise ValueError(f"uniform_sample: cannot draw {n} of {n_items}")
+    return torch.randperm(n_items, generator=generator)[:n]
