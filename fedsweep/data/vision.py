@@ -70,7 +70,9 @@ class IdxVisionDataset(VisionDataset):
     """MNIST-family files (IDX, plain or .gz) in `root` or in torchvision's `<root>/<Class>/raw`."""
 
     tv_class: type  # the torchvision class, used only to download
-    FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    FILES = (
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+    )
 
     def _folders(self) -> list[Path]:
         return [self.base, self.base / self.tv_class.__name__ / "raw"]
@@ -93,7 +95,8 @@ class IdxVisionDataset(VisionDataset):
             what = "missing dataset files" if found else "no dataset files"
             raise DatasetFilesMissing(
                 f"{self.key}: {what} under {folder} ({', '.join(missing)}, .gz or not; also looked in "
-                f"{self._folders()[1]}); set dataset.root to the folder holding them or set dataset.download=true"
+                f"{self._folders()[1]}); set dataset.root to the folder holding them or set "
+                "dataset.download=true"
             )
         return found
 
@@ -107,7 +110,8 @@ class IdxVisionDataset(VisionDataset):
             raise DatasetFilesMissing(f"{self.key}: corrupt dataset file {err}") from None
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DatasetFilesMissing(
-                f"{self.key}: corrupt dataset files: {prefix} images {images.shape} do not match labels {labels.shape}"
+                f"{self.key}: corrupt dataset files: {prefix} images {images.shape} do not match "
+                f"labels {labels.shape}"
             )
         return images, labels
 
@@ -146,7 +150,8 @@ class CIFAR10(VisionDataset):
             return []
         tv = self.tv_class
         names = [name for name, _ in [*tv.train_list, *tv.test_list]] + [tv.meta["filename"]]
-        return [str(self.base / self.folder / n) for n in names if not (self.base / self.folder / n).is_file()]
+        folder = self.base / self.folder
+        return [str(folder / name) for name in names if not (folder / name).is_file()]
 
     def _arrays(self, *, train: bool) -> tuple[object, object]:
         """torchvision's reader; missing or corrupt files become one DatasetFilesMissing line."""
