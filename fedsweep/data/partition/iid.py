@@ -26,7 +26,7 @@ class IID(Partition):
         check_clients(num_samples=n, num_clients=num_clients)
         perm = torch.randperm(n, generator=generator)
         # Consecutive blocks of the permutation, the first n % num_clients one longer (tensor_split's
-        # cut), sorted all at once: a million clients take seconds (see tests/data/test_partition_scale.py).
+        # cut), sorted all at once: a million clients take seconds (benchmarks/partition_scale.py).
         sizes = torch.full((num_clients,), n // num_clients, dtype=torch.int64)
         sizes[: n % num_clients] += 1
         return parts_by_owner(owner_of_permutation(perm, sizes), num_clients=num_clients)
