@@ -177,3 +177,14 @@ def test_parallel_cells_smoke(tmp_path: Path) -> None:
     assert result["same_hashes"] is True and result["cells"] == 2
     runs = json.loads((tmp_path / "cells.json").read_text())["runs"]
     assert [r["parallel"] for r in runs] == [1, 2] and all(r["task_runs"] > 20 for r in runs)
+
+
+def test_partition_scale_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    # Execute: two options, a tiny split each, in child processes as the script runs them
+    code = load_script("partition_scale").main(["--samples", "2000", "--clients", "100", "--options", "iid", "powerlaw"])
+    # Assert
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and lines[0].startswith("load average")
+    for option, line in zip(["iid", "powerlaw"], lines[1:], strict=True):
+        assert line.startswith(option) and "clients=100" in line
+        assert json.loads(line.split(": ", 1)[1])["seconds"] >= 0

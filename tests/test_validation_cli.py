@@ -41,7 +41,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "unknown-experiment": (["+experiment=nope"], ["unknown option experiment=nope", "quickstart"]),
     "missing-dataset-files": (
         ["dataset=mnist", "dataset.root={cwd}/nodata", "partition=iid"],
-        ["dataset files missing", "{cwd}/nodata/MNIST/raw"],
+        ["dataset files missing", "{cwd}/nodata/train-images-idx3-ubyte[.gz] (and 3 more)"],
     ),
     "empty-grid-axis": (["+experiment=quickstart", "grid.strategy=[]"], ["grid.strategy", "non-empty list"]),
     "bad-flag": (["--nope"], ["--nope"]),

@@ -166,10 +166,8 @@ def check_device(device: str) -> None:
 
 
 def check_dataset_files(node: Mapping[str, Any]) -> None:
-    """Every file the dataset will read exists (checked by name, never opened)."""
-    dataset = build(node, key="dataset")
-    files = _torchvision_files(dataset)
-    missing = [f for f in files if not Path(f).is_file()]
+    """Every file the dataset will read exists (its `missing_files()`: checked by name, never opened)."""
+    missing = build(node, key="dataset").missing_files()
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ConfigError(
@@ -177,19 +175,3 @@ def check_dataset_files(node: Mapping[str, Any]) -> None:
             "dataset.download=true",
             key="dataset.root",
         )
-
-
-def _torchvision_files(dataset: Any) -> list[Path]:
-    """The files a torchvision-backed dataset (`tv_class`, `root`) reads, from torchvision's own lists."""
-    tv, root = getattr(dataset, "tv_class", None), getattr(dataset, "root", None)
-    if tv is None or root is None or getattr(dataset, "download", False):
-        return []  # not a file-backed dataset, or one that fetches what is missing
-    base = Path(str(root)).expanduser().absolute()
-    if hasattr(tv, "resources"):  # MNIST family: <root>/<Class>/raw/<file without .gz>
-        return [
-            base / tv.__name__ / "raw" / os.path.splitext(os.path.basename(url))[0] for url, _ in tv.resources
-        ]
-    if hasattr(tv, "base_folder") and hasattr(tv, "train_list"):  # CIFAR family
-        names = [name for name, _ in [*tv.train_list, *tv.test_list]] + [tv.meta["filename"]]
-        return [base / tv.base_folder / name for name in names]
-    return []

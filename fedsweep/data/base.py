@@ -13,7 +13,8 @@ Rules every dataset and partition follows:
   by one (fairness across clients); `None` where the test split is shared.
 - Missing files raise `DatasetFilesMissing`, whose message is one line naming the path and how to
   get the files (`download=true` or copying them there). Nothing is downloaded unless
-  `download=True`.
+  `download=True`. `missing_files()` names them beforehand, by existence only, so that a sweep
+  refuses to start (one line, exit 2) instead of failing in its first task.
 - A partition returns one sorted int64 index tensor per client; together they cover every training
   sample exactly once (no sample lost, none duplicated), unless the partition says otherwise.
 """
@@ -60,6 +61,10 @@ class Dataset(ABC):
     @abstractmethod
     def load(self, *, num_clients: int, seed: int) -> LoadedData:
         """Load train and test splits as tensors; `num_clients` matters only to natural splits."""
+
+    def missing_files(self) -> list[str]:
+        """The files `load` would read that are absent (checked by name, never opened); none by default."""
+        return []
 
 
 class Partition(ABC):

@@ -20,7 +20,9 @@ def test_expected_options_exist() -> None:
         "cifar10",
         "teacher_mnist",
     }
-    assert {p.stem for p in (CONF / "partition").glob("*.yaml")} >= {"natural", "iid", "dirichlet", "shards"}
+    assert {p.stem for p in (CONF / "partition").glob("*.yaml")} >= {
+        "natural", "iid", "dirichlet", "shards", "lognormal", "powerlaw", "label_quantity"
+    }
 
 
 @pytest.mark.parametrize("path", sorted((CONF / "dataset").glob("*.yaml")), ids=lambda p: p.stem)

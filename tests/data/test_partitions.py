@@ -183,3 +183,15 @@ def test_bad_arguments_name_the_key(make, key: str) -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match=key):
         make()
+
+
+@pytest.mark.parametrize("n, num_clients", [(1003, 10), (5000, 333), (7, 7), (100, 1)])
+def test_iid_is_the_sorted_tensor_split_of_one_permutation(n: int, num_clients: int) -> None:
+    # Prepare: the definition (and the implementation before the one-sort version): existing cells'
+    # clients, hence their results and hashes, must not change.
+    perm = torch.randperm(n, generator=generator(3, "partition"))
+    expected = [torch.sort(p).values for p in torch.tensor_split(perm, num_clients)]
+    # Execute
+    parts = split(IID(), torch.zeros(n, dtype=torch.int64), num_clients, seed=3)
+    # Assert
+    assert all(torch.equal(p, q) for p, q in zip(parts, expected, strict=True))

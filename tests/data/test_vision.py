@@ -1,5 +1,7 @@
-"""Vision readers on tiny files written in the real formats, read by torchvision's own classes."""
+"""Vision readers on tiny files written in the real formats (IDX plain and gzipped, CIFAR pickles),
+and on the real Fashion-MNIST as Debian's `dataset-fashion-mnist` package installs it."""
 
+import gzip
 import hashlib
 import pickle
 import struct
@@ -14,15 +16,22 @@ from fedsweep.data.base import DatasetFilesMissing
 from fedsweep.data.vision import CIFAR10, MNIST, FashionMNIST
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An uncompressed IDX (SN3) file of unsigned bytes, as distributed by LeCun."""
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+def write_idx(path: Path, array: np.ndarray, *, gz: bool = False) -> None:
+    """An IDX (SN3) file of unsigned bytes, as distributed by LeCun; gzipped (name + .gz) if `gz`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+    payload = header + array.astype(np.uint8).tobytes()
+    if gz:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
 
 
-def write_mnist_like(raw: Path, *, n_train: int, n_test: int) -> dict[str, np.ndarray]:
-    """The four idx files torchvision's MNIST checks for (names without .gz) under `raw`."""
+def write_mnist_like(raw: Path, *, n_train: int, n_test: int, gz: bool = False) -> dict[str, np.ndarray]:
+    """The four idx files of the MNIST family under `raw` (names without .gz unless `gz`)."""
     rng = np.random.default_rng(0)
     arrays = {
         "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
@@ -31,7 +40,7 @@ def write_mnist_like(raw: Path, *, n_train: int, n_test: int) -> dict[str, np.nd
         "t10k-labels-idx1-ubyte": (np.arange(n_test) * 3) % 10,
     }
     for name, array in arrays.items():
-        write_idx(raw / name, array)
+        write_idx(raw / name, array, gz=gz)
     return arrays
 
 
@@ -39,11 +48,14 @@ def write_mnist_like(raw: Path, *, n_train: int, n_test: int) -> dict[str, np.nd
     "cls, folder, mean, std",
     [(MNIST, "MNIST", 0.1307, 0.3081), (FashionMNIST, "FashionMNIST", 0.2860, 0.3530)],
 )
+@pytest.mark.parametrize("layout, gz", [("torchvision", False), ("torchvision", True), ("flat", True), ("flat", False)])
 def test_mnist_like_reads_real_idx_files(
-    tmp_path: Path, cls: type, folder: str, mean: float, std: float
+    tmp_path: Path, cls: type, folder: str, mean: float, std: float, layout: str, gz: bool
 ) -> None:
-    # Prepare
-    arrays = write_mnist_like(tmp_path / folder / "raw", n_train=20, n_test=7)
+    # Prepare: <root>/<Class>/raw/ as torchvision keeps them, or the files in root itself (Debian)
+    raw = tmp_path / folder / "raw" if layout == "torchvision" else tmp_path
+    arrays = write_mnist_like(raw, n_train=20, n_test=7, gz=gz)
+    before = sorted(p.name for p in raw.iterdir())
     # Execute
     data = cls(root=str(tmp_path)).load(num_clients=3, seed=0)
     # Assert
@@ -54,6 +66,60 @@ def test_mnist_like_reads_real_idx_files(
     assert data.train.y.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
     assert data.test.y.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
     assert data.num_classes == 10 and data.natural is None
+    assert sorted(p.name for p in raw.iterdir()) == before  # nothing decompressed or written there
+    assert cls(root=str(tmp_path)).missing_files() == []
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:-9]), "cannot be read"),  # truncated gzip stream
+        (lambda p: p.write_bytes(gzip.compress(b"\x00\x00\x0d\x03" + bytes(64))), "not an unsigned-byte IDX"),
+        (lambda p: p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes())[:-5])), "truncated or corrupt"),
+    ],
+)
+def test_corrupt_idx_files_are_one_line_naming_the_file(tmp_path: Path, damage, message: str) -> None:
+    # Prepare
+    write_mnist_like(tmp_path, n_train=4, n_test=3, gz=True)
+    damage(tmp_path / "train-images-idx3-ubyte.gz")
+    # Execute
+    with pytest.raises(DatasetFilesMissing) as err:
+        FashionMNIST(root=str(tmp_path)).load(num_clients=1, seed=0)
+    # Assert
+    text = str(err.value)
+    assert "\n" not in text and text.startswith("fashion_mnist: corrupt dataset file ")
+    assert str(tmp_path / "train-images-idx3-ubyte.gz") in text and message in text
+
+
+def test_images_and_labels_of_different_lengths_are_corrupt(tmp_path: Path) -> None:
+    # Prepare
+    write_mnist_like(tmp_path, n_train=4, n_test=3)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(2))
+    # Execute / Assert
+    with pytest.raises(DatasetFilesMissing, match=r"t10k images \(3, 28, 28\) do not match labels \(2,\)"):
+        MNIST(root=str(tmp_path)).load(num_clients=1, seed=0)
+
+
+@pytest.mark.skipif(not DEBIAN.is_dir(), reason=f"{DEBIAN} absent: apt-get install dataset-fashion-mnist")
+def test_real_fashion_mnist_from_debians_gz_files_equals_torchvisions_reading(tmp_path: Path) -> None:
+    # Prepare: torchvision's own reader on the same files, decompressed into its layout.
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for gz in DEBIAN.glob("*-ubyte.gz"):
+        (raw / gz.name[:-3]).write_bytes(gzip.decompress(gz.read_bytes()))
+    reference = torchvision.datasets.FashionMNIST(str(tmp_path), train=True)
+    listing = sorted(p.name for p in DEBIAN.iterdir())
+    # Execute
+    data = FashionMNIST(root=str(DEBIAN)).load(num_clients=1, seed=0)
+    # Assert: the published sizes, balanced classes (6,000 / 1,000 each), torchvision's exact pixels
+    assert data.train.x.shape == (60000, 1, 28, 28) and data.test.x.shape == (10000, 1, 28, 28)
+    assert torch.bincount(data.train.y).tolist() == [6000] * 10
+    assert torch.bincount(data.test.y).tolist() == [1000] * 10
+    assert torch.equal(data.train.y, reference.targets)
+    pixels = torch.round((data.train.x[:, 0] * FashionMNIST.std[0] + FashionMNIST.mean[0]) * 255).to(torch.uint8)
+    assert torch.equal(pixels, reference.data)
+    assert abs(float(data.train.x.mean())) < 0.01 and abs(float(data.train.x.std()) - 1) < 0.01
+    assert sorted(p.name for p in DEBIAN.iterdir()) == listing
 
 
 def write_cifar(folder: Path, *, per_batch: int) -> dict[str, str]:
@@ -118,15 +184,17 @@ def test_missing_files_raise_one_line_naming_the_path(
     assert not root.exists()  # nothing written when download is false
 
 
-def test_partial_mnist_files_are_missing_files(tmp_path: Path) -> None:
-    # Prepare: only the training files exist.
-    write_mnist_like(tmp_path / "MNIST" / "raw", n_train=5, n_test=5)
-    (tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte").unlink()
-    # Execute / Assert
-    with pytest.raises(
-        DatasetFilesMissing, match="mnist: missing or corrupt dataset files under .*MNIST/raw"
-    ):
+@pytest.mark.parametrize("layout", ["torchvision", "flat"])
+def test_partial_mnist_files_are_missing_files(tmp_path: Path, layout: str) -> None:
+    # Prepare: one test file is absent.
+    raw = tmp_path / "MNIST" / "raw" if layout == "torchvision" else tmp_path
+    write_mnist_like(raw, n_train=5, n_test=5, gz=layout == "flat")
+    (raw / ("t10k-images-idx3-ubyte" + (".gz" if layout == "flat" else ""))).unlink()
+    # Execute / Assert: the folder holding the others and the missing name
+    with pytest.raises(DatasetFilesMissing) as err:
         MNIST(root=str(tmp_path)).load(num_clients=1, seed=0)
+    assert str(err.value).startswith(f"mnist: missing dataset files under {raw} (t10k-images-idx3-ubyte, .gz or not;")
+    assert MNIST(root=str(tmp_path)).missing_files() == [f"{raw}/t10k-images-idx3-ubyte[.gz]"]
 
 
 def test_constructing_touches_no_files(tmp_path: Path) -> None:

@@ -12,6 +12,17 @@ sampler takes no generator), so the split is still a pure function of the genera
 Clients with fewer than `min_samples` samples are topped up deterministically: repeatedly, the
 client holding the most samples (lowest index on ties) gives its most recently assigned sample to
 the poorest client. Coverage stays exact because samples move, never copy.
+
+The minimum is enforced, but not as NIID-Bench does it (Li et al., "Federated Learning on Non-IID
+Data Silos", ICDE 2022, https://arxiv.org/abs/2102.02079, `partition.py` "noniid-labeldir"). There,
+every Dirichlet draw is repeated until the smallest client has at least 10 samples (and a client
+already holding more than n/N samples gets no more of the next class). Resampling keeps the split an
+exact Dirichlet draw conditioned on the minimum, but the number of redraws grows without bound as
+α shrinks and the clients multiply (measured with NIID-Bench's rule on 60,000 samples of 10
+classes: one draw at α = 0.5 for 100 or 1,000 clients, 3 at α = 0.1 for 100, none of 50 succeeded
+at α = 0.1 for 1,000). The top-up always ends, moves only the samples the minimum needs, and with
+`min_samples` ≤ 1 and moderate α usually moves none; we keep it (and so every existing split).
+Set `min_samples: 10` for NIID-Bench's minimum.
 """
 
 import heapq
