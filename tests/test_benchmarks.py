@@ -188,3 +188,14 @@ def test_partition_scale_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     for option, line in zip(["iid", "powerlaw"], lines[1:], strict=True):
         assert line.startswith(option) and "clients=100" in line
         assert json.loads(line.split(": ", 1)[1])["seconds"] >= 0
+
+
+def test_selection_cost_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    # Execute: every selection option, two rounds at 30 clients
+    code = load_script("selection_cost").main(["--clients", "30", "--rounds", "2", "--k", "3"])
+    # Assert: one row of figures per option in conf/selection/
+    lines = capsys.readouterr().out.splitlines()
+    options = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "selection").glob("*.yaml"))
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| selector")]
+    assert code == 0 and [r.split(" | ")[0][2:] for r in rows] == options
+    assert all(float(r.split(" | ")[1].rstrip(" |")) >= 0 for r in rows)
