@@ -41,7 +41,7 @@ from fedsweep.grid import CellPlan, GridError, cell_key, cell_name, expand_grid,
 from flows.overrides import check_reached, for_hydra, read_command_line
 
 # What a grid may not vary: these describe the sweep as a whole, not one of its cells.
-SWEEP_KEYS = ("sweep_name", "output_dir", "resume", "grid", "tracking")
+SWEEP_KEYS = ("sweep_name", "output_dir", "resume", "grid", "tracking", "report")
 
 
 @dataclass(frozen=True)
