@@ -1,4 +1,6 @@
-"""On/off availability: each client is online for `on_rounds` rounds, then offline for `off_rounds`,
+"""When clients are online: `Always`, or on/off periods.
+
+`OnOff`: each client is online for `on_rounds` rounds, then offline for `off_rounds`,
 over and over, starting at a seeded random phase of its cycle, so that in every round about
 on_rounds / (on_rounds + off_rounds) of the fleet is online and who is online changes in blocks.
 
@@ -10,6 +12,7 @@ generator(seed, "systems", "availability"), so a round's online set is a pure fu
 (seed, round) and costs one vectorised modulo over the fleet.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -18,8 +21,24 @@ from fedsweep.rng import generator
 from fedsweep.systems.base import SystemsConfigError
 
 
+class Availability(ABC):
+    """Who of the fleet is online in a round, as a pure function of (seed, round)."""
+
+    @abstractmethod
+    def online(self, *, seed: int, round: int, num_clients: int) -> torch.Tensor:
+        """bool [num_clients]: who is online in `round` (1-based)."""
+
+
+@dataclass(frozen=True)
+class Always(Availability):
+    """Every client, every round."""
+
+    def online(self, *, seed: int, round: int, num_clients: int) -> torch.Tensor:
+        return torch.ones(num_clients, dtype=torch.bool)
+
+
 @dataclass(frozen=True, kw_only=True)
-class OnOff:
+class OnOff(Availability):
     """Online `on_rounds` rounds, offline `off_rounds`, per client from a random phase."""
 
     on_rounds: int
@@ -32,7 +51,7 @@ class OnOff:
                 raise SystemsConfigError(type(self).__name__, name, f"must be an integer >= {low}, got {value!r}")
 
     def online(self, *, seed: int, round: int, num_clients: int) -> torch.Tensor:
-        """bool [num_clients]: who is online in `round` (1-based)."""
+        """Client c is online when (phase_c + round) mod (on + off) < on."""
         period = self.on_rounds + self.off_rounds
         phase = torch.randint(0, period, (num_clients,), generator=generator(seed, "systems", "availability"))
         return (phase + round) % period < self.on_rounds

@@ -9,23 +9,23 @@ Draws: speed from generator(seed, "systems", "speed"), download bandwidth from
 others, as in FedScale, where a client's compute and network profiles come from separate traces.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from fedsweep.rng import generator
-from fedsweep.systems.availability import OnOff
+from fedsweep.systems.availability import Always, Availability
 from fedsweep.systems.base import Devices, Distribution, SystemModel
 
 
 @dataclass(frozen=True, kw_only=True)
 class Fleet(SystemModel):
-    """speed (samples/s), down_bps and up_bps (bytes/s) drawn per client; optional on/off availability."""
+    """speed (samples/s), down_bps and up_bps (bytes/s) drawn per client; online as `availability` says."""
 
     speed: Distribution
     down_bps: Distribution
     up_bps: Distribution
-    availability: OnOff | None = None
+    availability: Availability = field(default_factory=Always)
 
     def devices(self, *, seed: int, num_clients: int) -> Devices:
         """One vectorised draw per quantity, each from its own generator."""
@@ -34,7 +34,5 @@ class Fleet(SystemModel):
         return Devices(**draws)
 
     def available(self, *, seed: int, round: int, num_clients: int) -> torch.Tensor:
-        """Everyone, or the clients in the online part of their on/off cycle."""
-        if self.availability is None:
-            return super().available(seed=seed, round=round, num_clients=num_clients)
+        """Who `availability` says is online."""
         return self.availability.online(seed=seed, round=round, num_clients=num_clients)
