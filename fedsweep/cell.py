@@ -33,7 +33,7 @@ from fedsweep.policy import AggregationPolicy, aggregation_policy
 from fedsweep.rng import derive_seed, generator
 from fedsweep.selection.base import Population, Selector
 from fedsweep.strategies.base import Strategy
-from fedsweep.systems.base import SYSTEM_MODEL, Devices, SystemModel, work_samples
+from fedsweep.systems.base import SYSTEM_MODEL, Devices, SystemModel, affordable_work, work_samples
 from fedsweep.train import LocalConfig
 from fedsweep.weights import Params, state_of
 
@@ -103,6 +103,17 @@ class CellRuntime:
         planned[ids] = torch.tensor([work[c] for c in sorted(work)], dtype=torch.int64)
         seconds = self.devices.seconds(self.work_samples(planned), self.model_bytes)[ids]
         return dict(zip(ids.tolist(), seconds.tolist(), strict=True))
+
+    def affordable_work(self, client: int) -> int | None:
+        """The local epochs (or steps) `client` completes by `systems.deadline_s` (its transfers
+        counted); None without a simulated deadline."""
+        if self.devices is None or self.systems is None or self.systems.deadline_s is None:
+            return None
+        d = self.devices
+        budget = (self.systems.deadline_s - self.model_bytes / float(d.down_bps[client])
+                  - self.model_bytes / float(d.up_bps[client])) * float(d.speed[client])
+        return affordable_work(budget, num_samples=int(self.num_samples[client]),
+                               batch_size=None if self.settings.knobs.local_steps is None else self.local.batch_size)
 
     def population(self, round: int) -> Population:
         """What selection knows of every client in `round` (fedsweep/selection/base.py)."""

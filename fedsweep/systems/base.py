@@ -97,6 +97,20 @@ def work_samples(num_samples: torch.Tensor, *, epochs: int | torch.Tensor | None
     return torch.div(steps, per_pass, rounding_mode="floor") * n + torch.minimum((steps % per_pass) * batch_size, n)
 
 
+def affordable_work(budget_samples: float, *, num_samples: int, batch_size: int | None) -> int:
+    """The most local epochs (`batch_size` None) or steps whose `work_samples` fit in `budget_samples`
+    (0 when not even one does; a client without data can do any amount: a large number)."""
+    if budget_samples < 0:
+        return 0
+    if num_samples == 0:
+        return 2**31
+    passes, rest = divmod(budget_samples, num_samples)
+    if batch_size is None:
+        return int(passes)
+    per_pass = -(-num_samples // batch_size)
+    return int(passes) * per_pass + int(rest // batch_size)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SystemModel(ABC):
     """Base class of system models; `deadline_s` and `over_select` are the round's rules on the clock."""

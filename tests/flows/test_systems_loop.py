@@ -62,3 +62,21 @@ def test_the_simulated_clock_survives_a_resume_bitwise(run_cell_here, tmp_path) 
     assert again["final_weights_sha256"] == row["final_weights_sha256"]
     assert [h["sim_clock_s"] for h in resumed] == [h["sim_clock_s"] for h in history]
     assert resumed[2]["sim_clock_s"] == pytest.approx(sum(h["sim_round_s"] for h in history))
+
+
+def test_stragglers_from_the_system_model_do_what_fits_by_the_deadline(run_cell_here, cell_config) -> None:
+    # Prepare: 2 local epochs; the deadline leaves every device 1.5 × the largest client's samples of
+    # compute: clients above 3/4 of that size fit 1 epoch (FedProx's partial work) instead of being
+    # cut, the others their 2
+    args = ("clients_per_round=4", "local_epochs=2", "faults=stragglers", "+faults.from_systems=true")
+    rt = build_runtime(cell_config(*BASE, *args))
+    sizes, comm = rt.num_samples.tolist(), 2 * rt.model_bytes / 1000
+    deadline = 1.5 * max(sizes) / 100 + comm
+    epochs = [2 if n <= 0.75 * max(sizes) else 1 for n in sizes]
+    assert 1 in epochs and 2 in epochs, sizes
+    # Execute
+    _, history = run_cell_here(*BASE, *args, f"systems.deadline_s={deadline}")
+    # Assert: nobody cut, everyone aggregated, the round as long as its slowest (partial) client
+    for h in history:
+        assert (h["failed_deadline"], h["clients_ok"]) == (0, 4)
+        assert h["sim_round_s"] == pytest.approx(max(e * n / 100 for e, n in zip(epochs, sizes)) + comm)

@@ -44,6 +44,8 @@ REFUSED = [
      ["systems.availability.on_rounds must be an integer >= 1, got 0"]),
     (["systems=fleet", "systems.deadline_s=0.001"],
      ["systems.deadline_s=0.001 is shorter than every client's simulated round", "no client could ever be trained"]),
+    (["systems=fleet", "faults=stragglers", "+faults.from_systems=true"],
+     ["faults.from_systems needs a simulated deadline"]),
     (["report.target_fraction=2"], ["report.target_fraction must be an accuracy in (0, 1], got 2"]),
 ]
 

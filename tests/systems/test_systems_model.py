@@ -88,3 +88,15 @@ def test_on_off_cycles_per_client_from_a_seeded_phase() -> None:
     assert torch.equal(online[:5], online[5:])
     assert torch.equal(online, torch.stack([pattern.online(seed=0, round=r, num_clients=6) for r in range(1, 11)]))
     assert len({tuple(col) for col in online.T.tolist()}) > 1, "phases differ between clients"
+
+
+def test_affordable_work_inverts_work_samples() -> None:
+    from fedsweep.systems.base import affordable_work
+
+    # Epochs: 95 samples of budget over 20 samples per epoch is 4 epochs; steps of 4 over n = 10 (3
+    # batches per pass: 4, 4, 2): 27 samples fit 2 passes (20) and one batch (4): 7 steps
+    assert affordable_work(95.0, num_samples=20, batch_size=None) == 4
+    assert affordable_work(27.0, num_samples=10, batch_size=4) == 7
+    assert work_samples(torch.tensor([10]), steps=7, batch_size=4).item() == 24
+    assert work_samples(torch.tensor([10]), steps=8, batch_size=4).item() == 28
+    assert affordable_work(-1.0, num_samples=10, batch_size=None) == 0
