@@ -92,7 +92,9 @@ class CellRuntime:
         """float64 [num_clients]: each client's simulated round with its full local work."""
         knobs = self.settings.knobs
         full = knobs.local_epochs if knobs.local_steps is None else knobs.local_steps
-        return None if self.devices is None else self.devices.seconds(self.work_samples(full), self.model_bytes)
+        if self.devices is None:
+            return None
+        return self.devices.seconds(self.work_samples(full), self.model_bytes)
 
     def client_seconds(self, work: dict[int, int]) -> dict[int, float]:
         """client -> its simulated round for `work` local epochs (or steps); {} without a model."""
@@ -112,13 +114,15 @@ class CellRuntime:
         d = self.devices
         budget = (self.systems.deadline_s - self.model_bytes / float(d.down_bps[client])
                   - self.model_bytes / float(d.up_bps[client])) * float(d.speed[client])
+        steps = self.settings.knobs.local_steps is not None
         return affordable_work(budget, num_samples=int(self.num_samples[client]),
-                               batch_size=None if self.settings.knobs.local_steps is None else self.local.batch_size)
+                               batch_size=self.local.batch_size if steps else None)
 
     def population(self, round: int) -> Population:
         """What selection knows of every client in `round` (fedsweep/selection/base.py)."""
         deadline = None if self.systems is None else self.systems.deadline_s
-        return Population(num_samples=self.num_samples, expected_seconds=self.expected_seconds, deadline_s=deadline)
+        return Population(num_samples=self.num_samples, expected_seconds=self.expected_seconds,
+                          deadline_s=deadline)
 
     def available(self, round: int) -> list[int]:
         """The clients selection may pick in `round`: those the faults and the system model leave online."""
@@ -135,9 +139,9 @@ class CellRuntime:
             return
         fastest = float(self.expected_seconds.min()) if self.num_clients else 0.0
         if fastest > self.systems.deadline_s:
-            raise ConfigError(
-                f"systems.deadline_s={self.systems.deadline_s:g} is shorter than every client's simulated round "
-                f"(the fastest takes {fastest:.3g} s): no client could ever be trained", key="systems.deadline_s")
+            message = (f"systems.deadline_s={self.systems.deadline_s:g} is shorter than every client's simulated "
+                       f"round (the fastest takes {fastest:.3g} s): no client could ever be trained")
+            raise ConfigError(message, key="systems.deadline_s")
 
     def thread_model(self) -> nn.Module:
         """The model instance this thread trains in: one per worker thread, reused for every client."""

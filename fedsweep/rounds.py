@@ -49,9 +49,9 @@ def plan_round(env: CellEnv, state: CellState, rnd: int) -> RoundPlan:
     over-selected ones that would finish after the first k untrained (fedsweep/systems/clock.py)."""
     rt, knobs = env.runtime, env.runtime.settings.knobs
     k, available = knobs.clients_per_round, rt.available(rnd)
-    chosen = rt.selector.select(round=rnd, available=available, k=k if rt.systems is None else rt.systems.to_select(k),
-                                generator=generator(knobs.seed, "select", rnd), state=state.selection,
-                                population=rt.population(rnd))
+    asked = k if rt.systems is None else rt.systems.to_select(k)  # over-selection asks for more
+    chosen = rt.selector.select(round=rnd, available=available, k=asked, generator=generator(knobs.seed, "select", rnd),
+                                state=state.selection, population=rt.population(rnd))
     planned = {c: steps.planned_work(rt, rnd, c) for c in chosen.clients}
     seconds = rt.client_seconds(planned)
     clock = None if rt.systems is None else arrivals(seconds, k=k, deadline_s=rt.systems.deadline_s)
@@ -69,12 +69,13 @@ def plan_round(env: CellEnv, state: CellState, rnd: int) -> RoundPlan:
               for c in selected if c not in cut and rt.policy.accept(planned[c], work)}
     failures = [{"client": c, "kind": "straggler", "message": f"ran {planned[c]} of {work} {unit}"}
                 for c in selected if c not in epochs and c not in cut]
-    failures += [{"client": c, "kind": "deadline", "message": f"simulated {seconds[c]:.4g} s is over the deadline "
-                  f"(systems.deadline_s={rt.systems.deadline_s:g}): not trained"} for c in cut]  # type: ignore[union-attr]
+    failures += [{"client": c, "kind": "deadline", "message": f"simulated {seconds[c]:.4g} s is over the deadline: "
+                  "not trained"} for c in cut]
+    failures.sort(key=lambda f: f["client"])
     return RoundPlan(round=rnd, available=len(available), selected=tuple(selected), epochs=epochs,
-                     states={c: index[str(c)] for c in epochs}, failures=tuple(sorted(failures, key=lambda f: f["client"])),
-                     selection=chosen.state, client_states=index, late=() if clock is None else clock.late,
-                     seconds=seconds, sim_round_s=None if clock is None else clock.seconds, model_bytes=rt.model_bytes)
+                     states={c: index[str(c)] for c in epochs}, failures=tuple(failures), selection=chosen.state,
+                     client_states=index, late=() if clock is None else clock.late, seconds=seconds,
+                     sim_round_s=None if clock is None else clock.seconds, model_bytes=rt.model_bytes)
 
 
 def failure_record(client: int, error: BaseException, *, retries: int) -> dict[str, Any]:
@@ -105,12 +106,12 @@ def after_round(
         index.update({str(r["client"]): r["client_state"] for r in results})
     failed = {f["client"]: f["kind"] for f in failures} | {c: "late" for c in plan.late}
     done = {r["client"]: r for r in results}
-    nan = math.nan
+    seconds = {c: plan.seconds.get(c, math.nan) for c in (*plan.selected, *plan.late)}
     feedback = [
         ClientFeedback(client=c, num_samples=done[c]["num_samples"], loss=done[c]["loss"], steps=done[c]["steps"],
-                       seconds=plan.seconds.get(c, nan))
-        if c in done else ClientFeedback(client=c, failure=failed.get(c, "other"), seconds=plan.seconds.get(c, nan))
-        for c in sorted((*plan.selected, *plan.late))
+                       seconds=seconds[c])
+        if c in done else ClientFeedback(client=c, failure=failed.get(c, "other"), seconds=seconds[c])
+        for c in sorted(seconds)
     ]
     selection = env.runtime.selector.observe(round=plan.round, feedback=feedback, state=plan.selection)
     if plan.sim_round_s is not None:  # cumulative, from the checkpointed history: it survives a resume
@@ -129,13 +130,14 @@ def round_row(plan: RoundPlan, results: list[steps.Ref], failures: list[dict[str
     total = sum(r["num_samples"] for r in results)
     # Every selected client (late ones too) and every probed one downloads the model; each client
     # whose training completed uploads its update.
-    traffic = {"bytes_down": float(plan.model_bytes * (len(plan.selected) + len(plan.late) + len(plan.probed))),
-               "bytes_up": float(plan.model_bytes * len(results))}
-    clock = {} if plan.sim_round_s is None else {"sim_round_s": plan.sim_round_s, "clients_late": float(len(plan.late))}
+    downloads = len(plan.selected) + len(plan.late) + len(plan.probed)
+    traffic = {"bytes_down": float(plan.model_bytes * downloads), "bytes_up": float(plan.model_bytes * len(results))}
+    clock = {} if plan.sim_round_s is None else {"sim_round_s": plan.sim_round_s, "clients_late": len(plan.late)}
     return {
         "round": plan.round, **evaluation,
         "train_loss": sum(r["loss"] * r["num_samples"] for r in results) / total if total else float("nan"),
-        "clients_selected": len(plan.selected) + len(plan.late), "clients_ok": len(plan.selected) - len(failures),
+        "clients_selected": len(plan.selected) + len(plan.late),
+        "clients_ok": len(plan.selected) - len(failures),
         "clients_failed": len(failures), "clients_unavailable": num_clients - plan.available,
         "skipped": float(kept), **counts, "retries": float(retries), **traffic, **clock, **measured,
     }

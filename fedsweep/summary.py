@@ -25,8 +25,8 @@ from fedsweep.compare.stats import rounds_to_target
 
 COLUMNS = (
     "run", "cell", "status", "final_accuracy", "best_accuracy", "rounds", "rounds_run", "wall_s",
-    "clients_failed", "retries", "clients_unavailable", "target_accuracy", "rounds_to_target", "sim_s_to_target",
-    "key",
+    "clients_failed", "retries", "clients_unavailable", "target_accuracy", "rounds_to_target",
+    "sim_s_to_target", "key",
 )
 TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in ("run", "key"))  # the terminal's table: this run's rows
 # Round metrics summed into a row (and shown by the progress bar under the short name).
@@ -77,7 +77,8 @@ def report_settings(node: Mapping[str, Any] | None, *, key: str = "report") -> R
     node = dict(node or {})
     unknown = sorted(set(node) - {"target_accuracy", "target_fraction"})
     if unknown:
-        raise ValueError(f"{key}.{unknown[0]}: unknown key (expected one of: target_accuracy, target_fraction)")
+        raise ValueError(f"{key}.{unknown[0]}: unknown key (expected one of: target_accuracy, "
+                         "target_fraction)")
     for name, value in node.items():
         if value is None and name == "target_accuracy":
             continue
@@ -92,7 +93,8 @@ def target_accuracy(rows: Sequence[Mapping[str, Any]], report: Report) -> float 
     finished cells (None when none finished)."""
     if report.target_accuracy is not None:
         return float(report.target_accuracy)
-    finals = [r["final_accuracy"] for r in rows if r["status"] == "FINISHED" and not math.isnan(r["final_accuracy"])]
+    finals = [r["final_accuracy"] for r in rows
+              if r["status"] == "FINISHED" and not math.isnan(r["final_accuracy"])]
     return report.target_fraction * max(finals) if finals else None
 
 
