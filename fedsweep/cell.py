@@ -22,6 +22,7 @@ from fedsweep.checkpoint.blobs import BlobStore
 from fedsweep.checkpoint.clients import ClientStateStore
 from fedsweep.checkpoint.storage import open_storage
 from fedsweep.checkpoint.store import CheckpointStore
+from fedsweep.config.errors import ConfigError
 from fedsweep.config.plugins import build
 from fedsweep.config.schema import CellSettings, validate
 from fedsweep.data.base import LoadedData
@@ -32,6 +33,7 @@ from fedsweep.policy import AggregationPolicy, aggregation_policy
 from fedsweep.rng import derive_seed, generator
 from fedsweep.selection.base import Population, Selector
 from fedsweep.strategies.base import Strategy
+from fedsweep.systems.base import SYSTEM_MODEL, Devices, SystemModel, affordable_work, work_samples
 from fedsweep.train import LocalConfig
 from fedsweep.weights import Params, state_of
 
@@ -55,6 +57,7 @@ class CellRuntime:
     # The client of each test sample where clients have test samples of their own (the dataset's
     # natural split as the partition): the evaluation then reports accuracy across clients too.
     test_owner: torch.Tensor | None = None
+    systems: SystemModel | None = None  # conf/systems/: None runs without a simulated clock
     _per_thread: threading.local = field(default_factory=threading.local, repr=False)
 
     @property
@@ -66,9 +69,79 @@ class CellRuntime:
         """int64 [num_clients]: each client's number of training samples."""
         return torch.tensor([len(c) for c in self.clients], dtype=torch.int64)
 
+    @cached_property
+    def model_bytes(self) -> int:
+        """Bytes of one copy of the model's state dict: what a client downloads and uploads."""
+        return sum(t.numel() * t.element_size() for t in self.initial_params.values())
+
+    @cached_property
+    def devices(self) -> Devices | None:
+        """The fleet's speeds and bandwidths (fedsweep/systems/), drawn once; None without a model."""
+        if self.systems is None:
+            return None
+        return self.systems.devices(seed=self.settings.knobs.seed, num_clients=self.num_clients)
+
+    def work_samples(self, work: int | torch.Tensor) -> torch.Tensor:
+        """int64 [num_clients]: samples `work` local epochs (or steps, with `local_steps`) pass through."""
+        if self.settings.knobs.local_steps is None:
+            return work_samples(self.num_samples, epochs=work)
+        return work_samples(self.num_samples, steps=work, batch_size=self.local.batch_size)
+
+    @cached_property
+    def expected_seconds(self) -> torch.Tensor | None:
+        """float64 [num_clients]: each client's simulated round with its full local work."""
+        knobs = self.settings.knobs
+        full = knobs.local_epochs if knobs.local_steps is None else knobs.local_steps
+        if self.devices is None:
+            return None
+        return self.devices.seconds(self.work_samples(full), self.model_bytes)
+
+    def client_seconds(self, work: dict[int, int]) -> dict[int, float]:
+        """client -> its simulated round for `work` local epochs (or steps); {} without a model."""
+        if self.devices is None or not work:
+            return {}
+        ids = torch.tensor(sorted(work), dtype=torch.int64)
+        planned = torch.zeros(self.num_clients, dtype=torch.int64)
+        planned[ids] = torch.tensor([work[c] for c in sorted(work)], dtype=torch.int64)
+        seconds = self.devices.seconds(self.work_samples(planned), self.model_bytes)[ids]
+        return dict(zip(ids.tolist(), seconds.tolist(), strict=True))
+
+    def affordable_work(self, client: int) -> int | None:
+        """The local epochs (or steps) `client` completes by `systems.deadline_s` (its transfers
+        counted); None without a simulated deadline."""
+        if self.devices is None or self.systems is None or self.systems.deadline_s is None:
+            return None
+        d = self.devices
+        budget = (self.systems.deadline_s - self.model_bytes / float(d.down_bps[client])
+                  - self.model_bytes / float(d.up_bps[client])) * float(d.speed[client])
+        steps = self.settings.knobs.local_steps is not None
+        return affordable_work(budget, num_samples=int(self.num_samples[client]),
+                               batch_size=self.local.batch_size if steps else None)
+
     def population(self, round: int) -> Population:
         """What selection knows of every client in `round` (fedsweep/selection/base.py)."""
-        return Population(num_samples=self.num_samples)
+        deadline = None if self.systems is None else self.systems.deadline_s
+        return Population(num_samples=self.num_samples, expected_seconds=self.expected_seconds,
+                          deadline_s=deadline)
+
+    def available(self, round: int) -> list[int]:
+        """The clients selection may pick in `round`: those the faults and the system model leave online."""
+        seed = self.settings.knobs.seed
+        ids = self.faults.available_clients(seed=seed, round=round, num_clients=self.num_clients)
+        if self.systems is None:
+            return ids
+        online = self.systems.available(seed=seed, round=round, num_clients=self.num_clients).tolist()
+        return [c for c in ids if online[c]]
+
+    def check_deadline(self) -> None:
+        """ConfigError when no client could ever meet `systems.deadline_s` (every round would be empty)."""
+        if self.systems is None or self.systems.deadline_s is None:
+            return
+        fastest = float(self.expected_seconds.min()) if self.num_clients else 0.0
+        if fastest > self.systems.deadline_s:
+            message = (f"systems.deadline_s={self.systems.deadline_s:g} is shorter than every client's simulated "
+                       f"round (the fastest takes {fastest:.3g} s): no client could ever be trained")
+            raise ConfigError(message, key="systems.deadline_s")
 
     def thread_model(self) -> nn.Module:
         """The model instance this thread trains in: one per worker thread, reused for every client."""
@@ -152,13 +225,16 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
         lr=knobs.lr, batch_size=knobs.batch_size, momentum=knobs.momentum, weight_decay=knobs.weight_decay,
         clip_norm=knobs.clip_norm, amp=runner.amp,
     )
-    return CellRuntime(
+    runtime = CellRuntime(
         config=config, settings=settings, data=data, clients=clients, model=model.to(device), initial_params=initial,
         strategy=build(config["strategy"], key="strategy"), selector=build(config["selection"], key="selection"),
         local=local, device=device, faults=validate_faults(config["faults"], num_clients=knobs.num_clients),
         policy=aggregation_policy(config.get("aggregation"), clients_per_round=knobs.clients_per_round),
         test_owner=data.test_owner if isinstance(partition, Natural) else None,
+        systems=build(config["systems"], key="systems", expect=SYSTEM_MODEL) if config.get("systems") else None,
     )
+    runtime.check_deadline()
+    return runtime
 
 
 CONFIG_FILE = "cell.json"

@@ -82,7 +82,8 @@ def client_round(rt: CellRuntime, round: int, client: int) -> ClientRound:
     """The coordinates every fault decision about this client in this round is drawn from; with
     `local_steps`, the faults' `local_epochs` counts steps (a straggler runs x of τ steps)."""
     knobs = rt.settings.knobs
-    return ClientRound(seed=knobs.seed, round=round, client=client, local_epochs=local_work(rt)[0])
+    return ClientRound(seed=knobs.seed, round=round, client=client, local_epochs=local_work(rt)[0],
+                       affordable=rt.affordable_work(client))
 
 
 def planned_work(rt: CellRuntime, round: int, client: int) -> int:

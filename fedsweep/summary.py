@@ -4,17 +4,29 @@ A cell's row is computed from its metric history, which is checkpointed with eve
 (`wall_s`, the seconds of its rounds, summed over every run that played them) and its failures
 survive kills and resumes. The CSV keeps the rows of every run of a sweep folder (later runs, and
 each `-m` job, append theirs; `run` says which run wrote a row).
+
+**Time to accuracy** (FedScale's and Oort's measure of selection methods): for a target accuracy,
+`rounds_to_target` is the first round whose accuracy reaches it and `sim_s_to_target` the simulated
+clock (`sim_clock_s`, fedsweep/systems/) at the end of that round; both are empty when the cell never
+reached it, and `sim_s_to_target` is empty without a system model. The target is the `report` block's
+`target_accuracy` when set, else `target_fraction` (default 0.9) × the best final accuracy among this
+run's finished cells (`target_accuracy` column), so that every cell of a sweep is measured against
+one target that some cell reached.
 """
 
 import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from fedsweep.compare.stats import rounds_to_target
 
 COLUMNS = (
     "run", "cell", "status", "final_accuracy", "best_accuracy", "rounds", "rounds_run", "wall_s",
-    "clients_failed", "retries", "clients_unavailable", "key",
+    "clients_failed", "retries", "clients_unavailable", "target_accuracy", "rounds_to_target",
+    "sim_s_to_target", "key",
 )
 TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in ("run", "key"))  # the terminal's table: this run's rows
 # Round metrics summed into a row (and shown by the progress bar under the short name).
@@ -41,13 +53,64 @@ def postfix(history: Sequence[Mapping[str, float]]) -> dict[str, str]:
 
 def cell_row(name: str, status: str, history: Sequence[Mapping[str, float]], *, rounds_run: int,
              **extra: Any) -> dict[str, Any]:
-    """A cell's row from its whole history; `rounds_run`: the rounds this run played (0: skipped)."""
+    """A cell's row from its whole history; `rounds_run`: the rounds this run played (0: skipped).
+    `curve` (round, accuracy, simulated clock or None) is for `with_time_to_target`, not a column."""
     accuracies = [h["accuracy"] for h in history]
+    curve = tuple((int(h["round"]), h["accuracy"], h.get("sim_clock_s")) for h in history)
     return {
         "cell": name, "status": status, "final_accuracy": accuracies[-1] if accuracies else math.nan,
         "best_accuracy": max(accuracies, default=math.nan), "rounds": len(history), "rounds_run": rounds_run,
-        "wall_s": training_seconds(history), **failures(history), **extra,
+        "wall_s": training_seconds(history), **failures(history), "curve": curve, **extra,
     }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    """The `report` block: the time-to-accuracy target (module docstring)."""
+
+    target_accuracy: float | None = None  # absolute, in (0, 1]; None: target_fraction × best final
+    target_fraction: float = 0.9  # in (0, 1]
+
+
+def report_settings(node: Mapping[str, Any] | None, *, key: str = "report") -> Report:
+    """The `report` block as a `Report` (missing keys take defaults), or a ValueError naming the key."""
+    node = dict(node or {})
+    unknown = sorted(set(node) - {"target_accuracy", "target_fraction"})
+    if unknown:
+        raise ValueError(f"{key}.{unknown[0]}: unknown key (expected one of: target_accuracy, "
+                         "target_fraction)")
+    for name, value in node.items():
+        if value is None and name == "target_accuracy":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            raise ValueError(f"{key}.{name} must be {'null or ' if name == 'target_accuracy' else ''}"
+                             f"an accuracy in (0, 1], got {value!r}")
+    return Report(**node)
+
+
+def target_accuracy(rows: Sequence[Mapping[str, Any]], report: Report) -> float | None:
+    """The sweep's target: the absolute one, or the fraction of the best final accuracy of its
+    finished cells (None when none finished)."""
+    if report.target_accuracy is not None:
+        return float(report.target_accuracy)
+    finals = [r["final_accuracy"] for r in rows
+              if r["status"] == "FINISHED" and not math.isnan(r["final_accuracy"])]
+    return report.target_fraction * max(finals) if finals else None
+
+
+def with_time_to_target(rows: Sequence[Mapping[str, Any]], report: Report) -> list[dict[str, Any]]:
+    """The rows with `target_accuracy`, `rounds_to_target` and `sim_s_to_target`, without `curve`."""
+    target = target_accuracy(rows, report)
+    out = []
+    for row in rows:
+        row = dict(row)
+        curve = row.pop("curve", ())
+        reached = None if target is None else rounds_to_target([(r, a) for r, a, _ in curve], target)
+        clock = {r: c for r, _, c in curve}
+        row.update(target_accuracy=target, rounds_to_target=reached,
+                   sim_s_to_target=None if reached is None else clock[reached])
+        out.append(row)
+    return out
 
 
 def merge(previous_csv: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

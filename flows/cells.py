@@ -125,6 +125,8 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
     parallel = cells[0]["config"]["runner"]["parallel_cells"] if cells else 1
     rows = [{"run": sweep["run"], **row, "key": cell["key"]}
             for cell, row in zip(cells, run_cells(cells, tracking, parallel), strict=True)]
+    report = summary.report_settings(cells[0]["config"].get("report") if cells else None)
+    rows = summary.with_time_to_target(rows, report)  # one target for the whole sweep
     out = Path(sweep["dir"])
     write_summary(out, rows)
     files = {"summary.csv": summary.to_csv(rows), "summary.md": summary.to_markdown(rows)}  # this run's

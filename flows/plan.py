@@ -41,7 +41,7 @@ from fedsweep.grid import CellPlan, GridError, cell_key, cell_name, expand_grid,
 from flows.overrides import check_reached, for_hydra, read_command_line
 
 # What a grid may not vary: these describe the sweep as a whole, not one of its cells.
-SWEEP_KEYS = ("sweep_name", "output_dir", "resume", "grid", "tracking")
+SWEEP_KEYS = ("sweep_name", "output_dir", "resume", "grid", "tracking", "report")
 
 
 @dataclass(frozen=True)
@@ -215,3 +215,8 @@ def _check_inputs(cells: list[dict[str, Any]], settings: list[CellSettings]) -> 
     datasets = {repr(sorted(c["config"]["dataset"].items())): c["config"]["dataset"] for c in cells}
     for dataset in datasets.values():
         check_dataset_files(dataset)
+    for cell in cells:  # last: a simulated deadline is checked on the cell's clients (its data and model)
+        if (cell["config"].get("systems") or {}).get("deadline_s") is not None:
+            from fedsweep.cell import build_runtime  # noqa: PLC0415 - torch: only for such cells
+
+            build_runtime(cell["config"])  # ConfigError if no client can meet it; the data stay cached

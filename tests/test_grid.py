@@ -84,6 +84,8 @@ OLD_NON_SEMANTIC = ("tracking", "checkpoint", "runner", "resume", "grid", "sweep
 def old_cell_key(config: dict[str, Any]) -> str:
     # local_steps and lr_schedule came later: a config at their defaults is what an old config was
     later = {"local_steps": None, "lr_schedule": {"milestones": [], "gamma": 0.1}}
+    # so did systems (none: {}) and the report block, which never counts
+    later.update(systems={}, report=config.get("report"))
     semantic = {k: v for k, v in config.items() if k not in OLD_NON_SEMANTIC and later.get(k, object()) != v}
     # aggregation.round_timeout_s came later too: an old aggregation block had no such key
     if semantic.get("aggregation", {}).get("round_timeout_s", 0) is None:
@@ -109,6 +111,8 @@ def old_cell_key(config: dict[str, Any]) -> str:
         ("runner.max_parallel_clients=3", False),
         ("runner.torch_threads=2", True),  # the float rounding depends on it; 1, the default, keeps old keys
         ("aggregation.round_timeout_s=5", True),  # it can change which updates a round aggregates
+        ("systems=fleet", True),  # a simulated clock can cut clients off
+        ("report.target_fraction=0.5", False),  # how the summary reads results
         ("runner.memory.stop=0.99", False),
         ("checkpoint.location=/elsewhere", False),
         ("checkpoint.keep=5", False),

@@ -4,6 +4,8 @@ import csv
 import io
 import math
 
+import pytest
+
 from fedsweep import summary
 
 ROWS = [
@@ -27,8 +29,8 @@ def test_csv_has_a_header_and_one_row_per_cell() -> None:
     # Assert
     assert table[0] == list(summary.COLUMNS)
     assert table[1] == ["2026-01-01T00:00:00Z", "fedavg-c10-r2-s0", "FINISHED", "0.5000", "0.6250", "2", "2",
-                        "1.2500", "0", "1", "0", "abc"]
-    assert table[2][1:3] == ["fedprox-c10-r2-s0", "FAILED"] and table[2][3:-1] == [""] * 8 and table[2][-1] == "def"
+                        "1.2500", "0", "1", "0", "", "", "", "abc"]
+    assert table[2][1:3] == ["fedprox-c10-r2-s0", "FAILED"] and table[2][3:-1] == [""] * 11 and table[2][-1] == "def"
 
 
 def test_a_row_holds_the_whole_history_time_and_failures() -> None:
@@ -70,3 +72,43 @@ def test_text_columns_are_aligned_without_run_and_key() -> None:
     assert lines[0].split()[:2] == ["cell", "status"] and "key" not in lines[0].split()
     assert len({line.index("status") if "status" in line else line.index("FINISHED" if "avg" in line else "FAILED")
                 for line in lines}) == 1
+
+
+def _finished(name: str, accuracies: list[float], clock: list[float] | None = None) -> dict:
+    history = [{"round": r, "accuracy": a, **({"sim_clock_s": clock[r - 1]} if clock else {})}
+               for r, a in enumerate(accuracies, 1)]
+    return summary.cell_row(name, "FINISHED", history, rounds_run=len(history))
+
+
+def test_time_to_target_defaults_to_a_fraction_of_the_best_final_accuracy() -> None:
+    # Prepare: best final 0.8, so the target is 0.9 * 0.8 = 0.72; `slow` never reaches it
+    rows = [_finished("fast", [0.5, 0.75, 0.8], clock=[10.0, 25.0, 45.0]), _finished("slow", [0.3, 0.6, 0.7]),
+            {"cell": "broken", "status": "FAILED"}]
+    # Execute
+    out = summary.with_time_to_target(rows, summary.report_settings(None))
+    # Assert
+    assert out[0]["target_accuracy"] == pytest.approx(0.72)
+    assert (out[0]["rounds_to_target"], out[0]["sim_s_to_target"]) == (2, 25.0)
+    assert (out[1]["rounds_to_target"], out[1]["sim_s_to_target"]) == (None, None)
+    assert out[2]["rounds_to_target"] is None and all("curve" not in row for row in out)
+    assert summary.row_values(out[1], ["rounds_to_target", "sim_s_to_target"]) == ["", ""]
+
+
+def test_an_absolute_target_and_no_system_model() -> None:
+    # Prepare: no simulated clock recorded
+    rows = [_finished("a", [0.2, 0.4, 0.3])]
+    # Execute
+    out = summary.with_time_to_target(rows, summary.report_settings({"target_accuracy": 0.4}))
+    # Assert: reached in round 2, but no simulated seconds to report
+    assert (out[0]["target_accuracy"], out[0]["rounds_to_target"], out[0]["sim_s_to_target"]) == (0.4, 2, None)
+
+
+@pytest.mark.parametrize("node, message", [
+    ({"target_accuracy": 1.5}, "report.target_accuracy must be null or an accuracy in (0, 1], got 1.5"),
+    ({"target_fraction": 0}, "report.target_fraction must be an accuracy in (0, 1], got 0"),
+    ({"target": 0.5}, "report.target: unknown key"),
+])
+def test_bad_report_settings_name_the_key(node, message) -> None:
+    with pytest.raises(ValueError) as err:
+        summary.report_settings(node)
+    assert str(err.value).startswith(message)

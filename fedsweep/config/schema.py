@@ -24,7 +24,8 @@ turns pydantic's errors into these lines). Rules:
   machine). These have a `baseline` (amp=false, device=cpu, torch_threads=1): they count only when
   they differ from it, so every cell keyed before they became semantic keeps its key (and its folder
   and MLflow run). Block keys added later have theirs in `BLOCK_BASELINES` (aggregation.round_timeout_s:
-  null).
+  null); optional groups added later count only when not empty (`KEYLESS_WHEN_EMPTY`: `systems: none`
+  is `{}`); `REPORT_BLOCKS` (`report`: how the summary reads the results) never count.
 - Nothing here writes, reads files or imports torch; plug-in checks import the plug-in's module.
 """
 
@@ -42,7 +43,11 @@ from fedsweep.config.plugins import check_plugin
 from fedsweep.config.validation import STRICT, parse
 
 PLUGIN_GROUPS = ("dataset", "partition", "model", "strategy", "selection")  # `_target_` required
-OPTIONAL_GROUPS = ("faults",)  # a plug-in, or {} for none
+OPTIONAL_GROUPS = ("faults", "systems")  # a plug-in, or {} for none
+# Optional groups added after cells were keyed: their `none` option ({}) is left out of the cell key.
+KEYLESS_WHEN_EMPTY = ("systems",)
+# Blocks that describe the sweep's report, never a cell's results: never in the cell key.
+REPORT_BLOCKS = ("report",)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*")
 _DEVICE = re.compile(r"(cpu|auto|mps|cuda|xpu)(:\d+)?")
 _ALWAYS = object()
@@ -279,9 +284,15 @@ def _aggregation(knobs: Knobs, node: Any, key: str) -> Any:
     return aggregation_policy(node, clients_per_round=knobs.clients_per_round, key=key)
 
 
+def _report(knobs: Knobs, node: Any, key: str) -> Any:
+    from fedsweep.summary import report_settings  # noqa: PLC0415 - its owner's validator
+
+    return report_settings(node, key=key)
+
+
 # Group-free blocks that are optional (defaults apply when absent) and validated by their owner's
 # function `(knobs, node, key) -> object`, which raises ValueError naming the key.
-BLOCK_CHECKS: dict[str, Callable[[Knobs, Any, str], Any]] = {"aggregation": _aggregation}
+BLOCK_CHECKS: dict[str, Callable[[Knobs, Any, str], Any]] = {"aggregation": _aggregation, "report": _report}
 # Keys of a block added after cells were keyed: they count in the cell key only off these values.
 BLOCK_BASELINES: dict[str, dict[str, Any]] = {"aggregation": {"round_timeout_s": None}}
 
@@ -351,6 +362,8 @@ def semantic_view(config: Mapping[str, Any]) -> dict[str, Any]:
     """
     view: dict[str, Any] = {}
     for name, value in config.items():
+        if name in REPORT_BLOCKS or (name in KEYLESS_WHEN_EMPTY and not value):
+            continue
         if name in Knobs.model_fields:
             if _counts(Knobs.model_fields[name], value):
                 view[name] = value
@@ -381,6 +394,8 @@ def semantic_params(params: Mapping[str, str]) -> dict[str, str]:
     kept = {}
     for key, value in params.items():
         head, _, rest = key.partition(".")
+        if head in REPORT_BLOCKS or (key in KEYLESS_WHEN_EMPTY and value in ("{}", "None")):
+            continue
         if rest in BLOCK_BASELINES.get(head, {}) and value == str(BLOCK_BASELINES[head][rest]):
             continue
         if head in Knobs.model_fields:

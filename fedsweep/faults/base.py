@@ -17,7 +17,8 @@ Rules:
   state, so a retry, a resumed run or another method of the same sweep sees exactly the same
   faults. Two faults of the same kind in one plan share their draws (give them different `clients`
   rather than expecting independent coins).
-- **Coordinates.** `ClientRound` (seed, round, client, local_epochs) names a client's round;
+- **Coordinates.** `ClientRound` (seed, round, client, local_epochs) names a client's round (and
+  `affordable`: what its simulated device can do by a simulated deadline, fedsweep/systems/);
   `ClientCtx` adds `epoch` (0-based local epoch) and `attempt` (1 on the first try: Prefect's
   `task_run.run_count`). Decisions that must hold for the whole round (who is a straggler, how many
   epochs it runs, who is malicious) use `ClientRound` only; decisions of one try (transient error,
@@ -131,11 +132,14 @@ class ClientRound:
     round: int
     client: int
     local_epochs: int
+    # The local epochs (or steps) the client's simulated device completes by the simulated deadline
+    # (conf/systems/, `systems.deadline_s`); None without one. Stragglers may take their work from it.
+    affordable: int | None = None
 
     def at(self, *, epoch: int, attempt: int = 1) -> "ClientCtx":
         """The context of one attempt at one local epoch of this round."""
-        return ClientCtx(seed=self.seed, round=self.round, client=self.client,
-                         local_epochs=self.local_epochs, epoch=epoch, attempt=attempt)
+        return ClientCtx(seed=self.seed, round=self.round, client=self.client, local_epochs=self.local_epochs,
+                         affordable=self.affordable, epoch=epoch, attempt=attempt)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -57,3 +57,13 @@ def test_slow_only_stragglers_run_every_epoch_and_sleep() -> None:
     fault.before_epoch(cr.at(epoch=0))
     # Assert
     assert time.monotonic() - start >= 0.06 and fault.epochs_to_run(cr) == E
+
+
+def test_from_systems_stragglers_run_what_their_device_finishes_by_the_deadline() -> None:
+    # Prepare: E = 20; the system model says a client can do 7 epochs, 20 or more, none, or has no deadline
+    fault = Stragglers(fraction=0.0, from_systems=True)
+    ctx = {n: ClientRound(seed=0, round=1, client=0, local_epochs=E, affordable=n) for n in (7, 25, 0, None)}
+    # Execute / Assert: `fraction` plays no part; at least one epoch (the deadline then cuts it)
+    assert [fault.is_straggler(c) for c in ctx.values()] == [True, False, True, False]
+    assert [fault.epochs_to_run(c) for c in ctx.values()] == [7, E, 1, E]
+    assert fault.epochs_to_run(ctx[7].at(epoch=3)) == 7

@@ -1,0 +1,1 @@
+"""System models: per-client speeds, bandwidths and availability, and the simulated clock."""
