@@ -1,7 +1,6 @@
 """The drift, noniid, csfl and powd presets plan their cells and pass validation (plug-ins included),
 writing nothing."""
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -30,33 +29,13 @@ def test_preset_plans_every_strategy(tmp_path, monkeypatch, preset) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def present(group: str, options: list[str]) -> list[str]:
-    return [o for o in options if (CONF / group / f"{o}.yaml").exists()]
-
-
-@pytest.fixture
-def conf_until_systems_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """csfl turns the fleet system model on (conf/systems/fleet.yaml); where this tree has no systems
-    group yet, plan from a copy of conf/ whose csfl lacks that one line."""
-    if (CONF / "systems" / "fleet.yaml").exists():
-        return
-    copy = tmp_path / "conf"
-    shutil.copytree(CONF, copy)
-    preset = copy / "experiment" / "csfl.yaml"
-    preset.write_text("".join(line for line in preset.read_text().splitlines(True) if "/systems:" not in line))
-    monkeypatch.setattr(flows.sweep, "CONF_DIR", str(copy))
-
-
-def test_csfl_and_powd_plan_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conf_until_systems_exists) -> None:
-    # Prepare: tiny versions; the selectors of their grids that this tree has (pow_d and oort arrive
-    # with their own modules)
+def test_csfl_and_powd_plan_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: tiny versions (16 clients: powd's largest d is 15)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     monkeypatch.chdir(run_dir)
-    selectors = present("selection", ["uniform", "pow_d", "oort"])
-    methods = {"rand": "{selection: uniform}"} | {f"powd{d}": f"{{selection: pow_d, selection.d: {d}}}" for d in (6, 9, 15)}
-    methods = {k: v for k, v in methods.items() if "pow_d" in selectors or k == "rand"}
-    tiny = ["rounds=2", "num_clients=6", "clients_per_round=3"]
+    selectors = ["uniform", "pow_d", "oort"]
+    tiny = ["rounds=2", "num_clients=16", "clients_per_round=3"]
     real = []  # without Debian's package, the files are looked for (by name only) in a stand-in folder
     if not Path(DEBIAN).is_dir():
         stand_in = tmp_path / "fmnist"
@@ -65,17 +44,18 @@ def test_csfl_and_powd_plan_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             (stand_in / f"{name}-ubyte.gz").write_bytes(b"")
         real = [f"dataset.root={stand_in}"]
     # Execute: csfl on real Fashion-MNIST and offline (its documented dataset=teacher_mnist), powd
-    (csfl,) = check_command(["+experiment=csfl", *tiny, *real, f"grid.selection=[{','.join(selectors)}]"])
+    (csfl,) = check_command(["+experiment=csfl", *tiny, *real])
     (offline,) = check_command(["+experiment=csfl", *tiny, "dataset=teacher_mnist", "grid.selection=[uniform]"])
-    (powd,) = check_command(["+experiment=powd", *tiny, *real, "~grid.method",
-                             f"+grid.method={{{','.join(f'{k}:{v}' for k, v in methods.items())}}}"])
+    (powd,) = check_command(["+experiment=powd", *tiny, *real])
     # Assert
     assert [c["config"]["selection"]["_target_"].rsplit(".", 2)[-2] for c in csfl.cells] == selectors
     first = csfl.cells[0]["config"]
     assert (first["model"]["channels"], first["partition"]["alpha"], first["dataset"]["_target_"]) == (
         [32, 64], 0.5, "fedsweep.data.vision.FashionMNIST")
     assert offline.cells[0]["config"]["dataset"]["_target_"] == "fedsweep.data.teacher.TeacherMNIST"
-    assert [c["name"].rsplit("-", 1)[-1] for c in powd.cells] == list(methods)
+    assert [c["name"].rsplit("-", 1)[-1] for c in powd.cells] == ["rand", "powd6", "powd9", "powd15"]
+    assert [c["config"]["selection"].get("d") for c in powd.cells] == [None, 6, 9, 15]
+    assert first["systems"]["_target_"].endswith("Fleet")
     config = powd.cells[0]["config"]
     assert (config["local_epochs"], config["local_steps"], config["batch_size"], config["lr"]) == (None, 30, 64, 0.005)
     assert (config["model"]["hidden"], config["partition"]["alpha"]) == ([64, 30], 2.0)

@@ -1,5 +1,5 @@
 """The client-selection presets run tiny through the real command: powd on the real Fashion-MNIST
-(Debian's package) with its MLP and local steps, csfl once its system model exists in conf/."""
+(Debian's package) with its MLP and local steps, csfl offline with its system model."""
 
 import csv
 from pathlib import Path
@@ -20,10 +20,8 @@ def summary(cwd: Path, sweep: str) -> dict[str, dict[str, str]]:
 
 @pytest.mark.skipif(not DEBIAN.is_dir(), reason=f"{DEBIAN} absent: apt-get install dataset-fashion-mnist")
 def test_powd_runs_two_rounds_on_real_fashion_mnist(tmp_path: Path, prefect_home: Path) -> None:
-    # Execute: the random baseline (power-of-choice cells need conf/selection/pow_d.yaml)
-    grid = "{rand:{selection:uniform}}"
-    if (REPO / "conf" / "selection" / "pow_d.yaml").exists():
-        grid = "{rand:{selection:uniform},powd6:{selection:pow_d,selection.d:6}}"
+    # Execute: the random baseline and power-of-choice with d = 6
+    grid = "{rand:{selection:uniform},powd6:{selection:pow_d,selection.d:6}}"
     out = run_sweep(tmp_path, prefect_home, "+experiment=powd", *TINY, "~grid.method", f"+grid.method={grid}")
     # Assert: finished, two rounds, and learning already (10 classes: chance is 0.1; 0.185 measured)
     rows = summary(tmp_path, "powd")
@@ -33,15 +31,11 @@ def test_powd_runs_two_rounds_on_real_fashion_mnist(tmp_path: Path, prefect_home
         assert float(row["final_accuracy"]) > 0.13, row
 
 
-@pytest.mark.skipif(not (REPO / "conf" / "systems" / "fleet.yaml").exists(),
-                    reason="csfl turns on conf/systems/fleet.yaml, which this tree does not have yet")
 def test_csfl_runs_two_rounds_offline(tmp_path: Path, prefect_home: Path) -> None:
-    # Execute: the offline form (dataset=teacher_mnist), every selector of its grid that exists
-    selectors = [s for s in ("uniform", "pow_d", "oort") if (REPO / "conf" / "selection" / f"{s}.yaml").exists()]
+    # Execute: the offline form (dataset=teacher_mnist), its three selectors
     out = run_sweep(tmp_path, prefect_home, "+experiment=csfl", *TINY, "dataset=teacher_mnist",
-                    "dataset.samples_per_client=100", "local_epochs=null", "local_steps=2",
-                    f"grid.selection=[{','.join(selectors)}]")
+                    "dataset.samples_per_client=100", "local_epochs=null", "local_steps=2")
     # Assert
     rows = summary(tmp_path, "csfl")
-    assert len(rows) == len(selectors), out[-3000:]
+    assert len(rows) == 3, out[-3000:]
     assert all(row["status"] == "FINISHED" and row["rounds"] == "2" for row in rows.values()), rows
