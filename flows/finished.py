@@ -62,6 +62,9 @@ def finished_rows(plan: Any) -> list[dict[str, Any]] | None:
         return None
     if body.get("dirs") != {c["key"]: c["dir"] for c in plan.cells}:
         return None
+    store = plan.tracking.uri.removeprefix("sqlite:///")
+    if plan.tracking.enabled and store != plan.tracking.uri and not Path(store).is_file():
+        return None  # the local MLflow store was deleted: the full path records the runs again
     rows = {row.get("key"): row for row in body.get("rows", [])}
     if set(rows) != {c["key"] for c in plan.cells} or any(r.get("status") != "FINISHED" for r in rows.values()):
         return None

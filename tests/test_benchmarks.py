@@ -177,3 +177,18 @@ def test_parallel_cells_smoke(tmp_path: Path) -> None:
     assert result["same_hashes"] is True and result["cells"] == 2
     runs = json.loads((tmp_path / "cells.json").read_text())["runs"]
     assert [r["parallel"] for r in runs] == [1, 2] and all(r["task_runs"] > 20 for r in runs)
+
+
+def test_startup_sums_import_time_by_top_level_package() -> None:
+    # Prepare: `python -X importtime` lines (self, cumulative, name; nested names indented)
+    traced = "\n".join([
+        "import time: self [us] | cumulative | imported package",
+        "import time:      1500 |       1500 |     torch._C",
+        "import time:    500000 |     501500 |   torch",
+        "import time:       250 |        250 | prefect.settings",
+        "a line of the sweep's own output",
+    ])
+    # Execute
+    per = load_script("startup").import_breakdown(traced)
+    # Assert: seconds, largest first
+    assert per == {"torch": pytest.approx(0.5015), "prefect": pytest.approx(0.00025)}
