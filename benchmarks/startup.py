@@ -44,7 +44,7 @@ t = time.perf_counter()
 from flows.server import LocalServer
 home = Path(tempfile.mkdtemp())
 server = LocalServer(log_path=home / "server.log")
-server.wait_ready()
+server.wait_ready(600)
 boot = time.perf_counter() - t
 import os; os.environ["PREFECT_API_URL"] = server.url
 t = time.perf_counter()
@@ -136,45 +136,61 @@ def components(repo: Path, work: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, help="another fedsweep checkout to compare with")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="0: the breakdown only")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="fedsweep-startup-"))
     sides = [Checkout(REPO, work, "this")] + ([Checkout(args.before.resolve(), work, "before")] if args.before else [])
+    figures: dict = {"cpus": os.cpu_count()}
+    if args.repeat:
+        figures.update(whole_processes(sides, args.repeat, with_before=args.before is not None))
+        if args.out:
+            args.out.write_text(json.dumps(figures, indent=1))
+    figures.update(breakdown(sides[0], work))
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=1))
+
+
+def whole_processes(sides: list[Checkout], repeat: int, *, with_before: bool) -> dict:
+    """The scenarios, interleaved; prints each run and the medians (with ratios)."""
     for side in sides:  # warm-up, untimed: the database migrated, the finished folder made, caches filled
         side.sweep(side.done, side.runtime)
     times: dict[tuple[str, str], list[float]] = defaultdict(list)
     loads = []
-    for rep in range(args.repeat):
+    for rep in range(repeat):
         for scenario in SCENARIOS:
-            order = sides if rep % 2 == 0 else sides[::-1]
-            for side in order:
+            for side in sides if rep % 2 == 0 else sides[::-1]:
                 loads.append(os.getloadavg()[0])
                 times[(side.label, scenario)].append(side.run(scenario))
                 print(f"{scenario:12s} {side.label:6s} {times[(side.label, scenario)][-1]:6.1f} s", flush=True)
-    _, traced = sides[0].sweep(Path(tempfile.mkdtemp(dir=work)), sides[0].runtime, flags=("-X", "importtime"))
-    for side in sides:
-        side.stop_shared()
-    figures = {
-        "median_s": {f"{label}/{scenario}": statistics.median(v) for (label, scenario), v in times.items()},
-        "runs_s": {f"{label}/{scenario}": v for (label, scenario), v in times.items()},
-        "imports_s": dict(list(import_breakdown(traced).items())[:15]),
-        "components_s": components(REPO, work),
-        "load_avg": [round(x, 2) for x in loads],
-        "cpus": os.cpu_count(),
-    }
+    medians = {f"{label}/{scenario}": statistics.median(v) for (label, scenario), v in times.items()}
     print("\nwhole process, median seconds (load average %.1f-%.1f):" % (min(loads), max(loads)))
     for scenario in SCENARIOS:
-        row = [f"{scenario:12s}"] + [f"{s.label} {figures['median_s'][f'{s.label}/{scenario}']:6.1f}" for s in sides]
-        if args.before:
-            ratio = figures["median_s"][f"this/{scenario}"] / figures["median_s"][f"before/{scenario}"]
-            row.append(f"ratio {ratio:.2f}")
-        print("  " + "   ".join(row))
-    print("\nimports of a sweep (self time by top-level package, s):")
-    print("  " + ", ".join(f"{name} {s:.2f}" for name, s in figures["imports_s"].items()))
-    print("\ncomponents (s): " + ", ".join(f"{k} {v:.2f}" for k, v in figures["components_s"].items()))
-    if args.out:
-        args.out.write_text(json.dumps(figures, indent=1))
+        row = [f"{scenario:12s}"] + [f"{s.label} {medians[f'{s.label}/{scenario}']:6.1f}" for s in sides]
+        if with_before:
+            row.append(f"ratio {medians[f'this/{scenario}'] / medians[f'before/{scenario}']:.2f}")
+        print("  " + "   ".join(row), flush=True)
+    return {"median_s": medians, "runs_s": {f"{k[0]}/{k[1]}": v for k, v in times.items()},
+            "load_avg": [round(x, 2) for x in loads]}
+
+
+def breakdown(side: Checkout, work: Path) -> dict:
+    """This checkout's imports (a `new-warm` run under -X importtime) and components; a part that
+    fails (a server that does not start on an overloaded machine) is reported, not fatal."""
+    out: dict = {}
+    try:
+        _, traced = side.sweep(Path(tempfile.mkdtemp(dir=work)), side.runtime, flags=("-X", "importtime"))
+        out["imports_s"] = dict(list(import_breakdown(traced).items())[:15])
+        print("\nimports of a sweep (self time by top-level package, s):\n  "
+              + ", ".join(f"{name} {s:.2f}" for name, s in out["imports_s"].items()), flush=True)
+        out["components_s"] = components(REPO, work)
+        print("\ncomponents (s): " + ", ".join(f"{k} {v:.2f}" for k, v in out["components_s"].items()), flush=True)
+    except SystemExit as err:
+        out["error"] = str(err)[-2000:]
+        print(f"breakdown failed: {out['error']}", flush=True)
+    finally:
+        side.stop_shared()
+    return out
 
 
 if __name__ == "__main__":

@@ -101,8 +101,8 @@ def main(port: int, idle_s: float | None = None, lease: Path | None = None, stat
                             log_level="error", lifespan="on")
     server = _Server(config)
     if idle_s is not None and lease is not None and state is not None:
-        threading.Thread(target=watch_idle, args=(server,), kwargs={"port": port, "idle_s": idle_s, "lease": lease, "state": state},
-                         name="idle-exit", daemon=True).start()
+        watch = {"port": port, "idle_s": idle_s, "lease": lease, "state": state}
+        threading.Thread(target=watch_idle, args=(server,), kwargs=watch, name="idle-exit", daemon=True).start()
     server.run()
     if state is not None:
         _unclaimed(state)  # stopped by SIGUSR1: the file must not send sweeps to a dead port

@@ -39,7 +39,8 @@ from typing import IO
 
 import psutil
 
-MODE_VARIABLE, IDLE_VARIABLE, RUNTIME_VARIABLE = "FEDSWEEP_PREFECT_SERVER", "FEDSWEEP_SERVER_IDLE_S", "FEDSWEEP_RUNTIME_DIR"
+MODE_VARIABLE, IDLE_VARIABLE = "FEDSWEEP_PREFECT_SERVER", "FEDSWEEP_SERVER_IDLE_S"
+RUNTIME_VARIABLE = "FEDSWEEP_RUNTIME_DIR"
 MODES = ("shared", "private")
 DEFAULT_IDLE_S = 600.0
 START_WAIT_S = 120.0
@@ -176,7 +177,7 @@ def find_or_start(files: ServerFiles) -> Found | None:
         start.close()
         return None  # another Prefect version's server on this database: not ours to use or stop
     if state is not None:
-        lease = _flock(files.lease, fcntl.LOCK_SH, wait_s=0)
+        lease = _flock(files.lease, fcntl.LOCK_SH, wait_s=1.0)  # its idle check holds it for an instant
         if lease is not None and answers(state["url"], prefect_version()):
             start.close()
             return Found(url=state["url"], pid=int(state["pid"]), lease=lease, start_lock=None)
