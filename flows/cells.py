@@ -26,13 +26,14 @@ from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fedsweep import summary
-from fedsweep.checkpoint.storage import CheckpointError, LocalStorage
+from fedsweep.checkpoint.storage import CheckpointError
 from fedsweep.execution import describe, parallel_clients
 from fedsweep.execution.dask import SchedulerLost
 from fedsweep.policy import CellFailed
 from flows import view
 from flows.artifacts import sweep_artifact
 from flows.experiment import run_cell
+from flows.finished import append_summary
 from flows.interrupt import stop_requested
 from tasks import track
 from tasks.report import report_sweep
@@ -128,7 +129,7 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
     report = summary.report_settings(cells[0]["config"].get("report") if cells else None)
     rows = summary.with_time_to_target(rows, report)  # one target for the whole sweep
     out = Path(sweep["dir"])
-    write_summary(out, rows)
+    append_summary(out, rows)
     files = {"summary.csv": summary.to_csv(rows), "summary.md": summary.to_markdown(rows)}  # this run's
     print("\n" + summary.to_text(rows) + f"\n\nsummary: {out / 'summary.md'} (every run's rows)", flush=True)
     sweep_artifact(sweep["name"], files["summary.md"], tracking)
@@ -143,11 +144,3 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
         )
     return rows
 
-
-def write_summary(out: Path, rows: list[dict[str, Any]]) -> None:
-    """Append this run's rows to the sweep folder's summary.csv and summary.md (each written atomically)."""
-    previous = out / "summary.csv"
-    every = summary.merge(previous.read_text() if previous.is_file() else "", rows)
-    storage = LocalStorage(out)
-    storage.write("summary.csv", summary.to_csv(every).encode())
-    storage.write("summary.md", summary.to_markdown(every).encode())

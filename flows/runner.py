@@ -1,6 +1,6 @@
 """Runs a sweep plan: the Prefect API, the sweep flow, the summary.
 
-Start-up work overlaps: the private Prefect server boots while data is loaded and MLflow opens its
+Start-up work overlaps: the Prefect server (when one must be started) boots while data is loaded and MLflow opens its
 database, so a sweep pays roughly the longest of them rather than their sum.
 """
 
@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from flows.interrupt import run_interruptible
+from flows.interrupt import run_interruptible, stop_requested
 from flows.plan import SweepPlan
-from flows.server import LocalServer, private_server
+from flows.server import LocalServer, SharedServer, prefect_server
 
 RESULTS_DIR = "prefect-results"
 
@@ -34,11 +34,11 @@ def _show_info_lines() -> None:
     logger.setLevel(logging.INFO)
 
 
-def _prefect_env(plan: SweepPlan) -> LocalServer | None:
-    """Point Prefect at the user's server, or at our private one; set quiet console defaults."""
+def _prefect_env(plan: SweepPlan) -> LocalServer | SharedServer | None:
+    """Point Prefect at the user's server, or at ours (shared or private); set quiet console defaults."""
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    return private_server(plan.dir)
+    return prefect_server(plan.dir)
 
 
 def _start_over(plan: SweepPlan) -> None:
@@ -64,10 +64,12 @@ def _prepare(plan: SweepPlan) -> None:
 
 def run_sweep(plan: SweepPlan) -> int:
     """Run the sweep; returns the number of failed cells (SweepLocked if it already runs)."""
+    from flows.finished import forget  # noqa: PLC0415
     from flows.leftovers import lock_sweep  # noqa: PLC0415
 
     plan.dir.mkdir(parents=True, exist_ok=True)
     lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
+    forget(plan.dir, plan.key)  # a full run: the receipt is written again only if it finishes everything
     _show_info_lines()
     server = _prefect_env(plan)  # first: its start-up is the longest chain of all
     from fedsweep import execution  # noqa: PLC0415
@@ -83,7 +85,7 @@ def run_sweep(plan: SweepPlan) -> int:
         execution.shutdown()
 
 
-def _run(plan: SweepPlan, server: LocalServer | None) -> int:
+def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
     started = datetime.now(timezone.utc)
     run = started.strftime("%Y-%m-%dT%H:%M:%SZ")  # names this run's rows in summary.csv (and its flow run)
     from flows.untrusted import guard_results  # noqa: PLC0415
@@ -136,7 +138,13 @@ def _run(plan: SweepPlan, server: LocalServer | None) -> int:
         finally:
             stale.join()
             _flush_prefect_client()
-    return sum(1 for row in rows if row["status"] != "FINISHED")
+    failed = sum(1 for row in rows if row["status"] != "FINISHED")
+    if not failed and len(rows) == len(plan.cells) and not stop_requested():
+        from flows.finished import write_receipt  # noqa: PLC0415
+
+        write_receipt(sweep_dir=plan.dir, plan_key=plan.key, tracking=plan.tracking.model_dump(), cells=plan.cells,
+                      rows=rows)
+    return failed
 
 
 def _task_log_worth_showing(record: logging.LogRecord) -> bool:
@@ -159,7 +167,8 @@ def _task_log_worth_showing(record: logging.LogRecord) -> bool:
     return error is None or failure_kind(error) not in FAILURE_KINDS or failure_kind(error) == "other"
 
 
-def _hard_stop_steps(plan: SweepPlan, server: LocalServer | None, tracking: dict[str, Any]) -> list:
+def _hard_stop_steps(plan: SweepPlan, server: LocalServer | SharedServer | None,
+                     tracking: dict[str, Any]) -> list:
     """What a hard stop (a second Ctrl-C, or a round that did not end in time) does before exiting:
     tell Prefect and MLflow that this process's runs stopped, flush, stop the server last."""
     from flows.leftovers import stop_own_flow_runs  # noqa: PLC0415

@@ -1,4 +1,9 @@
-"""A private Prefect API server for runs without PREFECT_API_URL.
+"""The Prefect API server of runs without PREFECT_API_URL: shared by the user's sweeps, or private.
+
+By default a sweep uses (or starts) the server this user's sweeps share on the same database
+(flows/shared_server.py: discovery, lease, idle exit); FEDSWEEP_PREFECT_SERVER=private, or a
+shared server that cannot be used (another Prefect version, no safe runtime folder), gives the
+private server described here.
 
 Prefect's own ephemeral server prints shutdown tracebacks into the terminal and survives a SIGKILL of
 the process that started it. This one is the same uvicorn app, started early (so that its ~6 s of
@@ -22,11 +27,14 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import psutil
 
 from fedsweep.lifeline import die_with_parent
+
+if TYPE_CHECKING:
+    from flows.shared_server import Found
 
 # Server services a sweep has no use for; they only compete for the sqlite database. The event
 # persister stores every state-change event (three per task run) in the `events` tables, which grow
@@ -41,6 +49,10 @@ _QUIET_SERVICES = (
 
 def _die_with_parent() -> None:
     die_with_parent(signal.SIGKILL)  # it ignores SIGTERM (flows/server_process.py)
+    _lower_priority()
+
+
+def _lower_priority() -> None:
     # The server records task-run events as they come; on a small machine it would otherwise take
     # cores from training. At a lower priority it catches up in the gaps (the UI lags by seconds).
     os.nice(10)
@@ -52,35 +64,54 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-_private: "LocalServer | None" = None
+_server: "LocalServer | SharedServer | None" = None
 # Prefect's own settings for its server's database, in Prefect's order of precedence; the private
 # server inherits them (README: "Prefect on PostgreSQL").
 DATABASE_VARIABLES = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 
 
 def check_database() -> None:
-    """ConfigError unless the database the private server would be told to use can be used (nothing
-    to check when PREFECT_API_URL names a server of the user's own, or no database is named)."""
+    """ConfigError unless the database our server would be told to use can be used (nothing to check
+    when PREFECT_API_URL names a server of the user's own, or no database is named), or when
+    FEDSWEEP_PREFECT_SERVER / FEDSWEEP_SERVER_IDLE_S are wrong."""
     from fedsweep.config.environment import check_prefect_database  # noqa: PLC0415
+    from flows.shared_server import check_settings  # noqa: PLC0415
 
     if os.environ.get("PREFECT_API_URL"):
         return
+    check_settings()
     for name in DATABASE_VARIABLES:
         if os.environ.get(name):
             check_prefect_database(os.environ[name], key=name)
             return
 
 
-def private_server(log_dir: Path) -> "LocalServer | None":
-    """This process's private Prefect server, started on the first call (its log in `log_dir`);
-    None when PREFECT_API_URL names a server of the user's own."""
-    global _private  # noqa: PLW0603 - one server per process, shared by every job of a -m sweep
-    if _private is None:
+def prefect_server(log_dir: Path) -> "LocalServer | SharedServer | None":
+    """This process's Prefect server, found or started on the first call: the shared one, else a
+    private one (its log in `log_dir`); None when PREFECT_API_URL names a server of the user's own."""
+    global _server  # noqa: PLW0603 - one server per process, used by every job of a -m sweep
+    if _server is None:
         if os.environ.get("PREFECT_API_URL"):
             return None
-        _private = LocalServer(log_path=log_dir / "prefect-server.log")
-        os.environ["PREFECT_API_URL"] = _private.url
-    return _private
+        _server = _shared() or LocalServer(log_path=log_dir / "prefect-server.log")
+        os.environ["PREFECT_API_URL"] = _server.url
+    return _server
+
+
+def _shared() -> "SharedServer | None":
+    from flows import shared_server  # noqa: PLC0415
+
+    folder = shared_server.runtime_dir() if shared_server.mode() == "shared" else None
+    if folder is None:
+        return None
+    files = shared_server.ServerFiles.of(folder)
+    found = shared_server.find_or_start(files)
+    if found is None:
+        return None
+    starting = None
+    if found.url is None:  # none running: start the one the others will use
+        starting = LocalServer(log_path=files.log, shared=(shared_server.idle_seconds(), files.lease, files.state))
+    return SharedServer(found=found, starting=starting, state=files.state)
 
 
 def _start_lock(timeout_s: float = 120.0) -> IO[bytes] | None:
@@ -105,10 +136,27 @@ def _start_lock(timeout_s: float = 120.0) -> IO[bytes] | None:
             time.sleep(0.1)
 
 
+def _wait_cpu_idle(pid: int, timeout_s: float) -> None:
+    """Until the process uses under 20 ms of CPU a second (at most `timeout_s`)."""
+    try:
+        server = psutil.Process(pid)
+        busy = lambda: sum(server.cpu_times()[:2])  # noqa: E731
+        deadline, last = time.monotonic() + timeout_s, busy()
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = busy()
+            if now - last < 0.005:
+                return
+            last = now
+    except psutil.Error:
+        return
+
+
 class LocalServer:
     """A Prefect API server in a child process, for the lifetime of this process."""
 
-    def __init__(self, *, log_path: Path) -> None:
+    def __init__(self, *, log_path: Path, shared: tuple[float, Path, Path] | None = None) -> None:
+        """`shared`: (idle seconds, lease file, state file) of a server that outlives this process."""
         self._starting = _start_lock()  # released once the server answers (wait_ready)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
@@ -117,30 +165,23 @@ class LocalServer:
         env.update({f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in _QUIET_SERVICES})
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
+        command = [sys.executable, str(Path(__file__).with_name("server_process.py")), str(self.port)]
+        if shared:
+            command += [f"{shared[0]:g}", str(shared[1]), str(shared[2])]
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("server_process.py")), str(self.port)],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            preexec_fn=_die_with_parent, start_new_session=True,
+            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            preexec_fn=_lower_priority if shared else _die_with_parent, start_new_session=True,
+            cwd=log_path.parent if shared else None,  # a shared server must not pin a sweep's folder
         )
         self._stopping = threading.Lock()
-        atexit.register(self.stop)
+        if not shared:
+            atexit.register(self.stop)
 
     def wait_idle(self, timeout_s: float = 15.0) -> None:
         """Wait (bounded) until the server is idle (under 20 ms of CPU a second): it records task
         runs from a queue of events, and stopping it while that queue is full would leave the last
         task runs missing or shown Running in the UI."""
-        try:
-            server = psutil.Process(self.process.pid)
-            busy = lambda: sum(server.cpu_times()[:2])  # noqa: E731
-            deadline, last = time.monotonic() + timeout_s, busy()
-            while time.monotonic() < deadline:
-                time.sleep(0.25)
-                now = busy()
-                if now - last < 0.005:
-                    return
-                last = now
-        except psutil.Error:
-            return
+        _wait_cpu_idle(self.process.pid, timeout_s)
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Block until the API answers; a bounded wait, with the log's tail in the error."""
@@ -181,3 +222,43 @@ class LocalServer:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+class SharedServer:
+    """This process's use of the shared server (flows/shared_server.py): found running, or started
+    here for every sweep; `stop` only ends this process's lease, the server stops when idle."""
+
+    def __init__(self, *, found: "Found", starting: LocalServer | None, state: Path) -> None:
+        self._found, self._starting, self._state = found, starting, state
+        self.url = found.url or starting.url
+        self.pid = found.pid or starting.process.pid
+        self._stopping = threading.Lock()
+        atexit.register(self.stop)
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        """Block until it answers; a server started here first writes its state file, then the
+        sweeps waiting to start one of their own find it instead."""
+        if self._starting is None:
+            return
+        try:
+            self._starting.wait_ready(timeout_s)
+            from flows.shared_server import read_state  # noqa: PLC0415
+
+            deadline = time.monotonic() + 10
+            while (read_state(self._state) or {}).get("pid") != self.pid and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            if self._found.start_lock is not None:
+                self._found.start_lock.close()
+                self._found.start_lock = None
+
+    def wait_idle(self, timeout_s: float = 5.0) -> None:
+        """Wait (bounded) until the server has recorded what this sweep sent (see LocalServer.wait_idle)."""
+        _wait_cpu_idle(self.pid, timeout_s)
+
+    def stop(self, idle_wait_s: float = 5.0) -> None:
+        """End this process's lease (once the server is idle, at most `idle_wait_s`); the server stays."""
+        with self._stopping:
+            if not self._found.lease.closed:
+                self.wait_idle(min(idle_wait_s, 5.0))
+                self._found.lease.close()

@@ -161,8 +161,16 @@ def cli(argv: list[str] | None = None) -> None:
         print(dry_run_text(plans), flush=True)
         return
     sys.argv = [sys.argv[0], *for_hydra(args, tuple(o for p in plans for o in p.scoped))]
+    from flows.finished import skip_if_finished  # noqa: PLC0415
+    from flows.leftovers import SweepLocked  # noqa: PLC0415
+
+    try:
+        if skip_if_finished(plans):  # from the sweep folder alone: no server, no Prefect, no MLflow
+            finish(0)
+    except SweepLocked as err:
+        fail(err)
     if plans:
-        from flows.server import check_database, private_server  # noqa: PLC0415
+        from flows.server import check_database, prefect_server  # noqa: PLC0415
 
         try:
             check_database()  # a PostgreSQL server for Prefect that does not answer: one line, exit 2
@@ -172,9 +180,9 @@ def cli(argv: list[str] | None = None) -> None:
         dask = [p.cells[0]["config"]["runner"] for p in plans if p.cells]
         if any(runner["pool"] == "dask" for runner in dask):
             connect_dask(next(r["dask"] for r in dask if r["pool"] == "dask"))
-        # The input is valid: start the private Prefect server now, so that its ~6 s of start-up
+        # The input is valid: find the shared Prefect server, or start one now, so that its ~6 s of start-up
         # run beside Hydra's set-up and the imports (its log goes to the first job's folder).
-        private_server(plans[0].dir)
+        prefect_server(plans[0].dir)
     try:
         main()
     except SystemExit as done:

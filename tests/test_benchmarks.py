@@ -199,3 +199,18 @@ def test_selection_cost_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [line for line in lines if line.startswith("| ") and not line.startswith("| selector")]
     assert code == 0 and [r.split(" | ")[0][2:] for r in rows] == options
     assert all(float(r.split(" | ")[1].rstrip(" |")) >= 0 for r in rows)
+
+
+def test_startup_sums_import_time_by_top_level_package() -> None:
+    # Prepare: `python -X importtime` lines (self, cumulative, name; nested names indented)
+    traced = "\n".join([
+        "import time: self [us] | cumulative | imported package",
+        "import time:      1500 |       1500 |     torch._C",
+        "import time:    500000 |     501500 |   torch",
+        "import time:       250 |        250 | prefect.settings",
+        "a line of the sweep's own output",
+    ])
+    # Execute
+    per = load_script("startup").import_breakdown(traced)
+    # Assert: seconds, largest first
+    assert per == {"torch": pytest.approx(0.5015), "prefect": pytest.approx(0.00025)}

@@ -182,9 +182,16 @@ def test_a_rerun_says_each_finished_cell_is_skipped_and_continues_the_parent(swe
     from prefect.settings import PREFECT_API_URL
 
     cwd, before = swept
-    # Execute
+    earlier = {run.id for run in flow_runs(cwd)}
+    # Execute: the same command; then again without the finished sweep's receipt (flows/finished.py)
+    fast = run_sweep(cwd, prefect_home, *ARGS, api_url=PREFECT_API_URL.value())
+    unchanged = {run.id for run in flow_runs(cwd)}
+    for receipt in (cwd / "outputs" / "quickstart" / ".finished").glob("*.json"):
+        receipt.unlink()
     run_sweep(cwd, prefect_home, *ARGS, api_url=PREFECT_API_URL.value())
-    # Assert: the new cell flow runs say so in their logs; MLflow keeps one parent, its name unchanged
+    # Assert: the first re-run decided from the sweep folder and left Prefect's records as they were
+    assert "nothing to run" in fast and unchanged == earlier
+    # Assert: the full re-run's new cell flow runs say so in their logs; MLflow keeps one parent, its name unchanged
     latest = {run.name: run for run in flow_runs(cwd)}  # by start time: the re-run's runs win
     logs, _ = logs_and_tasks([latest[name].id for name in CELLS])
     for name in CELLS:
