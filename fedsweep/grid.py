@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fedsweep.config.schema import semantic_view
+from fedsweep.config.schema import OPTIONAL_GROUPS, PLUGIN_GROUPS, semantic_view
 
 _SHORT = {"num_clients": "c", "rounds": "r", "seed": "s"}
 
@@ -108,7 +108,9 @@ def _axis_points(axis: str, values: Any) -> list[tuple[list[str], str]]:
             points.append(([f"{k}={_format(v)}" for k, v in moves.items()], str(label)))
         return points
     if isinstance(values, (list, tuple)) and values:
-        label_of = (lambda v: "") if axis in (*_SHORT, "strategy") else (lambda v: f"{_short(axis)}{v}")
+        # a config group's options name themselves (`-oort`); other values get their key (`-alpha0.1`)
+        named = axis in (*PLUGIN_GROUPS, *OPTIONAL_GROUPS)
+        label_of = (lambda v: "") if axis in (*_SHORT, "strategy") else (lambda v: f"{'' if named else _short(axis)}{v}")
         return [([f"{axis}={_format(v)}"], label_of(v)) for v in values]
     raise GridError(f"grid.{axis}: expected a non-empty list of values or a mapping of labelled overrides")
 

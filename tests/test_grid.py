@@ -38,6 +38,13 @@ def test_labelled_axis_moves_keys_together_and_names_the_cell() -> None:
     assert plan.labels == ("prox1", "lr0.1")
 
 
+def test_an_axis_of_config_group_options_names_cells_by_the_option() -> None:
+    # Execute
+    plans = expand_grid({"selection": ["uniform", "oort"], "partition.alpha": [0.5]}, [])
+    # Assert: the option alone, beside a value labelled by its key
+    assert [p.labels for p in plans] == [("uniform", "alpha0.5"), ("oort", "alpha0.5")]
+
+
 def test_labelled_axis_is_dropped_when_the_command_line_sets_one_of_its_keys() -> None:
     grid = {"method": {"a": {"strategy": "fedavg"}, "b": {"strategy": "fedprox"}}}
     assert [p.overrides for p in expand_grid(grid, ["+strategy=fedavg"])] == [()]

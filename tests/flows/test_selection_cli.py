@@ -21,7 +21,7 @@ def test_every_selector_runs_through_the_command(tmp_path, prefect_home) -> None
     # Assert: every cell finished its 2 rounds
     with open(tmp_path / "outputs" / "quickstart" / "summary.csv") as summary:
         rows = {row["cell"]: row for row in csv.DictReader(summary)}
-    assert sorted(name.split("-selection")[1] for name in rows) == OPTIONS, out[-3000:]
+    assert sorted(name.removeprefix("fedavg-c10-r2-s0-") for name in rows) == OPTIONS, out[-3000:]
     assert all(row["status"] == "FINISHED" and row["rounds"] == "2" for row in rows.values()), rows
     # the selectors that compare updates kept a sketch of each client that trained
     for cell in (tmp_path / "outputs" / "quickstart" / "cells").iterdir():
@@ -33,7 +33,7 @@ def test_every_selector_runs_through_the_command(tmp_path, prefect_home) -> None
             assert bool((state["sketch"][seen].norm(dim=1) > 0).all()) and not state["sketch"][~seen].any()
     # Oort and Active FL learnt from the clients' reported losses
     folders = (tmp_path / "outputs" / "quickstart" / "cells").iterdir()
-    cells = {p.name.split("-selection")[1].rsplit("-", 1)[0]: p for p in folders}
+    cells = {p.name.removeprefix("fedavg-c10-r2-s0-").rsplit("-", 1)[0]: p for p in folders}
     oort = load_file(cells["oort"] / "checkpoints" / "round-000002" / "selection.safetensors")
     afl = load_file(cells["active_fl"] / "checkpoints" / "round-000002" / "selection.safetensors")
     assert int(oort["count"].sum()) == 6 and float(oort["epsilon"]) == pytest.approx(0.9 * 0.98**2)
