@@ -102,9 +102,7 @@ def fashion_root(gz: Path, work: Path) -> Path:
 def plan(args: argparse.Namespace, work: Path) -> Plan:
     """The workload's settings for every side, with `--set` applied to all of them."""
     w = workload(args.rounds, "scale100" if args.workload == "scale100" else "bench")
-    sets = dict(item.split("=", 1) for item in args.set)
-    if unknown := sorted(set(sets) - set(w) - {"rounds"}):
-        sys.exit(f"vs_peers: --set: unknown key(s) {', '.join(unknown)}; keys: {', '.join(sorted(set(w) - {'rounds'}))}")
+    sets = dict(item.split("=", 1) for item in args.set)  # checked by main
     w.update({k: type(w[k])(v) for k, v in sets.items()})
     # The same settings in fedsweep's names (clients are num_clients; TeacherMNIST's sizes live under dataset.)
     same = [f"{FEDSWEEP_NAMES.get(k, k)}={v}" for k, v in sets.items()]
@@ -169,6 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     sides = [s.strip() for s in args.only.split(",") if s.strip()]
     if unknown := [s for s in sides if s not in SIDES]:
         p.error(f"--only: unknown side(s) {', '.join(unknown)}; choose from {', '.join(SIDES)}")
+    known = sorted(set(workload(args.rounds)) - {"rounds"})
+    if bad := [item for item in args.set if item.split("=", 1)[0] not in known or "=" not in item]:
+        p.error(f"--set: unknown key(s) or no '=' in {', '.join(bad)}; keys: {', '.join(known)}")
     pythons = {name: PEERS[name].python(getattr(args, f"{name}_python")) for name in PEERS if name in sides}
     for name, python in pythons.items():
         if why := PEERS[name].missing(python):
