@@ -51,6 +51,16 @@ def train(msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
+def all_nodes(grid: Grid, timeout_s: float = 600.0) -> list[int]:
+    """Every simulated node's id, in order, once all have registered (they come up one by one)."""
+    deadline = time.monotonic() + timeout_s
+    while len(nodes := sorted(grid.get_node_ids())) < ARGS.clients:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"flower_sim: {len(nodes)} of {ARGS.clients} nodes registered after {timeout_s:.0f} s")
+        time.sleep(0.05)
+    return nodes
+
+
 class SameClients(FedAvg):
     """FedAvg whose round-r cohort is the bare loop's (fedsweep's) selection; FedProx's mu in the config."""
 
@@ -59,7 +69,7 @@ class SameClients(FedAvg):
         self.mu = mu
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> list[Message]:
-        nodes = sorted(grid.get_node_ids())
+        nodes = all_nodes(grid)
         messages = []
         for client in bare_loop.select(ARGS.seed, server_round, ARGS.clients, ARGS.clients_per_round):
             cfg = ConfigRecord({**config, "server-round": server_round, "client": client, "proximal-mu": self.mu})
