@@ -101,7 +101,8 @@ def test_bare_loop_fedprox_term_pulls_towards_the_global_model() -> None:
     # Execute: FedAvg's plain SGD (mu=0) and FedProx's with a strong proximal term
     for mu in (0.0, 50.0):
         model = bare.build_cnn(0)
-        bare.train_client(model, x, y, epochs=1, batch_size=4, lr=0.01, gen=[torch.Generator().manual_seed(2)], mu=mu)
+        order = [torch.Generator().manual_seed(2)]
+        bare.train_client(model, x, y, epochs=1, batch_size=4, lr=0.01, gen=order, mu=mu)
         moved[mu] = sum(float(((v - start[k]) ** 2).sum()) for k, v in model.state_dict().items())
     # Assert: both trained; mu/2 * ||w - w_global||^2 kept FedProx's weights nearer the start
     assert moved[0.0] > 0 and moved[50.0] > 0
@@ -120,7 +121,8 @@ def test_bare_loop_reads_model_sizes_from_conf() -> None:
 def test_vs_peers_skips_a_missing_peer_and_says_how_to_make_it(tmp_path: Path) -> None:
     # Execute: Flower's side only, with a python that does not exist
     done = subprocess.run(
-        [sys.executable, str(BENCH / "vs_peers.py"), "--only", "flower", "--flower-python", str(tmp_path / "nope")],
+        [sys.executable, str(BENCH / "vs_peers.py"), "--only", "flower",
+         "--flower-python", str(tmp_path / "nope")],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )
     # Assert: one line naming the python and the commands that make the virtualenv; nothing else run
@@ -136,7 +138,8 @@ def test_vs_peers_rejects_an_unknown_side_or_setting(tmp_path: Path) -> None:
     # Execute
     side = subprocess.run([sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare,tff"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
-    knob = subprocess.run([sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare", "--set", "clinets=3"],
+    knob = subprocess.run([sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare",
+                           "--set", "clinets=3"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     # Assert: exit 2 and a line naming what is wrong
     assert side.returncode == 2 and "--only: unknown side(s) tff" in side.stderr
@@ -156,7 +159,8 @@ def test_vs_peers_bare_and_fedsweep_smoke(tmp_path: Path) -> None:
     # Assert: both sides timed with ratios; the same data, selection and batches give the same accuracy
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     for side in ("bare", "fedsweep"):
-        assert re.search(rf"^  {side} +wall +\d+\.\d s +per round +\d+\.\d\d s +\d+\.\d\dx /", done.stdout, re.M)
+        line = rf"^  {side} +wall +\d+\.\d s +per round +\d+\.\d\d s +\d+\.\d\dx /"
+        assert re.search(line, done.stdout, re.M), done.stdout
     summary = json.loads((tmp_path / "peers.json").read_text())["summary"]
     assert summary["bare"]["rounds_run"] == summary["fedsweep"]["rounds_run"] == 1
     assert summary["fedsweep"]["accuracies"][0] == pytest.approx(summary["bare"]["accuracies"][0], abs=0.01)
@@ -165,7 +169,9 @@ def test_vs_peers_bare_and_fedsweep_smoke(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("peer", ["flower", "pfl"])
-def test_peer_program_trains_the_bare_loops_workload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, peer: str) -> None:
+def test_peer_program_trains_the_bare_loops_workload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, peer: str
+) -> None:
     # Prepare: the peer's own virtualenv (flwr and prefect cannot share one), else skip
     monkeypatch.syspath_prepend(str(BENCH))
     spec = load_script("vs_peers").PEERS[peer]
