@@ -22,6 +22,7 @@ import csv
 import datetime
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -31,14 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sweep_env import sweep_env
 
 REPO = Path(__file__).resolve().parent.parent
-BENCH_YAML = REPO / "conf" / "experiment" / "bench.yaml"
 
 
-def workload(rounds: int) -> dict[str, Any]:
-    """The bench preset's values (seed from the root config), with `rounds` replaced."""
-    bench = yaml.safe_load(BENCH_YAML.read_text())
+def workload(rounds: int, preset: str = "bench") -> dict[str, Any]:
+    """A TeacherMNIST preset's values (seed from the root config), with `rounds` replaced."""
+    bench = yaml.safe_load((REPO / "conf" / "experiment" / f"{preset}.yaml").read_text())
     root = yaml.safe_load((REPO / "conf" / "config.yaml").read_text())
     dataset = yaml.safe_load((REPO / "conf" / "dataset" / "teacher_mnist.yaml").read_text())
     dataset.update(bench.get("dataset", {}))
@@ -52,7 +53,7 @@ def workload(rounds: int) -> dict[str, Any]:
 
 def _timed(cmd: list[str], cwd: Path, log: Path) -> tuple[float, int]:
     """(wall seconds, return code) of a subprocess whose output goes to `log`."""
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the default: a private server
+    env = sweep_env()  # this checkout first; no PREFECT_API_URL: the default, a private server
     started = time.perf_counter()
     with log.open("wb") as out:
         code = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
@@ -64,35 +65,53 @@ def _fail(what: str, log: Path) -> None:
     sys.exit(f"vs_loop: {what} failed (log {log}):\n{tail}")
 
 
-def run_bare(w: dict[str, Any], work: Path) -> dict[str, Any]:
-    flags = [f"--{key.replace('_', '-')}={value}" for key, value in w.items()]  # same names as bare_loop's
-    log = work / "bare.log"
+def run_bare(w: dict[str, Any], work: Path, flags: list[str] | None = None) -> dict[str, Any]:
+    """The bare loop as a whole process; `flags` add to the workload's (e.g. `--mu 0,1`: one run per mu)."""
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in w.items()] + (flags or [])  # bare_loop's names
+    log = work / f"bare-{len(list(work.glob('bare*.log')))}.log"
     load = os.getloadavg()[0]
     wall, code = _timed([sys.executable, str(REPO / "benchmarks" / "bare_loop.py"), *flags], work, log)
     lines = [line for line in log.read_text().splitlines() if line.startswith("RESULT ")]
     if code or not lines:
         _fail("the bare loop", log)
-    inner = json.loads(lines[-1].removeprefix("RESULT "))
-    return {"side": "bare", "wall_s": wall, "loop_s": inner["loop_s"], "final_accuracy": inner["final_accuracy"],
-            "load_before": load}
+    methods = json.loads(lines[-1].removeprefix("RESULT "))["methods"]
+    return {"side": "bare", "wall_s": wall, "loop_s": sum(m["loop_s"] for m in methods),
+            "final_accuracy": methods[0]["final_accuracy"], "accuracies": [m["final_accuracy"] for m in methods],
+            "rounds_run": sum(m["rounds"] for m in methods), "train_s": sum(m["train_s"] for m in methods),
+            "eval_s": sum(m["eval_s"] for m in methods), "load_before": load}
 
 
-def run_fedsweep(w: dict[str, Any], work: Path, extra: list[str]) -> dict[str, Any]:
+def round_parts(db: Path) -> dict[str, float]:
+    """Seconds summed over every round of every cell in an MLflow sqlite store: round, train, eval."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        rows = con.execute("SELECT key, SUM(value) FROM metrics WHERE key IN "
+                           "('round_seconds', 'train_seconds', 'eval_seconds') GROUP BY key").fetchall()
+    return {key.replace("seconds", "s"): float(total) for key, total in rows}
+
+
+def run_fedsweep(
+    w: dict[str, Any], work: Path, extra: list[str], *, experiment: str | None = "bench", sweep: str = "bench"
+) -> dict[str, Any]:
+    """The CLI as a whole process in a fresh folder: `+experiment=<experiment>` (None: none) `rounds=` extra."""
     cwd = Path(tempfile.mkdtemp(prefix="fedsweep-", dir=work))
     log = work / f"{cwd.name}.log"
-    cmd = [sys.executable, str(REPO / "flows" / "sweep.py"), "+experiment=bench", f"rounds={w['rounds']}", *extra]
+    preset = [f"+experiment={experiment}"] if experiment else []
+    cmd = [sys.executable, str(REPO / "flows" / "sweep.py"), *preset, f"rounds={w['rounds']}", *extra]
     load = os.getloadavg()[0]
     wall, code = _timed(cmd, cwd, log)
-    summary = cwd / "outputs" / "bench" / "summary.csv"
+    summary = cwd / "outputs" / sweep / "summary.csv"
     if code or not summary.is_file():
         _fail("fedsweep", log)
-    row = next(csv.DictReader(summary.open()))
+    rows = list(csv.DictReader(summary.open()))
     # Tracking and checkpointing really happened (not a resumed or half-configured run).
-    checkpoints = list((cwd / "outputs" / "bench" / "cells").glob("*/checkpoints/round-*"))
-    if row["status"] != "FINISHED" or not (cwd / "mlruns" / "mlflow.db").is_file() or not checkpoints:
-        _fail("fedsweep (no MLflow db or no checkpoint)", log)
-    return {"side": "fedsweep", "wall_s": wall, "loop_s": float(row["wall_s"]),
-            "final_accuracy": float(row["final_accuracy"]), "load_before": load}
+    checkpoints = list((cwd / "outputs" / sweep / "cells").glob("*/checkpoints/round-*"))
+    if any(r["status"] != "FINISHED" for r in rows) or not (cwd / "mlruns" / "mlflow.db").is_file() or not checkpoints:
+        _fail("fedsweep (a cell not FINISHED, no MLflow db or no checkpoint)", log)
+    return {"side": "fedsweep", "wall_s": wall, "loop_s": sum(float(r["wall_s"]) for r in rows),
+            "final_accuracy": float(rows[0]["final_accuracy"]),
+            "accuracies": [float(r["final_accuracy"]) for r in rows], "cells": [r["cell"] for r in rows],
+            "rounds_run": sum(int(r["rounds_run"]) for r in rows), **round_parts(cwd / "mlruns" / "mlflow.db"),
+            "load_before": load}
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, float]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -89,6 +90,107 @@ def test_round_deadline_smoke(tmp_path: Path) -> None:
     assert result["rounds"] == 1 and result["mean_ratio"] > 0
     side = json.loads((tmp_path / "out.json").read_text())["runs"]["deadline 2 s"]
     assert len(side["round_s"]) == 1 and side["max_train_s"] <= 2 + 1.5
+
+
+def test_bare_loop_fedprox_term_pulls_towards_the_global_model() -> None:
+    # Prepare: the bare loop's CNN, 8 samples, 2 steps of batch 4 from the same start and batch order
+    bare = load_script("bare_loop")
+    x, y = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(1)), torch.arange(8) % 10
+    start = {k: v.clone() for k, v in bare.build_cnn(0).state_dict().items()}
+    moved = {}
+    # Execute: FedAvg's plain SGD (mu=0) and FedProx's with a strong proximal term
+    for mu in (0.0, 50.0):
+        model = bare.build_cnn(0)
+        order = [torch.Generator().manual_seed(2)]
+        bare.train_client(model, x, y, epochs=1, batch_size=4, lr=0.01, gen=order, mu=mu)
+        moved[mu] = sum(float(((v - start[k]) ** 2).sum()) for k, v in model.state_dict().items())
+    # Assert: both trained; mu/2 * ||w - w_global||^2 kept FedProx's weights nearer the start
+    assert moved[0.0] > 0 and moved[50.0] > 0
+    assert moved[50.0] < moved[0.0]
+
+
+def test_bare_loop_reads_model_sizes_from_conf() -> None:
+    # Execute
+    bare = load_script("bare_loop")
+    small, mcmahan = bare.build_cnn(0, "cnn_small"), bare.build_cnn(0, "cnn")
+    # Assert: conf/model's parameter counts (cnn_small.yaml and cnn.yaml say 80,202 and 1,663,370)
+    assert sum(p.numel() for p in small.parameters()) == 80_202
+    assert sum(p.numel() for p in mcmahan.parameters()) == 1_663_370
+
+
+def test_vs_peers_skips_a_missing_peer_and_says_how_to_make_it(tmp_path: Path) -> None:
+    # Execute: Flower's side only, with a python that does not exist
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "vs_peers.py"), "--only", "flower",
+         "--flower-python", str(tmp_path / "nope")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    # Assert: one line naming the python and the commands that make the virtualenv; nothing else run
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("vs_peers: skipping flower:"))
+    assert str(tmp_path / "nope") in line
+    assert "python -m venv --system-site-packages .venv-flwr && .venv-flwr/bin/pip install" in line
+    assert "flwr[simulation]==1.42.*" in line
+    assert json.loads(done.stdout.split("RESULT ", 1)[1]) == {}
+
+
+def test_vs_peers_rejects_an_unknown_side_or_setting(tmp_path: Path) -> None:
+    # Execute
+    side = subprocess.run([sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare,tff"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    knob = subprocess.run([sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare",
+                           "--set", "clinets=3"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    # Assert: exit 2 and a line naming what is wrong
+    assert side.returncode == 2 and "--only: unknown side(s) tff" in side.stderr
+    assert knob.returncode == 2 and "--set: unknown key(s) or no '=' in clinets=3" in knob.stderr
+
+
+@pytest.mark.slow
+def test_vs_peers_bare_and_fedsweep_smoke(tmp_path: Path) -> None:
+    # Execute: one round of 10 tiny clients, the bare loop and the real CLI (the peers need their own venvs)
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare,fedsweep", "--rounds", "1",
+         "--set", "clients=10", "--set", "samples_per_client=50", "--set", "test_samples=200",
+         "--out", str(tmp_path / "peers.json")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
+    )
+    # Assert: both sides timed with ratios; the same data, selection and batches give the same accuracy
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    for side in ("bare", "fedsweep"):
+        line = rf"^  {side} +wall +\d+\.\d s +per round +\d+\.\d\d s +\d+\.\d\dx /"
+        assert re.search(line, done.stdout, re.M), done.stdout
+    summary = json.loads((tmp_path / "peers.json").read_text())["summary"]
+    assert summary["bare"]["rounds_run"] == summary["fedsweep"]["rounds_run"] == 1
+    assert summary["fedsweep"]["accuracies"][0] == pytest.approx(summary["bare"]["accuracies"][0], abs=0.01)
+    assert summary["fedsweep"]["train_s"] > 0 and summary["bare"]["eval_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("peer", ["flower", "pfl"])
+def test_peer_program_trains_the_bare_loops_workload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, peer: str
+) -> None:
+    # Prepare: the peer's own virtualenv (flwr and prefect cannot share one), else skip
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = load_script("vs_peers").PEERS[peer]
+    python = spec.python(None)
+    if why := spec.missing(python):
+        pytest.skip(f"no {peer} virtualenv here (CI has none): {why}")
+    flags = ["--rounds", "2", "--clients", "10", "--samples-per-client", "50", "--test-samples", "200"]
+    # Execute: the peer program and the bare loop on the same tiny workload
+    ran = {name: subprocess.run([exe, str(script), *flags], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=600, check=False)
+           for name, exe, script in ((peer, python, BENCH / "peers" / spec.script),
+                                     ("bare", sys.executable, BENCH / "bare_loop.py"))}
+    # Assert: both finished; identical data, selection and batch order give the bare loop's accuracy
+    results = {}
+    for name, done in ran.items():
+        assert done.returncode == 0, done.stderr[-3000:]
+        results[name] = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert results[peer]["rounds"] == 2
+    assert results[peer]["final_accuracy"] == pytest.approx(results["bare"]["final_accuracy"], abs=0.01)
 
 
 def flat(rounds: int, base: float = 900.0, step: float = 0.0) -> list[tuple[int, float]]:
