@@ -127,12 +127,11 @@ class CellRuntime:
 
     def available(self, round: int) -> list[int]:
         """The clients selection may pick in `round`: those the faults and the system model leave online."""
-        seed = self.settings.knobs.seed
-        ids = self.faults.available_clients(seed=seed, round=round, num_clients=self.num_clients)
-        if self.systems is None:
-            return ids
-        online = self.systems.available(seed=seed, round=round, num_clients=self.num_clients).tolist()
-        return [c for c in ids if online[c]]
+        seed, n = self.settings.knobs.seed, self.num_clients
+        online = self.faults.online(seed=seed, round=round, num_clients=n)
+        if self.systems is not None:
+            online &= self.systems.available(seed=seed, round=round, num_clients=n)
+        return torch.nonzero(online).flatten().tolist()
 
     def check_deadline(self) -> None:
         """ConfigError when no client could ever meet `systems.deadline_s` (every round would be empty)."""
