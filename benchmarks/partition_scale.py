@@ -5,8 +5,10 @@
 
 Each partition splits the same random labels (10 classes) once, on one thread, in a fresh process
 (so the peak RSS of one does not hide another's). The partitions' own work is one permutation, one
-stable sort and a bincount; what grows with the clients is the list of one index tensor per client
-the contract asks for (torch.split makes ~6 µs and ~0.5 KB of Python object per client).
+stable sort and a bincount. The figures below were taken when the contract asked for a list of one
+index tensor per client (torch.split made ~6 µs and ~0.5 KB of Python object per client); a
+partition now returns a `ClientIndex` (fedsweep/data/clients.py: one index tensor plus offsets),
+and benchmarks/README.md has the figures since.
 Each option as conf/partition/ configures it. Measured (2 cores at load average ~20, 2e6 samples,
 1e6 clients): iid 7.5 s, lognormal 9.3 s (σ = 1; σ does not change the work), powerlaw 7.8 s, of
 which ~6 s and ~560 MB are the million views; label_quantity (k = 2) refuses that split (some

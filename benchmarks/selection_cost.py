@@ -5,7 +5,9 @@ Each selector plays `--rounds` rounds against a synthetic population: client siz
 simulated round durations from a lognormal (so Oort's speed penalty and FedCS's packing have
 something to work on), a deadline at the population's median duration, random probe losses for
 the selectors that probe, and feedback (loss, squared loss, seconds, and a random update sketch for
-the selectors that ask for one) for every selected client. Timed: `probe` + `select` + `observe`,
+the selectors that ask for one) for every selected client. Before the timing every client reports
+once (round 1, untimed; `--cold` skips it), so the selectors that compare clients' sketches
+(clustered_similarity, divfl) meet their worst case: every client has one. Timed: `probe` + `select` + `observe`,
 the selector's whole share of a round; the population is built once, outside the timing.
 
     python benchmarks/selection_cost.py                          # 100 and 10,000 clients
@@ -22,12 +24,9 @@ import yaml
 
 from fedsweep.config.plugins import build
 from fedsweep.rng import generator
-from fedsweep.selection.base import ClientFeedback, Population, Selector
+from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "selection"
-# Above this many clients the selectors whose rounds are quadratic by design are not run (their
-# docstrings say so): clustered sampling by similarity and DivFL compare every pair of clients.
-QUADRATIC_LIMIT = 10_000
 
 
 def population(num_clients: int, seed: int = 0) -> Population:
@@ -37,29 +36,49 @@ def population(num_clients: int, seed: int = 0) -> Population:
     return Population(num_samples=sizes, expected_seconds=seconds, deadline_s=float(seconds.median()))
 
 
-def play(selector: Selector, pop: Population, *, rounds: int, k: int) -> float:
-    """Seconds per round of probe + select + observe, over `rounds` rounds."""
-    state: dict[str, torch.Tensor] = {}
+def feedback_of(clients: list[int], pop: Population, dim: int, g: torch.Generator) -> list[ClientFeedback]:
+    loss = torch.rand(len(clients), 2, generator=g).tolist()
+    sketches = torch.randn(len(clients), dim, generator=g) if dim else None
+    return [ClientFeedback(client=c, num_samples=int(pop.num_samples[c]), loss=loss[i][0], loss_sq=loss[i][1],
+                           steps=10, seconds=float(pop.expected_seconds[c]),
+                           sketch=sketches[i] if dim else None) for i, c in enumerate(clients)]
+
+
+def choose(selector: Selector, pop: Population, *, rnd: int, k: int, available: list[int],
+           state: dict[str, torch.Tensor], g: torch.Generator) -> Selection:
+    """A round's probe (answered with random losses from `g`) and select."""
+    draws = generator(0, "select", rnd)
+    probe = selector.probe(round=rnd, available=available, k=k, generator=draws, state=state, population=pop)
+    losses = None
+    if probe is not None:
+        losses = dict(zip(probe.clients, torch.rand(len(probe.clients), generator=g).tolist()))
+    return selector.select(round=rnd, available=available, k=k, generator=draws, state=state, population=pop,
+                           probes=losses)
+
+
+def reported_by_all(selector: Selector, pop: Population, *, k: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+    """The state after every client has reported once (round 1, untimed): the worst case for the
+    selectors that compare clients (every client has a sketch) and a full table for the others."""
+    available = list(range(pop.num_clients))
+    state = choose(selector, pop, rnd=1, k=k, available=available, state={}, g=g).state
+    for lo in range(0, pop.num_clients, 50_000):
+        chunk = available[lo:lo + 50_000]
+        state = selector.observe(round=1, feedback=feedback_of(chunk, pop, selector.update_sketch_dim, g), state=state)
+    return state
+
+
+def play(selector: Selector, pop: Population, *, rounds: int, k: int, warm: bool = True) -> float:
+    """Seconds per round of probe + select + observe, over `rounds` rounds (after every client
+    reported once, unless `warm` is False)."""
     available = list(range(pop.num_clients))
     g_feedback = generator(1, "bench-feedback")
+    state = reported_by_all(selector, pop, k=k, g=g_feedback) if warm else {}
     dim = selector.update_sketch_dim
     start = time.perf_counter()
-    for rnd in range(1, rounds + 1):
-        g = generator(0, "select", rnd)
-        probe = selector.probe(round=rnd, available=available, k=k, generator=g, state=state, population=pop)
-        losses = None
-        if probe is not None:
-            values = torch.rand(len(probe.clients), generator=g_feedback).tolist()
-            losses = dict(zip(probe.clients, values))
-        chosen = selector.select(round=rnd, available=available, k=k, generator=g, state=state, population=pop,
-                                 probes=losses)
-        feedback = [
-            ClientFeedback(client=c, num_samples=int(pop.num_samples[c]), loss=float(torch.rand(1, generator=g_feedback)),
-                           loss_sq=float(torch.rand(1, generator=g_feedback)), steps=10,
-                           seconds=float(pop.expected_seconds[c]),
-                           sketch=torch.randn(dim, generator=g_feedback) if dim else None)
-            for c in chosen.clients
-        ]
+    first = 2 if warm else 1
+    for rnd in range(first, first + rounds):
+        chosen = choose(selector, pop, rnd=rnd, k=k, available=available, state=state, g=g_feedback)
+        feedback = feedback_of(chosen.clients, pop, dim, g_feedback)
         state = selector.observe(round=rnd, feedback=feedback, state=chosen.state)
     return (time.perf_counter() - start) / rounds
 
@@ -75,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--k", type=int, default=10, help="clients per round")
     parser.add_argument("--only", nargs="*", help="selection options to run (default: all)")
+    parser.add_argument("--cold", action="store_true", help="start from an empty state (no client has reported)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     print(f"load average {os.getloadavg()[0]:.1f}; {args.rounds} rounds, k={args.k}; ms per round (probe+select+observe)")
@@ -87,11 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = []
         for n in args.clients:
             selector = build(node, key="selection")
-            quadratic = selector.update_sketch_dim > 0 or name == "divfl"
-            if quadratic and n > QUADRATIC_LIMIT:
-                cells.append("not run (quadratic)")
-                continue
-            cells.append(f"{play(selector, pops[n], rounds=args.rounds, k=args.k) * 1e3:.1f}")
+            cells.append(f"{play(selector, pops[n], rounds=args.rounds, k=args.k, warm=not args.cold) * 1e3:.1f}")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     return 0
 

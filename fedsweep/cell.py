@@ -26,6 +26,7 @@ from fedsweep.config.errors import ConfigError
 from fedsweep.config.plugins import build
 from fedsweep.config.schema import CellSettings, validate
 from fedsweep.data.base import LoadedData
+from fedsweep.data.clients import ClientIndex
 from fedsweep.data.partition.natural import Natural
 from fedsweep.faults.base import FaultPlan, validate_faults
 from fedsweep.models.init import build_model
@@ -45,7 +46,7 @@ class CellRuntime:
     config: dict[str, Any]
     settings: CellSettings  # `config`, validated and typed: what the code reads
     data: LoadedData
-    clients: list[torch.Tensor]
+    clients: ClientIndex  # client c's sample indices: clients[c] (fedsweep/data/clients.py)
     model: nn.Module
     initial_params: Params
     strategy: Strategy
@@ -67,7 +68,7 @@ class CellRuntime:
     @cached_property
     def num_samples(self) -> torch.Tensor:
         """int64 [num_clients]: each client's number of training samples."""
-        return torch.tensor([len(c) for c in self.clients], dtype=torch.int64)
+        return self.clients.sizes
 
     @cached_property
     def model_bytes(self) -> int:
@@ -126,12 +127,11 @@ class CellRuntime:
 
     def available(self, round: int) -> list[int]:
         """The clients selection may pick in `round`: those the faults and the system model leave online."""
-        seed = self.settings.knobs.seed
-        ids = self.faults.available_clients(seed=seed, round=round, num_clients=self.num_clients)
-        if self.systems is None:
-            return ids
-        online = self.systems.available(seed=seed, round=round, num_clients=self.num_clients).tolist()
-        return [c for c in ids if online[c]]
+        seed, n = self.settings.knobs.seed, self.num_clients
+        online = self.faults.online(seed=seed, round=round, num_clients=n)
+        if self.systems is not None:
+            online &= self.systems.available(seed=seed, round=round, num_clients=n)
+        return torch.nonzero(online).flatten().tolist()
 
     def check_deadline(self) -> None:
         """ConfigError when no client could ever meet `systems.deadline_s` (every round would be empty)."""

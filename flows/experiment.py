@@ -57,6 +57,7 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
     rt = env.runtime
     plan = rounds.plan_round(env, cell, rnd, probe=lambda asked: probe(cell_dir, rnd, cell.start["global"], asked))
     trained = time.perf_counter()
+    planned = trained - tick  # availability, probe and selection, first participants' state
     deadline = deadlines.start(env, rnd)
     results, failures, reused, cut = train_clients(cell_dir, plan, cell.start["global"], parallel, deadline)
     trained = time.perf_counter() - trained
@@ -76,7 +77,8 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
     row = rounds.round_row(
         plan, results, failures, num_clients=rt.num_clients, kept=decision == "skip", evaluation=evaluation,
         tasks_reused=reused, parallel_clients=parallel, round_seconds=time.perf_counter() - tick,
-        train_seconds=trained, eval_seconds=time.perf_counter() - evaluated, **round_measures(cell_dir),
+        plan_seconds=planned, train_seconds=trained, eval_seconds=time.perf_counter() - evaluated,
+        **round_measures(cell_dir),
     )
     return rounds.after_round(env, cell, plan, start, valid, failures, kept=decision == "skip", row=row)
 

@@ -316,3 +316,27 @@ def test_startup_sums_import_time_by_top_level_package() -> None:
     per = load_script("startup").import_breakdown(traced)
     # Assert: seconds, largest first
     assert per == {"torch": pytest.approx(0.5015), "prefect": pytest.approx(0.00025)}
+
+
+def test_million_clients_command_is_a_valid_sweep(tmp_path: Path) -> None:
+    # Prepare: the benchmark's own command, checked by the sweep's dry run (no Prefect, nothing written)
+    bench = load_script("million_clients")
+    argv = bench.command(clients=1000, selector="oort", rounds=2, samples=2000, name="million-oort-1000")
+    # Execute
+    done = subprocess.run([*argv, "--dry-run"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    # Assert
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "1 cell" in done.stdout and "new" in done.stdout and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+def test_million_clients_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Execute: two tiny whole sweeps (30 and 300 clients over a pool of 600 samples)
+    code = load_script("million_clients").main(
+        ["--clients", "30", "300", "--rounds", "2", "--selectors", "uniform", "--samples", "600"])
+    # Assert: one JSON line per point with every part of a round, then the table
+    out = capsys.readouterr().out
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert code == 0 and [r["clients"] for r in rows] == [30, 300]
+    assert all(r["round_seconds"] > 0 and r["plan_seconds"] >= 0 and r["rss_mb"] > 0 for r in rows)
+    assert "| uniform | 300 |" in out

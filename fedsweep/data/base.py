@@ -15,14 +15,20 @@ Rules every dataset and partition follows:
   get the files (`download=true` or copying them there). Nothing is downloaded unless
   `download=True`. `missing_files()` names them beforehand, by existence only, so that a sweep
   refuses to start (one line, exit 2) instead of failing in its first task.
-- A partition returns one sorted int64 index tensor per client; together they cover every training
-  sample exactly once (no sample lost, none duplicated), unless the partition says otherwise.
+- A partition returns a `ClientIndex` (fedsweep/data/clients.py): one int64 tensor of sample
+  indices grouped by client plus offsets, a `Sequence` whose item c is client c's sorted int64 index
+  tensor (a view, made when asked for), so a million clients cost 8 bytes each, not a million
+  tensor objects; `sizes` gives every client's sample count at once. Together the clients cover
+  every training sample exactly once (no sample lost, none duplicated), unless the partition says
+  otherwise.
 """
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
+
+from fedsweep.data.clients import ClientIndex
 
 
 class DatasetFilesMissing(FileNotFoundError):
@@ -78,5 +84,5 @@ class Partition(ABC):
         num_clients: int,
         natural: list[torch.Tensor] | None,
         generator: torch.Generator,
-    ) -> list[torch.Tensor]:
-        """One sorted int64 index tensor per client."""
+    ) -> ClientIndex:
+        """One sorted int64 index tensor per client, as a `ClientIndex`."""

@@ -24,8 +24,10 @@ Rules:
   epochs it runs, who is malicious) use `ClientRound` only; decisions of one try (transient error,
   hang, OOM) also use epoch and attempt, so that a retry is an independent draw.
 - **Hooks**, in the order the loop calls them (all default to "no fault"):
-  `available(seed=, round=, client=)` before selection (a scheduled outage hides a client from
-  selection); `epochs_to_run(round_ctx)` once per selected client (in [1, local_epochs]; with the
+  `online(seed=, round=, num_clients=)` before selection, a bool tensor over the whole fleet (a
+  scheduled outage hides a client from selection), vectorised so that a million clients cost one
+  tensor operation per round, not a Python loop (`available(seed=, round=, client=)` reads one
+  client of it); `epochs_to_run(round_ctx)` once per selected client (in [1, local_epochs]; with the
   `local_steps` knob, `local_epochs` is τ and the count is in steps);
   `before_epoch(ctx)` at the start of every client-epoch attempt, inside the task, so that what it
   raises is retried by Prefect and what it sleeps is cut by the task timeout;
@@ -40,7 +42,7 @@ Rules:
 - **Sleeps are interruptible.** A hang sleeps in steps of `HANG_STEP_S` seconds, so a timeout that
   raises into the thread running it (Prefect's `timeout_seconds`, jobs run in this thread) ends it
   within one step; a job in a worker process is ended by killing and replacing that worker.
-- **Composition.** `FaultPlan(faults=[...])` is itself a `Fault`: a client is available only if
+- **Composition.** `FaultPlan(faults=[...])` is itself a `Fault`: a client is online only if
   every fault says so; `before_epoch` runs the faults in list order (the first to raise wins);
   `epochs_to_run` is the smallest; `after_training` applies the faults in list order.
   `FaultPlan()` injects nothing (`conf/faults/none.yaml`).
@@ -219,9 +221,13 @@ class Fault(ABC):
         """The config validator's cross-group hook (fedsweep/config/plugins.py): keys and client ids."""
         validate_faults(config[key], num_clients=config["num_clients"], key=key)
 
+    def online(self, *, seed: int, round: int, num_clients: int) -> torch.Tensor:
+        """bool [num_clients]: who can be selected in `round` (False hides a client from selection)."""
+        return torch.ones(num_clients, dtype=torch.bool)
+
     def available(self, *, seed: int, round: int, client: int) -> bool:
-        """Whether `client` can be selected in `round` (False hides it from selection)."""
-        return True
+        """Whether `client` can be selected in `round`: its entry of `online`."""
+        return bool(self.online(seed=seed, round=round, num_clients=client + 1)[client])
 
     def before_epoch(self, ctx: ClientCtx) -> None:
         """Called at the start of every client-epoch attempt; may raise or sleep."""
@@ -261,13 +267,16 @@ class FaultPlan(Fault):
             faults.append(fault)
         set_field(self, "faults", tuple(faults))
 
-    def available(self, *, seed: int, round: int, client: int) -> bool:
-        """Available only if every fault says so."""
-        return all(f.available(seed=seed, round=round, client=client) for f in self.faults)
+    def online(self, *, seed: int, round: int, num_clients: int) -> torch.Tensor:
+        """Online only if every fault says so."""
+        mask = torch.ones(num_clients, dtype=torch.bool)
+        for fault in self.faults:
+            mask &= fault.online(seed=seed, round=round, num_clients=num_clients)
+        return mask
 
     def available_clients(self, *, seed: int, round: int, num_clients: int) -> list[int]:
         """The ids in range(num_clients) that selection may pick in `round`."""
-        return [c for c in range(num_clients) if self.available(seed=seed, round=round, client=c)]
+        return torch.nonzero(self.online(seed=seed, round=round, num_clients=num_clients)).flatten().tolist()
 
     def before_epoch(self, ctx: ClientCtx) -> None:
         """Each fault in order; the first to raise wins."""

@@ -8,6 +8,8 @@ fails them (`NodeDown`, not retried). A down client that is selected anyway fail
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 from fedsweep.faults.base import ClientCtx, Fault, FaultConfigError, NodeDown, client_ids, set_field, where
 
 
@@ -32,14 +34,22 @@ class Schedule(Fault):
         if self.mode not in ("unavailable", "fail"):
             raise FaultConfigError(name, "mode", f"must be 'unavailable' or 'fail', got {self.mode!r}")
 
+    def outage(self, round: int) -> bool:
+        """Whether `round` is in [fail_at, recover_at): the named clients are down."""
+        recovered = self.recover_at is not None and round >= self.recover_at
+        return round >= self.fail_at and not recovered
+
     def down(self, *, round: int, client: int) -> bool:
         """Whether `client` is down in `round`."""
-        recovered = self.recover_at is not None and round >= self.recover_at
-        return client in self.clients and round >= self.fail_at and not recovered
+        return client in self.clients and self.outage(round)
 
-    def available(self, *, seed: int, round: int, client: int) -> bool:
+    def online(self, *, seed: int, round: int, num_clients: int) -> torch.Tensor:
         """Hidden from selection while down (mode `unavailable`)."""
-        return self.mode != "unavailable" or not self.down(round=round, client=client)
+        mask = torch.ones(num_clients, dtype=torch.bool)
+        if self.mode == "unavailable" and self.clients and self.outage(round):
+            ids = torch.tensor(self.clients, dtype=torch.int64)
+            mask[ids[ids < num_clients]] = False
+        return mask
 
     def before_epoch(self, ctx: ClientCtx) -> None:
         """A selected client that is down fails."""

@@ -29,11 +29,20 @@ Labs-Federated-Learning, branch clustered_sampling, `py_func/clustering.py`, `py
   clusters in increasing weight and clients in id order (no draw: the inclusion probabilities are
   the same). Buckets and shares are rebuilt over the clients the faults leave available.
 
-Cost per round, with n the available clients that have a sketch: O(n² · D) time to compare them and
-O(n²) for the tree, with an n × n float64 matrix: 100 clients 80 KB, 1,000 8 MB, 10,000 800 MB. This
-selector is therefore for populations up to a few thousand clients (measured on one CPU thread of a
-loaded 2-core machine, m = 10, D = 128: 90 ms a round at 100 clients, 0.9 s at 1,000; Algorithm 1
-takes 2 ms at 100 and 13 ms at 10,000). State: `sketch`, float32
+- **Large populations.** Their clustering is O(N³) over all clients. Past `max_clustered` (M,
+  default 1,000) available clients with a sketch, we cluster a seeded uniform sample of M of them
+  (drawn from the round's generator) and let the others fill the buckets' free capacity as clients
+  without a sketch do (by decreasing size, Algorithm 1). Every bucket still holds exactly 1/m of
+  the data, so the inclusion probabilities stay m · p_i and the aggregate unbiased (Eq. 5-6); what
+  the sample costs is representativity: only the sampled clients are kept apart from their look-
+  alikes in that round (a different sample each round). At most M clients with a sketch: nothing is
+  drawn, and the buckets are exactly Algorithm 2's.
+
+Cost per round, with n = min(M, available clients with a sketch): O(n² · D) time to compare them and
+O(n²) for the tree, with an n × n float64 matrix (8 MB at n = 1,000), plus O(N log N) for the
+fillers (measured on one CPU thread of a loaded 2-core machine, m = 10, D = 128: 90 ms a round at
+100 clients, 0.9 s at 1,000; Algorithm 1 takes 2 ms at 100 and 13 ms at 10,000; at 10,000 and
+1,000,000 clients see benchmarks/selection_cost.py). State: `sketch`, float32
 [num_clients, D], the last sketch of each client (zeros until it trains), and `seen`, int64
 [num_clients], the round of that sketch (0: never). At D = 128 the sketches take 512 bytes per
 client: 51 KB at 100 clients, 5.1 MB at 10,000, 512 MB at 1,000,000 (checkpointed every round; a
@@ -46,16 +55,25 @@ import torch
 
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
 from fedsweep.selection.buckets import Buckets, by_size, multiplicity
+from fedsweep.selection.draw import at_most
 from fedsweep.selection.ward import cut_by_mass, ward_tree
 
 
 def similarity_buckets(clients: torch.Tensor, num_samples: torch.Tensor, sketches: torch.Tensor,
-                       seen: torch.Tensor, m: int, similarity: str) -> Buckets:
-    """Algorithm 2's buckets over `clients`; `sketches[i]` is client i's, used where `seen[i]`."""
+                       seen: torch.Tensor, m: int, similarity: str, *, max_clustered: int | None = None,
+                       generator: torch.Generator | None = None) -> Buckets:
+    """Algorithm 2's buckets over `clients`; `sketches[i]` is client i's, used where `seen[i]`.
+    Past `max_clustered` clients with a sketch, a sample of that many (drawn from `generator`) is
+    clustered and the others fill the buckets as clients without a sketch do."""
     sizes = num_samples.to(torch.int64)
     capacity = int(sizes[clients].sum())
     known = clients[seen[clients]]
-    unknown = by_size(clients[~seen[clients]], sizes)
+    unknown = clients[~seen[clients]]
+    if max_clustered is not None and known.numel() > max_clustered:
+        sampled = torch.zeros(known.numel(), dtype=torch.bool)
+        sampled[at_most(torch.arange(known.numel()), max_clustered, generator)] = True
+        known, unknown = known[sampled], torch.sort(torch.cat([unknown, known[~sampled]])).values
+    unknown = by_size(unknown, sizes)
     x = sketches[known].double()
     if similarity == "arccos":
         x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-30)
@@ -81,12 +99,16 @@ class ClusteredSimilarity(Selector):
     """Up to k distinct clients from k draws (one per bucket); `Selection.weights` is how many times
     each was drawn (aggregation by 1/m per draw, not by sample count)."""
 
-    def __init__(self, *, sketch_dim: int = 128, similarity: Literal["arccos", "l2"] = "arccos") -> None:
+    def __init__(self, *, sketch_dim: int = 128, similarity: Literal["arccos", "l2"] = "arccos",
+                 max_clustered: int = 1000) -> None:
         super().__init__()
         if sketch_dim <= 0:
             raise ValueError(f"selection.sketch_dim must be > 0, got {sketch_dim}")
+        if isinstance(max_clustered, bool) or not isinstance(max_clustered, int) or max_clustered < 1:
+            raise ValueError(f"selection.max_clustered must be an integer >= 1, got {max_clustered!r}")
         self.update_sketch_dim = sketch_dim
         self.similarity = similarity
+        self.max_clustered = max_clustered
 
     def select(
         self,
@@ -102,14 +124,14 @@ class ClusteredSimilarity(Selector):
         """k draws, one from each of Algorithm 2's buckets over the available clients."""
         if k < 0:
             raise ValueError(f"ClusteredSimilarity: k must be >= 0, got {k}")
-        if len(set(available)) != len(available):
+        clients = torch.as_tensor(available, dtype=torch.int64)
+        if torch.unique(clients).numel() != clients.numel():
             raise ValueError("ClusteredSimilarity: `available` holds duplicate client ids")
         state = state or self.initial_state(population.num_clients)
-        clients = torch.tensor(available, dtype=torch.int64)
         if k == 0 or not available or int(population.num_samples[clients].sum()) == 0:
             return Selection(clients=[], state=state)
         buckets = similarity_buckets(clients, population.num_samples, state["sketch"], state["seen"] > 0, k,
-                                     self.similarity)
+                                     self.similarity, max_clustered=self.max_clustered, generator=generator)
         chosen, weights = multiplicity(buckets.draw(generator))
         return Selection(clients=chosen, state=state, weights=weights)
 
@@ -124,7 +146,8 @@ class ClusteredSimilarity(Selector):
         return remember_sketches(round, feedback, state)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(sketch_dim={self.update_sketch_dim}, similarity={self.similarity!r})"
+        return (f"{type(self).__name__}(sketch_dim={self.update_sketch_dim}, similarity={self.similarity!r}, "
+                f"max_clustered={self.max_clustered})")
 
 
 def remember_sketches(round: int, feedback: list[ClientFeedback], state: dict[str, torch.Tensor]

@@ -21,20 +21,33 @@ Where implementations differ, and what we chose (the authors' code: github.com/m
   to the lower client id. Candidates are the available clients with a sketch; V (the clients whose
   updates S should represent) is every client with a sketch, available or not, as theirs is all.
 
+- **Large populations.** Their greedy compares all N clients with all N (an N × N matrix). Past
+  `max_candidates` (M, default 1,000) we run the same greedy on a seeded random subsample: at most M
+  of the available clients with a sketch as candidates, and at most M clients with a sketch as the
+  ground set V whose sum G estimates (a uniform sample of V: an unbiased estimate of G(S) for every
+  S, up to the constant factor |V| / M). This is the idea of stochastic greedy (Mirzasoleiman,
+  Badanidiyuru, Karbasi, Vondrák, Krause, "Lazier Than Lazy Greedy", AAAI 2015,
+  https://arxiv.org/abs/1409.7938, Algorithm 1: each step scores a random sample of
+  (n / k) · ln(1 / ε) candidates and keeps 1 − 1/e − ε of the optimum in expectation); we draw one
+  candidate sample for the round rather than one per step, so that the distances are one M × M
+  matrix, and the guarantee holds with respect to the sampled candidates. With at most M candidates
+  and M clients with a sketch nothing is drawn and the choice is exactly the plain greedy's.
+
 Per-client state fits the memory rule as clustered sampling's does: `sketch`, float32
 [num_clients, D] (512 bytes per client at D = 128: 51 KB at 100 clients, 5.1 MB at 10,000, 512 MB
-at 1,000,000) and `seen`, int64 [num_clients], the round of each sketch (0: never). The greedy is
-not O(N log N): with V clients with a sketch and A available candidates it takes O(V · A · D) to
-compare them, O(k · V · A) for the greedy, and a V × A float32 matrix (100 clients: 40 KB; 10,000:
-400 MB), so, like the authors' N × N matrix, it is for populations up to a few thousand clients
-(measured on one CPU thread of a loaded 2-core machine, k = 10, D = 128, every client with a
-sketch: 9 ms a round at 100 clients, 0.2 s at 1,000, 80 s at 10,000).
+at 1,000,000) and `seen`, int64 [num_clients], the round of each sketch (0: never). A round costs
+O(M² · D) to compare the sampled clients and O(k · M²) for the greedy, with an M × M float32 matrix
+(4 MB at M = 1,000), whatever the population; below M it is the exact O(V · A · D) greedy
+(measured on one CPU thread of a loaded 2-core machine, k = 10, D = 128, every client with a sketch:
+9 ms a round at 100 clients, 0.2 s at 1,000; 80 s at 10,000 before the subsample, see
+benchmarks/selection_cost.py for the figures with it).
 """
 
 import torch
 
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
 from fedsweep.selection.clustered_similarity import remember_sketches
+from fedsweep.selection.draw import at_most, client_ids
 
 
 def l2_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -64,11 +77,14 @@ class DivFL(Selector):
     """min(k, len(available)) distinct clients: those without a sketch first (at random), then greedily
     the most representative; aggregated by sample count."""
 
-    def __init__(self, *, sketch_dim: int = 128) -> None:
+    def __init__(self, *, sketch_dim: int = 128, max_candidates: int = 1000) -> None:
         super().__init__()
         if sketch_dim <= 0:
             raise ValueError(f"selection.sketch_dim must be > 0, got {sketch_dim}")
+        if isinstance(max_candidates, bool) or not isinstance(max_candidates, int) or max_candidates < 1:
+            raise ValueError(f"selection.max_candidates must be an integer >= 1, got {max_candidates!r}")
         self.update_sketch_dim = sketch_dim
+        self.max_candidates = max_candidates
 
     def select(
         self,
@@ -84,16 +100,16 @@ class DivFL(Selector):
         """Unseen clients first, then the facility-location greedy over the clients' sketches."""
         if k < 0:
             raise ValueError(f"DivFL: k must be >= 0, got {k}")
-        if len(set(available)) != len(available):
-            raise ValueError("DivFL: `available` holds duplicate client ids")
+        clients = client_ids(available, "DivFL")
         state = state or self.initial_state(population.num_clients)
-        clients = torch.tensor(sorted(available), dtype=torch.int64)
         seen = state["seen"] > 0
         unseen, candidates = clients[~seen[clients]], clients[seen[clients]]
         take = min(k, len(available))
         chosen = unseen[torch.randperm(len(unseen), generator=generator)[:take]].tolist()
         if len(chosen) < take:
-            distances = l2_distances(state["sketch"][seen], state["sketch"][candidates])
+            ground = at_most(torch.nonzero(seen).flatten(), self.max_candidates, generator)
+            candidates = at_most(candidates, self.max_candidates, generator)
+            distances = l2_distances(state["sketch"][ground], state["sketch"][candidates])
             chosen += candidates[facility_location_greedy(distances, take - len(chosen))].tolist()
         return Selection(clients=sorted(chosen), state=state)
 
@@ -108,4 +124,4 @@ class DivFL(Selector):
         return remember_sketches(round, feedback, state)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(sketch_dim={self.update_sketch_dim})"
+        return f"{type(self).__name__}(sketch_dim={self.update_sketch_dim}, max_candidates={self.max_candidates})"

@@ -65,3 +65,11 @@ def uniform_sample(n_items: int, n: int, generator: torch.Generator) -> torch.Te
     if not 0 <= n <= n_items:
         raise ValueError(f"uniform_sample: cannot draw {n} of {n_items}")
     return torch.randperm(n_items, generator=generator)[:n]
+
+
+def at_most(ids: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """`ids` itself when it holds at most n, else n of them uniformly at random, in their input
+    order (nothing is drawn in the first case: small populations keep their exact computation)."""
+    if ids.numel() <= n:
+        return ids
+    return ids[torch.sort(torch.randperm(ids.numel(), generator=generator)[:n]).values]

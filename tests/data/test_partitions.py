@@ -31,7 +31,7 @@ def assert_exact_cover(parts: list[torch.Tensor], n: int, num_clients: int) -> N
     assert len(parts) == num_clients
     for p in parts:
         assert p.dtype == torch.int64 and torch.equal(p, torch.sort(p).values)
-    assert torch.equal(torch.sort(torch.cat(parts)).values, torch.arange(n))
+    assert torch.equal(torch.sort(torch.cat(list(parts))).values, torch.arange(n))
 
 
 def labels_for(n: int, num_classes: int, seed: int) -> torch.Tensor:

@@ -76,7 +76,7 @@ def test_quantity_partitions_cover_every_sample_once_with_the_minimum(
     # Assert
     assert len(parts) == num_clients
     assert all(p.dtype == torch.int64 and torch.equal(p, torch.sort(p).values) for p in parts)
-    assert torch.equal(torch.sort(torch.cat(parts)).values, torch.arange(n))
+    assert torch.equal(torch.sort(torch.cat(list(parts))).values, torch.arange(n))
     assert min(p.numel() for p in parts) >= partition.min_samples
 
 
@@ -121,7 +121,7 @@ def test_label_quantity_hand_computed_two_classes_four_clients() -> None:
     # Assert
     assert [int((labels[p] == 0).sum()) for p in parts] == [2, 1, 1, 1]
     assert [int((labels[p] == 1).sum()) for p in parts] == [1, 1, 1, 0]
-    assert torch.equal(torch.sort(torch.cat(parts)).values, torch.arange(8))
+    assert torch.equal(torch.sort(torch.cat(list(parts))).values, torch.arange(8))
 
 
 @pytest.mark.parametrize("k", [1, 2, 5])
@@ -133,7 +133,7 @@ def test_label_quantity_gives_each_client_exactly_k_classes(k: int) -> None:
     again = split(LabelQuantity(classes_per_client=k), labels, 30)
     # Assert
     assert [torch.unique(labels[p]).numel() for p in parts] == [k] * 30
-    assert torch.equal(torch.sort(torch.cat(parts)).values, torch.arange(6000))
+    assert torch.equal(torch.sort(torch.cat(list(parts))).values, torch.arange(6000))
     assert all(torch.equal(p, q) for p, q in zip(parts, again, strict=True))
 
 

@@ -53,3 +53,14 @@ def test_rejects_bad_windows(kwargs: dict, message: str) -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match=message):
         Schedule(clients=[0], **kwargs)
+
+
+def test_online_is_one_mask_over_the_fleet_matching_available() -> None:
+    # Prepare: clients 1 and 3 down in rounds [2, 4); client 7 does not exist in a fleet of 5
+    fault = Schedule(clients=[1, 3, 7], fail_at=2, recover_at=4)
+    # Execute
+    masks = {r: fault.online(seed=0, round=r, num_clients=5).tolist() for r in (1, 2, 3, 4)}
+    # Assert: by hand, and each entry is what `available` says of that client
+    down = [True, False, True, False, True]
+    assert masks == {1: [True] * 5, 2: down, 3: down, 4: [True] * 5}
+    assert all(fault.available(seed=0, round=r, client=c) == masks[r][c] for r in masks for c in range(5))

@@ -105,3 +105,33 @@ def test_first_round_is_algorithm_1_and_deterministic() -> None:
                              population=population).clients for r in range(10)] for _ in range(2)]
     # Assert: client 0 (p = 1/2 = 1/m) is always in
     assert runs[0] == runs[1] and all(0 in c for c in runs[0])
+
+
+def test_past_max_clustered_a_sample_is_clustered_and_the_rest_fill_unbiased() -> None:
+    # Prepare: all 6 clients have a sketch, at most 3 are clustered; m = 2, capacity 60
+    seen = torch.ones(6, dtype=torch.bool)
+    # Execute
+    b = similarity_buckets(torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos", max_clustered=3,
+                           generator=generator(0, "s", 2))
+    again = similarity_buckets(torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos", max_clustered=3,
+                               generator=generator(0, "s", 2))
+    r = b.distributions(6)
+    # Assert: at most 3 clients in clusters of their own, every client somewhere, Σ_k r_ki = m·p_i still,
+    # and the sample is a pure function of the generator
+    assert b.own_clients.numel() <= 3 and b.filler_clients.numel() >= 3
+    assert sorted(b.own_clients.tolist() + b.filler_clients.tolist()) == list(range(6))
+    assert torch.allclose(r.sum(0), 2 * SIZES.double() / 60)
+    assert torch.equal(b.own_clients, again.own_clients) and torch.equal(b.filler_clients, again.filler_clients)
+
+
+def test_at_most_max_clustered_clients_give_exactly_algorithm_2() -> None:
+    # Prepare
+    seen = torch.ones(6, dtype=torch.bool)
+    g = generator(0, "s", 2)
+    # Execute
+    exact = similarity_buckets(torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos").distributions(6)
+    capped = similarity_buckets(torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos", max_clustered=6,
+                                generator=g).distributions(6)
+    # Assert: the same buckets, and nothing was drawn
+    assert torch.equal(exact, capped)
+    assert torch.equal(g.get_state(), generator(0, "s", 2).get_state())

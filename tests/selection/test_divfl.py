@@ -62,3 +62,23 @@ def test_first_round_is_random_and_weights_are_by_samples() -> None:
     # Assert
     assert len(sel.clients) == 2 and sel.weights is None
     assert sel.state["sketch"].shape == (4, 128) and sel.state["seen"].tolist() == [0, 0, 0, 0]
+
+
+def test_past_max_candidates_the_greedy_runs_on_a_sample_and_still_spreads() -> None:
+    # Prepare: 20,000 clients with a sketch in two far groups (even ids near the origin, odd ids near
+    # (100, 0)); at most 200 candidates and 200 ground-set clients: the exact greedy would need a
+    # 20,000 × 20,000 matrix
+    n = 20_000
+    g = generator(0, "sketches")
+    sketches = torch.randn(n, 2, generator=g) * 0.1 + torch.tensor([[0.0, 0.0], [100.0, 0.0]]).repeat(n // 2, 1)
+    state = {"sketch": sketches, "seen": torch.ones(n, dtype=torch.int64)}
+    selector = DivFL(sketch_dim=2, max_candidates=200)
+    population = Population(num_samples=torch.ones(n, dtype=torch.int64))
+    # Execute
+    picks = [selector.select(round=r, available=list(range(n)), k=2, generator=generator(0, "select", r),
+                             state=state, population=population).clients for r in (2, 3)]
+    again = selector.select(round=2, available=list(range(n)), k=2, generator=generator(0, "select", 2),
+                            state=state, population=population).clients
+    # Assert: one client of each group every round, deterministic per round
+    assert all(len(p) == 2 and {c % 2 for c in p} == {0, 1} for p in picks)
+    assert again == picks[0]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fedsweep.rng import generator
-from fedsweep.selection.draw import ascending, client_ids, descending, largest, uniform_sample, weighted_sample
+from fedsweep.selection.draw import ascending, at_most, client_ids, descending, largest, uniform_sample, weighted_sample
 
 
 def test_orders_are_stable() -> None:
@@ -56,3 +56,17 @@ def test_client_ids_are_sorted_and_duplicates_refused() -> None:
     assert client_ids([], "X").numel() == 0
     with pytest.raises(ValueError, match="X: `available` holds duplicate"):
         client_ids([2, 7, 2], "X")
+
+
+def test_at_most_keeps_small_inputs_without_drawing_and_samples_large_ones_in_order() -> None:
+    # Prepare
+    g = generator(0, "at-most")
+    ids = torch.arange(10, 20)
+    # Execute
+    same = at_most(ids, 10, g)
+    untouched = torch.equal(g.get_state(), generator(0, "at-most").get_state())
+    few = at_most(ids, 4, g)
+    # Assert
+    assert same is ids and untouched
+    assert few.numel() == 4 and torch.unique(few).numel() == 4 and bool((few[1:] > few[:-1]).all())
+    assert set(few.tolist()) <= set(range(10, 20))

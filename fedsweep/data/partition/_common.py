@@ -3,6 +3,7 @@
 import torch
 
 from fedsweep.data.base import PartitionError
+from fedsweep.data.clients import ClientIndex
 
 
 def check_clients(*, num_samples: int, num_clients: int, per_client: int = 1) -> None:
@@ -16,21 +17,18 @@ def check_clients(*, num_samples: int, num_clients: int, per_client: int = 1) ->
         )
 
 
-def sorted_parts(parts: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Each part as a sorted int64 tensor, as the contract requires."""
-    return [torch.sort(p.to(torch.int64)).values for p in parts]
+def sorted_parts(parts: list[torch.Tensor]) -> ClientIndex:
+    """Each part as a sorted int64 tensor, in one `ClientIndex`, as the contract requires."""
+    return ClientIndex.from_parts([torch.sort(p.to(torch.int64)).values for p in parts])
 
 
-def parts_by_owner(owner: torch.Tensor, *, num_clients: int) -> list[torch.Tensor]:
+def parts_by_owner(owner: torch.Tensor, *, num_clients: int) -> ClientIndex:
     """Client k's part is the sorted indices i with owner[i] == k (owner -1: the sample is left out).
 
-    One stable sort of the whole owner vector instead of a sort per client: a million clients cost
-    one O(n log n) sort and one split into views, not a million small sorts.
+    One stable sort of the whole owner vector instead of a sort per client, kept as one index tensor
+    plus offsets: a million clients cost one O(n log n) sort and 8 bytes each, not a million views.
     """
-    kept = torch.nonzero(owner >= 0).flatten()
-    by_owner = kept[torch.sort(owner[kept], stable=True).indices]  # stable: indices stay ascending
-    counts = torch.bincount(owner[kept], minlength=num_clients)
-    return list(torch.split(by_owner, counts.tolist()))
+    return ClientIndex.by_owner(owner, num_clients=num_clients)
 
 
 def owner_of_permutation(perm: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:

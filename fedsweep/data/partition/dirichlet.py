@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from fedsweep.data.base import Partition
+from fedsweep.data.clients import ClientIndex
 from fedsweep.data.partition._common import check_clients, seed_from, sorted_parts
 
 
@@ -87,7 +88,7 @@ class Dirichlet(Partition):
         num_clients: int,
         natural: list[torch.Tensor] | None,
         generator: torch.Generator,
-    ) -> list[torch.Tensor]:
+    ) -> ClientIndex:
         """Dirichlet label skew, then the deterministic top-up; sorted int64 parts."""
         check_clients(num_samples=labels.shape[0], num_clients=num_clients, per_client=self.min_samples)
         parts = dirichlet_parts(labels, num_clients=num_clients, alpha=self.alpha, generator=generator)

@@ -7,6 +7,7 @@ McMahan et al., "Communication-Efficient Learning of Deep Networks from Decentra
 import torch
 
 from fedsweep.data.base import Partition
+from fedsweep.data.clients import ClientIndex
 from fedsweep.data.partition._common import check_clients, owner_of_permutation, parts_by_owner
 
 
@@ -20,7 +21,7 @@ class IID(Partition):
         num_clients: int,
         natural: list[torch.Tensor] | None,
         generator: torch.Generator,
-    ) -> list[torch.Tensor]:
+    ) -> ClientIndex:
         """Permute all indices with `generator` and cut into `num_clients` parts."""
         n = labels.shape[0]
         check_clients(num_samples=n, num_clients=num_clients)

@@ -22,6 +22,7 @@ differs from the reference:
 import torch
 
 from fedsweep.data.base import Partition, PartitionError
+from fedsweep.data.clients import ClientIndex
 from fedsweep.data.partition._common import check_clients, parts_by_owner
 
 
@@ -51,7 +52,7 @@ class LabelQuantity(Partition):
         num_clients: int,
         natural: list[torch.Tensor] | None,
         generator: torch.Generator,
-    ) -> list[torch.Tensor]:
+    ) -> ClientIndex:
         """NIID-Bench's #C=k split; sorted int64 parts."""
         check_clients(num_samples=labels.shape[0], num_clients=num_clients)
         classes = torch.unique(labels)
@@ -73,7 +74,7 @@ class LabelQuantity(Partition):
             sizes[:r] += 1
             owner[idx] = torch.repeat_interleave(holders, sizes)
         parts = parts_by_owner(owner, num_clients=num_clients)
-        empty = next((i for i, p in enumerate(parts) if p.numel() == 0), None)
+        empty = next(iter(torch.nonzero(parts.sizes == 0).flatten().tolist()), None)
         if empty is not None:
             raise PartitionError(
                 f"client {empty} got no samples: {num_clients} clients share too few samples of some "

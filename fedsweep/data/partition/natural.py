@@ -6,6 +6,7 @@ Caldas et al., "LEAF: A Benchmark for Federated Settings" (2018), https://arxiv.
 import torch
 
 from fedsweep.data.base import Partition, PartitionError
+from fedsweep.data.clients import ClientIndex
 from fedsweep.data.partition._common import sorted_parts
 
 
@@ -19,7 +20,7 @@ class Natural(Partition):
         num_clients: int,
         natural: list[torch.Tensor] | None,
         generator: torch.Generator,
-    ) -> list[torch.Tensor]:
+    ) -> ClientIndex:
         """The dataset's `natural` split, checked against `num_clients` and for exact coverage."""
         if natural is None:
             raise PartitionError("dataset has no natural split; use partition=iid|dirichlet|shards")
@@ -30,7 +31,7 @@ class Natural(Partition):
             )
         parts = sorted_parts(natural)
         # A dataset bug here would silently drop or double-count samples, so check coverage.
-        covered = torch.sort(torch.cat(parts)).values if parts else torch.empty(0, dtype=torch.int64)
+        covered = torch.sort(parts.order).values
         if not torch.equal(covered, torch.arange(labels.shape[0], dtype=torch.int64)):
             raise PartitionError("dataset's natural split does not cover every training sample exactly once")
         return parts

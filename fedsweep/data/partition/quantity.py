@@ -26,6 +26,7 @@ from abc import abstractmethod
 import torch
 
 from fedsweep.data.base import Partition
+from fedsweep.data.clients import ClientIndex
 from fedsweep.data.partition._common import check_clients, owner_of_permutation, parts_by_owner
 
 
@@ -70,7 +71,7 @@ class QuantitySkew(Partition):
         num_clients: int,
         natural: list[torch.Tensor] | None,
         generator: torch.Generator,
-    ) -> list[torch.Tensor]:
+    ) -> ClientIndex:
         """Draw the sizes, then cut a random permutation into blocks of those sizes; sorted int64 parts."""
         n = labels.shape[0]
         check_clients(num_samples=n, num_clients=num_clients, per_client=self.min_samples)

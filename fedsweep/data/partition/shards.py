@@ -9,6 +9,7 @@ most k labels (a shard straddles two labels only where class sizes do not divide
 import torch
 
 from fedsweep.data.base import Partition
+from fedsweep.data.clients import ClientIndex
 from fedsweep.data.partition._common import check_clients, sorted_parts
 
 
@@ -27,7 +28,7 @@ class Shards(Partition):
         num_clients: int,
         natural: list[torch.Tensor] | None,
         generator: torch.Generator,
-    ) -> list[torch.Tensor]:
+    ) -> ClientIndex:
         """Sort by label, cut num_clients × k near-equal shards, deal k random shards to each client."""
         k = self.labels_per_client
         n = labels.shape[0]
