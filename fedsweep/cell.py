@@ -277,3 +277,10 @@ def committed_round(cell_dir: str) -> int:
     the cell or reading its tensors, and without writing anything."""
     store = CheckpointStore(storage=open_storage(f"{cell_dir.rstrip('/')}/{CHECKPOINTS}"))
     return max((int(meta.get("round", 0)) for meta in store.kept_metas()), default=0)
+
+
+def verified_round(cell_dir: str) -> int:
+    """The newest round whose checkpoint files all verify against their manifest (0: none): what a
+    resume would start from, read without building the cell or parsing its tensors."""
+    store = CheckpointStore(storage=open_storage(f"{cell_dir.rstrip('/')}/{CHECKPOINTS}"))
+    return store.latest_verified()

@@ -6,7 +6,8 @@ tracking settings it ran with, each cell's folder, and its summary rows. Re-runn
 (same plan key, so the same cells) then:
 
 - checks the receipt against the plan (same tracking settings, same cell folders) and each cell's
-  committed checkpoints (manifests only: `committed_round`), under the sweep folder's lock;
+  last checkpoint (every file against its manifest's sha256: `verified_round`), under the sweep
+  folder's lock;
 - appends the receipt's rows to summary.csv / summary.md as a skip (`rounds_run` 0, this run's
   `run`), prints the same lines and table as a full run would, and exits 0.
 
@@ -50,7 +51,7 @@ def write_receipt(*, sweep_dir: Path, plan_key: str, tracking: Mapping[str, Any]
 
 def finished_rows(plan: Any) -> list[dict[str, Any]] | None:
     """The receipt's rows when the plan's sweep is finished and recorded exactly as planned, else None."""
-    from fedsweep.cell import committed_round  # noqa: PLC0415
+    from fedsweep.cell import verified_round  # noqa: PLC0415
 
     if not plan.resume or not plan.cells:
         return None
@@ -68,7 +69,7 @@ def finished_rows(plan: Any) -> list[dict[str, Any]] | None:
     rows = {row.get("key"): row for row in body.get("rows", [])}
     if set(rows) != {c["key"] for c in plan.cells} or any(r.get("status") != "FINISHED" for r in rows.values()):
         return None
-    if any(committed_round(c["dir"]) < int(c["config"]["rounds"]) for c in plan.cells):
+    if any(verified_round(c["dir"]) < int(c["config"]["rounds"]) for c in plan.cells):
         return None  # a checkpoint is gone or damaged: the full path says what and recomputes
     return [rows[c["key"]] for c in plan.cells]
 

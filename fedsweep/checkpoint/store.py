@@ -173,6 +173,20 @@ class CheckpointStore:
                 continue
         return metas
 
+    def latest_verified(self) -> int:
+        """The newest committed round whose every file matches its manifest (size and sha256; the
+        tensors are hashed, not parsed); 0: none."""
+        for r in reversed(self.committed_rounds()):
+            base = round_dir(r)
+            try:
+                files = _parse_manifest(self._read(base, MANIFEST), r)["files"]
+                for name in files:
+                    self._verified(base, name, files)
+            except (_Corrupt, ValueError):
+                continue
+            return r
+        return 0
+
     def _read(self, base: str, name: str) -> bytes:
         try:
             return self.storage.read(f"{base}/{name}")

@@ -202,3 +202,20 @@ def test_malicious_only_checkpoint_is_an_error(
 
     # Assert
     assert not marker.exists()
+
+
+def test_latest_verified_is_the_newest_round_whose_files_match_their_manifest(
+    storage: Storage, make_state: Callable
+) -> None:
+    # Prepare
+    store = CheckpointStore(storage=storage)
+    for r in (1, 2):
+        store.save(round=r, tensors=make_state(r), meta={"round": r})
+    # Execute: damage round 2's model, then round 1's (manifests and meta left intact)
+    intact = store.latest_verified()
+    storage.write(f"{R2}/model.safetensors", b"damaged")
+    after_one = store.latest_verified()
+    storage.write("round-000001/model.safetensors", b"damaged")
+    # Assert: the manifests still list both rounds, but neither verifies at the end
+    assert (intact, after_one, store.latest_verified()) == (2, 1, 0)
+    assert store.committed_rounds() == [1, 2]
