@@ -6,7 +6,8 @@ backend (worker processes or a Dask cluster). The summary keeps the grid's order
 rows with the run's start time and the cell's key, and is appended to the sweep folder's summary.csv
 (fedsweep/summary.py). A cell stopped by
 the memory guard, Ctrl-C or SIGTERM, or a lost Dask scheduler, leaves the cells not yet started
-NOT RUN.
+NOT RUN; its flow run, and the sweep's, end Cancelled with the reason (a clean, resumable end, as
+its MLflow run ends KILLED).
 
 The flows receive compact views (flows/view.py), so the UI shows readable parameters; the full cells
 are registered here by the runner (`register`), by key, before the sweep flow starts.
@@ -22,7 +23,7 @@ from typing import Any
 
 from prefect import flow, tags
 from prefect.artifacts import create_link_artifact
-from prefect.states import Failed, State
+from prefect.states import Cancelled, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fedsweep import summary
@@ -61,10 +62,12 @@ def cell_flow(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any] 
     """One cell (the round loop of flows/experiment.py); `cell` is its compact view, the registered
     cell of its key is run. A failure ends the flow run in a Failed state carrying its one-line
     reason: Prefect then neither logs an engine traceback nor persists the exception (as a pickle)
-    among the sweep's results. A lost Dask scheduler ends the cell LOST."""
+    among the sweep's results. A stop (Ctrl-C, SIGTERM, the memory guard) ends it Cancelled, carrying
+    the STOPPED row. A lost Dask scheduler ends the cell LOST."""
     cell = _PLANNED[cell["key"]]
     try:
-        return run_cell.fn(cell, tracking)
+        row = run_cell.fn(cell, tracking)
+        return _stopped(row["message"], row) if row["status"] == "STOPPED" else row
     except SchedulerLost as err:
         print(f"cell {cell['name']} stopped: {err}", flush=True)
         return {"cell": cell["name"], "status": "LOST", "message": str(err)}
@@ -81,8 +84,8 @@ def run_one(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     run = cell_flow.with_options(flow_run_name=cell["name"], task_runner=task_runner(cell))
     with tags(*view.cell_tags(cell)):
         state = run(view.compact_cell(cell), tracking, return_state=True)
-    if state.is_completed():  # STOPPED (memory guard, Ctrl-C) and LOST are clean, resumable ends
-        return state.result()
+    if state.is_completed() or state.is_cancelled():  # LOST and STOPPED are clean, resumable ends
+        return rows_of(state)
     print(f"cell {cell['name']} failed: {state.message}", flush=True)
     return {"cell": cell["name"], "status": "FAILED"}
 
@@ -112,8 +115,18 @@ def run_cells(cells: list[dict[str, Any]], tracking: dict[str, Any], parallel: i
     return [row if row["status"] != "LOST" else {**row, "status": "FAILED"} for row in rows if row is not None]
 
 
+def _stopped(message: str, rows: Any) -> State:
+    """The end of a flow run stopped cleanly: Cancelled, with the reason, carrying its rows."""
+    return Cancelled(message=f"{message}; committed rounds are kept and re-running resumes", data=rows)
+
+
+def rows_of(state: State) -> Any:
+    """What a cell's or the sweep's flow run returned: a Cancelled one (a clean stop) carries it too."""
+    return state.result(raise_on_failure=not state.is_cancelled())
+
+
 @flow(name="sweep", persist_result=False)
-def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str, Any]]:
+def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str, Any]] | State:
     """Run every cell of `sweep` (its name, folder and cells' compact views; a failed cell does not
     stop the others; the memory guard, Ctrl-C, SIGTERM and a lost Dask scheduler do); write the
     summary, show it as an artifact, and log it with the headline metrics and plots to MLflow."""
@@ -142,5 +155,6 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
             tracking["uri"], tracking["parent_run_id"], status, {},
             {**{name: text.encode() for name, text in files.items()}, **plots}, metrics=metrics,
         )
-    return rows
+    stopped = [row for row in rows if row["status"] == "STOPPED"]
+    return _stopped(f"cell {stopped[0]['cell']} {stopped[0]['message']}", rows) if stopped else rows
 

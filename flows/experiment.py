@@ -25,7 +25,7 @@ from fedsweep.memory.guard import guard_from_config
 from fedsweep.memory.rss import rss_mb
 from flows.artifacts import CellStory
 from flows.commit import RoundCommitter
-from flows.interrupt import StopRequested, stop_requested
+from flows.interrupt import StopRequested, stop_requested, wrapping_up
 from flows.training import train_clients
 from tasks import track
 from tasks.aggregate import aggregate_round
@@ -153,6 +153,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         committer.finish()
     except (MemoryLimitReached, StopRequested) as stop:
         # Not a crash: everything up to the last round is committed and re-running resumes.
+        wrapping_up()
         log.log(logging.WARNING if isinstance(stop, MemoryLimitReached) else logging.INFO, "%s: %s", name, stop)
         if run_id:
             track.finish_run(uri, run_id, "KILLED", {}, {})

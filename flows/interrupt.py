@@ -9,11 +9,14 @@ handler (which crashes the flow run at once) only when a flow runs in the main t
   line and the process exits at once (the private server and the workers die with it).
 - **First signal while the flows run:** one line saying the sweep is stopping. The round loop sees
   `stop_requested()` at the top of its next round, commits and returns a STOPPED row
-  (flows/experiment.py); the sweep flow runs no further cell; the summary is written, Prefect's
-  client is flushed, the private server is stopped last, and the process exits with 128 + signal.
-- **If that takes longer than `timeout_s`, or on a second signal:** the hard stop. The callbacks
-  given to `run_interruptible` (mark this process's flow runs and MLflow runs as stopped, flush,
-  stop the server) run for a few seconds at most, then `os._exit`. Everything committed stays:
+  (flows/experiment.py), and calls `wrapping_up()`: the wrap-up gets a fresh `timeout_s` (at least
+  `WRAP_UP_S`). The sweep flow runs no further cell; the summary is written, the flow runs end
+  Cancelled (as the MLflow runs end KILLED), Prefect's client is flushed, the private server is
+  stopped last, and the process exits with 128 + signal.
+- **If the running round takes longer than `timeout_s`, or the wrap-up longer than its bound, or on
+  a second signal:** the hard stop. The callbacks given to `run_interruptible` (mark this process's
+  flow runs Cancelled and MLflow runs KILLED, flush, stop the server) run for a few seconds at
+  most, then `os._exit`. Everything committed stays:
   every file is written atomically, and a re-run resumes from the last committed round.
 - **A third signal** exits at once.
 """
@@ -28,6 +31,7 @@ from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 HARD_STOP_S = 6.0  # the most the hard stop's callbacks may take before the process exits anyway
+WRAP_UP_S = 30.0  # the least the wrap-up after a stopped round gets (a loaded machine: seconds, not one)
 
 
 class StopRequested(Exception):
@@ -39,6 +43,8 @@ class _State:
     count = 0
     running = False  # the flows run in their thread; the main thread waits in `run_interruptible`
     deadline = float("inf")
+    waiting_for = "the running round"  # what the deadline bounds: the round, then the wrap-up
+    bound_s = 0.0  # the deadline's length
     timeout_s = 10.0
 
 
@@ -48,6 +54,16 @@ _state = _State()
 def stop_requested() -> bool:
     """Whether SIGINT or SIGTERM was received (the round loop stops before its next round)."""
     return _state.signum is not None
+
+
+def wrapping_up() -> None:
+    """The running round has ended and is committed after a stop: what is left (the summary, the
+    tracking) gets a fresh `timeout_s`, at least `WRAP_UP_S`, before the hard stop, so it is not cut
+    short by the round's time."""
+    if _state.signum is not None and _state.count == 1:
+        _state.bound_s = max(_state.timeout_s, WRAP_UP_S)
+        _state.deadline = time.monotonic() + _state.bound_s
+        _state.waiting_for = "the summary after the stopped round"
 
 
 def exit_status() -> int | None:
@@ -70,7 +86,8 @@ def _on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handle
         if not _state.running:
             _say(f"{_name(signum)}: stopping (no round was running)")
             _exit()
-        _state.deadline = time.monotonic() + _state.timeout_s
+        _state.bound_s = _state.timeout_s
+        _state.deadline = time.monotonic() + _state.bound_s
         _say(
             f"{_name(signum)}: stopping after the running round (at most {_state.timeout_s:g} s); "
             "committed rounds are kept and re-running resumes. Ctrl-C again to stop now."
@@ -119,7 +136,7 @@ def run_interruptible(fn: Callable[[], T], *, timeout_s: float, on_hard_stop: li
             thread.join(0.1)
             if _state.count >= 2 or time.monotonic() > _state.deadline:
                 if _state.count < 2:
-                    _say(f"the running round did not end within {_state.timeout_s:g} s: stopping now")
+                    _say(f"{_state.waiting_for} did not end within {_state.bound_s:g} s: stopping now")
                 _hard_stop(on_hard_stop)
     finally:
         _state.running = False

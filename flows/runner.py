@@ -110,7 +110,7 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
     )
 
     from flows import view  # noqa: PLC0415
-    from flows.cells import register, sweep_flow  # noqa: PLC0415
+    from flows.cells import register, rows_of, sweep_flow  # noqa: PLC0415
 
     logging.getLogger("prefect.task_runs").addFilter(_task_log_worth_showing)
     view.quiet_task_runs()
@@ -131,7 +131,8 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
     with temporary_settings(updates=settings), tags(*run_tags(plan.dir), view.experiment_tag(plan.name)):
         try:
             rows = run_interruptible(
-                lambda: sweep_flow.with_options(flow_run_name=name)(sweep=sweep, tracking=tracking_info),
+                lambda: rows_of(sweep_flow.with_options(flow_run_name=name)(sweep=sweep, tracking=tracking_info,
+                                                                            return_state=True)),
                 timeout_s=max(float(cell["config"]["runner"]["stop_timeout_s"]) for cell in plan.cells),
                 on_hard_stop=_hard_stop_steps(plan, server, tracking_info),
             )

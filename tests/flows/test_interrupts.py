@@ -1,6 +1,7 @@
 """Ctrl-C and SIGTERM sent to a real sweep: one line, exit 130 / 143 within seconds, no traceback,
 committed rounds kept, and a re-run that resumes bitwise (flows/interrupt.py)."""
 
+import csv
 import os
 import signal
 import sqlite3
@@ -84,7 +85,11 @@ def assert_stopped(code: int, seconds: float, out: str, *, status: int, cwd: Pat
     committed = [step for step, _ in metrics["accuracy"]]
     assert run.info.status == "KILLED" and committed == list(range(1, len(committed) + 1))
     assert after_round <= len(committed) < 12
-    assert set(flow_runs(prefect_home, cwd).values()) == {"Completed"}
+    # the clean stop, not the hard one: the summary has the cell's STOPPED row, and the flow runs
+    # (the sweep's and the cell's) end Cancelled with the stop's reason
+    rows = list(csv.DictReader(open(cwd / "outputs" / "stop" / "summary.csv")))
+    assert rows[-1]["cell"] == CELL and rows[-1]["status"] == "STOPPED", rows
+    assert set(flow_runs(prefect_home, cwd).values()) == {"Cancelled"}
     return len(committed)
 
 

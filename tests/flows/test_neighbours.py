@@ -1,6 +1,7 @@
 """Sweeps side by side on one machine, sharing PREFECT_HOME: each finishes with its own correct
 records and never touches the other's flow runs; the same sweep twice in one folder is refused."""
 
+import csv
 import json
 import re
 import signal
@@ -81,5 +82,9 @@ def test_neighbours_keep_separate_records_and_the_same_sweep_twice_is_refused(tm
     theirs, ours = prefect_record(prefect_home, there), prefect_record(prefect_home, here)
     assert sorted(theirs) == ["fedavg-c10-r8-s0", "twin"], theirs
     assert sorted(ours) == sorted(["twin", "fedavg-c10-r1000-s0", "other", "fedprox-c10-r6-s0"]), ours
-    for record in (theirs, ours):
-        assert all(states[-1] == "Completed" and "Crashed" not in states for states in record.values()), record
+    # (the Ctrl-C'd sweep and its cell end Cancelled after a clean stop: its STOPPED row is in the summary)
+    for record, stopped in ((theirs, set()), (ours, {"twin", "fedavg-c10-r1000-s0"})):
+        assert all(states[-1] == ("Cancelled" if name in stopped else "Completed") and "Crashed" not in states
+                   for name, states in record.items()), record
+    rows = list(csv.DictReader(open(here / "outputs" / "twin" / "summary.csv")))
+    assert [row["status"] for row in rows] == ["STOPPED"], rows

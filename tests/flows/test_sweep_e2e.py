@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 from sweep_cli import recorded, run_sweep
+from test_interrupts import flow_runs
 
 from fedsweep.weights import from_bytes, weights_sha256
 
@@ -91,6 +92,7 @@ def test_the_memory_guard_stops_the_sweep_cleanly_with_advice(tmp_path, prefect_
     assert "max_parallel_clients" in out and "Traceback" not in out
     rows = list(csv.DictReader(open(tmp_path / "outputs" / "quickstart" / "summary.csv")))
     assert [r["status"] for r in rows] == ["STOPPED", "NOT RUN"]
+    assert sorted(flow_runs(prefect_home, tmp_path).values()) == ["Cancelled", "Cancelled"]  # the sweep, the cell
 
 
 def test_clients_can_train_in_worker_processes(tmp_path, prefect_home) -> None:
