@@ -22,6 +22,7 @@ import csv
 import datetime
 import json
 import os
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from sweep_env import sweep_env
@@ -51,26 +52,38 @@ def workload(rounds: int, preset: str = "bench") -> dict[str, Any]:
     }
 
 
-def _timed(cmd: list[str], cwd: Path, log: Path) -> tuple[float, int]:
-    """(wall seconds, return code) of a subprocess whose output goes to `log`."""
+class SideFailed(Exception):
+    """One side of a comparison failed or ran past its time; the message says which and ends with its log."""
+
+
+def _timed(cmd: list[str], cwd: Path, log: Path, timeout_s: float | None = None) -> tuple[float, int]:
+    """(wall seconds, return code) of a subprocess whose output goes to `log`; past `timeout_s` its
+    whole process group is killed and SideFailed raised."""
     env = sweep_env()  # this checkout first; no PREFECT_API_URL: the default, a private server
     started = time.perf_counter()
     with log.open("wb") as out:
-        code = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the side's servers and workers too
+            proc.wait()
+            _fail(f"{Path(cmd[1]).name} (over {timeout_s:g} s: killed)", log)
     return time.perf_counter() - started, code
 
 
-def _fail(what: str, log: Path) -> None:
+def _fail(what: str, log: Path) -> NoReturn:
     tail = log.read_text(errors="replace")[-3000:]
-    sys.exit(f"vs_loop: {what} failed (log {log}):\n{tail}")
+    raise SideFailed(f"{what} failed (log {log}):\n{tail}")
 
 
-def run_bare(w: dict[str, Any], work: Path, flags: list[str] | None = None) -> dict[str, Any]:
+def run_bare(w: dict[str, Any], work: Path, flags: list[str] | None = None, timeout_s: float | None = None
+             ) -> dict[str, Any]:
     """The bare loop as a whole process; `flags` add to the workload's (e.g. `--mu 0,1`: one run per mu)."""
     flags = [f"--{key.replace('_', '-')}={value}" for key, value in w.items()] + (flags or [])  # bare_loop's names
     log = work / f"bare-{len(list(work.glob('bare*.log')))}.log"
     load = os.getloadavg()[0]
-    wall, code = _timed([sys.executable, str(REPO / "benchmarks" / "bare_loop.py"), *flags], work, log)
+    wall, code = _timed([sys.executable, str(REPO / "benchmarks" / "bare_loop.py"), *flags], work, log, timeout_s)
     lines = [line for line in log.read_text().splitlines() if line.startswith("RESULT ")]
     if code or not lines:
         _fail("the bare loop", log)
@@ -90,7 +103,8 @@ def round_parts(db: Path) -> dict[str, float]:
 
 
 def run_fedsweep(
-    w: dict[str, Any], work: Path, extra: list[str], *, experiment: str | None = "bench", sweep: str = "bench"
+    w: dict[str, Any], work: Path, extra: list[str], *, experiment: str | None = "bench", sweep: str = "bench",
+    timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """The CLI as a whole process in a fresh folder: `+experiment=<experiment>` (None: none) `rounds=` extra."""
     cwd = Path(tempfile.mkdtemp(prefix="fedsweep-", dir=work))
@@ -98,7 +112,7 @@ def run_fedsweep(
     preset = [f"+experiment={experiment}"] if experiment else []
     cmd = [sys.executable, str(REPO / "flows" / "sweep.py"), *preset, f"rounds={w['rounds']}", *extra]
     load = os.getloadavg()[0]
-    wall, code = _timed(cmd, cwd, log)
+    wall, code = _timed(cmd, cwd, log, timeout_s)
     summary = cwd / "outputs" / sweep / "summary.csv"
     if code or not summary.is_file():
         _fail("fedsweep", log)
@@ -166,4 +180,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SideFailed as failed:
+        sys.exit(f"vs_loop: {failed}")

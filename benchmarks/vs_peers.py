@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vs_loop import REPO, _fail, _timed, run_bare, run_fedsweep, workload
+from vs_loop import REPO, SideFailed, _fail, _timed, run_bare, run_fedsweep, workload
 
 SIDES = ("bare", "fedsweep", "flower", "pfl")
 FEDSWEEP_NAMES = {"clients": "num_clients", "samples_per_client": "dataset.samples_per_client",
@@ -117,12 +117,14 @@ def plan(args: argparse.Namespace, work: Path) -> Plan:
                                      *knobs], ["--dataset=fashion_mnist", f"--root={root}", "--model=cnn"])
 
 
-def run_peer(name: str, python: str, p: Plan, work: Path, rounds: int) -> dict[str, Any]:
+def run_peer(name: str, python: str, p: Plan, work: Path, rounds: int, timeout_s: float | None = None
+             ) -> dict[str, Any]:
     """A peer's program as a whole process with its venv's python."""
     flags = [f"--{k.replace('_', '-')}={rounds if k == 'rounds' else v}" for k, v in p.w.items()] + p.flags
     log = work / f"{name}-{len(list(work.glob(f'{name}*.log')))}.log"
     load = os.getloadavg()[0]
-    wall, code = _timed([python, str(REPO / "benchmarks" / "peers" / PEERS[name].script), *flags], work, log)
+    script = str(REPO / "benchmarks" / "peers" / PEERS[name].script)
+    wall, code = _timed([python, script, *flags], work, log, timeout_s)
     lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("RESULT ")]
     if code or not lines:
         _fail(name, log)
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change a workload setting on every side (e.g. clients=10, samples_per_client=50)")
     p.add_argument("--fmnist-gz", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    p.add_argument("--side-timeout", type=float, default=3600, metavar="SECONDS",
+                   help="a side running longer is killed and left out of the remaining repeats (default 3600)")
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the working directories and logs")
     args = p.parse_args(argv)
@@ -179,18 +183,28 @@ def main(argv: list[str] | None = None) -> None:
     pl = plan(args, work)
     peer_rounds = args.peer_rounds or args.rounds
     runs: list[dict[str, Any]] = []
+    limit, left_out = args.side_timeout, []
     for i in range(args.repeat):
-        for side in sides if i % 2 == 0 else reversed(sides):
-            if side == "bare":
-                run = run_bare(pl.w, work, pl.flags)
-            elif side == "fedsweep":
-                run = run_fedsweep(pl.w, work, pl.overrides, experiment=pl.experiment, sweep=pl.sweep)
-            else:
-                run = run_peer(side, pythons[side], pl, work, peer_rounds)
+        for side in list(sides if i % 2 == 0 else reversed(sides)):
+            try:
+                if side == "bare":
+                    run = run_bare(pl.w, work, pl.flags, timeout_s=limit)
+                elif side == "fedsweep":
+                    run = run_fedsweep(pl.w, work, pl.overrides, experiment=pl.experiment, sweep=pl.sweep,
+                                       timeout_s=limit)
+                else:
+                    run = run_peer(side, pythons[side], pl, work, peer_rounds, timeout_s=limit)
+            except SideFailed as failed:
+                print(f"vs_peers: {failed}\nvs_peers: {side} is left out from here on", flush=True)
+                sides.remove(side)
+                left_out.append(side)
+                continue
             runs.append({**run, "repeat": i})
             print(f"[{i + 1}/{args.repeat}] {side:<8} {run['wall_s']:7.1f} s (in-process {run['loop_s']:6.1f} s, "
                   f"{run['rounds_run']} rounds)  accuracy {' / '.join(f'{a:.4f}' for a in run['accuracies'])}"
                   f"  load {run['load_before']:.2f}", flush=True)
+    if left_out and not runs:
+        sys.exit(f"vs_peers: no side finished ({', '.join(left_out)} failed)")
     s = summarise(runs)
     print(f"\n{args.workload}: {args.rounds} rounds (peers {peer_rounds}), {pl.w['clients']} clients, "
           f"{pl.w['clients_per_round']} per round, median of {args.repeat}:")

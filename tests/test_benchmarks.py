@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import psutil
 import pytest
 import torch
 
@@ -144,6 +145,23 @@ def test_vs_peers_rejects_an_unknown_side_or_setting(tmp_path: Path) -> None:
     # Assert: exit 2 and a line naming what is wrong
     assert side.returncode == 2 and "--only: unknown side(s) tff" in side.stderr
     assert knob.returncode == 2 and "--set: unknown key(s) or no '=' in clinets=3" in knob.stderr
+
+
+def test_vs_peers_kills_a_side_past_its_time_with_its_children(tmp_path: Path) -> None:
+    # Prepare: a "Flower python" that imports anything and then hangs in a child process
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\ncase "$1" in -c) exit 0;; esac\nsleep 120 &\necho $! > {tmp_path}/child\nwait\n')
+    fake.chmod(0o755)
+    # Execute
+    done = subprocess.run([sys.executable, str(BENCH / "vs_peers.py"), "--only", "flower", "--flower-python",
+                           str(fake), "--side-timeout", "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    # Assert: the side is killed, its child with it, and said so; with no side left, a failing exit
+    assert "flower_sim.py (over 2 s: killed) failed" in done.stdout, done.stdout + done.stderr
+    assert "vs_peers: flower is left out from here on" in done.stdout
+    assert done.returncode == 1 and "vs_peers: no side finished" in done.stderr
+    assert not psutil.pid_exists(int((tmp_path / "child").read_text())) or \
+        psutil.Process(int((tmp_path / "child").read_text())).status() == psutil.STATUS_ZOMBIE
 
 
 @pytest.mark.slow
