@@ -3,6 +3,7 @@
     python benchmarks/startup.py                                   # this checkout alone, 3 repeats
     python benchmarks/startup.py --before /tmp/fedsweep-before --repeat 3 --out /tmp/startup.json
     (make a `before` checkout with: git archive <commit> | tar -x -C /tmp/fedsweep-before)
+    venv/bin/python benchmarks/startup.py --before ../main --before-python "$(which python)"   # two environments
 
 Scenarios, each a whole `python flows/sweep.py` process (interpreter, imports, server, exit), a
 1-round, 1-cell quickstart (`strategy=fedavg num_clients=10 rounds=1`) in a fresh folder:
@@ -15,7 +16,9 @@ Scenarios, each a whole `python flows/sweep.py` process (interpreter, imports, s
 
 Each checkout has its own Prefect database (PREFECT_HOME), migrated once before timing. Runs are
 interleaved (checkout A, B, B, A, ... per scenario and repeat) so a drift of the machine's load hits
-both; figures are medians and the ratio is this checkout's over `--before`'s. The breakdown, for
+both; figures are medians and the ratio is this checkout's over `--before`'s. Each side runs under
+its own interpreter: this one's is the script's, `--before`'s is `--before-python` (default the
+same), so two environments (e.g. other Prefect or MLflow versions) compare alike. The breakdown, for
 this checkout: `-X importtime` of a `new-warm` run summed by top-level package, the time from
 starting a Prefect server to its first healthy answer, a first trivial flow run against it, and
 MLflow's set-up (import, experiment and run in a fresh sqlite store).
@@ -89,14 +92,14 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
 class Checkout:
     """One fedsweep checkout's database, runtime folder and finished sweep folder."""
 
-    def __init__(self, repo: Path, work: Path, label: str) -> None:
-        self.repo, self.label, self.work = repo, label, work / label
+    def __init__(self, repo: Path, work: Path, label: str, python: str = sys.executable) -> None:
+        self.repo, self.label, self.work, self.python = repo, label, work / label, python
         self.home, self.runtime, self.done = self.work / "home", self.work / "run", self.work / "done"
         for folder in (self.home, self.runtime, self.done):
             folder.mkdir(parents=True)
 
     def sweep(self, cwd: Path, runtime: Path, *, flags: tuple[str, ...] = (), idle_s: float = 600) -> tuple[float, str]:
-        cmd = [sys.executable, *flags, str(self.repo / "flows" / "sweep.py"), *SWEEP]
+        cmd = [self.python, *flags, str(self.repo / "flows" / "sweep.py"), *SWEEP]
         return _timed(cmd, cwd, _env(self.repo, self.home, runtime, idle_s))
 
     def stop_shared(self) -> None:
@@ -115,7 +118,13 @@ class Checkout:
             return self.sweep(fresh, self.runtime)[0]
         if scenario == "finished":
             return self.sweep(self.done, self.runtime)[0]
-        return _timed([sys.executable, "-c", "import torch"], fresh, _env(self.repo, self.home, self.runtime))[0]
+        return _timed([self.python, "-c", "import torch"], fresh, _env(self.repo, self.home, self.runtime))[0]
+
+
+def versions(python: str) -> str:
+    """The interpreter's Prefect and MLflow versions, e.g. "prefect 3.9.1, mlflow 3.17.2"."""
+    code = "from importlib.metadata import version as v; print(f\"prefect {v('prefect')}, mlflow {v('mlflow')}\")"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def import_breakdown(out: str) -> dict[str, float]:
@@ -136,12 +145,17 @@ def components(repo: Path, work: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, help="another fedsweep checkout to compare with")
+    parser.add_argument("--before-python", default=sys.executable,
+                        help="the interpreter (environment) for --before; default this one")
     parser.add_argument("--repeat", type=int, default=3, help="0: the breakdown only")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="fedsweep-startup-"))
-    sides = [Checkout(REPO, work, "this")] + ([Checkout(args.before.resolve(), work, "before")] if args.before else [])
-    figures: dict = {"cpus": os.cpu_count()}
+    sides = [Checkout(REPO, work, "this")]
+    if args.before:
+        sides.append(Checkout(args.before.resolve(), work, "before", python=args.before_python))
+    figures: dict = {"cpus": os.cpu_count(), "versions": {s.label: versions(s.python) for s in sides}}
+    print("versions: " + "; ".join(f"{label}: {v}" for label, v in figures["versions"].items()), flush=True)
     if args.repeat:
         figures.update(whole_processes(sides, args.repeat, with_before=args.before is not None))
         if args.out:

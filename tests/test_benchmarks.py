@@ -336,6 +336,31 @@ def test_startup_sums_import_time_by_top_level_package() -> None:
     assert per == {"torch": pytest.approx(0.5015), "prefect": pytest.approx(0.00025)}
 
 
+def test_startup_runs_the_before_side_under_its_own_interpreter(tmp_path: Path) -> None:
+    # Prepare: a stand-in interpreter (a real executable) that records how it was called
+    calls = tmp_path / "calls.txt"
+    other = tmp_path / "other-python"
+    other.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    other.chmod(0o755)
+    startup = load_script("startup")
+    side = startup.Checkout(BENCH.parent, tmp_path / "work", "before", python=str(other))
+    # Execute
+    side.run("import-torch")
+    side.sweep(tmp_path, tmp_path / "run")
+    # Assert: both scenarios ran the given interpreter, not the script's
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "-c import torch" and lines[1].startswith(str(BENCH.parent / "flows" / "sweep.py"))
+
+
+def test_startup_names_each_interpreters_prefect_and_mlflow() -> None:
+    # Execute
+    named = load_script("startup").versions(sys.executable)
+    # Assert
+    from importlib.metadata import version  # noqa: PLC0415
+
+    assert named == f"prefect {version('prefect')}, mlflow {version('mlflow')}"
+
+
 def test_million_clients_command_is_a_valid_sweep(tmp_path: Path) -> None:
     # Prepare: the benchmark's own command, checked by the sweep's dry run (no Prefect, nothing written)
     bench = load_script("million_clients")

@@ -225,11 +225,16 @@ def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Pat
     for path in planted:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(evil)
+    # Prefect's database and server are the test's own: a sweep with the user's ~/.prefect would migrate
+    # it to this Prefect version, and an older Prefect sharing that database could no longer start
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "FEDSWEEP_"))}
+    env.update(CI="true", PREFECT_HOME=str(home), FEDSWEEP_RUNTIME_DIR=str(home / "run"), FEDSWEEP_SERVER_IDLE_S="5")
     # Execute
     proc = subprocess.run(
         [sys.executable, str(ROOT / "flows" / "sweep.py"), *args],
         cwd=tmp_path,
-        env={**os.environ, "CI": "true"},
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -240,3 +245,4 @@ def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Pat
     assert not marker.exists()
     assert not any(path.exists() and path.read_bytes() == evil for path in planted)
     assert "removed untrusted Prefect result" in proc.stderr
+    assert (home / "prefect.db").exists()
