@@ -125,13 +125,14 @@ class CellRuntime:
         return Population(num_samples=self.num_samples, expected_seconds=self.expected_seconds,
                           deadline_s=deadline)
 
-    def available(self, round: int) -> list[int]:
-        """The clients selection may pick in `round`: those the faults and the system model leave online."""
+    def available(self, round: int) -> torch.Tensor:
+        """The clients selection may pick in `round`, those the faults and the system model leave online:
+        int64 ids in increasing order (fedsweep/selection/base.py), one tensor operation, no Python list."""
         seed, n = self.settings.knobs.seed, self.num_clients
         online = self.faults.online(seed=seed, round=round, num_clients=n)
         if self.systems is not None:
             online &= self.systems.available(seed=seed, round=round, num_clients=n)
-        return torch.nonzero(online).flatten().tolist()
+        return torch.nonzero(online).flatten()
 
     def check_deadline(self) -> None:
         """ConfigError when no client could ever meet `systems.deadline_s` (every round would be empty)."""

@@ -45,7 +45,7 @@ import math
 import torch
 
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
-from fedsweep.selection.draw import client_ids, descending, largest, uniform_sample, weighted_sample
+from fedsweep.selection.draw import check_round, descending, largest, uniform_sample, weighted_sample
 from fedsweep.strategies.params import StrategyParamError, count, non_negative, positive
 
 
@@ -164,12 +164,11 @@ class Oort(Selector):
         return ((reward.clamp_max(clip) - low) / spread).clamp_min(0.0).add(stale).mul(penalty)
 
     def select(
-        self, *, round: int, available: list[int], k: int, generator: torch.Generator,
+        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
         state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
     ) -> Selection:
         """Exploit tried clients by Util, explore untried ones, min(k, len(available)) in all."""
-        if k < 0:
-            raise ValueError(f"Oort: k must be >= 0, got {k}")
+        check_round(available, k, "Oort")
         st = {name: t.clone() for name, t in (state or self.initial_state(population.num_clients)).items()}
         self._pace(st, round)
         known = st["duration"]
@@ -178,7 +177,7 @@ class Oort(Selector):
         preferred = preferred_duration(known, float(st["threshold"]))
         penalty = speed_penalty(known, preferred, self.round_penalty)
         black = self._blacklisted(st)
-        avail = client_ids(available, "Oort")
+        avail = available
         usable, rest = avail[~black[avail]], avail[black[avail]]
         tried, untried = usable[st["count"][usable] > 0], usable[st["count"][usable] == 0]
         epsilon = max(float(st["epsilon"]) * self.exploration_decay, self.exploration_min)
@@ -209,7 +208,7 @@ class Oort(Selector):
         """Record each selected client's utility, round and seconds (a failure: utility 0)."""
         if not feedback:
             return state
-        st = {name: t.clone() for name, t in state.items()}
+        st = state
         ids = torch.tensor([f.client for f in feedback], dtype=torch.int64)
         ok = [f.failure is None for f in feedback]
         # The mean loss stands in for the root-mean-square where a result predates `loss_sq`.

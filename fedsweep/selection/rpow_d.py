@@ -25,13 +25,13 @@ class RPowD(PowD):
     """pow-d over the last reported losses (unseen clients first); no probe."""
 
     def probe(
-        self, *, round: int, available: list[int], k: int, generator: torch.Generator,
+        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
         state: dict[str, torch.Tensor], population: Population,
     ) -> Probe | None:
         return None
 
     def select(
-        self, *, round: int, available: list[int], k: int, generator: torch.Generator,
+        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
         state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
     ) -> Selection:
         """The k candidates with the largest stored loss, weighted equally."""
@@ -45,7 +45,7 @@ class RPowD(PowD):
         self, *, round: int, feedback: list[ClientFeedback], state: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         """Each client that trained: its reported loss replaces the stored one."""
-        loss = state["loss"].clone()
+        loss = state["loss"]
         for item in feedback:
             if item.failure is None and math.isfinite(item.loss):
                 loss[item.client] = item.loss
