@@ -46,3 +46,14 @@ def test_observe_updates_the_state_in_place_unless_a_commit_is_in_flight(cell_co
     assert owned.selection["sketch"] is held["sketch"] and held["seen"].tolist() == [0, 2, 0, 2]
     assert all(torch.equal(owned.selection[k], copied.selection[k]) for k in held)
 
+
+def test_client_seconds_of_a_few_clients_equal_the_whole_fleets_bitwise(cell_config, make_env) -> None:
+    # Prepare
+    rt = make_env(cell_config("systems=fleet", "num_clients=6", "local_epochs=null", "local_steps=3")).runtime
+    planned = torch.zeros(6, dtype=torch.int64)
+    planned[torch.tensor([1, 4])] = torch.tensor([5, 2])
+    # Execute
+    seconds = rt.client_seconds({4: 2, 1: 5})
+    whole = rt.devices.seconds(rt.work_samples(planned), rt.model_bytes)
+    # Assert: computed for the two clients alone, the same floats
+    assert seconds == {1: whole[1].item(), 4: whole[4].item()}
