@@ -95,7 +95,7 @@ class ActiveFL(Selector):
         """Each selected client's new valuation (0 for a failed round)."""
         if not feedback:
             return state
-        value = state["value"]
+        value = state["value"].clone()
         ids = torch.tensor([f.client for f in feedback], dtype=torch.int64)
         samples = torch.tensor([f.num_samples for f in feedback], dtype=torch.int64)
         loss = torch.tensor([f.loss if f.failure is None else 0.0 for f in feedback], dtype=torch.float64)

@@ -211,7 +211,7 @@ class Oort(Selector):
         """Record each selected client's utility, round and seconds (a failure: utility 0)."""
         if not feedback:
             return state
-        st = state
+        st = {name: t.clone() for name, t in state.items()}
         ids = torch.tensor([f.client for f in feedback], dtype=torch.int64)
         ok = [f.failure is None for f in feedback]
         # The mean loss stands in for the root-mean-square where a result predates `loss_sq`.

@@ -45,7 +45,7 @@ class RPowD(PowD):
         self, *, round: int, feedback: list[ClientFeedback], state: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         """Each client that trained: its reported loss replaces the stored one."""
-        loss = state["loss"]
+        loss = state["loss"].clone()
         for item in feedback:
             if item.failure is None and math.isfinite(item.loss):
                 loss[item.client] = item.loss
