@@ -32,7 +32,7 @@ def test_sampling_frequencies_follow_the_softmax() -> None:
     counts = torch.zeros(4)
     # Execute
     for r in range(2000):
-        counts[afl.select(round=r, available=torch.tensor([0, 1, 2, 3]), k=1, generator=generator(0, "s", r), state=state,
+        counts[afl.select(round=r, available=torch.arange(4), k=1, generator=generator(0, "s", r), state=state,
                           population=POP4).clients] += 1
     # Assert: within 4 standard deviations of exp(α2 v) / Σ exp(α2 v) = [0.032, 0.087, 0.237, 0.644]
     freq = counts / 2000

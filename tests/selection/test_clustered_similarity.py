@@ -104,7 +104,7 @@ def test_first_round_is_algorithm_1_and_deterministic() -> None:
     selector = ClusteredSimilarity()
     population = Population(num_samples=torch.tensor([5, 1, 1, 1, 2]))
     # Execute
-    runs = [[selector.select(round=r, available=torch.tensor([0, 1, 2, 3, 4]), k=2, generator=generator(0, "s", r), state={},
+    runs = [[selector.select(round=r, available=torch.arange(5), k=2, generator=generator(0, "s", r), state={},
                              population=population).clients for r in range(10)] for _ in range(2)]
     # Assert: client 0 (p = 1/2 = 1/m) is always in
     assert runs[0] == runs[1] and all(0 in c for c in runs[0])

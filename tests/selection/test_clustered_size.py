@@ -11,7 +11,8 @@ SIZES = torch.tensor([50, 10, 30, 5, 5, 100], dtype=torch.int64)  # total 200
 
 
 def select(available: list[int], k: int, round: int = 1, seed: int = 0):
-    return ClusteredSize().select(round=round, available=torch.tensor(sorted(available), dtype=torch.int64), k=k, generator=generator(seed, "select", round),
+    ids = torch.tensor(sorted(available), dtype=torch.int64)
+    return ClusteredSize().select(round=round, available=ids, k=k, generator=generator(seed, "select", round),
                                   state={}, population=Population(num_samples=SIZES))
 
 

@@ -57,7 +57,7 @@ def test_clients_without_a_sketch_come_first() -> None:
 
 def test_first_round_is_random_and_weights_are_by_samples() -> None:
     # Execute
-    sel = DivFL().select(round=1, available=torch.tensor([0, 1, 2, 3]), k=2, generator=generator(0, "select", 1), state={},
+    sel = DivFL().select(round=1, available=torch.arange(4), k=2, generator=generator(0, "select", 1), state={},
                          population=Population(num_samples=torch.ones(4, dtype=torch.int64)))
     # Assert
     assert len(sel.clients) == 2 and sel.weights is None

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from fedsweep.rng import generator
-from fedsweep.selection.draw import ascending, at_most, check_round, descending, largest, uniform_sample, weighted_sample
+from fedsweep.selection.draw import (
+    ascending, at_most, check_round, descending, largest, uniform_sample, weighted_sample,
+)
 
 
 def test_orders_are_stable() -> None:
