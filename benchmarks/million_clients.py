@@ -7,11 +7,13 @@ Each point is one real sweep command in a fresh folder (a new process: Prefect, 
 on), on a workload whose data does not grow with the clients: the `blobs` dataset (a fixed pool of
 `--samples` Gaussian-cluster samples, 8 features) split by `partition=iid` into index sets, logistic
 regression, `local_steps` = 5 mini-batches of 2 per client (the same work per client whatever its
-share of the pool), the `fleet` system model (speeds, bandwidths, a simulated clock) and one selector
-per row (uniform, and Oort: stateful, a few scalars per client). From MLflow it reads, over rounds
-2.. (round 1 starts the worker processes), the median of `round_seconds` and its parts
-`plan_seconds` (availability and selection), `train_seconds`, `eval_seconds`, and the checkpoint
-(`checkpoint_wait_seconds`: the time the loop waited for the previous round's commit), the largest
+share of the pool) in one task per client (`runner.granularity=client`: with the default, one task
+per epoch-sized chunk, a client of 2 samples at a million clients would run its 5 steps as 5 tasks,
+five times the tasks of the smaller populations), the `fleet` system model (speeds, bandwidths, a
+simulated clock) and one selector per row (uniform, and Oort: stateful, a few scalars per client).
+From MLflow it reads, over rounds 2.. (round 1 starts the worker processes), the median of
+`round_seconds` and its parts `plan_seconds` (availability and selection), `train_seconds`,
+`eval_seconds`, and the checkpoint (`checkpoint_wait_seconds`: the time the loop waited for the previous round's commit), the largest
 `rss_mb` of the sweep process, and the command's wall time and peak RSS (getrusage of the children).
 
 What should hold: per-round time flat in the number of clients; memory O(data + clients × a few
@@ -40,7 +42,7 @@ def command(*, clients: int, selector: str, rounds: int, samples: int, name: str
         sys.executable, str(REPO / "flows" / "sweep.py"), f"sweep_name={name}", f"rounds={rounds}",
         f"num_clients={clients}", "clients_per_round=10", "dataset=blobs", f"dataset.train_samples={samples}",
         "partition=iid", "model=logreg", "local_epochs=null", "local_steps=5", "batch_size=2",
-        f"selection={selector}", "systems=fleet", "runner.progress=false",
+        f"selection={selector}", "systems=fleet", "runner.granularity=client", "runner.progress=false",
     ]
 
 

@@ -44,7 +44,7 @@ def feedback_of(clients: list[int], pop: Population, dim: int, g: torch.Generato
                            sketch=sketches[i] if dim else None) for i, c in enumerate(clients)]
 
 
-def choose(selector: Selector, pop: Population, *, rnd: int, k: int, available: list[int],
+def choose(selector: Selector, pop: Population, *, rnd: int, k: int, available: torch.Tensor,
            state: dict[str, torch.Tensor], g: torch.Generator) -> Selection:
     """A round's probe (answered with random losses from `g`) and select."""
     draws = generator(0, "select", rnd)
@@ -59,10 +59,10 @@ def choose(selector: Selector, pop: Population, *, rnd: int, k: int, available: 
 def reported_by_all(selector: Selector, pop: Population, *, k: int, g: torch.Generator) -> dict[str, torch.Tensor]:
     """The state after every client has reported once (round 1, untimed): the worst case for the
     selectors that compare clients (every client has a sketch) and a full table for the others."""
-    available = list(range(pop.num_clients))
+    available = torch.arange(pop.num_clients)
     state = choose(selector, pop, rnd=1, k=k, available=available, state={}, g=g).state
     for lo in range(0, pop.num_clients, 50_000):
-        chunk = available[lo:lo + 50_000]
+        chunk = available[lo:lo + 50_000].tolist()
         state = selector.observe(round=1, feedback=feedback_of(chunk, pop, selector.update_sketch_dim, g), state=state)
     return state
 
@@ -70,7 +70,7 @@ def reported_by_all(selector: Selector, pop: Population, *, k: int, g: torch.Gen
 def play(selector: Selector, pop: Population, *, rounds: int, k: int, warm: bool = True) -> float:
     """Seconds per round of probe + select + observe, over `rounds` rounds (after every client
     reported once, unless `warm` is False)."""
-    available = list(range(pop.num_clients))
+    available = torch.arange(pop.num_clients)
     g_feedback = generator(1, "bench-feedback")
     state = reported_by_all(selector, pop, k=k, g=g_feedback) if warm else {}
     dim = selector.update_sketch_dim

@@ -82,11 +82,13 @@ class CellRuntime:
             return None
         return self.systems.devices(seed=self.settings.knobs.seed, num_clients=self.num_clients)
 
-    def work_samples(self, work: int | torch.Tensor) -> torch.Tensor:
-        """int64 [num_clients]: samples `work` local epochs (or steps, with `local_steps`) pass through."""
+    def work_samples(self, work: int | torch.Tensor, clients: torch.Tensor | None = None) -> torch.Tensor:
+        """int64 [num_clients], or [len(clients)] for those ids: samples `work` local epochs (or steps,
+        with `local_steps`) pass through."""
+        sizes = self.num_samples if clients is None else self.num_samples[clients]
         if self.settings.knobs.local_steps is None:
-            return work_samples(self.num_samples, epochs=work)
-        return work_samples(self.num_samples, steps=work, batch_size=self.local.batch_size)
+            return work_samples(sizes, epochs=work)
+        return work_samples(sizes, steps=work, batch_size=self.local.batch_size)
 
     @cached_property
     def expected_seconds(self) -> torch.Tensor | None:
@@ -98,13 +100,13 @@ class CellRuntime:
         return self.devices.seconds(self.work_samples(full), self.model_bytes)
 
     def client_seconds(self, work: dict[int, int]) -> dict[int, float]:
-        """client -> its simulated round for `work` local epochs (or steps); {} without a model."""
+        """client -> its simulated round for `work` local epochs (or steps); {} without a model. Computed
+        for those clients alone: O(len(work)), whatever the population."""
         if self.devices is None or not work:
             return {}
         ids = torch.tensor(sorted(work), dtype=torch.int64)
-        planned = torch.zeros(self.num_clients, dtype=torch.int64)
-        planned[ids] = torch.tensor([work[c] for c in sorted(work)], dtype=torch.int64)
-        seconds = self.devices.seconds(self.work_samples(planned), self.model_bytes)[ids]
+        planned = torch.tensor([work[c] for c in sorted(work)], dtype=torch.int64)
+        seconds = self.devices.of(ids).seconds(self.work_samples(planned, ids), self.model_bytes)
         return dict(zip(ids.tolist(), seconds.tolist(), strict=True))
 
     def affordable_work(self, client: int) -> int | None:
@@ -125,13 +127,14 @@ class CellRuntime:
         return Population(num_samples=self.num_samples, expected_seconds=self.expected_seconds,
                           deadline_s=deadline)
 
-    def available(self, round: int) -> list[int]:
-        """The clients selection may pick in `round`: those the faults and the system model leave online."""
+    def available(self, round: int) -> torch.Tensor:
+        """The clients selection may pick in `round`, those the faults and the system model leave online:
+        int64 ids in increasing order (fedsweep/selection/base.py), one tensor operation, no Python list."""
         seed, n = self.settings.knobs.seed, self.num_clients
         online = self.faults.online(seed=seed, round=round, num_clients=n)
         if self.systems is not None:
             online &= self.systems.available(seed=seed, round=round, num_clients=n)
-        return torch.nonzero(online).flatten().tolist()
+        return torch.nonzero(online).flatten()
 
     def check_deadline(self) -> None:
         """ConfigError when no client could ever meet `systems.deadline_s` (every round would be empty)."""

@@ -111,11 +111,15 @@ def split_invalid(results: list[steps.Ref]) -> tuple[list[steps.Ref], list[dict[
 
 def after_round(
     env: CellEnv, state: CellState, plan: RoundPlan, start: dict[str, steps.Ref], results: list[steps.Ref],
-    failures: list[dict[str, Any]], *, kept: bool, row: dict[str, float],
+    failures: list[dict[str, Any]], *, kept: bool, row: dict[str, float], committing: bool,
 ) -> CellState:
     """The cell's state once round `plan.round` is aggregated: the new start, the clients' new
     states (unchanged for clients that failed, and for everyone when the policy skipped the round),
-    and what the selector learnt from each selected client."""
+    and what the selector learnt from each selected client.
+
+    The selector's `observe` may update the state it is given in place (fedsweep/selection/base.py):
+    `committing` says that the previous round's checkpoint, which holds these same tensors, may still
+    be being written (a commit past its bounded wait), and then `observe` gets a copy."""
     index = dict(plan.client_states)
     if not kept:
         index.update({str(r["client"]): r["client_state"] for r in results})
@@ -129,7 +133,8 @@ def after_round(
         if c in done else ClientFeedback(client=c, failure=failed.get(c, "other"), seconds=seconds[c])
         for c in sorted(seconds)
     ]
-    selection = env.runtime.selector.observe(round=plan.round, feedback=feedback, state=plan.selection)
+    held = {name: t.clone() for name, t in plan.selection.items()} if committing else plan.selection
+    selection = env.runtime.selector.observe(round=plan.round, feedback=feedback, state=held)
     if plan.sim_round_s is not None:  # cumulative, from the checkpointed history: it survives a resume
         row = {**row, "sim_clock_s": (state.history[-1].get("sim_clock_s", 0.0) if state.history else 0.0)
                + plan.sim_round_s}

@@ -47,6 +47,10 @@ class RoundCommitter:
         self.writer.flush(self.writer.timeout_s)
         return time.perf_counter() - tick
 
+    def writing(self) -> bool:
+        """Whether a submitted round may still be being written (after a `drain` that timed out)."""
+        return self.writer.busy()
+
     def submit(self, state: CellState) -> None:
         """Commit round `state.round`: in the background, or here when `checkpoint.background=false`."""
         self.last = state

@@ -50,8 +50,10 @@ def aggregate(cell_dir: str, plan: rounds.RoundPlan, start: dict, results: list[
     return refs
 
 
-def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellState:
-    """Round `rnd`: plan, train, aggregate under the policy, evaluate; returns the next state."""
+def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int, committer: RoundCommitter) -> CellState:
+    """Round `rnd`: plan, train, aggregate under the policy, evaluate; returns the next state. The
+    previous round's commit is waited for before the selector observes the round, so `observe` may
+    update the selector's state in place (fedsweep/selection/base.py) while nothing writes it."""
     tick = time.perf_counter()
     env = cell_env(cell_dir)
     rt = env.runtime
@@ -80,7 +82,9 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int) -> CellS
         plan_seconds=planned, train_seconds=trained, eval_seconds=time.perf_counter() - evaluated,
         **round_measures(cell_dir),
     )
-    return rounds.after_round(env, cell, plan, start, valid, failures, kept=decision == "skip", row=row)
+    row["checkpoint_wait_seconds"] = committer.drain()
+    return rounds.after_round(env, cell, plan, start, valid, failures, kept=decision == "skip", row=row,
+                              committing=committer.writing())
 
 
 def probe(cell_dir: str, rnd: int, global_ref: dict, asked: Any) -> dict[int, float]:
@@ -144,8 +148,8 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
             if memory.level != "ok":
                 log.warning("%s round %d: %s", name, rnd, memory.message)
             parallel = guard.allowed_parallel(parallel_clients(settings.runner.max_parallel_clients), memory)
-            state = play_round(cell_dir, state, rnd, parallel)
-            state.history[-1].update(checkpoint_wait_seconds=committer.drain(), rss_mb=rss_mb())
+            state = play_round(cell_dir, state, rnd, parallel, committer)
+            state.history[-1].update(rss_mb=rss_mb())
             committer.submit(state)
             bar.set_postfix(summary.postfix(state.history))
             bar.update(1)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hydra import initialize_config_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -134,7 +135,7 @@ def test_valid_tiny_configurations_run_one_round(hydra_conf: None, make_env, cel
     rt = env.runtime
     selection = rt.selector.select(
         round=1,
-        available=list(range(rt.num_clients)),
+        available=torch.arange(rt.num_clients),
         k=config["clients_per_round"],
         generator=generator(config["seed"], "select", 1),
         state={},

@@ -62,6 +62,11 @@ class BackgroundWriter:
             self._cv.notify_all()
             return in_time
 
+    def busy(self) -> bool:
+        """Whether a job is running or waiting to run (its inputs may still be read)."""
+        with self._cv:
+            return not self._idle()
+
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait (bounded) for every submitted job; True if done and the newest one succeeded."""
         with self._cv:

@@ -29,7 +29,7 @@ import math
 import torch
 
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
-from fedsweep.selection.draw import client_ids, largest, uniform_sample, weighted_sample
+from fedsweep.selection.draw import check_round, largest, uniform_sample, weighted_sample
 from fedsweep.strategies.params import StrategyParamError, non_negative
 
 
@@ -68,14 +68,13 @@ class ActiveFL(Selector):
         self.alpha3 = _share("alpha3", alpha3)
 
     def select(
-        self, *, round: int, available: list[int], k: int, generator: torch.Generator,
+        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
         state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
     ) -> Selection:
         """⌊(1 − α3)k⌋ by the softmax over the kept valuations, the rest uniformly."""
-        if k < 0:
-            raise ValueError(f"ActiveFL: k must be >= 0, got {k}")
+        check_round(available, k, "ActiveFL")
         state = state or {"value": torch.full((population.num_clients,), math.nan, dtype=torch.float64)}
-        avail = client_ids(available, "ActiveFL")
+        avail = available
         values = state["value"][avail]
         seen = ~torch.isnan(values)
         best = float(values[seen].max()) if bool(seen.any()) else 0.0

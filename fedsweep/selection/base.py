@@ -6,6 +6,15 @@ resumed run selects exactly the same clients. The returned ids are sorted, disti
 `available`, and there are at most k of them (exactly min(k, len(available)) unless the selector's
 docstring says otherwise, e.g. FedCS packs fewer under a deadline).
 
+**`available`** is a 1-D int64 tensor of the ids selection may pick this round, in increasing order
+(hence distinct), made once per round by the runner from the round's availability mask
+(`torch.nonzero`, fedsweep/cell.py), never a Python list: at a million clients a list costs ~36
+bytes and a conversion each way per client. Ids rather than a bool mask because every selector
+works on the available clients as a sequence (positions drawn by `randperm` or `multinomial`,
+per-client tables read with `index_select`), so a mask would be turned into ids by each of them.
+Selectors call `check_round` (fedsweep/selection/draw.py) first: the one place that refuses k < 0
+and an `available` that is not such a tensor, with one vectorised comparison.
+
 What the server knows of every client comes in a `Population`: each client's number of training
 samples and, when a system model is on (`conf/systems/`), the simulated seconds each client would
 take for this round and the round's simulated deadline. Tensors are indexed by client id, so a
@@ -38,7 +47,12 @@ the round is aggregated `observe` with one `ClientFeedback` per selected client,
 (samples, loss, local steps and simulated seconds of those that trained; the failure kind of those
 that did not), so a selector that learns from the clients' losses or speeds (Oort, rpow-d) learns
 only through its checkpointed state and a resumed run selects exactly what an uninterrupted one
-would. Per-client state is a few scalars per client (tensors of length num_clients), so that a
+would. `select` must not modify the tensors of the `state` it is given (the previous round's
+checkpoint may still be being written from them in the background): it returns new ones for what it
+changes. `observe` may update its `state` in place and return it, so that a round costs O(clients
+that reported), not a copy of every per-client table: the runner waits for the previous round's
+commit before calling it, and passes a copy instead if that bounded wait ran out (fedsweep/rounds.py
+`after_round`). Per-client state is a few scalars per client (tensors of length num_clients), so that a
 million clients cost megabytes, not gigabytes. The exception is a selector that compares clients by
 their updates: it sets `update_sketch_dim = D`, receives a D-float sketch of each trained client's
 update (fedsweep/selection/sketch.py) and keeps the last one per client, num_clients × D floats
@@ -109,7 +123,7 @@ class Selector(ABC):
         self,
         *,
         round: int,
-        available: list[int],
+        available: torch.Tensor,
         k: int,
         generator: torch.Generator,
         state: dict[str, torch.Tensor],
@@ -123,7 +137,7 @@ class Selector(ABC):
         self,
         *,
         round: int,
-        available: list[int],
+        available: torch.Tensor,
         k: int,
         generator: torch.Generator,
         state: dict[str, torch.Tensor],

@@ -55,7 +55,7 @@ import torch
 
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
 from fedsweep.selection.buckets import Buckets, by_size, multiplicity
-from fedsweep.selection.draw import at_most
+from fedsweep.selection.draw import at_most, check_round
 from fedsweep.selection.ward import cut_by_mass, ward_tree
 
 
@@ -114,7 +114,7 @@ class ClusteredSimilarity(Selector):
         self,
         *,
         round: int,
-        available: list[int],
+        available: torch.Tensor,
         k: int,
         generator: torch.Generator,
         state: dict[str, torch.Tensor],
@@ -122,13 +122,10 @@ class ClusteredSimilarity(Selector):
         probes: dict[int, float] | None = None,
     ) -> Selection:
         """k draws, one from each of Algorithm 2's buckets over the available clients."""
-        if k < 0:
-            raise ValueError(f"ClusteredSimilarity: k must be >= 0, got {k}")
-        clients = torch.as_tensor(available, dtype=torch.int64)
-        if torch.unique(clients).numel() != clients.numel():
-            raise ValueError("ClusteredSimilarity: `available` holds duplicate client ids")
+        check_round(available, k, "ClusteredSimilarity")
+        clients = available
         state = state or self.initial_state(population.num_clients)
-        if k == 0 or not available or int(population.num_samples[clients].sum()) == 0:
+        if k == 0 or not clients.numel() or int(population.num_samples[clients].sum()) == 0:
             return Selection(clients=[], state=state)
         buckets = similarity_buckets(clients, population.num_samples, state["sketch"], state["seen"] > 0, k,
                                      self.similarity, max_clustered=self.max_clustered, generator=generator)
@@ -152,12 +149,12 @@ class ClusteredSimilarity(Selector):
 
 def remember_sketches(round: int, feedback: list[ClientFeedback], state: dict[str, torch.Tensor]
                       ) -> dict[str, torch.Tensor]:
-    """A copy of `state` with each trained client's new sketch and the round it came from."""
+    """`state` with each trained client's new sketch and the round it came from, written in place:
+    only the reporting clients' rows (O(k · D), not a copy of the num_clients × D table)."""
     trained = [f for f in feedback if f.sketch is not None]
     if not trained:
         return state
     ids = torch.tensor([f.client for f in trained], dtype=torch.int64)
-    sketch, seen = state["sketch"].clone(), state["seen"].clone()
-    sketch[ids] = torch.stack([f.sketch.to(torch.float32) for f in trained])
-    seen[ids] = round
-    return {"sketch": sketch, "seen": seen}
+    state["sketch"].index_copy_(0, ids, torch.stack([f.sketch.to(torch.float32) for f in trained]))
+    state["seen"].index_fill_(0, ids, round)
+    return state

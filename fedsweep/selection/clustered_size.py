@@ -27,6 +27,7 @@ import torch
 
 from fedsweep.selection.base import Population, Selection, Selector
 from fedsweep.selection.buckets import Buckets, by_size, multiplicity
+from fedsweep.selection.draw import check_round
 
 
 def size_buckets(clients: torch.Tensor, num_samples: torch.Tensor, m: int) -> Buckets:
@@ -49,7 +50,7 @@ class ClusteredSize(Selector):
         self,
         *,
         round: int,
-        available: list[int],
+        available: torch.Tensor,
         k: int,
         generator: torch.Generator,
         state: dict[str, torch.Tensor],
@@ -57,12 +58,9 @@ class ClusteredSize(Selector):
         probes: dict[int, float] | None = None,
     ) -> Selection:
         """k draws, one from each of Algorithm 1's buckets over the available clients."""
-        if k < 0:
-            raise ValueError(f"ClusteredSize: k must be >= 0, got {k}")
-        if len(set(available)) != len(available):
-            raise ValueError("ClusteredSize: `available` holds duplicate client ids")
-        clients = torch.tensor(available, dtype=torch.int64)
-        if k == 0 or not available or int(population.num_samples[clients].sum()) == 0:
+        check_round(available, k, "ClusteredSize")
+        clients = available
+        if k == 0 or not clients.numel() or int(population.num_samples[clients].sum()) == 0:
             return Selection(clients=[])
         chosen, weights = multiplicity(size_buckets(clients, population.num_samples, k).draw(generator))
         return Selection(clients=chosen, weights=weights)

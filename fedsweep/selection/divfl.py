@@ -47,7 +47,7 @@ import torch
 
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
 from fedsweep.selection.clustered_similarity import remember_sketches
-from fedsweep.selection.draw import at_most, client_ids
+from fedsweep.selection.draw import at_most, check_round
 
 
 def l2_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -90,7 +90,7 @@ class DivFL(Selector):
         self,
         *,
         round: int,
-        available: list[int],
+        available: torch.Tensor,
         k: int,
         generator: torch.Generator,
         state: dict[str, torch.Tensor],
@@ -98,9 +98,8 @@ class DivFL(Selector):
         probes: dict[int, float] | None = None,
     ) -> Selection:
         """Unseen clients first, then the facility-location greedy over the clients' sketches."""
-        if k < 0:
-            raise ValueError(f"DivFL: k must be >= 0, got {k}")
-        clients = client_ids(available, "DivFL")
+        check_round(available, k, "DivFL")
+        clients = available
         state = state or self.initial_state(population.num_clients)
         seen = state["seen"] > 0
         unseen, candidates = clients[~seen[clients]], clients[seen[clients]]

@@ -8,13 +8,15 @@ selectors pass clients in increasing id), so a tie never depends on the sort's i
 import torch
 
 
-def client_ids(available: list[int], owner: str) -> torch.Tensor:
-    """`available` as a sorted int64 tensor; ValueError naming `owner` if an id repeats (no Python
-    set or sort: a million ids cost one conversion)."""
-    ids = torch.sort(torch.as_tensor(available, dtype=torch.int64)).values
-    if bool((ids[1:] == ids[:-1]).any()):
-        raise ValueError(f"{owner}: `available` holds duplicate client ids")
-    return ids
+def check_round(available: torch.Tensor, k: int, owner: str) -> None:
+    """ValueError naming `owner` unless k >= 0 and `available` is what the contract promises (a 1-D
+    int64 tensor of distinct ids in increasing order): one vectorised comparison, no copy."""
+    if k < 0:
+        raise ValueError(f"{owner}: k must be >= 0, got {k}")
+    if not isinstance(available, torch.Tensor) or available.dtype != torch.int64 or available.dim() != 1:
+        raise ValueError(f"{owner}: `available` must be a 1-D int64 tensor of client ids")
+    if bool((available[1:] <= available[:-1]).any()):
+        raise ValueError(f"{owner}: `available` holds duplicate or unsorted client ids (it must be increasing)")
 
 
 def descending(values: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from fedsweep.selection.base import Population, Selection, Selector
-from fedsweep.selection.draw import client_ids, ascending, uniform_sample
+from fedsweep.selection.draw import ascending, check_round, uniform_sample
 from fedsweep.strategies.params import StrategyParamError, positive
 
 
@@ -56,16 +56,15 @@ class FedCS(Selector):
                              "systems.deadline_s")
 
     def select(
-        self, *, round: int, available: list[int], k: int, generator: torch.Generator,
+        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
         state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
     ) -> Selection:
         """Among ⌈C·|available|⌉ random candidates, the fastest that finish by the deadline (≤ k)."""
-        if k < 0:
-            raise ValueError(f"FedCS: k must be >= 0, got {k}")
+        check_round(available, k, "FedCS")
         if population.expected_seconds is None or population.deadline_s is None:
             raise ValueError("FedCS needs the system model's expected seconds and deadline (systems=..., "
                              "systems.deadline_s)")
-        avail = client_ids(available, "FedCS")
+        avail = available
         asked = avail[uniform_sample(len(avail), math.ceil(self.fraction * len(avail) - 1e-9), generator)]
         seconds = population.expected_seconds.to(torch.float64)[asked]
         chosen = asked[pack_under_deadline(seconds, float(population.deadline_s), k)]

@@ -45,7 +45,7 @@ import math
 import torch
 
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
-from fedsweep.selection.draw import client_ids, descending, largest, uniform_sample, weighted_sample
+from fedsweep.selection.draw import check_round, descending, largest, uniform_sample, weighted_sample
 from fedsweep.strategies.params import StrategyParamError, count, non_negative, positive
 
 
@@ -153,10 +153,11 @@ class Oort(Selector):
     ) -> torch.Tensor:
         """Util of the tried clients `tried` (Algorithm 1's exploitation utility, FedScale's arithmetic)."""
         reward = st["utility"][tried]
-        positive_ = torch.sort(reward[reward > 0]).values
-        if positive_.numel():
-            clip = float(positive_[min(int(len(positive_) * self.clip_bound), len(positive_) - 1)])
-            low, high = float(positive_[0]) * 0.999, float(positive_[-1])
+        positive_ = reward[reward > 0]
+        if positive_.numel():  # order statistics by selection, not a sort: O(tried)
+            rank = min(int(len(positive_) * self.clip_bound), len(positive_) - 1)
+            clip = float(torch.kthvalue(positive_, rank + 1).values)
+            low, high = float(positive_.min()) * 0.999, float(positive_.max())
         else:
             clip, low, high = 0.0, 0.0, 0.0
         spread = max(high - low, 1e-4)
@@ -164,12 +165,11 @@ class Oort(Selector):
         return ((reward.clamp_max(clip) - low) / spread).clamp_min(0.0).add(stale).mul(penalty)
 
     def select(
-        self, *, round: int, available: list[int], k: int, generator: torch.Generator,
+        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
         state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
     ) -> Selection:
         """Exploit tried clients by Util, explore untried ones, min(k, len(available)) in all."""
-        if k < 0:
-            raise ValueError(f"Oort: k must be >= 0, got {k}")
+        check_round(available, k, "Oort")
         st = {name: t.clone() for name, t in (state or self.initial_state(population.num_clients)).items()}
         self._pace(st, round)
         known = st["duration"]
@@ -178,7 +178,7 @@ class Oort(Selector):
         preferred = preferred_duration(known, float(st["threshold"]))
         penalty = speed_penalty(known, preferred, self.round_penalty)
         black = self._blacklisted(st)
-        avail = client_ids(available, "Oort")
+        avail = available
         usable, rest = avail[~black[avail]], avail[black[avail]]
         tried, untried = usable[st["count"][usable] > 0], usable[st["count"][usable] == 0]
         epsilon = max(float(st["epsilon"]) * self.exploration_decay, self.exploration_min)
@@ -189,9 +189,11 @@ class Oort(Selector):
         exploit = tried[:0]
         if n_exploit:
             scores = self._exploit_scores(st, tried, round, penalty[tried])
-            order = descending(scores)
-            cut = float(scores[order[min(n_exploit, len(order) - 1)]]) * self.cut_off_util
-            pool = order[: max(int((scores >= cut).sum()), min(len(order), 10 * n_exploit + 1))]
+            # The head of descending(scores), found by selection (draw.largest): the cut-off client is
+            # the (n_exploit + 1)-th largest score (the last one when fewer).
+            nth = min(n_exploit, len(scores) - 1)
+            cut = float(torch.kthvalue(scores, len(scores) - nth).values) * self.cut_off_util
+            pool = largest(scores, max(int((scores >= cut).sum()), min(len(scores), 10 * n_exploit + 1)))
             exploit = tried[pool[weighted_sample(scores[pool], n_exploit, generator)]]
         explore = untried[:0]
         if n_explore:

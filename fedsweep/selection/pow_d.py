@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from fedsweep.selection.base import Population, Probe, Selection, Selector
+from fedsweep.selection.draw import check_round
 from fedsweep.selection.sampling import draw_by_size
 
 
@@ -56,14 +57,15 @@ class PowD(Selector):
         if isinstance(n, int) and d > n:
             raise ValueError(f"{key}.d must be <= num_clients ({n}), got d={d}")
 
-    def candidates(self, *, available: list[int], k: int, generator: torch.Generator,
+    def candidates(self, *, available: torch.Tensor, k: int, generator: torch.Generator,
                    population: Population) -> list[int]:
         """The candidate set A: d (or 2k) clients drawn without replacement ∝ data size, sorted."""
+        check_round(available, k, type(self).__name__)
         d = self.d if self.d is not None else 2 * k
         return sorted(draw_by_size(available, population, min(d, len(available)), generator, replacement=False))
 
     def probe(
-        self, *, round: int, available: list[int], k: int, generator: torch.Generator,
+        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
         state: dict[str, torch.Tensor], population: Population,
     ) -> Probe | None:
         """The candidates, to be evaluated at the round's global model."""
@@ -71,7 +73,7 @@ class PowD(Selector):
                      samples=self.samples)
 
     def select(
-        self, *, round: int, available: list[int], k: int, generator: torch.Generator,
+        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
         state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
     ) -> Selection:
         """The k probed candidates with the largest loss, weighted equally."""

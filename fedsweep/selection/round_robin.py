@@ -17,6 +17,7 @@ the round, so a resumed run continues the same cycle.
 import torch
 
 from fedsweep.selection.base import Population, Selection, Selector
+from fedsweep.selection.draw import check_round
 
 
 class RoundRobin(Selector):
@@ -26,15 +27,14 @@ class RoundRobin(Selector):
         super().__init__()
 
     def select(
-        self, *, round: int, available: list[int], k: int, generator: torch.Generator,
+        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
         state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
     ) -> Selection:
         """Sort the available clients by `last` after a seeded shuffle (a stable sort keeps the
         shuffle's order among equals), take the first k, and mark them used in this round."""
-        if k < 0:
-            raise ValueError(f"RoundRobin: k must be >= 0, got {k}")
+        check_round(available, k, "RoundRobin")
         last = state["last"].clone() if "last" in state else torch.zeros(population.num_clients, dtype=torch.int64)
-        ids = torch.as_tensor(available, dtype=torch.int64)
+        ids = available
         shuffled = ids.index_select(0, torch.randperm(len(ids), generator=generator))
         order = torch.sort(last.index_select(0, shuffled), stable=True).indices
         chosen = shuffled.index_select(0, order[: min(k, len(ids))])

@@ -6,6 +6,7 @@ https://arxiv.org/abs/1602.05629, Algorithm 1).
 import torch
 
 from fedsweep.selection.base import Population, Selection, Selector
+from fedsweep.selection.draw import check_round
 
 
 class Uniform(Selector):
@@ -18,7 +19,7 @@ class Uniform(Selector):
         self,
         *,
         round: int,
-        available: list[int],
+        available: torch.Tensor,
         k: int,
         generator: torch.Generator,
         state: dict[str, torch.Tensor],
@@ -26,15 +27,12 @@ class Uniform(Selector):
         probes: dict[int, float] | None = None,
     ) -> Selection:
         """A uniform sample without replacement drawn from `generator` alone."""
-        if k < 0:
-            raise ValueError(f"Uniform: k must be >= 0, got {k}")
-        if len(set(available)) != len(available):
-            raise ValueError("Uniform: `available` holds duplicate client ids")
+        check_round(available, k, "Uniform")
         # The permutation is drawn even when every client is taken, so the generator always
         # advances the same way for a given number of available clients.
         perm = torch.randperm(len(available), generator=generator)
-        chosen = perm[: min(k, len(available))].tolist()
-        return Selection(clients=sorted(int(available[i]) for i in chosen))
+        chosen = available.index_select(0, perm[: min(k, len(available))])
+        return Selection(clients=torch.sort(chosen).values.tolist())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

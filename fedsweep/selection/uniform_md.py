@@ -19,6 +19,7 @@ Choices, where implementations differ:
 import torch
 
 from fedsweep.selection.base import Population, Selection, Selector
+from fedsweep.selection.draw import check_round
 from fedsweep.selection.sampling import draw_by_size
 
 
@@ -29,12 +30,11 @@ class UniformMD(Selector):
         super().__init__()
 
     def select(
-        self, *, round: int, available: list[int], k: int, generator: torch.Generator,
+        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
         state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
     ) -> Selection:
         """Weights: each client's multiplicity among the k draws (Selection.weights)."""
-        if k < 0:
-            raise ValueError(f"UniformMD: k must be >= 0, got {k}")
+        check_round(available, k, "UniformMD")
         draws = draw_by_size(available, population, k, generator, replacement=True)
         counts: dict[int, float] = {}
         for client in draws:

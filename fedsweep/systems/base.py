@@ -80,6 +80,10 @@ class Devices:
     down_bps: torch.Tensor  # bytes per second, server -> client
     up_bps: torch.Tensor  # bytes per second, client -> server
 
+    def of(self, clients: torch.Tensor) -> "Devices":
+        """The fleet of `clients` (int64 ids) alone, in their order."""
+        return Devices(speed=self.speed[clients], down_bps=self.down_bps[clients], up_bps=self.up_bps[clients])
+
     def seconds(self, work_samples: torch.Tensor, model_bytes: int) -> torch.Tensor:
         """float64 [num_clients]: download, then `work_samples` of local work, then upload."""
         return model_bytes / self.down_bps + work_samples.double() / self.speed + model_bytes / self.up_bps

@@ -178,3 +178,26 @@ def test_close_then_submit_is_refused() -> None:
     assert not writer._thread.is_alive()
     with pytest.raises(RuntimeError, match="after close"):
         writer.submit(lambda: None)
+
+
+def test_busy_while_a_job_runs_past_a_timed_out_flush() -> None:
+    # Prepare
+    release, started = threading.Event(), threading.Event()
+    writer = BackgroundWriter(timeout_s=5)
+    idle_before = writer.busy()
+
+    def job() -> None:
+        started.set()
+        assert release.wait(timeout=5)
+
+    writer.submit(job)
+    assert started.wait(timeout=5)
+    # Execute
+    timed_out = not writer.flush(timeout_s=0.05)
+    busy_then = writer.busy()
+    release.set()
+    flushed = writer.flush(timeout_s=5)
+    # Assert
+    assert not idle_before and timed_out and busy_then
+    assert flushed and not writer.busy()
+    writer.close()

@@ -32,7 +32,7 @@ def test_sampling_frequencies_follow_the_softmax() -> None:
     counts = torch.zeros(4)
     # Execute
     for r in range(2000):
-        counts[afl.select(round=r, available=[0, 1, 2, 3], k=1, generator=generator(0, "s", r), state=state,
+        counts[afl.select(round=r, available=torch.arange(4), k=1, generator=generator(0, "s", r), state=state,
                           population=POP4).clients] += 1
     # Assert: within 4 standard deviations of exp(α2 v) / Σ exp(α2 v) = [0.032, 0.087, 0.237, 0.644]
     freq = counts / 2000
@@ -46,7 +46,7 @@ def test_the_lowest_alpha1_share_is_cut_and_the_rest_is_uniform() -> None:
     state = valued([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 70.0, 80.0])
     pop = Population(num_samples=torch.full((8,), 10))
     # Execute
-    rounds = [afl.select(round=r, available=list(range(8)), k=4, generator=generator(0, "s", r), state=state,
+    rounds = [afl.select(round=r, available=torch.arange(8), k=4, generator=generator(0, "s", r), state=state,
                          population=pop).clients for r in range(600)]
     # Assert
     assert all(len(c) == 4 and {6, 7} <= set(c) for c in rounds)
@@ -70,7 +70,7 @@ def test_untried_clients_are_valued_at_the_best_known_value() -> None:
     state = valued([1.0, 2.0, 3.0, 4.0] + [math.nan] * 4)
     pop = Population(num_samples=torch.full((8,), 10))
     # Execute
-    chosen = afl.select(round=2, available=list(range(8)), k=4, generator=generator(0, "s", 2), state=state,
+    chosen = afl.select(round=2, available=torch.arange(8), k=4, generator=generator(0, "s", 2), state=state,
                         population=pop).clients
     # Assert: the untried are valued 4.0 (the best known), tying with client 3; the cut takes 1, 2, 3
     # and one of the five at 4.0, at random; the four kept are all drawn (k = 4, α3 = 0)
@@ -92,7 +92,7 @@ def test_observe_values_reports_and_zeroes_failures() -> None:
 def test_state_round_trips_through_the_checkpoint_format(tmp_path) -> None:
     # Prepare
     afl = ActiveFL()
-    sel = afl.select(round=1, available=list(range(6)), k=2, generator=generator(0, "s", 1), state={},
+    sel = afl.select(round=1, available=torch.arange(6), k=2, generator=generator(0, "s", 1), state={},
                      population=Population(num_samples=torch.full((6,), 4)))
     state = afl.observe(round=1, state=sel.state,
                         feedback=[ClientFeedback(client=c, num_samples=4, loss=0.5 + c) for c in sel.clients])

@@ -67,11 +67,11 @@ def test_selection_draws_one_per_cluster_with_multiplicity_weights() -> None:
     selector, state = ClusteredSimilarity(sketch_dim=2), {}
     population = Population(num_samples=SIZES)
     feedback = [ClientFeedback(client=c, num_samples=10, sketch=SKETCHES[c]) for c in range(6)]
-    state = selector.select(round=1, available=list(range(6)), k=2, generator=generator(0, "s", 1), state=state,
+    state = selector.select(round=1, available=torch.arange(6), k=2, generator=generator(0, "s", 1), state=state,
                             population=population).state
     state = selector.observe(round=1, feedback=feedback, state=state)
     # Execute
-    picks = [selector.select(round=r, available=list(range(6)), k=2, generator=generator(0, "s", r), state=state,
+    picks = [selector.select(round=r, available=torch.arange(6), k=2, generator=generator(0, "s", r), state=state,
                              population=population) for r in range(2, 40)]
     # Assert: always one of 0-2 and one of 3-5
     assert all(len(p.clients) == 2 and p.clients[0] < 3 <= p.clients[1] for p in picks)
@@ -87,11 +87,14 @@ def test_observe_keeps_the_last_sketch_and_state_round_trips_through_safetensors
     state = selector.observe(round=1, feedback=[ClientFeedback(client=1, sketch=torch.tensor([1.0, 2.0]))],
                              state=state)
     before = {k: v.clone() for k, v in state.items()}
+    given = state
     state = selector.observe(round=3, feedback=[ClientFeedback(client=1, sketch=torch.tensor([3.0, 4.0])),
                                                 ClientFeedback(client=2, failure="transient")], state=state)
     back = from_bytes(to_bytes(state))
-    # Assert: the input state was not changed in place
-    assert before["sketch"][1].tolist() == [1.0, 2.0]
+    # Assert: updated in place, the reporting client's rows only (no copy of the table)
+    others = torch.tensor([0, 2, 3, 4, 5])
+    assert state is given and before["sketch"][1].tolist() == [1.0, 2.0]
+    assert torch.equal(state["sketch"][others], before["sketch"][others])
     assert state["seen"].tolist() == [0, 3, 0, 0, 0, 0] and state["sketch"][1].tolist() == [3.0, 4.0]
     assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)
 
@@ -101,7 +104,7 @@ def test_first_round_is_algorithm_1_and_deterministic() -> None:
     selector = ClusteredSimilarity()
     population = Population(num_samples=torch.tensor([5, 1, 1, 1, 2]))
     # Execute
-    runs = [[selector.select(round=r, available=[0, 1, 2, 3, 4], k=2, generator=generator(0, "s", r), state={},
+    runs = [[selector.select(round=r, available=torch.arange(5), k=2, generator=generator(0, "s", r), state={},
                              population=population).clients for r in range(10)] for _ in range(2)]
     # Assert: client 0 (p = 1/2 = 1/m) is always in
     assert runs[0] == runs[1] and all(0 in c for c in runs[0])

@@ -18,7 +18,7 @@ def state_with(seen: list[int]) -> dict[str, torch.Tensor]:
 
 
 def select(state: dict, k: int, available: list[int] | None = None, round: int = 2) -> list[int]:
-    return DivFL(sketch_dim=2).select(round=round, available=available or list(range(5)), k=k,
+    return DivFL(sketch_dim=2).select(round=round, available=torch.tensor(available or list(range(5))), k=k,
                                       generator=generator(0, "select", round), state=state,
                                       population=Population(num_samples=torch.ones(5, dtype=torch.int64))).clients
 
@@ -57,7 +57,7 @@ def test_clients_without_a_sketch_come_first() -> None:
 
 def test_first_round_is_random_and_weights_are_by_samples() -> None:
     # Execute
-    sel = DivFL().select(round=1, available=[0, 1, 2, 3], k=2, generator=generator(0, "select", 1), state={},
+    sel = DivFL().select(round=1, available=torch.arange(4), k=2, generator=generator(0, "select", 1), state={},
                          population=Population(num_samples=torch.ones(4, dtype=torch.int64)))
     # Assert
     assert len(sel.clients) == 2 and sel.weights is None
@@ -75,9 +75,9 @@ def test_past_max_candidates_the_greedy_runs_on_a_sample_and_still_spreads() -> 
     selector = DivFL(sketch_dim=2, max_candidates=200)
     population = Population(num_samples=torch.ones(n, dtype=torch.int64))
     # Execute
-    picks = [selector.select(round=r, available=list(range(n)), k=2, generator=generator(0, "select", r),
+    picks = [selector.select(round=r, available=torch.arange(n), k=2, generator=generator(0, "select", r),
                              state=state, population=population).clients for r in (2, 3)]
-    again = selector.select(round=2, available=list(range(n)), k=2, generator=generator(0, "select", 2),
+    again = selector.select(round=2, available=torch.arange(n), k=2, generator=generator(0, "select", 2),
                             state=state, population=population).clients
     # Assert: one client of each group every round, deterministic per round
     assert all(len(p) == 2 and {c % 2 for c in p} == {0, 1} for p in picks)

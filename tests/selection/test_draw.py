@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from fedsweep.rng import generator
-from fedsweep.selection.draw import ascending, at_most, client_ids, descending, largest, uniform_sample, weighted_sample
+from fedsweep.selection.draw import (
+    ascending, at_most, check_round, descending, largest, uniform_sample, weighted_sample,
+)
 
 
 def test_orders_are_stable() -> None:
@@ -50,12 +52,20 @@ def test_largest_equals_the_head_of_the_stable_descending_order() -> None:
         assert largest(values, n).tolist() == descending(values)[:n].tolist(), n
 
 
-def test_client_ids_are_sorted_and_duplicates_refused() -> None:
+def test_check_round_refuses_negative_k_and_available_that_is_not_increasing_int64() -> None:
     # Execute / Assert
-    assert client_ids([5, 1, 3], "X").tolist() == [1, 3, 5]
-    assert client_ids([], "X").numel() == 0
+    check_round(torch.tensor([1, 3, 5]), 2, "X")
+    check_round(torch.zeros(0, dtype=torch.int64), 0, "X")
+    with pytest.raises(ValueError, match="X: k must be >= 0"):
+        check_round(torch.tensor([1, 3]), -1, "X")
     with pytest.raises(ValueError, match="X: `available` holds duplicate"):
-        client_ids([2, 7, 2], "X")
+        check_round(torch.tensor([2, 7, 7]), 1, "X")
+    with pytest.raises(ValueError, match="X: `available` holds duplicate or unsorted"):
+        check_round(torch.tensor([5, 1, 3]), 1, "X")
+    with pytest.raises(ValueError, match="X: `available` must be a 1-D int64 tensor"):
+        check_round([1, 2], 1, "X")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="1-D int64"):
+        check_round(torch.tensor([1.0, 2.0]), 1, "X")
 
 
 def test_at_most_keeps_small_inputs_without_drawing_and_samples_large_ones_in_order() -> None:

@@ -61,7 +61,7 @@ def test_exploitation_prefers_fast_high_loss_clients_at_hand_computed_rates() ->
     counts = torch.zeros(4)
     # Execute: one client per round, 2000 independent rounds (the pool holds all: >= 10 x 1 + 1)
     for r in range(2000):
-        chosen = oort.select(round=2, available=[0, 1, 2, 3], k=1, generator=generator(0, "select", r),
+        chosen = oort.select(round=2, available=torch.tensor([0, 1, 2, 3]), k=1, generator=generator(0, "select", r),
                              state=st, population=pop).clients
         counts[chosen] += 1
     # Assert: frequencies within 4 standard deviations of the hand-computed probabilities
@@ -77,7 +77,7 @@ def test_untried_clients_fill_the_exploration_share_largest_and_fastest_first() 
     st["utility"][:5], st["count"][:5], st["last_round"][:5] = 1e6, 1, 1
     pop = Population(num_samples=torch.tensor([10] * 5 + [100, 100, 1, 1, 1]))
     # Execute: ε = 0.9 · 0.98 = 0.882 -> ⌊4 · 0.882⌋ = 3 explored, 1 exploited
-    picks = [oort.select(round=2, available=list(range(10)), k=4, generator=generator(1, "select", r),
+    picks = [oort.select(round=2, available=torch.arange(10), k=4, generator=generator(1, "select", r),
                          state=st, population=pop) for r in range(200)]
     # Assert
     for pick in picks:
@@ -95,7 +95,7 @@ def test_first_round_explores_only_and_slow_untried_clients_are_penalised() -> N
     pop = Population(num_samples=torch.full((10,), 50),
                      expected_seconds=torch.tensor([1.0, 1.0] + [100.0] * 8, dtype=torch.float64))
     # Execute
-    picks = [oort.select(round=1, available=list(range(10)), k=2, generator=generator(2, "select", r), state={},
+    picks = [oort.select(round=1, available=torch.arange(10), k=2, generator=generator(2, "select", r), state={},
                          population=pop).clients for r in range(100)]
     # Assert: the two fast clients nearly always
     assert sum(p == [0, 1] for p in picks) >= 98
@@ -109,9 +109,10 @@ def test_contract_sorted_distinct_deterministic_and_input_state_untouched() -> N
     pop = Population(num_samples=torch.full((20,), 5))
     available = [19, 3, 7, 11, 0, 5, 8]
     # Execute
-    a = oort.select(round=3, available=available, k=5, generator=generator(0, "select", 3), state=st, population=pop)
-    b = oort.select(round=3, available=available, k=5, generator=generator(0, "select", 3), state=st, population=pop)
-    big = oort.select(round=3, available=available, k=50, generator=generator(0, "select", 3), state=st, population=pop)
+    ids = torch.tensor(sorted(available))
+    a = oort.select(round=3, available=ids, k=5, generator=generator(0, "select", 3), state=st, population=pop)
+    b = oort.select(round=3, available=ids, k=5, generator=generator(0, "select", 3), state=st, population=pop)
+    big = oort.select(round=3, available=ids, k=50, generator=generator(0, "select", 3), state=st, population=pop)
     # Assert
     assert a.clients == b.clients and len(a.clients) == 5 and a.clients == sorted(set(a.clients))
     assert set(a.clients) <= set(available) and big.clients == sorted(available)
@@ -166,7 +167,7 @@ def test_state_survives_the_checkpoint_format_and_resumes_identically(tmp_path) 
     pop = Population(num_samples=torch.arange(1, 31), expected_seconds=torch.linspace(1, 9, 30, dtype=torch.float64))
     st: dict = {}
     for r in range(1, 4):
-        sel = oort.select(round=r, available=list(range(30)), k=5, generator=generator(0, "select", r), state=st,
+        sel = oort.select(round=r, available=torch.arange(30), k=5, generator=generator(0, "select", r), state=st,
                           population=pop)
         st = oort.observe(round=r, state=sel.state, feedback=[
             ClientFeedback(client=c, num_samples=c + 1, loss=1.0, loss_sq=1.0 + c, steps=1, seconds=float(c))
@@ -175,7 +176,7 @@ def test_state_survives_the_checkpoint_format_and_resumes_identically(tmp_path) 
     # Execute
     store.save(round=3, tensors={"selection": st}, meta={})
     back = store.load_latest().tensors["selection"]
-    nxt = [oort.select(round=4, available=list(range(30)), k=5, generator=generator(0, "select", 4), state=s,
+    nxt = [oort.select(round=4, available=torch.arange(30), k=5, generator=generator(0, "select", 4), state=s,
                        population=pop) for s in (st, back)]
     # Assert
     assert sorted(back) == sorted(st) and all(same(back[k], st[k]) for k in st)

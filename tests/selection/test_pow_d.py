@@ -50,7 +50,7 @@ def test_candidates_are_drawn_by_data_size_without_replacement() -> None:
 def test_default_d_is_twice_k_and_fewer_available_are_all_probed() -> None:
     # Execute
     candidates, _ = play(PowD(), population(*[1] * 20), 3, losses={c: 0.0 for c in range(20)})
-    few, chosen = play(PowD(d=6), population(*[1] * 20), 3, available=[4, 9], losses={4: 1.0, 9: 2.0})
+    few, chosen = play(PowD(d=6), population(*[1] * 20), 3, available=torch.tensor([4, 9]), losses={4: 1.0, 9: 2.0})
     # Assert
     assert len(candidates) == 6
     assert few == [4, 9] and chosen.clients == [4, 9]

@@ -9,7 +9,8 @@ from fedsweep.selection.uniform import Uniform
 
 
 def select(available: list[int], k: int, seed: int = 0, round: int = 1) -> list[int]:
-    return Uniform().select(round=round, available=available, k=k, generator=generator(seed, "select", round),
+    ids = torch.tensor(sorted(available), dtype=torch.int64)
+    return Uniform().select(round=round, available=ids, k=k, generator=generator(seed, "select", round),
                             state={}, population=Population(num_samples=torch.ones(max(available, default=0) + 1,
                                                                                     dtype=torch.int64))).clients
 

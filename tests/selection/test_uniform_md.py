@@ -36,7 +36,7 @@ def test_clients_are_distinct_sorted_and_weighted_by_multiplicity() -> None:
 
 def test_only_available_clients_are_drawn_and_no_probe_is_asked() -> None:
     # Execute
-    asked, chosen = play(UniformMD(), population(10, 10, 10, 10), 8, available=[1, 3])
+    asked, chosen = play(UniformMD(), population(10, 10, 10, 10), 8, available=torch.tensor([1, 3]))
     # Assert
     assert asked is None
     assert set(chosen.clients) <= {1, 3} and sum(chosen.weights.values()) == 8.0
