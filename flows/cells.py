@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, tags
-from prefect.context import TagsContext
 from prefect.artifacts import create_link_artifact
+from prefect.context import TagsContext
 from prefect.states import Cancelled, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 

@@ -104,6 +104,7 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
         tracking_info = tracking.result() if tracking else {}
     from prefect import tags  # noqa: PLC0415
     from prefect.settings import (  # noqa: PLC0415
+        PREFECT_CLIENT_MAX_RETRIES,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_RESULTS_LOCAL_STORAGE_PATH,
         temporary_settings,
@@ -118,6 +119,10 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
     settings = {
         # The heartbeat thread costs ~1 s per flow run at exit and our runs are local anyway.
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        # A server shared by several busy sweeps on sqlite answers 503 ("database is locked") for
+        # a while (seen: over a minute, three sweeps on 2 cores); its client backs off 2, 4, 8, ... s:
+        # 8 retries wait up to ~8 min instead of 5 retries' ~1 min before a cell fails.
+        PREFECT_CLIENT_MAX_RETRIES: 8,
         PREFECT_RESULTS_LOCAL_STORAGE_PATH: str((plan.dir / RESULTS_DIR).absolute()),
     }
     # Flow runs left Running by a killed earlier run of this sweep folder are marked Crashed beside
