@@ -27,10 +27,10 @@ CONF = ROOT / "conf"
 ROBUST_F = {"krum", "multikrum", "bulyan"}
 
 
-def strategy_of(name: str, clients: int):  # noqa: ANN201 - a Strategy
+def strategy_of(name: str, clients: int):  # a Strategy
     """The option's yaml as the composed config sees it (root knobs resolve `${lr}`), f = K // 10."""
-    from hydra.utils import instantiate  # noqa: PLC0415 - the parent process needs no torch
-    from omegaconf import OmegaConf  # noqa: PLC0415
+    from hydra.utils import instantiate  # the parent process needs no torch
+    from omegaconf import OmegaConf
 
     root = OmegaConf.load(CONF / "config.yaml")
     knobs = {k: v for k, v in root.items() if k not in ("defaults", "hydra")}
@@ -42,24 +42,39 @@ def strategy_of(name: str, clients: int):  # noqa: ANN201 - a Strategy
 
 def measure(name: str, clients: int, model: str) -> dict:
     """One aggregate call of `name` over `clients` random CNN updates: seconds and peak RSS growth."""
-    import psutil  # noqa: PLC0415
-    import torch  # noqa: PLC0415
-    from omegaconf import OmegaConf  # noqa: PLC0415
+    import psutil
+    import torch
+    from omegaconf import OmegaConf
 
-    from fedsweep.models.cnn import CNN  # noqa: PLC0415
-    from fedsweep.strategies.base import ClientResult, ListResults, RoundContext  # noqa: PLC0415
+    from fedsweep.models.cnn import CNN
+    from fedsweep.strategies.base import ClientResult, ListResults, RoundContext
 
     torch.set_num_threads(1)
-    spec = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{model}.yaml")).items()
-            if not k.startswith("_")}
+    spec = {
+        k: v
+        for k, v in OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{model}.yaml")).items()
+        if not k.startswith("_")
+    }
     torch.manual_seed(0)
-    glob = {k: v.detach().clone() for k, v in CNN(input_shape=(1, 28, 28), num_classes=10, **spec).state_dict().items()}
+    glob = {
+        k: v.detach().clone()
+        for k, v in CNN(input_shape=(1, 28, 28), num_classes=10, **spec).state_dict().items()
+    }
     gen = torch.Generator().manual_seed(1)
-    results = ListResults([
-        ClientResult(client=c, num_samples=100 + c, loss=1.0 + c / clients, steps=20, epochs_done=1, epochs_planned=1,
-                     params={k: v + 0.01 * torch.randn(v.shape, generator=gen) for k, v in glob.items()})
-        for c in range(clients)
-    ])
+    results = ListResults(
+        [
+            ClientResult(
+                client=c,
+                num_samples=100 + c,
+                loss=1.0 + c / clients,
+                steps=20,
+                epochs_done=1,
+                epochs_planned=1,
+                params={k: v + 0.01 * torch.randn(v.shape, generator=gen) for k, v in glob.items()},
+            )
+            for c in range(clients)
+        ]
+    )
     strategy = strategy_of(name, clients)
     state = strategy.init_server_state(glob)
     context = RoundContext(round=1, selected=tuple(range(clients)), num_clients=clients)
@@ -82,16 +97,27 @@ def measure(name: str, clients: int, model: str) -> dict:
     sampler.join()
     peak[0] = max(peak[0], proc.memory_info().rss)
     largest = max(v.numel() * v.element_size() for v in glob.values())
-    return {"strategy": name, "clients": clients, "seconds": seconds, "peak_mib": (peak[0] - base) / 2**20,
-            "k_x_largest_mib": clients * largest / 2**20, "model_mib": sum(v.numel() * v.element_size()
-                                                                           for v in glob.values()) / 2**20}
+    return {
+        "strategy": name,
+        "clients": clients,
+        "seconds": seconds,
+        "peak_mib": (peak[0] - base) / 2**20,
+        "k_x_largest_mib": clients * largest / 2**20,
+        "model_mib": sum(v.numel() * v.element_size() for v in glob.values()) / 2**20,
+    }
 
 
 def run_one(name: str, clients: int, model: str) -> dict:
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    done = subprocess.run([sys.executable, __file__, "--one", name, str(clients), "--model", model], env=env,
-                          capture_output=True, text=True, check=False, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, __file__, "--one", name, str(clients), "--model", model],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{name} at K={clients} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.split("RESULT ", 1)[1])
@@ -100,7 +126,9 @@ def run_one(name: str, clients: int, model: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[10, 100])
-    parser.add_argument("--strategies", default=",".join(sorted(p.stem for p in (CONF / "strategy").glob("*.yaml"))))
+    parser.add_argument(
+        "--strategies", default=",".join(sorted(p.stem for p in (CONF / "strategy").glob("*.yaml")))
+    )
     parser.add_argument("--model", default="cnn", help="a conf/model option built on CNN (cnn, cnn_small)")
     parser.add_argument("--one", nargs=2, metavar=("STRATEGY", "K"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -111,8 +139,10 @@ def main() -> None:
     print(f"model {args.model} ({rows[0]['model_mib']:.1f} MiB), load average {os.getloadavg()[0]:.2f}")
     print(f"{'strategy':<12} {'K':>4} {'seconds':>9} {'peak MiB':>9} {'K x largest MiB':>16}")
     for row in rows:
-        print(f"{row['strategy']:<12} {row['clients']:>4} {row['seconds']:>9.3f} {row['peak_mib']:>9.1f} "
-              f"{row['k_x_largest_mib']:>16.1f}")
+        print(
+            f"{row['strategy']:<12} {row['clients']:>4} {row['seconds']:>9.3f} {row['peak_mib']:>9.1f} "
+            f"{row['k_x_largest_mib']:>16.1f}"
+        )
     print("RESULT " + json.dumps(rows))
 
 

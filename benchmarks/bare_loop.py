@@ -62,14 +62,18 @@ def build_cnn(seed: int, model: str = "cnn_small") -> nn.Module:
 def load_workload(args: argparse.Namespace) -> tuple[Split, Split, list[torch.Tensor]]:
     """(train, test, clients' index sets), exactly as fedsweep builds them for the same settings."""
     if args.dataset == "fashion_mnist":
-        from fedsweep.data.partition.iid import IID  # noqa: PLC0415  (torchvision only when asked)
-        from fedsweep.data.vision import FashionMNIST  # noqa: PLC0415
+        from fedsweep.data.partition.iid import IID  # (torchvision only when asked)
+        from fedsweep.data.vision import FashionMNIST
 
         data = FashionMNIST(root=args.root).load(num_clients=args.clients, seed=args.seed)
-        parts = IID().split(labels=data.train.y, num_clients=args.clients, natural=None,
-                            generator=generator(args.seed, "partition"))
+        parts = IID().split(
+            labels=data.train.y,
+            num_clients=args.clients,
+            natural=None,
+            generator=generator(args.seed, "partition"),
+        )
         return data.train, data.test, parts
-    from fedsweep.data.teacher import TeacherMNIST  # noqa: PLC0415
+    from fedsweep.data.teacher import TeacherMNIST
 
     data = TeacherMNIST(samples_per_client=args.samples_per_client, test_samples=args.test_samples).load(
         num_clients=args.clients, seed=args.seed
@@ -84,8 +88,15 @@ def select(seed: int, rnd: int, clients: int, per_round: int) -> list[int]:
 
 
 def train_client(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, lr: float,
-    gen: list[torch.Generator], mu: float = 0.0,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    gen: list[torch.Generator],
+    mu: float = 0.0,
 ) -> None:
     """Plain mini-batch SGD over the client's samples, reshuffled every epoch (+ FedProx's term if mu > 0)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
@@ -104,14 +115,29 @@ def train_client(
 
 
 def client_update(
-    model: nn.Module, global_params: Params, train: Split, idx: torch.Tensor, args: argparse.Namespace, *,
-    rnd: int, client: int, mu: float = 0.0,
+    model: nn.Module,
+    global_params: Params,
+    train: Split,
+    idx: torch.Tensor,
+    args: argparse.Namespace,
+    *,
+    rnd: int,
+    client: int,
+    mu: float = 0.0,
 ) -> Params:
     """One client's local training from the global model; returns its new state_dict."""
     model.load_state_dict(global_params)
     gens = [generator(args.seed, "batches", rnd, client, e) for e in range(args.local_epochs)]
-    train_client(model, train.x[idx], train.y[idx], epochs=args.local_epochs, batch_size=args.batch_size,
-                 lr=args.lr, gen=gens, mu=mu)
+    train_client(
+        model,
+        train.x[idx],
+        train.y[idx],
+        epochs=args.local_epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        gen=gens,
+        mu=mu,
+    )
     return model.state_dict()
 
 
@@ -119,7 +145,9 @@ def client_update(
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
     """Test accuracy of the model as it stands."""
     model.eval()
-    correct = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
+    correct = sum(
+        int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch)
+    )
     return correct / len(x)
 
 
@@ -134,12 +162,16 @@ def run(args: argparse.Namespace, mu: float = 0.0) -> dict[str, float]:
     train_s = eval_s = 0.0
     for rnd in range(1, args.rounds + 1):
         tick = time.perf_counter()
-        sums: dict[str, torch.Tensor] = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in global_params.items()}
+        sums: dict[str, torch.Tensor] = {
+            k: torch.zeros_like(v, dtype=torch.float64) for k, v in global_params.items()
+        }
         total = 0
         for client in select(args.seed, rnd, args.clients, args.clients_per_round):
             idx = parts[client]
             # A running sum: one model's worth of memory however many clients a round has.
-            for k, v in client_update(model, global_params, train, idx, args, rnd=rnd, client=client, mu=mu).items():
+            for k, v in client_update(
+                model, global_params, train, idx, args, rnd=rnd, client=client, mu=mu
+            ).items():
                 sums[k] += v.double() * len(idx)
             total += len(idx)
         global_params = {k: (s / total).to(global_params[k].dtype) for k, s in sums.items()}
@@ -151,8 +183,15 @@ def run(args: argparse.Namespace, mu: float = 0.0) -> dict[str, float]:
         round_s.append(time.perf_counter() - tick)
     loop_s = time.perf_counter() - started
     since_start = time.time() - psutil.Process().create_time()
-    return {"rounds": args.rounds, "loop_s": loop_s, "process_s": since_start, "final_accuracy": accuracy,
-            "round_s_median": statistics.median(round_s), "train_s": train_s, "eval_s": eval_s}
+    return {
+        "rounds": args.rounds,
+        "loop_s": loop_s,
+        "process_s": since_start,
+        "final_accuracy": accuracy,
+        "round_s_median": statistics.median(round_s),
+        "train_s": train_s,
+        "eval_s": eval_s,
+    }
 
 
 def add_workload_args(p: argparse.ArgumentParser) -> None:
@@ -169,8 +208,12 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=("cnn_small", "cnn"), default="cnn_small", help="a conf/model CNN")
     p.add_argument("--dataset", choices=("teacher_mnist", "fashion_mnist"), default="teacher_mnist")
     p.add_argument("--root", default="data", help="dataset.root for --dataset fashion_mnist")
-    p.add_argument("--mu", type=str, default="0",
-                   help="FedProx mu; comma-separated values run one after another (0 = FedAvg)")
+    p.add_argument(
+        "--mu",
+        type=str,
+        default="0",
+        help="FedProx mu; comma-separated values run one after another (0 = FedAvg)",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -185,8 +228,11 @@ def main(argv: list[str] | None = None) -> None:
     for mu in (float(m) for m in args.mu.split(",")):
         figures = run(args, mu=mu)
         methods.append({"mu": mu, **figures})
-        print(f"bare_loop: mu={mu:g}, {figures['rounds']} rounds, loop {figures['loop_s']:.2f} s, "
-              f"process {figures['process_s']:.2f} s, final accuracy {figures['final_accuracy']:.4f}", flush=True)
+        print(
+            f"bare_loop: mu={mu:g}, {figures['rounds']} rounds, loop {figures['loop_s']:.2f} s, "
+            f"process {figures['process_s']:.2f} s, final accuracy {figures['final_accuracy']:.4f}",
+            flush=True,
+        )
     print("RESULT " + json.dumps({**methods[-1], "methods": methods}), flush=True)
 
 

@@ -9,7 +9,8 @@
    (CheckpointStore.save, manifest and fsyncs included) to show what a blocking write would cost.
 2. Restart: starts the same sweep in a fresh folder, SIGKILLs it once `--kill-after` rounds are
    committed, re-runs the command and reports the seconds from process start to the resume
-   decision (the log line `resuming cell NAME after round N of R (X s after start)`), and the re-run's wall time.
+   decision (the log line `resuming cell NAME after round N of R (X s after start)`), and the
+   re-run's wall time.
 """
 
 import argparse
@@ -29,35 +30,41 @@ SWEEP = [sys.executable, str(REPO / "flows" / "sweep.py"), "+experiment=bench"]
 
 def run(cwd: Path, *overrides: str) -> tuple[float, str]:
     tick = time.monotonic()
-    proc = subprocess.run([*SWEEP, *overrides], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [*SWEEP, *overrides], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     if proc.returncode != 0:
         sys.exit(f"sweep failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     return time.monotonic() - tick, proc.stdout + proc.stderr
 
 
 def per_round(cwd: Path, metric: str) -> list[float]:
-    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("bench")
     (cell,) = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
-    return [m.value for m in sorted(client.get_metric_history(cell.info.run_id, metric), key=lambda m: m.step)]
+    return [
+        m.value for m in sorted(client.get_metric_history(cell.info.run_id, metric), key=lambda m: m.step)
+    ]
 
 
 def sync_commit_seconds(cwd: Path) -> float:
     """Median time of a blocking CheckpointStore.save of the bench model (with its manifest)."""
     sys.path.insert(0, str(REPO))
-    from fedsweep.checkpoint.storage import LocalStorage  # noqa: PLC0415
-    from fedsweep.checkpoint.store import CheckpointStore  # noqa: PLC0415
-    from fedsweep.models.cnn import CNN  # noqa: PLC0415
-    from fedsweep.weights import state_of  # noqa: PLC0415
+    from fedsweep.checkpoint.storage import LocalStorage
+    from fedsweep.checkpoint.store import CheckpointStore
+    from fedsweep.models.cnn import CNN
+    from fedsweep.weights import state_of
 
     params = state_of(CNN(input_shape=(1, 28, 28), num_classes=10, channels=(16, 32), hidden=128, padding=0))
     store = CheckpointStore(storage=LocalStorage(cwd / "sync-ckpt"), keep=3)
     times = []
     for rnd in range(1, 12):
         tick = time.perf_counter()
-        store.save(round=rnd, tensors={"model": params, "server_state": {}}, meta={"round": rnd, "history": []})
+        store.save(
+            round=rnd, tensors={"model": params, "server_state": {}}, meta={"round": rnd, "history": []}
+        )
         times.append(time.perf_counter() - tick)
     return statistics.median(times)
 
@@ -65,8 +72,9 @@ def sync_commit_seconds(cwd: Path) -> float:
 def restart(cwd: Path, rounds: int, kill_after: int) -> tuple[float, float]:
     """(seconds from start to the resume decision, wall time of the re-run) after a SIGKILL."""
     log = (cwd / "killed.log").open("w")
-    proc = subprocess.Popen([*SWEEP, f"rounds={rounds}"], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*SWEEP, f"rounds={rounds}"], cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
     checkpoints = cwd / "outputs" / "bench" / "cells"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
@@ -97,12 +105,18 @@ def main() -> None:
         resume_s, rerun_wall = restart(second, args.rounds, args.kill_after)
     mean_round = statistics.mean(rounds[1:] or rounds)  # round 1 includes warm-up
     print(f"rounds: {args.rounds}, sweep wall time: {wall:.1f} s, mean round: {mean_round:.3f} s")
-    print(f"checkpoint wait on the training path: {sum(waits):.3f} s of {sum(rounds):.2f} s "
-          f"= {100 * sum(waits) / sum(rounds):.2f} % of round time (target <= 3 %)")
-    print(f"a blocking commit of the same model would take {sync * 1000:.1f} ms "
-          f"= {100 * sync / mean_round:.2f} % of a mean round")
-    print(f"restart after kill -9 at round {args.kill_after}: resume decision {resume_s:.1f} s after "
-          f"process start; re-run wall time {rerun_wall:.1f} s for {args.rounds - args.kill_after} rounds")
+    print(
+        f"checkpoint wait on the training path: {sum(waits):.3f} s of {sum(rounds):.2f} s "
+        f"= {100 * sum(waits) / sum(rounds):.2f} % of round time (target <= 3 %)"
+    )
+    print(
+        f"a blocking commit of the same model would take {sync * 1000:.1f} ms "
+        f"= {100 * sync / mean_round:.2f} % of a mean round"
+    )
+    print(
+        f"restart after kill -9 at round {args.kill_after}: resume decision {resume_s:.1f} s after "
+        f"process start; re-run wall time {rerun_wall:.1f} s for {args.rounds - args.kill_after} rounds"
+    )
 
 
 if __name__ == "__main__":

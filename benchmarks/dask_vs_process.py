@@ -30,23 +30,56 @@ from sweep_env import sweep_env
 REPO = Path(__file__).resolve().parent.parent
 
 
-
-
 def start_cluster(where: Path, workers: int) -> tuple[str, list[subprocess.Popen]]:
     """A scheduler and `workers` single-thread workers on loopback; (address, processes)."""
     file = where / "scheduler.json"
     base = [sys.executable, "-m"]
     log = open(where / "cluster.log", "w")  # noqa: SIM115 - lives as long as the cluster
-    procs = [subprocess.Popen([*base, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(file)],
-                              cwd=where, env=sweep_env(), stdout=log, stderr=subprocess.STDOUT)]
+    procs = [
+        subprocess.Popen(
+            [
+                *base,
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(file),
+            ],
+            cwd=where,
+            env=sweep_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    ]
     while not file.exists():
         time.sleep(0.2)
     address = json.loads(file.read_text())["address"]
-    procs += [subprocess.Popen([*base, "distributed.cli.dask_worker", address, "--host", "127.0.0.1",
-                                "--nthreads", "1", "--no-nanny", "--name", f"w{i}"],
-                               cwd=where, env=sweep_env(), stdout=log, stderr=subprocess.STDOUT) for i in range(workers)]
-    from distributed import Client  # noqa: PLC0415
+    procs += [
+        subprocess.Popen(
+            [
+                *base,
+                "distributed.cli.dask_worker",
+                address,
+                "--host",
+                "127.0.0.1",
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--name",
+                f"w{i}",
+            ],
+            cwd=where,
+            env=sweep_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(workers)
+    ]
+    from distributed import Client
 
     with Client(address, timeout="60s") as client:
         client.wait_for_workers(workers, timeout=120)
@@ -55,22 +88,41 @@ def start_cluster(where: Path, workers: int) -> tuple[str, list[subprocess.Popen
 
 def run_side(rounds: int, extra: list[str]) -> dict[str, Any]:
     """One sweep in a fresh folder: wall seconds, summed round seconds, the final hash."""
-    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow import MlflowClient
 
     with tempfile.TemporaryDirectory(prefix="fedsweep-dask-bench-") as tmp:
         load = os.getloadavg()[0]
         tick = time.perf_counter()
-        done = subprocess.run([sys.executable, str(REPO / "flows" / "sweep.py"), "+experiment=bench",
-                               f"rounds={rounds}", "runner.progress=false", *extra],
-                              cwd=tmp, env=sweep_env(), capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "flows" / "sweep.py"),
+                "+experiment=bench",
+                f"rounds={rounds}",
+                "runner.progress=false",
+                *extra,
+            ],
+            cwd=tmp,
+            env=sweep_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         wall = time.perf_counter() - tick
         if done.returncode != 0:
             raise RuntimeError(f"sweep failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         client = MlflowClient(tracking_uri=f"sqlite:///{tmp}/mlruns/mlflow.db")
         exp = client.get_experiment_by_name("bench")
-        cell = next(r for r in client.search_runs([exp.experiment_id]) if "final_weights_sha256" in r.data.tags)
+        cell = next(
+            r for r in client.search_runs([exp.experiment_id]) if "final_weights_sha256" in r.data.tags
+        )
         rounds_s = sum(m.value for m in client.get_metric_history(cell.info.run_id, "round_seconds"))
-        return {"wall_s": wall, "rounds_s": rounds_s, "load": load, "sha256": cell.data.tags["final_weights_sha256"]}
+        return {
+            "wall_s": wall,
+            "rounds_s": rounds_s,
+            "load": load,
+            "sha256": cell.data.tags["final_weights_sha256"],
+        }
 
 
 def main() -> None:
@@ -82,28 +134,41 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fedsweep-dask-cluster-") as where:
         address, procs = start_cluster(Path(where), args.workers)
-        sides = {"process": [f"runner.max_parallel_clients={args.workers}"],
-                 "dask": ["runner.pool=dask", f"runner.dask.address={address}"]}
+        sides = {
+            "process": [f"runner.max_parallel_clients={args.workers}"],
+            "dask": ["runner.pool=dask", f"runner.dask.address={address}"],
+        }
         order = [("process", "dask") if i % 2 == 0 else ("dask", "process") for i in range(args.repeat)]
         runs: dict[str, list[dict[str, Any]]] = {"process": [], "dask": []}
         try:
             for pair in order:
                 for side in pair:
                     runs[side].append(run_side(args.rounds, sides[side]))
-                    print(f"{side:8s} wall {runs[side][-1]['wall_s']:7.1f} s  rounds {runs[side][-1]['rounds_s']:7.1f} s"
-                          f"  (load {runs[side][-1]['load']:.1f})", flush=True)
+                    print(
+                        f"{side:8s} wall {runs[side][-1]['wall_s']:7.1f} s  "
+                        f"rounds {runs[side][-1]['rounds_s']:7.1f} s"
+                        f"  (load {runs[side][-1]['load']:.1f})",
+                        flush=True,
+                    )
         finally:
             for proc in procs:
                 proc.kill()
                 proc.wait()
     median = {s: {k: statistics.median(r[k] for r in runs[s]) for k in ("wall_s", "rounds_s")} for s in runs}
     hashes = {r["sha256"] for side in runs.values() for r in side}
-    result = {"rounds": args.rounds, "workers": args.workers, "runs": runs, "median": median,
-              "wall_ratio": median["dask"]["wall_s"] / median["process"]["wall_s"],
-              "rounds_ratio": median["dask"]["rounds_s"] / median["process"]["rounds_s"],
-              "same_hash": len(hashes) == 1}
-    print(f"dask / process: wall {result['wall_ratio']:.2f}x, rounds {result['rounds_ratio']:.2f}x, "
-          f"same final weights: {result['same_hash']}")
+    result = {
+        "rounds": args.rounds,
+        "workers": args.workers,
+        "runs": runs,
+        "median": median,
+        "wall_ratio": median["dask"]["wall_s"] / median["process"]["wall_s"],
+        "rounds_ratio": median["dask"]["rounds_s"] / median["process"]["rounds_s"],
+        "same_hash": len(hashes) == 1,
+    }
+    print(
+        f"dask / process: wall {result['wall_ratio']:.2f}x, rounds {result['rounds_ratio']:.2f}x, "
+        f"same final weights: {result['same_hash']}"
+    )
     print("RESULT " + json.dumps({k: v for k, v in result.items() if k != "runs"}))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))

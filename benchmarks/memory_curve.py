@@ -49,18 +49,30 @@ def summarise(curve: Curve, *, from_round: int = 10, max_growth_mb: float = 50.0
     if start_round is None or start_round == last:
         # Too short to say anything about steady state: report, don't judge.
         first = by_round[rounds[0]]
-        return CurveSummary(rounds=len(rounds), at_start=first, at_end=by_round[last],
-                            growth=by_round[last] - first, peak=peak, passed=None)
+        return CurveSummary(
+            rounds=len(rounds),
+            at_start=first,
+            at_end=by_round[last],
+            growth=by_round[last] - first,
+            peak=peak,
+            passed=None,
+        )
     growth = by_round[last] - by_round[start_round]
-    return CurveSummary(rounds=len(rounds), at_start=by_round[start_round], at_end=by_round[last],
-                        growth=growth, peak=peak, passed=growth <= max_growth_mb)
+    return CurveSummary(
+        rounds=len(rounds),
+        at_start=by_round[start_round],
+        at_end=by_round[last],
+        growth=growth,
+        peak=peak,
+        passed=growth <= max_growth_mb,
+    )
 
 
 def read_curves(db: Path, *, experiment: str | None = None, metric: str = "rss_mb") -> dict[str, Curve]:
     """`run name -> curve` for every run in the sqlite MLflow store that logged `metric`, in run order."""
     if not db.is_file():
         raise FileNotFoundError(f"no MLflow database at {db}")
-    from mlflow import MlflowClient  # noqa: PLC0415 - seconds to import; keep --help fast
+    from mlflow import MlflowClient  # seconds to import; keep --help fast
 
     client = MlflowClient(tracking_uri=f"sqlite:///{db.absolute()}")
     if experiment is None:
@@ -86,7 +98,10 @@ def read_curves(db: Path, *, experiment: str | None = None, metric: str = "rss_m
 
 def report(curves: dict[str, Curve], *, from_round: int, max_growth_mb: float) -> tuple[str, str]:
     """(table text, overall verdict): PASS if every judged cell passed, N/A if none could be judged."""
-    head = f"{'cell':<34} {'rounds':>6} {'rss@r' + str(from_round):>10} {'rss@last':>10} {'growth':>9} {'max':>10}  verdict"
+    head = (
+        f"{'cell':<34} {'rounds':>6} {'rss@r' + str(from_round):>10} "
+        f"{'rss@last':>10} {'growth':>9} {'max':>10}  verdict"
+    )
     lines, judged, ok = [head], 0, True
     for name, curve in curves.items():
         s = summarise(curve, from_round=from_round, max_growth_mb=max_growth_mb)
@@ -96,8 +111,10 @@ def report(curves: dict[str, Curve], *, from_round: int, max_growth_mb: float) -
             judged += 1
             ok &= s.passed
             verdict = "PASS" if s.passed else f"FAIL (> {max_growth_mb:g} MB)"
-        lines.append(f"{name:<34} {s.rounds:>6} {s.at_start:>10.1f} {s.at_end:>10.1f} {s.growth:>+9.1f} "
-                     f"{s.peak:>10.1f}  {verdict}")
+        lines.append(
+            f"{name:<34} {s.rounds:>6} {s.at_start:>10.1f} {s.at_end:>10.1f} {s.growth:>+9.1f} "
+            f"{s.peak:>10.1f}  {verdict}"
+        )
     if len(curves) > 1:
         lines.append(_across(list(curves.values()), from_round))
     return "\n".join(lines), ("PASS" if ok else "FAIL") if judged else "N/A"
@@ -109,9 +126,11 @@ def _across(curves: list[Curve], from_round: int) -> str:
     start = first.get(from_round, first[min(first)])
     end = last[max(last)]
     rounds = sum(len(c) for c in curves)
-    return (f"{'(across the sweep, in run order)':<34} {rounds:>6} {start:>10.1f} {end:>10.1f} "
-            f"{end - start:>+9.1f} {max(v for c in curves for _, v in c):>10.1f}  "
-            f"{(end - start) / rounds * 100:+.1f} MB per 100 rounds (informational)")
+    return (
+        f"{'(across the sweep, in run order)':<34} {rounds:>6} {start:>10.1f} {end:>10.1f} "
+        f"{end - start:>+9.1f} {max(v for c in curves for _, v in c):>10.1f}  "
+        f"{(end - start) / rounds * 100:+.1f} MB per 100 rounds (informational)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

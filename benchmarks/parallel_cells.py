@@ -19,7 +19,7 @@ start-up is not timed (it would overlap the sweep's), so that it can be read aft
     python benchmarks/parallel_cells.py                                   # bench, rounds=3, P = 1, 2
     python benchmarks/parallel_cells.py --parallel 1,2,4 --database sqlite,postgres
     python benchmarks/parallel_cells.py --experiment quickstart --grid= --rounds 20 --parallel 1,2,4
-    python benchmarks/parallel_cells.py --runner dask                     # runner=dask (a LocalCluster per sweep)
+    python benchmarks/parallel_cells.py --runner dask       # runner=dask (a LocalCluster per sweep)
 """
 
 import argparse
@@ -42,7 +42,7 @@ DATABASE_URL = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 
 def prefect_server(where: Path, database_url: str | None) -> Any:
     """A fedsweep LocalServer on a fresh database (sqlite in `where`, or `database_url`), ready."""
-    from flows.server import LocalServer  # noqa: PLC0415
+    from flows.server import LocalServer
 
     os.environ.update(PREFECT_HOME=str(where / "prefect-home"), PREFECT_SERVER_LOG_RETRYABLE_ERRORS="true")
     os.environ.pop("PREFECT_API_URL", None)
@@ -56,9 +56,9 @@ def prefect_server(where: Path, database_url: str | None) -> Any:
 
 def recording_lag(url: str) -> list[float]:
     """Seconds from each task run's end to its final state's write (Prefect's API)."""
-    from prefect.client.orchestration import get_client  # noqa: PLC0415
-    from prefect.client.schemas.sorting import TaskRunSort  # noqa: PLC0415
-    from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import TaskRunSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     lags, offset = [], 0
     with temporary_settings(updates={PREFECT_API_URL: url}), get_client(sync_client=True) as client:
@@ -77,11 +77,15 @@ def sweep_name(cwd: Path) -> str:
 
 def cell_hashes(cwd: Path, experiment: str) -> dict[str, str]:
     """Each cell's final_weights_sha256, by run name."""
-    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd}/mlruns/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
-    return {r.info.run_name: r.data.tags["final_weights_sha256"] for r in runs if "final_weights_sha256" in r.data.tags}
+    return {
+        r.info.run_name: r.data.tags["final_weights_sha256"]
+        for r in runs
+        if "final_weights_sha256" in r.data.tags
+    }
 
 
 def run_one(args: argparse.Namespace, parallel: int, postgres: Any) -> dict[str, Any]:
@@ -95,9 +99,17 @@ def run_one(args: argparse.Namespace, parallel: int, postgres: Any) -> dict[str,
             env = {k: v for k, v in os.environ.items() if k != DATABASE_URL}
             path = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
             env.update(CI="true", PREFECT_API_URL=server.url, PYTHONPATH=path)
-            command = [sys.executable, str(REPO / "flows" / "sweep.py"), f"+experiment={args.experiment}",
-                       f"rounds={args.rounds}", f"runner={args.runner}", f"runner.parallel_cells={parallel}",
-                       "runner.progress=false", *([args.grid] if args.grid else []), *args.set]
+            command = [
+                sys.executable,
+                str(REPO / "flows" / "sweep.py"),
+                f"+experiment={args.experiment}",
+                f"rounds={args.rounds}",
+                f"runner={args.runner}",
+                f"runner.parallel_cells={parallel}",
+                "runner.progress=false",
+                *([args.grid] if args.grid else []),
+                *args.set,
+            ]
             tick = time.perf_counter()
             done = subprocess.run(command, cwd=where, env=env, capture_output=True, text=True, check=False)
             wall = time.perf_counter() - tick
@@ -108,22 +120,38 @@ def run_one(args: argparse.Namespace, parallel: int, postgres: Any) -> dict[str,
             lags = recording_lag(server.url)
         finally:
             server.stop()
-        errors = (where / "prefect-server.log").read_text(errors="replace").count("Encountered retryable exception")
+        errors = (
+            (where / "prefect-server.log")
+            .read_text(errors="replace")
+            .count("Encountered retryable exception")
+        )
         hashes = cell_hashes(where, sweep_name(where))
-    return {"parallel": parallel, "wall_s": wall, "load": load, "errors_503": errors, "server_cpu_s": server_cpu,
-            "task_runs": len(lags), "lag_median_s": statistics.median(lags) if lags else None,
-            "lag_max_s": max(lags) if lags else None, "hashes": hashes}
+    return {
+        "parallel": parallel,
+        "wall_s": wall,
+        "load": load,
+        "errors_503": errors,
+        "server_cpu_s": server_cpu,
+        "task_runs": len(lags),
+        "lag_median_s": statistics.median(lags) if lags else None,
+        "lag_max_s": max(lags) if lags else None,
+        "hashes": hashes,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--experiment", default="bench")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--grid", default="+grid.seed=[0,1,2,3]", help="an override making the cells ('' for none)")
+    parser.add_argument(
+        "--grid", default="+grid.seed=[0,1,2,3]", help="an override making the cells ('' for none)"
+    )
     parser.add_argument("--parallel", default="1,2", help="runner.parallel_cells values, e.g. 1,2,4")
     parser.add_argument("--database", default="sqlite", help="sqlite, postgres or both: sqlite,postgres")
     parser.add_argument("--runner", default="local", choices=["local", "dask"])
-    parser.add_argument("--repeat", type=int, default=1, help="k > 1: the order of P alternates, medians reported")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="k > 1: the order of P alternates, medians reported"
+    )
     parser.add_argument("--set", action="append", default=[], help="another override (repeatable)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -136,10 +164,18 @@ def main() -> None:
                 for parallel in values if i % 2 == 0 else values[::-1]:
                     run = {"database": database, **run_one(args, parallel, postgres)}
                     runs.append(run)
-                    lag = "-" if run["lag_median_s"] is None else f"{run['lag_median_s']:.2f} / {run['lag_max_s']:.2f}"
-                    print(f"{database:8s} parallel_cells={parallel}  wall {run['wall_s']:6.1f} s  503s {run['errors_503']:3d}"
-                          f"  lag median/max {lag} s  server CPU {run['server_cpu_s']:5.1f} s  "
-                          f"task runs {run['task_runs']}  cells {len(run['hashes'])}  (load {run['load']:.1f})", flush=True)
+                    lag = (
+                        "-"
+                        if run["lag_median_s"] is None
+                        else f"{run['lag_median_s']:.2f} / {run['lag_max_s']:.2f}"
+                    )
+                    print(
+                        f"{database:8s} parallel_cells={parallel}  wall {run['wall_s']:6.1f} s  "
+                        f"503s {run['errors_503']:3d}"
+                        f"  lag median/max {lag} s  server CPU {run['server_cpu_s']:5.1f} s  "
+                        f"task runs {run['task_runs']}  cells {len(run['hashes'])}  (load {run['load']:.1f})",
+                        flush=True,
+                    )
         finally:
             if postgres:
                 postgres.stop()
@@ -159,14 +195,21 @@ def summarise(runs: list[dict[str, Any]], values: list[int]) -> dict[str, Any]:
     median = {f"{d}/{p}": statistics.median(w) for (d, p), w in walls.items()}
     speedup = {f"{d}/{p}": median[f"{d}/{values[0]}"] / median[f"{d}/{p}"] for d, p in walls}
     same = len({json.dumps(r["hashes"], sort_keys=True) for r in runs}) == 1
-    lines = [f"{key}: wall {median[key]:.1f} s, {speedup[key]:.2f}x as fast as parallel_cells={values[0]}"
-             for key in median] + [f"same final weights in every run: {same} ({len(runs[0]['hashes'])} cells)"]
-    return {"median_wall_s": median, "speedup": speedup, "same_hashes": same, "cells": len(runs[0]["hashes"]),
-            "lines": lines}
+    lines = [
+        f"{key}: wall {median[key]:.1f} s, {speedup[key]:.2f}x as fast as parallel_cells={values[0]}"
+        for key in median
+    ] + [f"same final weights in every run: {same} ({len(runs[0]['hashes'])} cells)"]
+    return {
+        "median_wall_s": median,
+        "speedup": speedup,
+        "same_hashes": same,
+        "cells": len(runs[0]["hashes"]),
+        "lines": lines,
+    }
 
 
 def start_postgres() -> Any:
-    from postgres import Postgres, binaries  # noqa: PLC0415 - tests/flows/postgres.py
+    from postgres import Postgres, binaries  # tests/flows/postgres.py
 
     where = binaries()
     if where is None:

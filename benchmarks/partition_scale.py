@@ -30,11 +30,11 @@ OPTIONS = ["iid", "lognormal", "powerlaw", "label_quantity"]  # conf/partition o
 
 def measure(option: str, samples: int, clients: int) -> dict[str, float]:
     """Run one split in this process and return its seconds and the process's peak RSS."""
-    import torch  # noqa: PLC0415
-    from hydra.utils import instantiate  # noqa: PLC0415
-    from omegaconf import OmegaConf  # noqa: PLC0415
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
-    from fedsweep.rng import generator  # noqa: PLC0415
+    from fedsweep.rng import generator
 
     torch.set_num_threads(1)
     partition = instantiate(OmegaConf.load(REPO / "conf" / "partition" / f"{option}.yaml"))
@@ -43,7 +43,10 @@ def measure(option: str, samples: int, clients: int) -> dict[str, float]:
     parts = partition.split(labels=labels, num_clients=clients, natural=None, generator=generator(0, "p"))
     seconds = time.perf_counter() - tick
     assert len(parts) == clients
-    return {"seconds": round(seconds, 3), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+    return {
+        "seconds": round(seconds, 3),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,7 +86,9 @@ def main() -> None:
     a, b = statistics.median(threads), statistics.median(processes)
     print(f"{args.clients} client epochs, {cpus} CPUs, median of {args.repeat}:")
     print(f"  1 process x {cpus} intra-op threads   {a:6.2f} s   ({' '.join(f'{t:.2f}' for t in threads)})")
-    print(f"  {cpus} worker processes x 1 thread     {b:6.2f} s   ({' '.join(f'{t:.2f}' for t in processes)})")
+    print(
+        f"  {cpus} worker processes x 1 thread     {b:6.2f} s   ({' '.join(f'{t:.2f}' for t in processes)})"
+    )
     print(f"  processes are {a / b:.2f}x as fast")
 
 

@@ -32,36 +32,63 @@ from sweep_env import sweep_env
 REPO = Path(__file__).resolve().parent.parent
 
 
-
-
 def run_side(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     """One sweep in a fresh folder: per-round seconds, accuracy and failures from MLflow."""
-    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow import MlflowClient
 
     with tempfile.TemporaryDirectory(prefix="fedsweep-deadline-bench-") as tmp:
         load = os.getloadavg()[0]
         tick = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, str(REPO / "flows" / "sweep.py"), "+experiment=quickstart", "sweep_name=deadline_bench",
-             "strategy=fedavg", f"num_clients={args.clients}", f"clients_per_round={args.clients}",
-             f"rounds={args.rounds}", "faults=hang", "faults.seconds=600", f"faults.p={args.p}",
-             f"runner.task_timeout_s={args.task_timeout}", "runner.progress=false", *extra],
-            cwd=tmp, env=sweep_env(), capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                str(REPO / "flows" / "sweep.py"),
+                "+experiment=quickstart",
+                "sweep_name=deadline_bench",
+                "strategy=fedavg",
+                f"num_clients={args.clients}",
+                f"clients_per_round={args.clients}",
+                f"rounds={args.rounds}",
+                "faults=hang",
+                "faults.seconds=600",
+                f"faults.p={args.p}",
+                f"runner.task_timeout_s={args.task_timeout}",
+                "runner.progress=false",
+                *extra,
+            ],
+            cwd=tmp,
+            env=sweep_env(),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         wall = time.perf_counter() - tick
         if done.returncode != 0:
             raise RuntimeError(f"sweep failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         client = MlflowClient(tracking_uri=f"sqlite:///{tmp}/mlruns/mlflow.db")
         exp = client.get_experiment_by_name("deadline_bench")
-        cell = next(r for r in client.search_runs([exp.experiment_id]) if "final_weights_sha256" in r.data.tags)
+        cell = next(
+            r for r in client.search_runs([exp.experiment_id]) if "final_weights_sha256" in r.data.tags
+        )
 
         def series(key: str) -> list[float]:
-            return [m.value for m in sorted(client.get_metric_history(cell.info.run_id, key), key=lambda m: m.step)]
+            return [
+                m.value
+                for m in sorted(client.get_metric_history(cell.info.run_id, key), key=lambda m: m.step)
+            ]
 
         rounds_s, train_s = series("round_seconds"), series("train_seconds")
-        return {"wall_s": wall, "load": load, "round_s": rounds_s, "mean_round_s": statistics.mean(rounds_s),
-                "max_round_s": max(rounds_s), "max_train_s": max(train_s), "final_accuracy": series("accuracy")[-1],
-                "failed_timeout": sum(series("failed_timeout")), "failed_deadline": sum(series("failed_deadline"))}
+        return {
+            "wall_s": wall,
+            "load": load,
+            "round_s": rounds_s,
+            "mean_round_s": statistics.mean(rounds_s),
+            "max_round_s": max(rounds_s),
+            "max_train_s": max(train_s),
+            "final_accuracy": series("accuracy")[-1],
+            "failed_timeout": sum(series("failed_timeout")),
+            "failed_deadline": sum(series("failed_deadline")),
+        }
 
 
 def main() -> None:
@@ -73,20 +100,35 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=5.0, help="aggregation.round_timeout_s of side (b)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    sides = {"no deadline": [], f"deadline {args.deadline:g} s": [f"aggregation.round_timeout_s={args.deadline}"]}
+    sides = {
+        "no deadline": [],
+        f"deadline {args.deadline:g} s": [f"aggregation.round_timeout_s={args.deadline}"],
+    }
     runs = {}
     for side, extra in sides.items():
         runs[side] = run = run_side(args, extra)
-        print(f"{side:14s} round mean {run['mean_round_s']:6.2f} s  max {run['max_round_s']:6.2f} s  "
-              f"(training max {run['max_train_s']:6.2f} s)  "
-              f"accuracy {run['final_accuracy']:.4f}  clients lost: timeout {run['failed_timeout']:.0f}, "
-              f"deadline {run['failed_deadline']:.0f}  (wall {run['wall_s']:.1f} s, load {run['load']:.1f})", flush=True)
+        print(
+            f"{side:14s} round mean {run['mean_round_s']:6.2f} s  max {run['max_round_s']:6.2f} s  "
+            f"(training max {run['max_train_s']:6.2f} s)  "
+            f"accuracy {run['final_accuracy']:.4f}  clients lost: timeout {run['failed_timeout']:.0f}, "
+            f"deadline {run['failed_deadline']:.0f}  (wall {run['wall_s']:.1f} s, load {run['load']:.1f})",
+            flush=True,
+        )
     without, with_deadline = runs.values()
-    result = {"rounds": args.rounds, "clients": args.clients, "p": args.p, "task_timeout_s": args.task_timeout,
-              "round_timeout_s": args.deadline, "runs": runs,
-              "mean_ratio": without["mean_round_s"] / with_deadline["mean_round_s"],
-              "max_ratio": without["max_round_s"] / with_deadline["max_round_s"]}
-    print(f"no deadline / deadline: mean round {result['mean_ratio']:.2f}x, max round {result['max_ratio']:.2f}x")
+    result = {
+        "rounds": args.rounds,
+        "clients": args.clients,
+        "p": args.p,
+        "task_timeout_s": args.task_timeout,
+        "round_timeout_s": args.deadline,
+        "runs": runs,
+        "mean_ratio": without["mean_round_s"] / with_deadline["mean_round_s"],
+        "max_ratio": without["max_round_s"] / with_deadline["max_round_s"],
+    }
+    print(
+        f"no deadline / deadline: mean round {result['mean_ratio']:.2f}x, "
+        f"max round {result['max_ratio']:.2f}x"
+    )
     print("RESULT " + json.dumps({k: v for k, v in result.items() if k != "runs"}))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))

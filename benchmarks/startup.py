@@ -3,7 +3,8 @@
     python benchmarks/startup.py                                   # this checkout alone, 3 repeats
     python benchmarks/startup.py --before /tmp/fedsweep-before --repeat 3 --out /tmp/startup.json
     (make a `before` checkout with: git archive <commit> | tar -x -C /tmp/fedsweep-before)
-    venv/bin/python benchmarks/startup.py --before ../main --before-python "$(which python)"   # two environments
+    venv/bin/python benchmarks/startup.py --before ../main --before-python "$(which python)"
+    (two environments)
 
 Scenarios, each a whole `python flows/sweep.py` process (interpreter, imports, server, exit), a
 1-round, 1-cell quickstart (`strategy=fedavg num_clients=10 rounds=1`) in a fresh folder:
@@ -69,14 +70,20 @@ run = client.create_run(client.create_experiment("x", artifact_location=str(home
 client.set_terminated(run.info.run_id)
 mlflow_setup = time.perf_counter() - t
 print("RESULT " + json.dumps({"server_boot_to_healthy_s": boot, "import_prefect_s": imported,
-      "first_flow_run_s": first_flow, "import_mlflow_s": mlflow_import, "mlflow_experiment_and_run_s": mlflow_setup}))
+      "first_flow_run_s": first_flow, "import_mlflow_s": mlflow_import,
+      "mlflow_experiment_and_run_s": mlflow_setup}))
 """
 
 
 def _env(repo: Path, home: Path, runtime: Path, idle_s: float = 600) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "FEDSWEEP_"))}
-    env.update(CI="true", PREFECT_HOME=str(home), FEDSWEEP_RUNTIME_DIR=str(runtime), PYTHONPATH=str(repo),
-               FEDSWEEP_SERVER_IDLE_S=f"{idle_s:g}")
+    env.update(
+        CI="true",
+        PREFECT_HOME=str(home),
+        FEDSWEEP_RUNTIME_DIR=str(runtime),
+        PYTHONPATH=str(repo),
+        FEDSWEEP_SERVER_IDLE_S=f"{idle_s:g}",
+    )
     return env
 
 
@@ -85,7 +92,9 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(cmd)}\n{(done.stdout + done.stderr)[-3000:]}")
+        raise SystemExit(
+            f"failed ({done.returncode}): {' '.join(cmd)}\n{(done.stdout + done.stderr)[-3000:]}"
+        )
     return seconds, done.stdout + done.stderr
 
 
@@ -98,7 +107,9 @@ class Checkout:
         for folder in (self.home, self.runtime, self.done):
             folder.mkdir(parents=True)
 
-    def sweep(self, cwd: Path, runtime: Path, *, flags: tuple[str, ...] = (), idle_s: float = 600) -> tuple[float, str]:
+    def sweep(
+        self, cwd: Path, runtime: Path, *, flags: tuple[str, ...] = (), idle_s: float = 600
+    ) -> tuple[float, str]:
         cmd = [self.python, *flags, str(self.repo / "flows" / "sweep.py"), *SWEEP]
         return _timed(cmd, cwd, _env(self.repo, self.home, runtime, idle_s))
 
@@ -123,7 +134,10 @@ class Checkout:
 
 def versions(python: str) -> str:
     """The interpreter's Prefect and MLflow versions, e.g. "prefect 3.9.1, mlflow 3.17.2"."""
-    code = "from importlib.metadata import version as v; print(f\"prefect {v('prefect')}, mlflow {v('mlflow')}\")"
+    code = (
+        "from importlib.metadata import version as v; "
+        "print(f\"prefect {v('prefect')}, mlflow {v('mlflow')}\")"
+    )
     return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -139,14 +153,19 @@ def import_breakdown(out: str) -> dict[str, float]:
 
 def components(repo: Path, work: Path) -> dict[str, float]:
     _, out = _timed([sys.executable, "-c", COMPONENTS], work, _env(repo, work / "c-home", work / "c-run"))
-    return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT ")).removeprefix("RESULT "))
+    return json.loads(
+        next(line for line in out.splitlines() if line.startswith("RESULT ")).removeprefix("RESULT ")
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, help="another fedsweep checkout to compare with")
-    parser.add_argument("--before-python", default=sys.executable,
-                        help="the interpreter (environment) for --before; default this one")
+    parser.add_argument(
+        "--before-python",
+        default=sys.executable,
+        help="the interpreter (environment) for --before; default this one",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="0: the breakdown only")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -176,16 +195,21 @@ def whole_processes(sides: list[Checkout], repeat: int, *, with_before: bool) ->
             for side in sides if rep % 2 == 0 else sides[::-1]:
                 loads.append(os.getloadavg()[0])
                 times[(side.label, scenario)].append(side.run(scenario))
-                print(f"{scenario:12s} {side.label:6s} {times[(side.label, scenario)][-1]:6.1f} s", flush=True)
+                print(
+                    f"{scenario:12s} {side.label:6s} {times[(side.label, scenario)][-1]:6.1f} s", flush=True
+                )
     medians = {f"{label}/{scenario}": statistics.median(v) for (label, scenario), v in times.items()}
-    print("\nwhole process, median seconds (load average %.1f-%.1f):" % (min(loads), max(loads)))
+    print(f"\nwhole process, median seconds (load average {min(loads):.1f}-{max(loads):.1f}):")
     for scenario in SCENARIOS:
         row = [f"{scenario:12s}"] + [f"{s.label} {medians[f'{s.label}/{scenario}']:6.1f}" for s in sides]
         if with_before:
             row.append(f"ratio {medians[f'this/{scenario}'] / medians[f'before/{scenario}']:.2f}")
         print("  " + "   ".join(row), flush=True)
-    return {"median_s": medians, "runs_s": {f"{k[0]}/{k[1]}": v for k, v in times.items()},
-            "load_avg": [round(x, 2) for x in loads]}
+    return {
+        "median_s": medians,
+        "runs_s": {f"{k[0]}/{k[1]}": v for k, v in times.items()},
+        "load_avg": [round(x, 2) for x in loads],
+    }
 
 
 def breakdown(side: Checkout, work: Path) -> dict:
@@ -195,10 +219,16 @@ def breakdown(side: Checkout, work: Path) -> dict:
     try:
         _, traced = side.sweep(Path(tempfile.mkdtemp(dir=work)), side.runtime, flags=("-X", "importtime"))
         out["imports_s"] = dict(list(import_breakdown(traced).items())[:15])
-        print("\nimports of a sweep (self time by top-level package, s):\n  "
-              + ", ".join(f"{name} {s:.2f}" for name, s in out["imports_s"].items()), flush=True)
+        print(
+            "\nimports of a sweep (self time by top-level package, s):\n  "
+            + ", ".join(f"{name} {s:.2f}" for name, s in out["imports_s"].items()),
+            flush=True,
+        )
         out["components_s"] = components(REPO, work)
-        print("\ncomponents (s): " + ", ".join(f"{k} {v:.2f}" for k, v in out["components_s"].items()), flush=True)
+        print(
+            "\ncomponents (s): " + ", ".join(f"{k} {v:.2f}" for k, v in out["components_s"].items()),
+            flush=True,
+        )
     except SystemExit as err:
         out["error"] = str(err)[-2000:]
         print(f"breakdown failed: {out['error']}", flush=True)

@@ -1,8 +1,9 @@
 """What does one Prefect task cost? A trivial task inside a flow vs calling the function directly.
 
 fedsweep makes every client epoch, aggregation, evaluation and checkpoint write a task (~13 tasks a
-round on the bench workload; MLflow logging is a plain call), so the per-task overhead times the number of tasks is a
-floor under its overhead against a bare loop. Measured with fedsweep's settings: a private API
+round on the bench workload; MLflow logging is a plain call), so the per-task overhead times the
+number of tasks is a floor under its overhead against a bare loop. Measured with fedsweep's
+settings: a private API
 server (flows.server.LocalServer), the flow heartbeat off, results persisted as JSON under a
 cache_key_fn, a ThreadPoolTaskRunner with one worker (runner.max_parallel_clients=1).
 
@@ -44,14 +45,17 @@ def trivial(i: int) -> int:
 def measure(n: int, warmup: int, server_cpu: Any) -> dict[str, dict[str, float]]:
     """ms per task for each mode and call style, the server's CPU per task, and the cost of an
     empty flow run. `server_cpu()`: the server's CPU seconds once it has digested what it was sent."""
-    from prefect import flow, task  # noqa: PLC0415 - only once PREFECT_API_URL points at our server
-    from prefect.cache_policies import NO_CACHE  # noqa: PLC0415
-    from prefect.task_runners import ThreadPoolTaskRunner  # noqa: PLC0415
+    from prefect import flow, task  # only once PREFECT_API_URL points at our server
+    from prefect.cache_policies import NO_CACHE
+    from prefect.task_runners import ThreadPoolTaskRunner
 
     token = uuid.uuid4().hex[:8]  # fresh keys: the first persisted pass must miss
     plain = task(trivial, name="no-persistence", persist_result=False, cache_policy=NO_CACHE)
     persisted = task(
-        trivial, name="persisted", persist_result=True, result_serializer="json",
+        trivial,
+        name="persisted",
+        persist_result=True,
+        result_serializer="json",
         cache_key_fn=lambda ctx, params: f"overhead-{token}-{params['i']}",
     )
 
@@ -78,8 +82,10 @@ def measure(n: int, warmup: int, server_cpu: Any) -> dict[str, dict[str, float]]
         return (time.perf_counter() - started) / 5 * 1000
 
     empty()  # warm-up: the first flow run pays for lazy imports and client set-up
-    out: dict[str, dict[str, float]] = {"direct": {"call": timed_calls(trivial, "call")},
-                                        "empty flow run": {"call": flow_runs()}}
+    out: dict[str, dict[str, float]] = {
+        "direct": {"call": timed_calls(trivial, "call")},
+        "empty flow run": {"call": flow_runs()},
+    }
     for mode, fn in (("no persistence", plain), ("persist + cache key", persisted)):
         before = server_cpu()
         out[mode] = {style: bench(fn, style) for style in ("call", "submit")}
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     # logs to it, and the folder goes after the server. Stopping it here made the exit wait ~90 s
     # on Prefect's log worker retrying a dead API.
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    from flows.server import LocalServer  # noqa: PLC0415
+    from flows.server import LocalServer
 
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     server = LocalServer(log_path=Path(tmp) / "s.log")
@@ -111,13 +117,16 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     server.wait_ready()
     ready_s = time.perf_counter() - started
-    from prefect.settings import (  # noqa: PLC0415
+    from prefect.settings import (
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_RESULTS_LOCAL_STORAGE_PATH,
         temporary_settings,
     )
 
-    updates = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(Path(tmp) / "r")}
+    updates = {
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(Path(tmp) / "r"),
+    }
     with temporary_settings(updates=updates):
         server_process = psutil.Process(server.process.pid)
 
@@ -132,8 +141,13 @@ def main(argv: list[str] | None = None) -> None:
         submit = f"{row['submit']:10.2f}" if "submit" in row else f"{'':>10}"
         print(f"{mode:<34} {row['call']:11.3f} {submit}")
     if args.out:
-        record = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "n": args.n,
-                  "load_after": os.getloadavg()[0], "ms_per_task": figures, "server_ready_s": ready_s}
+        record = {
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "n": args.n,
+            "load_after": os.getloadavg()[0],
+            "ms_per_task": figures,
+            "server_ready_s": ready_s,
+        }
         args.out.write_text(json.dumps(record, indent=1))
         print(f"figures: {args.out}")
 

@@ -45,9 +45,14 @@ def workload(rounds: int, preset: str = "bench") -> dict[str, Any]:
     dataset = yaml.safe_load((REPO / "conf" / "dataset" / "teacher_mnist.yaml").read_text())
     dataset.update(bench.get("dataset", {}))
     return {
-        "rounds": rounds, "clients": bench["num_clients"], "clients_per_round": bench["clients_per_round"],
-        "local_epochs": bench["local_epochs"], "batch_size": bench["batch_size"], "lr": bench["lr"],
-        "seed": bench.get("seed", root["seed"]), "samples_per_client": dataset["samples_per_client"],
+        "rounds": rounds,
+        "clients": bench["num_clients"],
+        "clients_per_round": bench["clients_per_round"],
+        "local_epochs": bench["local_epochs"],
+        "batch_size": bench["batch_size"],
+        "lr": bench["lr"],
+        "seed": bench.get("seed", root["seed"]),
+        "samples_per_client": dataset["samples_per_client"],
         "test_samples": dataset["test_samples"],
     }
 
@@ -62,7 +67,9 @@ def _timed(cmd: list[str], cwd: Path, log: Path, timeout_s: float | None = None)
     env = sweep_env()  # this checkout first; no PREFECT_API_URL: the default, a private server
     started = time.perf_counter()
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -77,36 +84,56 @@ def _fail(what: str, log: Path) -> NoReturn:
     raise SideFailed(f"{what} failed (log {log}):\n{tail}")
 
 
-def run_bare(w: dict[str, Any], work: Path, flags: list[str] | None = None, timeout_s: float | None = None
-             ) -> dict[str, Any]:
+def run_bare(
+    w: dict[str, Any], work: Path, flags: list[str] | None = None, timeout_s: float | None = None
+) -> dict[str, Any]:
     """The bare loop as a whole process; `flags` add to the workload's (e.g. `--mu 0,1`: one run per mu)."""
-    flags = [f"--{key.replace('_', '-')}={value}" for key, value in w.items()] + (flags or [])  # bare_loop's names
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in w.items()] + (
+        flags or []
+    )  # bare_loop's names
     log = work / f"bare-{len(list(work.glob('bare*.log')))}.log"
     load = os.getloadavg()[0]
-    wall, code = _timed([sys.executable, str(REPO / "benchmarks" / "bare_loop.py"), *flags], work, log, timeout_s)
+    wall, code = _timed(
+        [sys.executable, str(REPO / "benchmarks" / "bare_loop.py"), *flags], work, log, timeout_s
+    )
     lines = [line for line in log.read_text().splitlines() if line.startswith("RESULT ")]
     if code or not lines:
         _fail("the bare loop", log)
     methods = json.loads(lines[-1].removeprefix("RESULT "))["methods"]
-    return {"side": "bare", "wall_s": wall, "loop_s": sum(m["loop_s"] for m in methods),
-            "final_accuracy": methods[0]["final_accuracy"], "accuracies": [m["final_accuracy"] for m in methods],
-            "rounds_run": sum(m["rounds"] for m in methods), "train_s": sum(m["train_s"] for m in methods),
-            "eval_s": sum(m["eval_s"] for m in methods), "load_before": load}
+    return {
+        "side": "bare",
+        "wall_s": wall,
+        "loop_s": sum(m["loop_s"] for m in methods),
+        "final_accuracy": methods[0]["final_accuracy"],
+        "accuracies": [m["final_accuracy"] for m in methods],
+        "rounds_run": sum(m["rounds"] for m in methods),
+        "train_s": sum(m["train_s"] for m in methods),
+        "eval_s": sum(m["eval_s"] for m in methods),
+        "load_before": load,
+    }
 
 
 def round_parts(db: Path) -> dict[str, float]:
     """Seconds summed over every round of every cell in an MLflow sqlite store: round, train, eval."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-        rows = con.execute("SELECT key, SUM(value) FROM metrics WHERE key IN "
-                           "('round_seconds', 'train_seconds', 'eval_seconds') GROUP BY key").fetchall()
+        rows = con.execute(
+            "SELECT key, SUM(value) FROM metrics WHERE key IN "
+            "('round_seconds', 'train_seconds', 'eval_seconds') GROUP BY key"
+        ).fetchall()
     return {key.replace("seconds", "s"): float(total) for key, total in rows}
 
 
 def run_fedsweep(
-    w: dict[str, Any], work: Path, extra: list[str], *, experiment: str | None = "bench", sweep: str = "bench",
+    w: dict[str, Any],
+    work: Path,
+    extra: list[str],
+    *,
+    experiment: str | None = "bench",
+    sweep: str = "bench",
     timeout_s: float | None = None,
 ) -> dict[str, Any]:
-    """The CLI as a whole process in a fresh folder: `+experiment=<experiment>` (None: none) `rounds=` extra."""
+    """The CLI as a whole process in a fresh folder: `+experiment=<experiment>` (None: none)
+    `rounds=` extra."""
     cwd = Path(tempfile.mkdtemp(prefix="fedsweep-", dir=work))
     log = work / f"{cwd.name}.log"
     preset = [f"+experiment={experiment}"] if experiment else []
@@ -119,25 +146,43 @@ def run_fedsweep(
     rows = list(csv.DictReader(summary.open()))
     # Tracking and checkpointing really happened (not a resumed or half-configured run).
     checkpoints = list((cwd / "outputs" / sweep / "cells").glob("*/checkpoints/round-*"))
-    if any(r["status"] != "FINISHED" for r in rows) or not (cwd / "mlruns" / "mlflow.db").is_file() or not checkpoints:
+    if (
+        any(r["status"] != "FINISHED" for r in rows)
+        or not (cwd / "mlruns" / "mlflow.db").is_file()
+        or not checkpoints
+    ):
         _fail("fedsweep (a cell not FINISHED, no MLflow db or no checkpoint)", log)
-    return {"side": "fedsweep", "wall_s": wall, "loop_s": sum(float(r["wall_s"]) for r in rows),
-            "final_accuracy": float(rows[0]["final_accuracy"]),
-            "accuracies": [float(r["final_accuracy"]) for r in rows], "cells": [r["cell"] for r in rows],
-            "rounds_run": sum(int(r["rounds_run"]) for r in rows), **round_parts(cwd / "mlruns" / "mlflow.db"),
-            "load_before": load}
+    return {
+        "side": "fedsweep",
+        "wall_s": wall,
+        "loop_s": sum(float(r["wall_s"]) for r in rows),
+        "final_accuracy": float(rows[0]["final_accuracy"]),
+        "accuracies": [float(r["final_accuracy"]) for r in rows],
+        "cells": [r["cell"] for r in rows],
+        "rounds_run": sum(int(r["rounds_run"]) for r in rows),
+        **round_parts(cwd / "mlruns" / "mlflow.db"),
+        "load_before": load,
+    }
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, float]:
     """Medians per side and their ratio (fedsweep / bare)."""
-    med = {side: {key: statistics.median(r[key] for r in runs if r["side"] == side)
-                  for key in ("wall_s", "loop_s", "final_accuracy")} for side in ("bare", "fedsweep")}
+    med = {
+        side: {
+            key: statistics.median(r[key] for r in runs if r["side"] == side)
+            for key in ("wall_s", "loop_s", "final_accuracy")
+        }
+        for side in ("bare", "fedsweep")
+    }
     return {
-        "bare_wall_s": med["bare"]["wall_s"], "fedsweep_wall_s": med["fedsweep"]["wall_s"],
+        "bare_wall_s": med["bare"]["wall_s"],
+        "fedsweep_wall_s": med["fedsweep"]["wall_s"],
         "ratio": med["fedsweep"]["wall_s"] / med["bare"]["wall_s"],
-        "bare_loop_s": med["bare"]["loop_s"], "fedsweep_cell_s": med["fedsweep"]["loop_s"],
+        "bare_loop_s": med["bare"]["loop_s"],
+        "fedsweep_cell_s": med["fedsweep"]["loop_s"],
         "loop_ratio": med["fedsweep"]["loop_s"] / med["bare"]["loop_s"],
-        "bare_accuracy": med["bare"]["final_accuracy"], "fedsweep_accuracy": med["fedsweep"]["final_accuracy"],
+        "bare_accuracy": med["bare"]["final_accuracy"],
+        "fedsweep_accuracy": med["fedsweep"]["final_accuracy"],
     }
 
 
@@ -157,24 +202,39 @@ def main(argv: list[str] | None = None) -> None:
         for side in pair:
             run = run_bare(w, work) if side == "bare" else run_fedsweep(w, work, args.overrides)
             runs.append({**run, "repeat": i})
-            print(f"[{i + 1}/{args.repeat}] {side:<8} {run['wall_s']:7.1f} s (in-process {run['loop_s']:6.1f} s)"
-                  f"  accuracy {run['final_accuracy']:.4f}  load {run['load_before']:.2f}", flush=True)
+            print(
+                f"[{i + 1}/{args.repeat}] {side:<8} {run['wall_s']:7.1f} s "
+                f"(in-process {run['loop_s']:6.1f} s)"
+                f"  accuracy {run['final_accuracy']:.4f}  load {run['load_before']:.2f}",
+                flush=True,
+            )
     s = summarise(runs)
-    print(f"\n{w['rounds']} rounds, {w['clients']} clients x {w['samples_per_client']} samples, "
-          f"{w['clients_per_round']} per round, median of {args.repeat}:")
+    print(
+        f"\n{w['rounds']} rounds, {w['clients']} clients x {w['samples_per_client']} samples, "
+        f"{w['clients_per_round']} per round, median of {args.repeat}:"
+    )
     print(f"  bare loop  {s['bare_wall_s']:7.1f} s   final accuracy {s['bare_accuracy']:.4f}")
     print(f"  fedsweep   {s['fedsweep_wall_s']:7.1f} s   final accuracy {s['fedsweep_accuracy']:.4f}")
-    print(f"  ratio      {s['ratio']:7.2f}x  (whole processes; in-process loop/cell only: {s['loop_ratio']:.2f}x)")
+    print(
+        f"  ratio      {s['ratio']:7.2f}x  "
+        f"(whole processes; in-process loop/cell only: {s['loop_ratio']:.2f}x)"
+    )
     if args.out:
-        figures = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-                   "workload": w, "overrides": args.overrides, "summary": s, "runs": runs}
+        figures = {
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(),
+            "workload": w,
+            "overrides": args.overrides,
+            "summary": s,
+            "runs": runs,
+        }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(figures, indent=1))
         print(f"figures: {args.out}")
     if args.keep:
         print(f"working directories and logs: {work}")
     else:
-        import shutil  # noqa: PLC0415
+        import shutil
 
         shutil.rmtree(work, ignore_errors=True)
 

@@ -46,8 +46,11 @@ from typing import Any
 from vs_loop import REPO, SideFailed, _fail, _timed, run_bare, run_fedsweep, workload
 
 SIDES = ("bare", "fedsweep", "flower", "pfl")
-FEDSWEEP_NAMES = {"clients": "num_clients", "samples_per_client": "dataset.samples_per_client",
-                  "test_samples": "dataset.test_samples"}
+FEDSWEEP_NAMES = {
+    "clients": "num_clients",
+    "samples_per_client": "dataset.samples_per_client",
+    "test_samples": "dataset.test_samples",
+}
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,26 @@ class Peer:
 
     def missing(self, python: str) -> str | None:
         """None if `python` imports the peer, else one line saying how to make its virtualenv."""
-        ok = Path(python).exists() and subprocess.run([python, "-c", f"import {self.module}"], capture_output=True,
-                                                      check=False).returncode == 0
-        make = f"python -m venv --system-site-packages {self.venv} && {self.venv}/bin/pip install '{self.install}'"
-        return None if ok else f"{python} cannot import {self.module}; make it with: {make} (or set {self.env})"
+        ok = (
+            Path(python).exists()
+            and subprocess.run(
+                [python, "-c", f"import {self.module}"], capture_output=True, check=False
+            ).returncode
+            == 0
+        )
+        make = (
+            f"python -m venv --system-site-packages {self.venv} && "
+            f"{self.venv}/bin/pip install '{self.install}'"
+        )
+        return (
+            None if ok else f"{python} cannot import {self.module}; make it with: {make} (or set {self.env})"
+        )
 
 
 PEERS = {
-    "flower": Peer("flower_sim.py", "flwr", "FEDSWEEP_FLOWER_PYTHON", ".venv-flwr", "flwr[simulation]==1.42.*"),
+    "flower": Peer(
+        "flower_sim.py", "flwr", "FEDSWEEP_FLOWER_PYTHON", ".venv-flwr", "flwr[simulation]==1.42.*"
+    ),
     "pfl": Peer("pfl_sim.py", "pfl", "FEDSWEEP_PFL_PYTHON", ".venv-pfl", "pfl[pytorch]==0.6.0"),
 }
 
@@ -92,8 +107,12 @@ def fashion_root(gz: Path, work: Path) -> Path:
     """Debian's Fashion-MNIST .gz files decompressed under `work` in torchvision's layout."""
     raw = work / "data" / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         with gzip.open(gz / f"{name}.gz", "rb") as src, (raw / name).open("wb") as dst:
             shutil.copyfileobj(src, dst)
     return work / "data"
@@ -104,7 +123,8 @@ def plan(args: argparse.Namespace, work: Path) -> Plan:
     w = workload(args.rounds, "scale100" if args.workload == "scale100" else "bench")
     sets = dict(item.split("=", 1) for item in args.set)  # checked by main
     w.update({k: type(w[k])(v) for k, v in sets.items()})
-    # The same settings in fedsweep's names (clients are num_clients; TeacherMNIST's sizes live under dataset.)
+    # The same settings in fedsweep's names (clients are num_clients; TeacherMNIST's sizes live under
+    # dataset.)
     same = [f"{FEDSWEEP_NAMES.get(k, k)}={v}" for k, v in sets.items()]
     if args.workload == "scale100":
         return Plan(w, "scale100", "scale100", same, ["--mu=0,1,0.01"])
@@ -112,13 +132,27 @@ def plan(args: argparse.Namespace, work: Path) -> Plan:
         return Plan(w, "bench", "bench", same, [])
     root = fashion_root(args.fmnist_gz, work)
     knobs = [f"{k}={w[k]}" for k in ("clients_per_round", "local_epochs", "batch_size", "lr", "seed")]
-    return Plan(w, None, "fmnist", ["sweep_name=fmnist", "dataset=fashion_mnist", f"dataset.root={root}",
-                                     "partition=iid", "model=cnn", "strategy=fedavg", f"num_clients={w['clients']}",
-                                     *knobs], ["--dataset=fashion_mnist", f"--root={root}", "--model=cnn"])
+    return Plan(
+        w,
+        None,
+        "fmnist",
+        [
+            "sweep_name=fmnist",
+            "dataset=fashion_mnist",
+            f"dataset.root={root}",
+            "partition=iid",
+            "model=cnn",
+            "strategy=fedavg",
+            f"num_clients={w['clients']}",
+            *knobs,
+        ],
+        ["--dataset=fashion_mnist", f"--root={root}", "--model=cnn"],
+    )
 
 
-def run_peer(name: str, python: str, p: Plan, work: Path, rounds: int, timeout_s: float | None = None
-             ) -> dict[str, Any]:
+def run_peer(
+    name: str, python: str, p: Plan, work: Path, rounds: int, timeout_s: float | None = None
+) -> dict[str, Any]:
     """A peer's program as a whole process with its venv's python."""
     flags = [f"--{k.replace('_', '-')}={rounds if k == 'rounds' else v}" for k, v in p.w.items()] + p.flags
     log = work / f"{name}-{len(list(work.glob(f'{name}*.log')))}.log"
@@ -129,9 +163,15 @@ def run_peer(name: str, python: str, p: Plan, work: Path, rounds: int, timeout_s
     if code or not lines:
         _fail(name, log)
     methods = json.loads(lines[-1].removeprefix("RESULT "))["methods"]
-    return {"side": name, "wall_s": wall, "loop_s": sum(m["loop_s"] for m in methods),
-            "final_accuracy": methods[0]["final_accuracy"], "accuracies": [m["final_accuracy"] for m in methods],
-            "rounds_run": sum(m["rounds"] for m in methods), "load_before": load}
+    return {
+        "side": name,
+        "wall_s": wall,
+        "loop_s": sum(m["loop_s"] for m in methods),
+        "final_accuracy": methods[0]["final_accuracy"],
+        "accuracies": [m["final_accuracy"] for m in methods],
+        "rounds_run": sum(m["rounds"] for m in methods),
+        "load_before": load,
+    }
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -139,11 +179,14 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for side in dict.fromkeys(r["side"] for r in runs):
         mine = [r for r in runs if r["side"] == side]
-        out[side] = {"wall_s": statistics.median(r["wall_s"] for r in mine),
-                     "loop_s": statistics.median(r["loop_s"] for r in mine),
-                     "round_s": statistics.median(r["loop_s"] / r["rounds_run"] for r in mine),
-                     "accuracies": mine[0]["accuracies"], "rounds_run": mine[0]["rounds_run"],
-                     **{k: statistics.median(r[k] for r in mine) for k in ("train_s", "eval_s") if k in mine[0]}}
+        out[side] = {
+            "wall_s": statistics.median(r["wall_s"] for r in mine),
+            "loop_s": statistics.median(r["loop_s"] for r in mine),
+            "round_s": statistics.median(r["loop_s"] / r["rounds_run"] for r in mine),
+            "accuracies": mine[0]["accuracies"],
+            "rounds_run": mine[0]["rounds_run"],
+            **{k: statistics.median(r[k] for r in mine) for k in ("train_s", "eval_s") if k in mine[0]},
+        }
     if "bare" in out:
         for s in out.values():
             s["wall_ratio"] = s["wall_s"] / out["bare"]["wall_s"]
@@ -160,11 +203,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--only", default=",".join(SIDES), help=f"comma-separated sides, of {', '.join(SIDES)}")
     p.add_argument("--flower-python", help="python of Flower's virtualenv")
     p.add_argument("--pfl-python", help="python of pfl-research's virtualenv")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="change a workload setting on every side (e.g. clients=10, samples_per_client=50)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a workload setting on every side (e.g. clients=10, samples_per_client=50)",
+    )
     p.add_argument("--fmnist-gz", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
-    p.add_argument("--side-timeout", type=float, default=3600, metavar="SECONDS",
-                   help="a side running longer is killed and left out of the remaining repeats (default 3600)")
+    p.add_argument(
+        "--side-timeout",
+        type=float,
+        default=3600,
+        metavar="SECONDS",
+        help="a side running longer is killed and left out of the remaining repeats (default 3600)",
+    )
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the working directories and logs")
     args = p.parse_args(argv)
@@ -190,8 +243,9 @@ def main(argv: list[str] | None = None) -> None:
                 if side == "bare":
                     run = run_bare(pl.w, work, pl.flags, timeout_s=limit)
                 elif side == "fedsweep":
-                    run = run_fedsweep(pl.w, work, pl.overrides, experiment=pl.experiment, sweep=pl.sweep,
-                                       timeout_s=limit)
+                    run = run_fedsweep(
+                        pl.w, work, pl.overrides, experiment=pl.experiment, sweep=pl.sweep, timeout_s=limit
+                    )
                 else:
                     run = run_peer(side, pythons[side], pl, work, peer_rounds, timeout_s=limit)
             except SideFailed as failed:
@@ -200,27 +254,44 @@ def main(argv: list[str] | None = None) -> None:
                 left_out.append(side)
                 continue
             runs.append({**run, "repeat": i})
-            print(f"[{i + 1}/{args.repeat}] {side:<8} {run['wall_s']:7.1f} s (in-process {run['loop_s']:6.1f} s, "
-                  f"{run['rounds_run']} rounds)  accuracy {' / '.join(f'{a:.4f}' for a in run['accuracies'])}"
-                  f"  load {run['load_before']:.2f}", flush=True)
+            print(
+                f"[{i + 1}/{args.repeat}] {side:<8} {run['wall_s']:7.1f} s "
+                f"(in-process {run['loop_s']:6.1f} s, "
+                f"{run['rounds_run']} rounds)  accuracy {' / '.join(f'{a:.4f}' for a in run['accuracies'])}"
+                f"  load {run['load_before']:.2f}",
+                flush=True,
+            )
     if left_out and not runs:
         sys.exit(f"vs_peers: no side finished ({', '.join(left_out)} failed)")
     s = summarise(runs)
-    print(f"\n{args.workload}: {args.rounds} rounds (peers {peer_rounds}), {pl.w['clients']} clients, "
-          f"{pl.w['clients_per_round']} per round, median of {args.repeat}:")
+    print(
+        f"\n{args.workload}: {args.rounds} rounds (peers {peer_rounds}), {pl.w['clients']} clients, "
+        f"{pl.w['clients_per_round']} per round, median of {args.repeat}:"
+    )
     for side, f in s.items():
         ratios = f"  {f['wall_ratio']:5.2f}x / {f['round_ratio']:5.2f}x of bare" if "wall_ratio" in f else ""
         split = f"  (train {f['train_s']:.1f} s, eval {f['eval_s']:.1f} s)" if "train_s" in f else ""
-        print(f"  {side:<8} wall {f['wall_s']:7.1f} s  per round {f['round_s']:6.2f} s{ratios}  accuracy "
-              f"{' / '.join(f'{a:.4f}' for a in f['accuracies'])}{split}")
+        print(
+            f"  {side:<8} wall {f['wall_s']:7.1f} s  per round {f['round_s']:6.2f} s{ratios}  accuracy "
+            f"{' / '.join(f'{a:.4f}' for a in f['accuracies'])}{split}"
+        )
     if "fedsweep" in s:
         for peer in (name for name in PEERS if name in s):
-            print(f"  {peer} / fedsweep: wall {s[peer]['wall_s'] / s['fedsweep']['wall_s']:.2f}x, "
-                  f"per round {s[peer]['round_s'] / s['fedsweep']['round_s']:.2f}x")
+            print(
+                f"  {peer} / fedsweep: wall {s[peer]['wall_s'] / s['fedsweep']['wall_s']:.2f}x, "
+                f"per round {s[peer]['round_s'] / s['fedsweep']['round_s']:.2f}x"
+            )
     print("RESULT " + json.dumps(s), flush=True)
     if args.out:
-        figures = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-                   "workload": args.workload, "settings": pl.w, "peer_rounds": peer_rounds, "summary": s, "runs": runs}
+        figures = {
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(),
+            "workload": args.workload,
+            "settings": pl.w,
+            "peer_rounds": peer_rounds,
+            "summary": s,
+            "runs": runs,
+        }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(figures, indent=1))
         print(f"figures: {args.out}")

@@ -9,9 +9,9 @@ data in memory. Jobs receive only the cell's folder and small references, and ca
 import copy
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from collections import OrderedDict
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -115,17 +115,24 @@ class CellRuntime:
         if self.devices is None or self.systems is None or self.systems.deadline_s is None:
             return None
         d = self.devices
-        budget = (self.systems.deadline_s - self.model_bytes / float(d.down_bps[client])
-                  - self.model_bytes / float(d.up_bps[client])) * float(d.speed[client])
+        budget = (
+            self.systems.deadline_s
+            - self.model_bytes / float(d.down_bps[client])
+            - self.model_bytes / float(d.up_bps[client])
+        ) * float(d.speed[client])
         steps = self.settings.knobs.local_steps is not None
-        return affordable_work(budget, num_samples=int(self.num_samples[client]),
-                               batch_size=self.local.batch_size if steps else None)
+        return affordable_work(
+            budget,
+            num_samples=int(self.num_samples[client]),
+            batch_size=self.local.batch_size if steps else None,
+        )
 
     def population(self, round: int) -> Population:
         """What selection knows of every client in `round` (fedsweep/selection/base.py)."""
         deadline = None if self.systems is None else self.systems.deadline_s
-        return Population(num_samples=self.num_samples, expected_seconds=self.expected_seconds,
-                          deadline_s=deadline)
+        return Population(
+            num_samples=self.num_samples, expected_seconds=self.expected_seconds, deadline_s=deadline
+        )
 
     def available(self, round: int) -> torch.Tensor:
         """The clients selection may pick in `round`, those the faults and the system model leave online:
@@ -142,8 +149,10 @@ class CellRuntime:
             return
         fastest = float(self.expected_seconds.min()) if self.num_clients else 0.0
         if fastest > self.systems.deadline_s:
-            message = (f"systems.deadline_s={self.systems.deadline_s:g} is shorter than every client's simulated "
-                       f"round (the fastest takes {fastest:.3g} s): no client could ever be trained")
+            message = (
+                f"systems.deadline_s={self.systems.deadline_s:g} is shorter than every client's simulated "
+                f"round (the fastest takes {fastest:.3g} s): no client could ever be trained"
+            )
             raise ConfigError(message, key="systems.deadline_s")
 
     def thread_model(self) -> nn.Module:
@@ -178,7 +187,9 @@ def load_data(config: Mapping[str, Any]) -> LoadedData:
         if key in _DATA:
             _DATA.move_to_end(key)
             return _DATA[key]
-        data = build(config["dataset"], key="dataset").load(num_clients=int(config["num_clients"]), seed=int(config["seed"]))
+        data = build(config["dataset"], key="dataset").load(
+            num_clients=int(config["num_clients"]), seed=int(config["seed"])
+        )
         _remember(key, data)
         return data
 
@@ -213,28 +224,46 @@ def build_runtime(config: Mapping[str, Any]) -> CellRuntime:
     data = load_data(config)
     partition = build(config["partition"], key="partition")
     clients = partition.split(
-        labels=data.train.y, num_clients=knobs.num_clients, natural=data.natural,
+        labels=data.train.y,
+        num_clients=knobs.num_clients,
+        natural=data.natural,
         generator=generator(knobs.seed, "partition"),
     )
     device = resolve_device(runner.device)
     # Initial weights depend on the seed only, so methods in one sweep start from the same model.
     model = build_model(
-        build(config["model"], key="model"), input_shape=tuple(data.train.x.shape[1:]),
-        num_classes=data.num_classes, generator_seed=derive_seed(knobs.seed, "init"),
+        build(config["model"], key="model"),
+        input_shape=tuple(data.train.x.shape[1:]),
+        num_classes=data.num_classes,
+        generator_seed=derive_seed(knobs.seed, "init"),
     )
     initial = state_of(model)
     warm_imports()
     local = LocalConfig(
-        lr=knobs.lr, batch_size=knobs.batch_size, momentum=knobs.momentum, weight_decay=knobs.weight_decay,
-        clip_norm=knobs.clip_norm, amp=runner.amp,
+        lr=knobs.lr,
+        batch_size=knobs.batch_size,
+        momentum=knobs.momentum,
+        weight_decay=knobs.weight_decay,
+        clip_norm=knobs.clip_norm,
+        amp=runner.amp,
     )
     runtime = CellRuntime(
-        config=config, settings=settings, data=data, clients=clients, model=model.to(device), initial_params=initial,
-        strategy=build(config["strategy"], key="strategy"), selector=build(config["selection"], key="selection"),
-        local=local, device=device, faults=validate_faults(config["faults"], num_clients=knobs.num_clients),
+        config=config,
+        settings=settings,
+        data=data,
+        clients=clients,
+        model=model.to(device),
+        initial_params=initial,
+        strategy=build(config["strategy"], key="strategy"),
+        selector=build(config["selection"], key="selection"),
+        local=local,
+        device=device,
+        faults=validate_faults(config["faults"], num_clients=knobs.num_clients),
         policy=aggregation_policy(config.get("aggregation"), clients_per_round=knobs.clients_per_round),
         test_owner=data.test_owner if isinstance(partition, Natural) else None,
-        systems=build(config["systems"], key="systems", expect=SYSTEM_MODEL) if config.get("systems") else None,
+        systems=build(config["systems"], key="systems", expect=SYSTEM_MODEL)
+        if config.get("systems")
+        else None,
     )
     runtime.check_deadline()
     return runtime
@@ -270,7 +299,9 @@ def cell_env(cell_dir: str) -> CellEnv:
         runtime=runtime,
         blobs=BlobStore(storage=open_storage(f"{root}/work")),
         client_states=ClientStateStore(storage=open_storage(f"{root}/clients")),
-        checkpoints=CheckpointStore(storage=open_storage(f"{root}/{CHECKPOINTS}"), keep=runtime.settings.checkpoint.keep),
+        checkpoints=CheckpointStore(
+            storage=open_storage(f"{root}/{CHECKPOINTS}"), keep=runtime.settings.checkpoint.keep
+        ),
         key=record["key"],
     )
 

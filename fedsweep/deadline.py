@@ -76,8 +76,10 @@ def cut_off(env: CellEnv, rnd: int) -> frozenset[int]:
         if record["round"] != rnd or not all(isinstance(c, int) and not isinstance(c, bool) for c in clients):
             raise ValueError("not a deadline record of this round")
     except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{storage.location}/{_path(rnd)} is not a valid deadline record ({exc}); "
-                              "delete it to replay the round without it") from None
+        raise CheckpointError(
+            f"{storage.location}/{_path(rnd)} is not a valid deadline record ({exc}); "
+            "delete it to replay the round without it"
+        ) from None
     return frozenset(clients)
 
 

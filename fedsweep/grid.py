@@ -110,7 +110,11 @@ def _axis_points(axis: str, values: Any) -> list[tuple[list[str], str]]:
     if isinstance(values, (list, tuple)) and values:
         # a config group's options name themselves (`-oort`); other values get their key (`-alpha0.1`)
         named = axis in (*PLUGIN_GROUPS, *OPTIONAL_GROUPS)
-        label_of = (lambda v: "") if axis in (*_SHORT, "strategy") else (lambda v: f"{'' if named else _short(axis)}{v}")
+        label_of = (
+            (lambda v: "")
+            if axis in (*_SHORT, "strategy")
+            else (lambda v: f"{'' if named else _short(axis)}{v}")
+        )
         return [([f"{axis}={_format(v)}"], label_of(v)) for v in values]
     raise GridError(f"grid.{axis}: expected a non-empty list of values or a mapping of labelled overrides")
 

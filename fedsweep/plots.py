@@ -13,8 +13,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: no display, and no GUI toolkit imported
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,10 +69,14 @@ def final_accuracy_by_method(cells: Sequence[CellCurve]) -> bytes:
     for i, method in enumerate(methods):
         heights = []
         for n in clients:
-            finals = [c.accuracy[-1] for c in cells if c.method == method and c.num_clients == n and c.accuracy]
+            finals = [
+                c.accuracy[-1] for c in cells if c.method == method and c.num_clients == n and c.accuracy
+            ]
             heights.append(sum(finals) / len(finals) if finals else 0.0)
         ax.bar([j + i * width for j in range(len(clients))], heights, width, label=method)
-    ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(clients))], [str(n) for n in clients])
+    ax.set_xticks(
+        [j + width * (len(methods) - 1) / 2 for j in range(len(clients))], [str(n) for n in clients]
+    )
     ax.set_xlabel("clients")
     ax.set_ylabel("final test accuracy")
     ax.set_title("final accuracy per method × clients")

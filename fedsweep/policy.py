@@ -20,7 +20,7 @@ Two decisions, pure functions of counts, configured by the group-free `aggregati
 """
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -81,8 +81,10 @@ class AggregationPolicy:
             if self.min_fit < 1:
                 raise ValueError(f"aggregation.min_fit must be >= 1 as a count, got {self.min_fit}")
         elif not (isinstance(self.min_fit, float) and 0.0 < self.min_fit <= 1.0):  # bool is not a float
-            raise ValueError("aggregation.min_fit must be a count (int >= 1) or a fraction in (0, 1], "
-                             f"got {self.min_fit!r}")
+            raise ValueError(
+                "aggregation.min_fit must be a count (int >= 1) or a fraction in (0, 1], "
+                f"got {self.min_fit!r}"
+            )
         if self.on_insufficient not in ("skip", "fail"):
             raise ValueError(
                 f"aggregation.on_insufficient must be 'skip' or 'fail', got {self.on_insufficient!r}"
@@ -90,8 +92,9 @@ class AggregationPolicy:
         if self.stragglers not in ("drop", "partial"):
             raise ValueError(f"aggregation.stragglers must be 'drop' or 'partial', got {self.stragglers!r}")
         timeout = self.round_timeout_s
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                    or not 0 < timeout < math.inf):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf
+        ):
             raise ValueError(
                 f"aggregation.round_timeout_s must be null or a number of seconds > 0, got {timeout!r}"
             )
@@ -99,8 +102,9 @@ class AggregationPolicy:
     def check_against(self, *, clients_per_round: int) -> None:
         """A count above clients_per_round could never be met."""
         if _is_count(self.min_fit) and self.min_fit > clients_per_round:
-            raise ValueError(f"aggregation.min_fit must be <= clients_per_round ({clients_per_round}), "
-                             f"got {self.min_fit}")
+            raise ValueError(
+                f"aggregation.min_fit must be <= clients_per_round ({clients_per_round}), got {self.min_fit}"
+            )
 
     def required(self, selected: int) -> int:
         """Usable updates a round of `selected` clients needs."""

@@ -41,7 +41,7 @@ _OPT, _SERVER = "opt.", "server."
 def split_prefixed(tensors: Params, prefix: str) -> tuple[Params, Params]:
     """(tensors without the prefix, tensors with it, prefix removed)."""
     plain = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
-    tagged = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    tagged = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     return plain, tagged
 
 
@@ -82,8 +82,13 @@ def client_round(rt: CellRuntime, round: int, client: int) -> ClientRound:
     """The coordinates every fault decision about this client in this round is drawn from; with
     `local_steps`, the faults' `local_epochs` counts steps (a straggler runs x of τ steps)."""
     knobs = rt.settings.knobs
-    return ClientRound(seed=knobs.seed, round=round, client=client, local_epochs=local_work(rt)[0],
-                       affordable=rt.affordable_work(client))
+    return ClientRound(
+        seed=knobs.seed,
+        round=round,
+        client=client,
+        local_epochs=local_work(rt)[0],
+        affordable=rt.affordable_work(client),
+    )
 
 
 def planned_work(rt: CellRuntime, round: int, client: int) -> int:
@@ -102,8 +107,12 @@ def max_batches(rt: CellRuntime, round: int, client: int, task: int) -> int | No
     """The steps task `task` of the client's round runs: None (a whole epoch) without `local_steps`."""
     if rt.settings.knobs.local_steps is None:
         return None
-    return steps_in_chunk(task, steps=planned_work(rt, round, client), num_samples=int(rt.clients[client].numel()),
-                          batch_size=rt.local.batch_size)
+    return steps_in_chunk(
+        task,
+        steps=planned_work(rt, round, client),
+        num_samples=int(rt.clients[client].numel()),
+        batch_size=rt.local.batch_size,
+    )
 
 
 def local_config(rt: CellRuntime, round: int) -> LocalConfig:
@@ -118,8 +127,16 @@ def is_finite(params: Params) -> bool:
 
 
 def client_epoch(
-    env: CellEnv, *, round: int, client: int, epoch: int, epochs: int, global_ref: Ref, input_ref: Ref | None,
-    state_ref: Ref | None, attempt: int = 1,
+    env: CellEnv,
+    *,
+    round: int,
+    client: int,
+    epoch: int,
+    epochs: int,
+    global_ref: Ref,
+    input_ref: Ref | None,
+    state_ref: Ref | None,
+    attempt: int = 1,
 ) -> Ref:
     """Train `client` for local epoch `epoch` (of `epochs` this round), from `input_ref` or the global.
 
@@ -133,21 +150,41 @@ def client_epoch(
     global_params, broadcast = read_global(env.blobs, global_ref)
     client_state = env.client_states.get(state_ref)
     local = local_config(rt, round)
-    params, opt_state = (global_params, {}) if input_ref is None else split_prefixed(env.blobs.read(input_ref), _OPT)
+    params, opt_state = (
+        (global_params, {}) if input_ref is None else split_prefixed(env.blobs.read(input_ref), _OPT)
+    )
     out = train_epoch(
-        model=rt.thread_model(), data=rt.data.train, indices=rt.clients[client], params=params,
-        optimizer_state=opt_state, global_params=global_params, strategy=rt.strategy,
-        server_state=broadcast, client_state=client_state, cfg=local,
+        model=rt.thread_model(),
+        data=rt.data.train,
+        indices=rt.clients[client],
+        params=params,
+        optimizer_state=opt_state,
+        global_params=global_params,
+        strategy=rt.strategy,
+        server_state=broadcast,
+        client_state=client_state,
+        cfg=local,
         generator=generator(rt.settings.knobs.seed, "batches", round, client, epoch),
         max_batches=max_batches(rt, round, client, epoch),
     )
     steps = out.steps + (input_ref or {}).get("steps", 0)
-    meta = {"loss": out.loss, "loss_sq": out.loss_sq, "steps": out.steps, "num_samples": int(rt.clients[client].numel())}
+    meta = {
+        "loss": out.loss,
+        "loss_sq": out.loss_sq,
+        "steps": out.steps,
+        "num_samples": int(rt.clients[client].numel()),
+    }
     ref = {"client": client, "epochs_done": epoch + 1, "attempt": attempt, "previous_client_state": state_ref}
     sent = out.params
     if epoch + 1 == epochs:
-        new_state = rt.strategy.finish_client(params=out.params, global_params=global_params, server_state=broadcast,
-                                              client_state=client_state, steps=steps, lr=local.lr)
+        new_state = rt.strategy.finish_client(
+            params=out.params,
+            global_params=global_params,
+            server_state=broadcast,
+            client_state=client_state,
+            steps=steps,
+            lr=local.lr,
+        )
         ref["client_state"] = env.client_states.put(client=client, round=round, state=new_state)
         sent = rt.faults.after_training(client_round(rt, round, client), out.params, global_params)
         ref["valid"] = is_finite(sent) and math.isfinite(out.loss)
@@ -167,10 +204,18 @@ class BlobResults(ClientResults):
         self.env, self.refs = env, sorted(refs, key=lambda r: r["client"])
         rt = env.runtime
         work = local_work(rt)[0]  # epochs_* count tasks: epochs, or chunks of local_steps
-        self._meta = [ClientMeta(client=r["client"], num_samples=r["num_samples"], loss=r["loss"], steps=r["steps"],
-                                 epochs_done=r["epochs_done"], epochs_planned=tasks_for(rt, r["client"], work),
-                                 weight=None if weights is None else float(weights[r["client"]]))
-                      for r in self.refs]
+        self._meta = [
+            ClientMeta(
+                client=r["client"],
+                num_samples=r["num_samples"],
+                loss=r["loss"],
+                steps=r["steps"],
+                epochs_done=r["epochs_done"],
+                epochs_planned=tasks_for(rt, r["client"], work),
+                weight=None if weights is None else float(weights[r["client"]]),
+            )
+            for r in self.refs
+        ]
 
     @property
     def meta(self) -> list[ClientMeta]:
@@ -180,13 +225,24 @@ class BlobResults(ClientResults):
         states = self.env.client_states
         for meta, ref in zip(self._meta, self.refs):
             params, _ = split_prefixed(self.env.blobs.read(ref), _OPT)
-            yield ClientResult(**vars(meta), params=params, client_state=states.get(ref.get("client_state")),
-                               previous_client_state=states.get(ref.get("previous_client_state")))
+            yield ClientResult(
+                **vars(meta),
+                params=params,
+                client_state=states.get(ref.get("client_state")),
+                previous_client_state=states.get(ref.get("previous_client_state")),
+            )
 
 
 def aggregate(
-    env: CellEnv, *, round: int, start: dict[str, Ref], results: list[Ref], failures: list[dict[str, Any]],
-    selected: list[int], keep: bool, weights: dict[int, float] | None = None,
+    env: CellEnv,
+    *,
+    round: int,
+    start: dict[str, Ref],
+    results: list[Ref],
+    failures: list[dict[str, Any]],
+    selected: list[int],
+    keep: bool,
+    weights: dict[int, float] | None = None,
 ) -> dict[str, Ref]:
     """The start of round `round + 1`: the strategy's aggregate of `results` (valid updates only,
     weighted by the selector's `weights` if any, else by sample count), or, with `keep`, round
@@ -195,8 +251,11 @@ def aggregate(
     server_state = env.blobs.read(start["server"])
     if not keep:
         out = env.runtime.strategy.aggregate(
-            global_params=params, results=BlobResults(env, results, weights),
-            failures=[ClientFailure(client=f["client"], kind=f["kind"], message=f["message"]) for f in failures],
+            global_params=params,
+            results=BlobResults(env, results, weights),
+            failures=[
+                ClientFailure(client=f["client"], kind=f["kind"], message=f["message"]) for f in failures
+            ],
             server_state=server_state,
             context=RoundContext(round=round, selected=tuple(selected), num_clients=env.runtime.num_clients),
         )
@@ -212,13 +271,19 @@ def probe_loss(env: CellEnv, ref: Ref, *, round: int, client: int, samples: int 
     params, _ = read_global(env.blobs, ref)
     indices = rt.clients[client]
     if samples is not None and samples < len(indices):
-        draw = torch.randperm(len(indices), generator=generator(rt.settings.knobs.seed, "probe", round, client))
+        draw = torch.randperm(
+            len(indices), generator=generator(rt.settings.knobs.seed, "probe", round, client)
+        )
         indices = indices[draw[:samples]]
     if len(indices) == 0:
         return float("nan")
     data = rt.data.train
-    _, loss_sum = evaluation_hits(model=rt.thread_model(), data=Split(data.x[indices], data.y[indices]), params=params,
-                                  batch_size=rt.settings.knobs.eval_batch_size)
+    _, loss_sum = evaluation_hits(
+        model=rt.thread_model(),
+        data=Split(data.x[indices], data.y[indices]),
+        params=params,
+        batch_size=rt.settings.knobs.eval_batch_size,
+    )
     return loss_sum / len(indices)
 
 
@@ -230,13 +295,17 @@ def evaluate_global(env: CellEnv, ref: Ref, *, part: int = 0, parts: int = 1) ->
     test = rt.data.test
     lo, hi = len(test) * part // parts, len(test) * (part + 1) // parts
     hits, loss_sum = evaluation_hits(
-        model=rt.thread_model(), data=Split(test.x[lo:hi], test.y[lo:hi]), params=params,
+        model=rt.thread_model(),
+        data=Split(test.x[lo:hi], test.y[lo:hi]),
+        params=params,
         batch_size=rt.settings.knobs.eval_batch_size,
     )
     sums: dict[str, Any] = {"correct": int(hits.sum()), "loss_sum": loss_sum, "count": hi - lo}
     if rt.test_owner is not None:  # clients with test samples of their own: their sums, one by one
         owner = rt.test_owner[lo:hi]
-        sums["client_correct"] = torch.bincount(owner, weights=hits.double(), minlength=rt.num_clients).long().tolist()
+        sums["client_correct"] = (
+            torch.bincount(owner, weights=hits.double(), minlength=rt.num_clients).long().tolist()
+        )
         sums["client_count"] = torch.bincount(owner, minlength=rt.num_clients).tolist()
     return sums
 
@@ -247,7 +316,10 @@ def combine_evaluations(parts: list[dict[str, Any]]) -> dict[str, float]:
     count = sum(p["count"] for p in parts)
     if count == 0:
         raise ValueError("evaluate: the test split is empty")
-    out = {"accuracy": sum(p["correct"] for p in parts) / count, "loss": sum(p["loss_sum"] for p in parts) / count}
+    out = {
+        "accuracy": sum(p["correct"] for p in parts) / count,
+        "loss": sum(p["loss_sum"] for p in parts) / count,
+    }
     if "client_count" in parts[0]:
         correct = [sum(c) for c in zip(*(p["client_correct"] for p in parts), strict=True)]
         counts = [sum(c) for c in zip(*(p["client_count"] for p in parts), strict=True)]
@@ -264,6 +336,8 @@ def client_accuracy(accuracies: list[float]) -> dict[str, float]:
     n = len(accuracies)
     mean = sum(accuracies) / n
     worst = sorted(accuracies)[: max(1, math.ceil(n / 10))]
-    return {"client_accuracy_mean": mean,
-            "client_accuracy_std": math.sqrt(sum((a - mean) ** 2 for a in accuracies) / n),
-            "client_accuracy_worst10": sum(worst) / len(worst)}
+    return {
+        "client_accuracy_mean": mean,
+        "client_accuracy_std": math.sqrt(sum((a - mean) ** 2 for a in accuracies) / n),
+        "client_accuracy_worst10": sum(worst) / len(worst),
+    }

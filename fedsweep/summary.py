@@ -24,9 +24,21 @@ from typing import Any
 from fedsweep.compare.stats import rounds_to_target
 
 COLUMNS = (
-    "run", "cell", "status", "final_accuracy", "best_accuracy", "rounds", "rounds_run", "wall_s",
-    "clients_failed", "retries", "clients_unavailable", "target_accuracy", "rounds_to_target",
-    "sim_s_to_target", "key",
+    "run",
+    "cell",
+    "status",
+    "final_accuracy",
+    "best_accuracy",
+    "rounds",
+    "rounds_run",
+    "wall_s",
+    "clients_failed",
+    "retries",
+    "clients_unavailable",
+    "target_accuracy",
+    "rounds_to_target",
+    "sim_s_to_target",
+    "key",
 )
 TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in ("run", "key"))  # the terminal's table: this run's rows
 # Round metrics summed into a row (and shown by the progress bar under the short name).
@@ -51,16 +63,24 @@ def postfix(history: Sequence[Mapping[str, float]]) -> dict[str, str]:
     return shown
 
 
-def cell_row(name: str, status: str, history: Sequence[Mapping[str, float]], *, rounds_run: int,
-             **extra: Any) -> dict[str, Any]:
+def cell_row(
+    name: str, status: str, history: Sequence[Mapping[str, float]], *, rounds_run: int, **extra: Any
+) -> dict[str, Any]:
     """A cell's row from its whole history; `rounds_run`: the rounds this run played (0: skipped).
     `curve` (round, accuracy, simulated clock or None) is for `with_time_to_target`, not a column."""
     accuracies = [h["accuracy"] for h in history]
     curve = tuple((int(h["round"]), h["accuracy"], h.get("sim_clock_s")) for h in history)
     return {
-        "cell": name, "status": status, "final_accuracy": accuracies[-1] if accuracies else math.nan,
-        "best_accuracy": max(accuracies, default=math.nan), "rounds": len(history), "rounds_run": rounds_run,
-        "wall_s": training_seconds(history), **failures(history), "curve": curve, **extra,
+        "cell": name,
+        "status": status,
+        "final_accuracy": accuracies[-1] if accuracies else math.nan,
+        "best_accuracy": max(accuracies, default=math.nan),
+        "rounds": len(history),
+        "rounds_run": rounds_run,
+        "wall_s": training_seconds(history),
+        **failures(history),
+        "curve": curve,
+        **extra,
     }
 
 
@@ -77,14 +97,17 @@ def report_settings(node: Mapping[str, Any] | None, *, key: str = "report") -> R
     node = dict(node or {})
     unknown = sorted(set(node) - {"target_accuracy", "target_fraction"})
     if unknown:
-        raise ValueError(f"{key}.{unknown[0]}: unknown key (expected one of: target_accuracy, "
-                         "target_fraction)")
+        raise ValueError(
+            f"{key}.{unknown[0]}: unknown key (expected one of: target_accuracy, target_fraction)"
+        )
     for name, value in node.items():
         if value is None and name == "target_accuracy":
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-            raise ValueError(f"{key}.{name} must be {'null or ' if name == 'target_accuracy' else ''}"
-                             f"an accuracy in (0, 1], got {value!r}")
+            raise ValueError(
+                f"{key}.{name} must be {'null or ' if name == 'target_accuracy' else ''}"
+                f"an accuracy in (0, 1], got {value!r}"
+            )
     return Report(**node)
 
 
@@ -93,8 +116,9 @@ def target_accuracy(rows: Sequence[Mapping[str, Any]], report: Report) -> float 
     finished cells (None when none finished)."""
     if report.target_accuracy is not None:
         return float(report.target_accuracy)
-    finals = [r["final_accuracy"] for r in rows
-              if r["status"] == "FINISHED" and not math.isnan(r["final_accuracy"])]
+    finals = [
+        r["final_accuracy"] for r in rows if r["status"] == "FINISHED" and not math.isnan(r["final_accuracy"])
+    ]
     return report.target_fraction * max(finals) if finals else None
 
 
@@ -107,8 +131,11 @@ def with_time_to_target(rows: Sequence[Mapping[str, Any]], report: Report) -> li
         curve = row.pop("curve", ())
         reached = None if target is None else rounds_to_target([(r, a) for r, a, _ in curve], target)
         clock = {r: c for r, _, c in curve}
-        row.update(target_accuracy=target, rounds_to_target=reached,
-                   sim_s_to_target=None if reached is None else clock[reached])
+        row.update(
+            target_accuracy=target,
+            rounds_to_target=reached,
+            sim_s_to_target=None if reached is None else clock[reached],
+        )
         out.append(row)
     return out
 

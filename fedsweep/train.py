@@ -197,8 +197,9 @@ def _restore_momentum(
     for name, buf in state.items():
         param = named[name]
         if buf.shape != param.shape:
-            raise ValueError(f"optimizer_state[{name!r}] has shape {tuple(buf.shape)}, "
-                             f"parameter has {tuple(param.shape)}")
+            raise ValueError(
+                f"optimizer_state[{name!r}] has shape {tuple(buf.shape)}, parameter has {tuple(param.shape)}"
+            )
         # SGD updates the buffer in place; clone so the caller's tensor is never modified.
         optimizer.state[param]["momentum_buffer"] = buf.to(param.device, param.dtype, copy=True)
 

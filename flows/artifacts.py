@@ -24,7 +24,11 @@ COLUMNS = ("round", "accuracy", "loss", "clients_ok", "clients_failed", "retries
 
 def failures_text(row: dict[str, Any]) -> str:
     """`2 failed (node_down 1, transient 1), 3 retries`, or `none failed`."""
-    kinds = [f"{k.removeprefix('failed_')} {int(v)}" for k, v in sorted(row.items()) if k.startswith("failed_") and v]
+    kinds = [
+        f"{k.removeprefix('failed_')} {int(v)}"
+        for k, v in sorted(row.items())
+        if k.startswith("failed_") and v
+    ]
     failed = f"{int(row.get('clients_failed', 0))} failed ({', '.join(kinds)})" if kinds else "none failed"
     retries = int(row.get("retries", 0))
     return f"{failed}, {retries} retries" if retries else failed
@@ -37,14 +41,19 @@ def mlflow_where(tracking: dict[str, Any], run_id: str | None, what: str = "run"
     if tracking.get("ui_url"):
         url = f"{tracking['ui_url'].rstrip('/')}/#/experiments/{tracking['experiment_id']}/runs/{run_id}"
         return f"MLflow: [{what} {run_id}]({url})"
-    return (f"MLflow: {what} `{run_id}` in experiment `{tracking['experiment_id']}`; "
-            f"open it with `mlflow ui --backend-store-uri {tracking['uri']}`.")
+    return (
+        f"MLflow: {what} `{run_id}` in experiment `{tracking['experiment_id']}`; "
+        f"open it with `mlflow ui --backend-store-uri {tracking['uri']}`."
+    )
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     def fmt(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, float) and not value.is_integer() else str(
-            int(value) if isinstance(value, float) else value)
+        return (
+            f"{value:.4f}"
+            if isinstance(value, float) and not value.is_integer()
+            else str(int(value) if isinstance(value, float) else value)
+        )
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
@@ -64,7 +73,10 @@ class CellStory:
         elif done:
             self.log.info("resuming cell %s after round %d of %d", name, done, rounds)
         self.progress = create_progress_artifact(
-            progress=100.0 * done / rounds, key=artifact_key(sweep, name, "progress"), description=self._said(history))
+            progress=100.0 * done / rounds,
+            key=artifact_key(sweep, name, "progress"),
+            description=self._said(history),
+        )
         # Updates go through one client (`update_progress_artifact` makes one per call: several task
         # runs' worth of set-up each round) in one background thread, off the training path; a failed
         # update is a warning, never the cell's failure.
@@ -79,9 +91,16 @@ class CellStory:
     def round_done(self, history: Sequence[dict[str, Any]]) -> None:
         """After each round: one INFO line, and the progress artifact moves."""
         row = history[-1]
-        self.log.info("round %d of %d: accuracy %.4f, loss %.4f, %d of %d clients ok, %s",
-                      int(row["round"]), self.rounds, row["accuracy"], row["loss"], int(row["clients_ok"]),
-                      int(row["clients_selected"]), failures_text(row))
+        self.log.info(
+            "round %d of %d: accuracy %.4f, loss %.4f, %d of %d clients ok, %s",
+            int(row["round"]),
+            self.rounds,
+            row["accuracy"],
+            row["loss"],
+            int(row["clients_ok"]),
+            int(row["clients_selected"]),
+            failures_text(row),
+        )
         update = ArtifactUpdate(data=100.0 * len(history) / self.rounds, description=self._said(history))
         self.updates.submit(self._update, update)
 
@@ -99,16 +118,25 @@ class CellStory:
         """The cell's Markdown artifact: final metrics, the per-round table, its MLflow run."""
         self.close()
         accuracies = [h["accuracy"] for h in history]
-        final = (f"final accuracy **{accuracies[-1]:.4f}**, best {max(accuracies):.4f}, "
-                 f"{len(history)} rounds, {int(sum(h['clients_failed'] for h in history))} client failures"
-                 if accuracies else "no round recorded")
-        markdown = "\n\n".join([f"# Cell {self.name}", final, mlflow_where(tracking, run_id), table(history, COLUMNS)])
-        create_markdown_artifact(markdown, key=artifact_key(self.sweep, self.name),
-                                 description=f"{self.name}: per-round metrics")
+        final = (
+            f"final accuracy **{accuracies[-1]:.4f}**, best {max(accuracies):.4f}, "
+            f"{len(history)} rounds, {int(sum(h['clients_failed'] for h in history))} client failures"
+            if accuracies
+            else "no round recorded"
+        )
+        markdown = "\n\n".join(
+            [f"# Cell {self.name}", final, mlflow_where(tracking, run_id), table(history, COLUMNS)]
+        )
+        create_markdown_artifact(
+            markdown, key=artifact_key(self.sweep, self.name), description=f"{self.name}: per-round metrics"
+        )
 
 
 def sweep_artifact(name: str, summary_markdown: str, tracking: dict[str, Any]) -> None:
     """The sweep's Markdown artifact: its summary table and its MLflow parent run."""
     where = mlflow_where(tracking, tracking.get("parent_run_id"), what="parent run")
-    create_markdown_artifact(f"# Sweep {name}\n\n{where}\n\n{summary_markdown}", key=artifact_key(name, "summary"),
-                             description=f"{name}: one row per cell")
+    create_markdown_artifact(
+        f"# Sweep {name}\n\n{where}\n\n{summary_markdown}",
+        key=artifact_key(name, "summary"),
+        description=f"{name}: one row per cell",
+    )

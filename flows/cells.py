@@ -55,7 +55,9 @@ def register(cells: list[dict[str, Any]]) -> None:
 def task_runner(cell: dict[str, Any]) -> ThreadPoolTaskRunner:
     """Client-epoch tasks run in threads of this process; each hands its training to the cell's
     executor (fedsweep/execution/)."""
-    return ThreadPoolTaskRunner(max_workers=parallel_clients(cell["config"]["runner"]["max_parallel_clients"]))
+    return ThreadPoolTaskRunner(
+        max_workers=parallel_clients(cell["config"]["runner"]["max_parallel_clients"])
+    )
 
 
 @flow(name="cell", log_prints=False, persist_result=False)
@@ -78,7 +80,7 @@ def cell_flow(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any] 
         return {"cell": cell["name"], "status": "LOST", "message": str(err)}
     except KNOWN_FAILURES as err:
         return Failed(message=f"{type(err).__name__}: {' '.join(str(err).split())}")
-    except Exception as err:  # noqa: BLE001 - a bug: its traceback, then the same Failed state
+    except Exception as err:  # a bug: its traceback, then the same Failed state
         log.exception("cell %s: unexpected error", cell["name"])
         return Failed(message=f"{type(err).__name__}: {err}")
 
@@ -117,7 +119,9 @@ def run_cells(cells: list[dict[str, Any]], tracking: dict[str, Any], parallel: i
             futures = [pool.submit(contextvars.copy_context().run, run, i) for i in range(len(cells))]
             for future in futures:
                 future.result()
-    return [row if row["status"] != "LOST" else {**row, "status": "FAILED"} for row in rows if row is not None]
+    return [
+        row if row["status"] != "LOST" else {**row, "status": "FAILED"} for row in rows if row is not None
+    ]
 
 
 def _stopped(message: str, rows: Any) -> State:
@@ -138,12 +142,17 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
     started = time.perf_counter()
     where = describe()
     if where:
-        create_link_artifact(key="dask-dashboard", link=where["dask_dashboard"],
-                             description=f"Dask scheduler {where['dask_scheduler']}")
+        create_link_artifact(
+            key="dask-dashboard",
+            link=where["dask_dashboard"],
+            description=f"Dask scheduler {where['dask_scheduler']}",
+        )
     cells = [_PLANNED[cell["key"]] for cell in sweep["cells"]]
     parallel = cells[0]["config"]["runner"]["parallel_cells"] if cells else 1
-    rows = [{"run": sweep["run"], **row, "key": cell["key"]}
-            for cell, row in zip(cells, run_cells(cells, tracking, parallel), strict=True)]
+    rows = [
+        {"run": sweep["run"], **row, "key": cell["key"]}
+        for cell, row in zip(cells, run_cells(cells, tracking, parallel), strict=True)
+    ]
     report = summary.report_settings(cells[0]["config"].get("report") if cells else None)
     rows = summary.with_time_to_target(rows, report)  # one target for the whole sweep
     out = Path(sweep["dir"])
@@ -154,12 +163,20 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
     if tracking:
         statuses = {r["status"] for r in rows}
         status = "FINISHED" if statuses == {"FINISHED"} else "KILLED" if "STOPPED" in statuses else "FAILED"
-        metrics, plots = report_sweep(tracking, [c["key"] for c in cells], rows, time.perf_counter() - started,
-                                      plots=not stop_requested())
+        metrics, plots = report_sweep(
+            tracking,
+            [c["key"] for c in cells],
+            rows,
+            time.perf_counter() - started,
+            plots=not stop_requested(),
+        )
         track.finish_run(
-            tracking["uri"], tracking["parent_run_id"], status, {},
-            {**{name: text.encode() for name, text in files.items()}, **plots}, metrics=metrics,
+            tracking["uri"],
+            tracking["parent_run_id"],
+            status,
+            {},
+            {**{name: text.encode() for name, text in files.items()}, **plots},
+            metrics=metrics,
         )
     stopped = [row for row in rows if row["status"] == "STOPPED"]
     return _stopped(f"cell {stopped[0]['cell']} {stopped[0]['message']}", rows) if stopped else rows
-

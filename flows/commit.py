@@ -75,5 +75,7 @@ class RoundCommitter:
     def _log(self, metrics: dict[str, Any]) -> None:
         rnd = int(metrics["round"])
         if self.run_id and rnd > self.logged:
-            track.log_round(self.uri, self.run_id, rnd, {k: float(v) for k, v in metrics.items() if k != "round"})
+            track.log_round(
+                self.uri, self.run_id, rnd, {k: float(v) for k, v in metrics.items() if k != "round"}
+            )
             self.logged = rnd

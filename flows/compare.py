@@ -49,8 +49,11 @@ def read_runs(uri: str, experiments: list[str]) -> list[Run]:
             known = ", ".join(sorted(e.name for e in client.search_experiments()))
             raise CompareError(f"--experiment: no experiment named {name} in {uri} (there are: {known})")
         cells = [
-            Run(run.info.run_name, run.data.params,
-                [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "accuracy")])
+            Run(
+                run.info.run_name,
+                run.data.params,
+                [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "accuracy")],
+            )
             for run in _finished(client, experiment.experiment_id)
             if CELL_KEY in run.data.tags and SUPERSEDED_BY not in run.data.tags
         ]
@@ -64,8 +67,11 @@ def _finished(client: Any, experiment_id: str) -> list[Any]:
     runs, token = [], None
     while True:
         page = client.search_runs(
-            [experiment_id], filter_string="attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time ASC"], max_results=1000, page_token=token,
+            [experiment_id],
+            filter_string="attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1000,
+            page_token=token,
         )
         runs += page
         token = page.token
@@ -94,12 +100,20 @@ def compare(args: argparse.Namespace) -> str:
 
 def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parse.add_argument("--experiment", nargs="+", action="extend", required=True, metavar="NAME",
-                       help="sweep names (MLflow experiments) to read")
-    parse.add_argument("--tracking-uri", default=DEFAULT_URI,
-                       help=f"MLflow tracking URI (default {DEFAULT_URI})")
-    parse.add_argument("--target", default="0.8",
-                       help="rounds-to-target counts rounds until this accuracy (default 0.8)")
+    parse.add_argument(
+        "--experiment",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="NAME",
+        help="sweep names (MLflow experiments) to read",
+    )
+    parse.add_argument(
+        "--tracking-uri", default=DEFAULT_URI, help=f"MLflow tracking URI (default {DEFAULT_URI})"
+    )
+    parse.add_argument(
+        "--target", default="0.8", help="rounds-to-target counts rounds until this accuracy (default 0.8)"
+    )
     parse.add_argument("--baseline", help="the method the others are paired against (default: the first)")
     parse.add_argument("--csv", metavar="PATH", help="write the figures as CSV")
     parse.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown")

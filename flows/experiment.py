@@ -1,10 +1,11 @@
 """One cell: the FL round loop, as a Prefect flow.
 
 Each round is plan (a probe task first, if the selector asks for one) -> one task per client per
-local epoch (flows/training.py, until the round's deadline if there is one) -> aggregate -> evaluate -> commit (in the background) -> track. The loop
-passes references between tasks and decides nothing a library function can (fedsweep/rounds.py
-decides; fedsweep/steps.py works; the execution seam runs the work); it never holds model tensors. Client-epoch, aggregation and evaluation results are persisted
-under content keys, so a re-run finds what a killed run finished.
+local epoch (flows/training.py, until the round's deadline if there is one) -> aggregate ->
+evaluate -> commit (in the background) -> track. The loop passes references between tasks and
+decides nothing a library function can (fedsweep/rounds.py decides; fedsweep/steps.py works; the
+execution seam runs the work); it never holds model tensors. Client-epoch, aggregation and
+evaluation results are persisted under content keys, so a re-run finds what a killed run finished.
 """
 
 import logging
@@ -39,8 +40,9 @@ class MemoryLimitReached(RuntimeError):
     """The memory guard's stop level: the last round is committed, the sweep stops cleanly."""
 
 
-def aggregate(cell_dir: str, plan: rounds.RoundPlan, start: dict, results: list[dict], failures: list[dict],
-              keep: bool) -> dict:
+def aggregate(
+    cell_dir: str, plan: rounds.RoundPlan, start: dict, results: list[dict], failures: list[dict], keep: bool
+) -> dict:
     """The aggregation task, recomputed if its persisted result points to a blob that is gone."""
     args = (cell_dir, plan.round, start, results, failures, list(plan.selected), keep, plan.weights)
     state = aggregate_round(*args, return_state=True)
@@ -50,14 +52,18 @@ def aggregate(cell_dir: str, plan: rounds.RoundPlan, start: dict, results: list[
     return refs
 
 
-def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int, committer: RoundCommitter) -> CellState:
+def play_round(
+    cell_dir: str, cell: CellState, rnd: int, parallel: int, committer: RoundCommitter
+) -> CellState:
     """Round `rnd`: plan, train, aggregate under the policy, evaluate; returns the next state. The
     previous round's commit is waited for before the selector observes the round, so `observe` may
     update the selector's state in place (fedsweep/selection/base.py) while nothing writes it."""
     tick = time.perf_counter()
     env = cell_env(cell_dir)
     rt = env.runtime
-    plan = rounds.plan_round(env, cell, rnd, probe=lambda asked: probe(cell_dir, rnd, cell.start["global"], asked))
+    plan = rounds.plan_round(
+        env, cell, rnd, probe=lambda asked: probe(cell_dir, rnd, cell.start["global"], asked)
+    )
     trained = time.perf_counter()
     planned = trained - tick  # availability, probe and selection, first participants' state
     deadline = deadlines.start(env, rnd)
@@ -72,19 +78,43 @@ def play_round(cell_dir: str, cell: CellState, rnd: int, parallel: int, committe
     decision = rt.policy.decide(ok, len(plan.selected))
     if decision == "fail":
         raise rt.policy.failure(round=rnd, ok=ok, selected=len(plan.selected))
-    start = aggregate(cell_dir, plan, cell.start, valid, sorted(failures, key=lambda f: f["client"]),
-                      keep=decision == "skip")
+    start = aggregate(
+        cell_dir,
+        plan,
+        cell.start,
+        valid,
+        sorted(failures, key=lambda f: f["client"]),
+        keep=decision == "skip",
+    )
     evaluated = time.perf_counter()
     evaluation = evaluate_round(cell_dir, rnd, start["global"])
     row = rounds.round_row(
-        plan, results, failures, num_clients=rt.num_clients, kept=decision == "skip", evaluation=evaluation,
-        tasks_reused=reused, parallel_clients=parallel, round_seconds=time.perf_counter() - tick,
-        plan_seconds=planned, train_seconds=trained, eval_seconds=time.perf_counter() - evaluated,
+        plan,
+        results,
+        failures,
+        num_clients=rt.num_clients,
+        kept=decision == "skip",
+        evaluation=evaluation,
+        tasks_reused=reused,
+        parallel_clients=parallel,
+        round_seconds=time.perf_counter() - tick,
+        plan_seconds=planned,
+        train_seconds=trained,
+        eval_seconds=time.perf_counter() - evaluated,
         **round_measures(cell_dir),
     )
     row["checkpoint_wait_seconds"] = committer.drain()
-    return rounds.after_round(env, cell, plan, start, valid, failures, kept=decision == "skip", row=row,
-                              committing=committer.writing())
+    return rounds.after_round(
+        env,
+        cell,
+        plan,
+        start,
+        valid,
+        failures,
+        kept=decision == "skip",
+        row=row,
+        committing=committer.writing(),
+    )
 
 
 def probe(cell_dir: str, rnd: int, global_ref: dict, asked: Any) -> dict[int, float]:
@@ -95,19 +125,28 @@ def probe(cell_dir: str, rnd: int, global_ref: dict, asked: Any) -> dict[int, fl
     state = task(cell_dir, rnd, global_ref, list(asked.clients), asked.samples, return_state=True)
     losses = state.result()
     if state.name == "Cached":
-        log.info("round %d: the losses of %d probed client(s) were reused from an earlier run", rnd, len(losses))
+        log.info(
+            "round %d: the losses of %d probed client(s) were reused from an earlier run", rnd, len(losses)
+        )
     return {int(client): loss for client, loss in losses.items()}
 
 
 def _cut_off(env: CellEnv, deadline: deadlines.Deadline, cut: set[int]) -> None:
     """Record the clients a deadline cut (before aggregating: a replay must cut the same) and say so."""
     if deadline.earlier:
-        log.info("round %d: client(s) %s were cut off by the round deadline in an earlier run; "
-                 "not trained again", deadline.round, ", ".join(map(str, sorted(deadline.earlier))))
+        log.info(
+            "round %d: client(s) %s were cut off by the round deadline in an earlier run; not trained again",
+            deadline.round,
+            ", ".join(map(str, sorted(deadline.earlier))),
+        )
     if cut - deadline.earlier:
         deadlines.record(env, deadline, cut)
-        log.warning("round %d: the round deadline (%g s) cut off client(s) %s", deadline.round,
-                    deadline.seconds, ", ".join(map(str, sorted(cut - deadline.earlier))))
+        log.warning(
+            "round %d: the round deadline (%g s) cut off client(s) %s",
+            deadline.round,
+            deadline.seconds,
+            ", ".join(map(str, sorted(cut - deadline.earlier))),
+        )
 
 
 @flow(name="cell", log_prints=False)
@@ -126,16 +165,28 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     state = resume(env)
     first = state.round
     story = CellStory(sweep=cfg["sweep_name"], name=name, rounds=rounds_total, history=state.history)
-    committer = RoundCommitter(cell_dir=cell_dir, uri=uri, run_id=run_id, logged=logged, settings=settings.checkpoint)
+    committer = RoundCommitter(
+        cell_dir=cell_dir, uri=uri, run_id=run_id, logged=logged, settings=settings.checkpoint
+    )
     guard = guard_from_config(settings.runner.memory.model_dump())
     committer.log_missing(state.history)
     if first >= rounds_total:
         log.info("cell %s is already finished (%d rounds): skipped", name, first)
     elif state.history:
-        log.info("resuming cell %s after round %d of %d (%.1f s after start)", name, state.round, rounds_total,
-                 since_start())
-    bar = tqdm(total=rounds_total, initial=state.round, desc=name, unit="round",
-               disable=not settings.runner.progress or first >= rounds_total)
+        log.info(
+            "resuming cell %s after round %d of %d (%.1f s after start)",
+            name,
+            state.round,
+            rounds_total,
+            since_start(),
+        )
+    bar = tqdm(
+        total=rounds_total,
+        initial=state.round,
+        desc=name,
+        unit="round",
+        disable=not settings.runner.progress or first >= rounds_total,
+    )
     try:
         for rnd in range(state.round + 1, rounds_total + 1):
             if stop_requested():  # Ctrl-C or SIGTERM (flows/interrupt.py): commit, then stop
@@ -158,10 +209,14 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     except (MemoryLimitReached, StopRequested) as stop:
         # Not a crash: everything up to the last round is committed and re-running resumes.
         wrapping_up()
-        log.log(logging.WARNING if isinstance(stop, MemoryLimitReached) else logging.INFO, "%s: %s", name, stop)
+        log.log(
+            logging.WARNING if isinstance(stop, MemoryLimitReached) else logging.INFO, "%s: %s", name, stop
+        )
         if run_id:
             track.finish_run(uri, run_id, "KILLED", {}, {})
-        return summary.cell_row(name, "STOPPED", state.history, rounds_run=state.round - first, message=str(stop))
+        return summary.cell_row(
+            name, "STOPPED", state.history, rounds_run=state.round - first, message=str(stop)
+        )
     except BaseException:
         if run_id:
             track.finish_run(uri, run_id, "FAILED", {}, {})
@@ -171,11 +226,15 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
         story.close()
     sha, weights = final_model(env, state)
     if run_id and run_status != "FINISHED":
-        files = {"config.yaml": yaml.safe_dump(cfg, sort_keys=False).encode(), "model/final.safetensors": weights}
+        files = {
+            "config.yaml": yaml.safe_dump(cfg, sort_keys=False).encode(),
+            "model/final.safetensors": weights,
+        }
         track.finish_run(uri, run_id, "FINISHED", {"final_weights_sha256": sha}, files)
     story.finish(state.history, tracking, run_id)
-    return summary.cell_row(name, "FINISHED", state.history, rounds_run=state.round - first,
-                            final_weights_sha256=sha)
+    return summary.cell_row(
+        name, "FINISHED", state.history, rounds_run=state.round - first, final_weights_sha256=sha
+    )
 
 
 def since_start() -> float:

@@ -21,7 +21,7 @@ before it starts and writes a new one only if it finishes everything again.
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +41,21 @@ def forget(sweep_dir: Path, plan_key: str) -> None:
     receipt_path(sweep_dir, plan_key).unlink(missing_ok=True)
 
 
-def write_receipt(*, sweep_dir: Path, plan_key: str, tracking: Mapping[str, Any],
-                  cells: list[Mapping[str, Any]], rows: list[Mapping[str, Any]]) -> None:
+def write_receipt(
+    *,
+    sweep_dir: Path,
+    plan_key: str,
+    tracking: Mapping[str, Any],
+    cells: list[Mapping[str, Any]],
+    rows: list[Mapping[str, Any]],
+) -> None:
     """Record that every cell of the plan is FINISHED and tracked (call only then)."""
-    body = {"plan_key": plan_key, "tracking": dict(tracking), "dirs": {c["key"]: c["dir"] for c in cells},
-            "rows": [dict(r) for r in rows]}
+    body = {
+        "plan_key": plan_key,
+        "tracking": dict(tracking),
+        "dirs": {c["key"]: c["dir"] for c in cells},
+        "rows": [dict(r) for r in rows],
+    }
     LocalStorage(Path(sweep_dir) / RECEIPTS).write(f"{plan_key}.json", json.dumps(body, default=str).encode())
 
 
@@ -67,7 +77,9 @@ def finished_rows(plan: Any) -> list[dict[str, Any]] | None:
     if plan.tracking.enabled and store != plan.tracking.uri and not Path(store).is_file():
         return None  # the local MLflow store was deleted: the full path records the runs again
     rows = {row.get("key"): row for row in body.get("rows", [])}
-    if set(rows) != {c["key"] for c in plan.cells} or any(r.get("status") != "FINISHED" for r in rows.values()):
+    if set(rows) != {c["key"] for c in plan.cells} or any(
+        r.get("status") != "FINISHED" for r in rows.values()
+    ):
         return None
     if any(verified_round(c["dir"]) < int(c["config"]["rounds"]) for c in plan.cells):
         return None  # a checkpoint is gone or damaged: the full path says what and recomputes
@@ -109,14 +121,20 @@ def skip_finished(plan: Any) -> bool:
         done = finished_rows(plan)
         if done is None:
             return False
-        run = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        run = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         rows = [{**row, "run": run, "rounds_run": 0} for row in done]
         for cell, row in zip(plan.cells, rows, strict=True):
             print(f"cell {cell['name']} is already finished ({row['rounds']} rounds): skipped", flush=True)
         append_summary(plan.dir, rows)
-        print("\n" + summary.to_text(rows) + f"\n\nsummary: {plan.dir / 'summary.md'} (every run's rows)", flush=True)
-        print("every cell is finished and recorded: nothing to run (no Prefect server started, "
-              "MLflow's runs unchanged)", flush=True)
+        print(
+            "\n" + summary.to_text(rows) + f"\n\nsummary: {plan.dir / 'summary.md'} (every run's rows)",
+            flush=True,
+        )
+        print(
+            "every cell is finished and recorded: nothing to run (no Prefect server started, "
+            "MLflow's runs unchanged)",
+            flush=True,
+        )
         return True
     finally:
         lock.close()

@@ -79,7 +79,7 @@ def _name(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
-def _on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+def _on_signal(signum: int, frame: Any) -> None:  # signal handler signature
     _state.count += 1
     if _state.count == 1:
         _state.signum = signum
@@ -175,7 +175,7 @@ def _hard_stop(callbacks: list[Callable[[], None]]) -> None:
         for callback in callbacks:
             try:
                 callback()
-            except Exception:  # noqa: BLE001, S110 - best effort: the process exits next anyway
+            except Exception:  # noqa: BLE001 - best effort: the process exits next anyway
                 pass
 
     worker = threading.Thread(target=run_all, name="fedsweep-hard-stop", daemon=True)

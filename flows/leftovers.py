@@ -40,7 +40,9 @@ def lock_sweep(sweep_dir: Path) -> IO[str]:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise SweepLocked(f"sweep folder {sweep_dir} is in use by pid {holder}; wait for it or stop it") from None
+        raise SweepLocked(
+            f"sweep folder {sweep_dir} is in use by pid {holder}; wait for it or stop it"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -66,7 +68,11 @@ def run_tags(sweep_dir: Path) -> list[str]:
     Leftovers are recognised by them, never by the sweep's name: another sweep of the same name, in
     another folder or by another user sharing PREFECT_HOME, is not ours to touch.
     """
-    return [f"{DIR_TAG}{Path(sweep_dir).resolve()}", f"{HOST_TAG}{socket.gethostname()}", f"{PID_TAG}{os.getpid()}"]
+    return [
+        f"{DIR_TAG}{Path(sweep_dir).resolve()}",
+        f"{HOST_TAG}{socket.gethostname()}",
+        f"{PID_TAG}{os.getpid()}",
+    ]
 
 
 def crash_stale_flow_runs(sweep_dir: Path) -> int:
@@ -95,7 +101,9 @@ def _dead(pid: int, created: datetime) -> bool:
         return True
 
 
-def _mark_flow_runs(sweep_dir: Path, select: Callable[[int, datetime], bool], state: str, message: str) -> int:
+def _mark_flow_runs(
+    sweep_dir: Path, select: Callable[[int, datetime], bool], state: str, message: str
+) -> int:
     from prefect.client.orchestration import get_client  # noqa: PLC0415
     from prefect.client.schemas.filters import (  # noqa: PLC0415
         FlowRunFilter,
@@ -117,7 +125,11 @@ def _mark_flow_runs(sweep_dir: Path, select: Callable[[int, datetime], bool], st
     try:
         with get_client(sync_client=True) as client:
             for run in client.read_flow_runs(flow_run_filter=stuck, sort=FlowRunSort.ID_DESC, limit=200):
-                pids = [int(t[len(PID_TAG):]) for t in run.tags if t.startswith(PID_TAG) and t[len(PID_TAG):].isdigit()]
+                pids = [
+                    int(t[len(PID_TAG) :])
+                    for t in run.tags
+                    if t.startswith(PID_TAG) and t[len(PID_TAG) :].isdigit()
+                ]
                 if len(pids) == 1 and select(pids[0], run.created):
                     client.set_flow_run_state(run.id, new_state(message=message), force=True)
                     marked += 1

@@ -57,9 +57,15 @@ def _check_scoped_form(override: str, grid: Mapping[str, Any], varied: dict[str,
     if parts[0] == "grid" and len(parts) > 3 and not isinstance(grid.get(parts[1]), Mapping):
         group, leaf = parts[1], ".".join(parts[3:])
         if group not in varied:
-            raise ConfigError(f"{override}: grid.{group} is a list of values, not of labelled overrides", key=key)
-        raise _scope_error(override, group, varied[group],
-                           f"grid.{group} is a list of options, not of labelled overrides; write {group}.{leaf}={value}")
+            raise ConfigError(
+                f"{override}: grid.{group} is a list of values, not of labelled overrides", key=key
+            )
+        raise _scope_error(
+            override,
+            group,
+            varied[group],
+            f"grid.{group} is a list of options, not of labelled overrides; write {group}.{leaf}={value}",
+        )
 
 
 def check_reached(scoped: list[str], applied: list[tuple[str, ...]], varied: dict[str, list[str]]) -> None:
@@ -67,7 +73,9 @@ def check_reached(scoped: list[str], applied: list[tuple[str, ...]], varied: dic
     for override in scoped:
         if not any(override in cell for cell in applied):
             group, leaf = override_key(override).split(".", 1)
-            raise _scope_error(override, group, varied[group], f"reaches no cell: no {group} of the grid has {leaf}")
+            raise _scope_error(
+                override, group, varied[group], f"reaches no cell: no {group} of the grid has {leaf}"
+            )
 
 
 def _scope_error(override: str, group: str, options: list[str], problem: str) -> ConfigError:

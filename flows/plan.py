@@ -18,7 +18,6 @@ mistyped command costs a one-line error and nothing else. Rules:
 
 import copy
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,16 @@ from fedsweep.config.environment import (
     check_tracking,
 )
 from fedsweep.config.schema import TrackingSettings
-from fedsweep.grid import CellPlan, GridError, cell_key, cell_name, expand_grid, flatten, override_key, reaches
+from fedsweep.grid import (
+    CellPlan,
+    GridError,
+    cell_key,
+    cell_name,
+    expand_grid,
+    flatten,
+    override_key,
+    reaches,
+)
 from flows.overrides import check_reached, for_hydra, read_command_line
 
 # What a grid may not vary: these describe the sweep as a whole, not one of its cells.
@@ -110,7 +118,9 @@ def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
         tracking=sweep.tracking,
         resume=sweep.knobs.resume,
         params={"grid": str(grid), "overrides": " ".join(overrides)},
-        overrides=[(*point.overrides, *applied) for point, (_, _, applied) in zip(points, planned, strict=True)],
+        overrides=[
+            (*point.overrides, *applied) for point, (_, _, applied) in zip(points, planned, strict=True)
+        ],
         scoped=tuple(scoped),
     )
     _PLANS[memo] = _PLANS[(config_name, tuple(for_hydra(overrides, plan.scoped)))] = plan

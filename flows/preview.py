@@ -63,6 +63,9 @@ def dry_run_text(plans: list[SweepPlan]) -> str:
                 what = f"runs in job {first_job[cell['key']]}, then skipped"
             rows.append((cell["name"], what, " ".join(overrides)))
         widths = [max(len(row[i]) for row in rows) for i in range(2)]
-        lines = [f"  {name.ljust(widths[0])}  {what.ljust(widths[1])}  {made}".rstrip() for name, what, made in rows]
+        lines = [
+            f"  {name.ljust(widths[0])}  {what.ljust(widths[1])}  {made}".rstrip()
+            for name, what, made in rows
+        ]
         blocks.append("\n".join([f"dry run (nothing is run or written): {job}{_heading(plan)}", *lines]))
     return "\n".join(blocks)

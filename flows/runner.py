@@ -1,7 +1,7 @@
 """Runs a sweep plan: the Prefect API, the sweep flow, the summary.
 
-Start-up work overlaps: the Prefect server (when one must be started) boots while data is loaded and MLflow opens its
-database, so a sweep pays roughly the longest of them rather than their sum.
+Start-up work overlaps: the Prefect server (when one must be started) boots while data is loaded
+and MLflow opens its database, so a sweep pays roughly the longest of them rather than their sum.
 """
 
 import logging
@@ -9,8 +9,8 @@ import os
 import shutil
 import sys
 import threading
-from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from flows.interrupt import run_interruptible, stop_requested
@@ -86,10 +86,10 @@ def run_sweep(plan: SweepPlan) -> int:
 
 
 def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     run = started.strftime("%Y-%m-%dT%H:%M:%SZ")  # names this run's rows in summary.csv (and its flow run)
-    from flows.untrusted import guard_results  # noqa: PLC0415
     from flows.leftovers import clean_temp_files, crash_stale_flow_runs, run_tags  # noqa: PLC0415
+    from flows.untrusted import guard_results  # noqa: PLC0415
 
     if not plan.resume:
         _start_over(plan)
@@ -130,14 +130,21 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
     stale = threading.Thread(target=crash_stale_flow_runs, name="fedsweep-crash-stale", args=(plan.dir,))
     stale.start()
     register(plan.cells)
-    sweep = {"name": plan.name, "dir": str(plan.dir), "cells": [view.compact_cell(cell) for cell in plan.cells],
-             "run": run}
+    sweep = {
+        "name": plan.name,
+        "dir": str(plan.dir),
+        "cells": [view.compact_cell(cell) for cell in plan.cells],
+        "run": run,
+    }
     name = view.sweep_run_name(plan.name, started)
     with temporary_settings(updates=settings), tags(*run_tags(plan.dir), view.experiment_tag(plan.name)):
         try:
             rows = run_interruptible(
-                lambda: rows_of(sweep_flow.with_options(flow_run_name=name)(sweep=sweep, tracking=tracking_info,
-                                                                            return_state=True)),
+                lambda: rows_of(
+                    sweep_flow.with_options(flow_run_name=name)(
+                        sweep=sweep, tracking=tracking_info, return_state=True
+                    )
+                ),
                 timeout_s=max(float(cell["config"]["runner"]["stop_timeout_s"]) for cell in plan.cells),
                 on_hard_stop=_hard_stop_steps(plan, server, tracking_info),
             )
@@ -148,8 +155,13 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
     if not failed and len(rows) == len(plan.cells) and not stop_requested():
         from flows.finished import write_receipt  # noqa: PLC0415
 
-        write_receipt(sweep_dir=plan.dir, plan_key=plan.key, tracking=plan.tracking.model_dump(), cells=plan.cells,
-                      rows=rows)
+        write_receipt(
+            sweep_dir=plan.dir,
+            plan_key=plan.key,
+            tracking=plan.tracking.model_dump(),
+            cells=plan.cells,
+            rows=rows,
+        )
     return failed
 
 
@@ -173,8 +185,9 @@ def _task_log_worth_showing(record: logging.LogRecord) -> bool:
     return error is None or failure_kind(error) not in FAILURE_KINDS or failure_kind(error) == "other"
 
 
-def _hard_stop_steps(plan: SweepPlan, server: LocalServer | SharedServer | None,
-                     tracking: dict[str, Any]) -> list:
+def _hard_stop_steps(
+    plan: SweepPlan, server: LocalServer | SharedServer | None, tracking: dict[str, Any]
+) -> list:
     """What a hard stop (a second Ctrl-C, or a round that did not end in time) does before exiting:
     tell Prefect and MLflow that this process's runs stopped, flush, stop the server last."""
     from flows.leftovers import stop_own_flow_runs  # noqa: PLC0415
@@ -204,8 +217,13 @@ def _open_tracking(plan: SweepPlan) -> dict[str, Any]:
 
     uri, root = plan.tracking.uri, plan.tracking.artifact_root
     exp_id, parent = track.open_sweep_run.fn(
-        uri, root, plan.name, plan.key, plan.params,
-        fresh=not plan.resume, cell_keys=tuple(cell["key"] for cell in plan.cells),
+        uri,
+        root,
+        plan.name,
+        plan.key,
+        plan.params,
+        fresh=not plan.resume,
+        cell_keys=tuple(cell["key"] for cell in plan.cells),
     )
     from fedsweep.execution import describe  # noqa: PLC0415
 

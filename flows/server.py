@@ -42,8 +42,15 @@ if TYPE_CHECKING:
 # (quickstart: 44-46 s with it, 36 s without); task runs and flow runs are still recorded by the
 # task-run recorder and the API, so the UI shows sweeps, cells and tasks, without an event feed.
 _QUIET_SERVICES = (
-    "SCHEDULER", "LATE_RUNS", "FOREMAN", "CANCELLATION_CLEANUP", "PAUSE_EXPIRATIONS", "TRIGGERS",
-    "EVENT_LOGGER", "REPOSSESSOR", "EVENT_PERSISTER",
+    "SCHEDULER",
+    "LATE_RUNS",
+    "FOREMAN",
+    "CANCELLATION_CLEANUP",
+    "PAUSE_EXPIRATIONS",
+    "TRIGGERS",
+    "EVENT_LOGGER",
+    "REPOSSESSOR",
+    "EVENT_PERSISTER",
 )
 
 
@@ -110,7 +117,9 @@ def _shared() -> "SharedServer | None":
         return None
     starting = None
     if found.url is None:  # none running: start the one the others will use
-        starting = LocalServer(log_path=files.log, shared=(shared_server.idle_seconds(), files.lease, files.state))
+        starting = LocalServer(
+            log_path=files.log, shared=(shared_server.idle_seconds(), files.lease, files.state)
+        )
     return SharedServer(found=found, starting=starting, state=files.state)
 
 
@@ -160,8 +169,12 @@ class LocalServer:
         self._starting = _start_lock()  # released once the server answers (wait_ready)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
-        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env = {
+            **os.environ,
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
         env.update({f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in _QUIET_SERVICES})
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
@@ -169,8 +182,13 @@ class LocalServer:
         if shared:
             command += [f"{shared[0]:g}", str(shared[1]), str(shared[2])]
         self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            preexec_fn=_lower_priority if shared else _die_with_parent, start_new_session=True,
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_lower_priority if shared else _die_with_parent,
+            start_new_session=True,
             cwd=log_path.parent if shared else None,  # a shared server must not pin a sweep's folder
         )
         self._stopping = threading.Lock()

@@ -60,8 +60,14 @@ def announce(server: uvicorn.Server, *, port: int, idle_s: float, state: Path) -
         if server.should_exit:
             return
         time.sleep(0.05)
-    body = {"pid": os.getpid(), "port": port, "url": f"http://127.0.0.1:{port}/api", "prefect": version("prefect"),
-            "idle_s": idle_s, "started": time.time()}
+    body = {
+        "pid": os.getpid(),
+        "port": port,
+        "url": f"http://127.0.0.1:{port}/api",
+        "prefect": version("prefect"),
+        "idle_s": idle_s,
+        "started": time.time(),
+    }
     temp = state.with_name(f".{state.name}.{os.getpid()}.tmp")
     with temp.open("w") as out:
         json.dump(body, out)
@@ -94,15 +100,25 @@ def watch_idle(server: uvicorn.Server, *, port: int, idle_s: float, lease: Path,
         fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def main(port: int, idle_s: float | None = None, lease: Path | None = None, state: Path | None = None) -> None:
+def main(
+    port: int, idle_s: float | None = None, lease: Path | None = None, state: Path | None = None
+) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
-    config = uvicorn.Config("prefect.server.api.server:create_app", factory=True, host="127.0.0.1", port=port,
-                            log_level="error", lifespan="on")
+    config = uvicorn.Config(
+        "prefect.server.api.server:create_app",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        lifespan="on",
+    )
     server = _Server(config)
     if idle_s is not None and lease is not None and state is not None:
         watch = {"port": port, "idle_s": idle_s, "lease": lease, "state": state}
-        threading.Thread(target=watch_idle, args=(server,), kwargs=watch, name="idle-exit", daemon=True).start()
+        threading.Thread(
+            target=watch_idle, args=(server,), kwargs=watch, name="idle-exit", daemon=True
+        ).start()
     server.run()
     if state is not None:
         _unclaimed(state)  # stopped by SIGUSR1: the file must not send sweeps to a dead port

@@ -68,14 +68,21 @@ def check_settings() -> None:
     except ValueError:
         ok = False
     if not ok:
-        raise ConfigError(f"{IDLE_VARIABLE}={os.environ.get(IDLE_VARIABLE)}: expected seconds > 0", key=IDLE_VARIABLE)
+        raise ConfigError(
+            f"{IDLE_VARIABLE}={os.environ.get(IDLE_VARIABLE)}: expected seconds > 0", key=IDLE_VARIABLE
+        )
 
 
 def runtime_dir() -> Path | None:
     """The per-user runtime folder, created 0700; None when it is not safely ours."""
     explicit, xdg = os.environ.get(RUNTIME_VARIABLE), os.environ.get("XDG_RUNTIME_DIR")
-    folder = Path(explicit) if explicit else Path(xdg) / "fedsweep" if xdg else \
-        Path(tempfile.gettempdir()) / f"fedsweep-{os.getuid()}"
+    folder = (
+        Path(explicit)
+        if explicit
+        else Path(xdg) / "fedsweep"
+        if xdg
+        else Path(tempfile.gettempdir()) / f"fedsweep-{os.getuid()}"
+    )
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = folder.lstat()
@@ -96,11 +103,16 @@ class ServerFiles:
 
     @staticmethod
     def of(folder: Path) -> "ServerFiles":
-        chosen = {k: v for k, v in sorted(os.environ.items())
-                  if k in _KEY_VARIABLES or k.startswith("PREFECT_SERVER_") or k.endswith("DATABASE_CONNECTION_URL")}
+        chosen = {
+            k: v
+            for k, v in sorted(os.environ.items())
+            if k in _KEY_VARIABLES or k.startswith("PREFECT_SERVER_") or k.endswith("DATABASE_CONNECTION_URL")
+        }
         key = hashlib.sha256(json.dumps(chosen).encode()).hexdigest()[:16]
         stem = folder / f"prefect-server-{key}"
-        return ServerFiles(Path(f"{stem}.json"), Path(f"{stem}.lease"), Path(f"{stem}.start"), Path(f"{stem}.log"))
+        return ServerFiles(
+            Path(f"{stem}.json"), Path(f"{stem}.lease"), Path(f"{stem}.start"), Path(f"{stem}.log")
+        )
 
 
 def prefect_version() -> str:

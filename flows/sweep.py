@@ -37,8 +37,8 @@ from flows.interrupt import exit_status, finish, install
 if __name__ == "__main__":
     install()  # first: Ctrl-C during the slow imports below is one line and exit 130, not a traceback
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from omegaconf import DictConfig
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 CONFIG_NAME = "config"
@@ -102,8 +102,10 @@ def check_command(argv: list[str]) -> list:
     if any(queries) or args.config_path or args.config_dir:
         return []  # Hydra's own commands, or another config tree: Hydra handles them (and the job validates)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="sweep"):
-        return [plan_overrides(args.config_name or CONFIG_NAME, job)
-                for job in job_overrides(args.overrides, multirun=args.multirun)]
+        return [
+            plan_overrides(args.config_name or CONFIG_NAME, job)
+            for job in job_overrides(args.overrides, multirun=args.multirun)
+        ]
 
 
 def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
@@ -157,7 +159,10 @@ def cli(argv: list[str] | None = None) -> None:
 
     if dry_run:
         if not plans:
-            fail(f"{DRY_RUN} lists the cells of a sweep; it does not go with Hydra's --help, --cfg, --info or --config-dir")
+            fail(
+                f"{DRY_RUN} lists the cells of a sweep; "
+                "it does not go with Hydra's --help, --cfg, --info or --config-dir"
+            )
         print(dry_run_text(plans), flush=True)
         return
     sys.argv = [sys.argv[0], *for_hydra(args, tuple(o for p in plans for o in p.scoped))]

@@ -43,7 +43,10 @@ def _next_done(pending: dict, deadline: deadlines.Deadline | None) -> Any:
 
 
 def train_clients(
-    cell_dir: str, plan: rounds.RoundPlan, global_ref: dict, parallel: int,
+    cell_dir: str,
+    plan: rounds.RoundPlan,
+    global_ref: dict,
+    parallel: int,
     deadline: deadlines.Deadline | None = None,
 ) -> tuple[list[dict], list[dict], int, set[int]]:
     """Run each client's chain of epoch tasks, at most `parallel` chains at once, until `deadline`.
@@ -54,7 +57,8 @@ def train_clients(
     env = cell_env(cell_dir)
     runner, blobs = env.runtime.settings.runner, env.blobs
     task = train_client_epoch.with_options(  # under a deadline the task bounds its attempts (tasks/train.py)
-        retries=runner.retries, retry_delay_seconds=runner.retry_delay_s,
+        retries=runner.retries,
+        retry_delay_seconds=runner.retry_delay_s,
         timeout_seconds=None if deadline else runner.task_timeout_s or None,
     )
     cut = set(deadline.earlier) if deadline else set()
@@ -68,8 +72,18 @@ def train_clients(
     def submit(client: int, epoch: int, input_ref: dict | None, refresh: bool = False) -> None:
         epochs = plan.epochs[client]
         chosen = task.with_options(refresh_cache=True) if refresh else task
-        args = (cell_dir, plan.round, client, epoch, epochs - epoch if per_client else 1, epochs, global_ref,
-                input_ref, plan.states[client], deadline.at if deadline else None)
+        args = (
+            cell_dir,
+            plan.round,
+            client,
+            epoch,
+            epochs - epoch if per_client else 1,
+            epochs,
+            global_ref,
+            input_ref,
+            plan.states[client],
+            deadline.at if deadline else None,
+        )
         future = _Ran(chosen(*args, return_state=True)) if inline else chosen.submit(*args)
         pending[future] = (client, epoch, input_ref)
 
@@ -88,11 +102,21 @@ def train_clients(
             cut.add(client)
         elif isinstance(outcome, BaseException):
             failures.append(rounds.failure_record(client, outcome, retries=runner.retries))
-            log.warning("round %d: client %d failed at epoch %d: %s", plan.round, client, epoch,
-                        failures[-1]["message"])
+            log.warning(
+                "round %d: client %d failed at epoch %d: %s",
+                plan.round,
+                client,
+                epoch,
+                failures[-1]["message"],
+            )
         elif future.state.name == "Cached" and not blobs.holds(outcome):
             # A persisted result whose blob is gone or changed (moved, pruned, damaged): recompute.
-            log.warning("round %d: cached result of client %d epoch %d is stale; recomputing", plan.round, client, epoch)
+            log.warning(
+                "round %d: cached result of client %d epoch %d is stale; recomputing",
+                plan.round,
+                client,
+                epoch,
+            )
             submit(client, epoch, input_ref, refresh=True)
             continue
         else:

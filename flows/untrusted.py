@@ -95,7 +95,11 @@ def why_untrusted(path: Path) -> str | None:
     except ValueError:
         return "result is not valid JSON"
     if _has_marker(payload):
-        return FAILED_TASK if _failed_task(path, metadata, payload) else "result asks the decoder to import a class"
+        return (
+            FAILED_TASK
+            if _failed_task(path, metadata, payload)
+            else "result asks the decoder to import a class"
+        )
     return None
 
 
@@ -104,7 +108,8 @@ def _failed_task(path: Path, metadata: dict, payload: Any) -> bool:
     return (
         re.fullmatch(r"[0-9a-f]{32}", path.name) is not None
         and metadata.get("storage_key") in {str(path.absolute()), str(path.resolve())}
-        and isinstance(payload, dict) and set(payload) == {"__exc_type__", "message"}
+        and isinstance(payload, dict)
+        and set(payload) == {"__exc_type__", "message"}
         and all(isinstance(v, str) for v in payload.values())
     )
 
@@ -151,6 +156,8 @@ def guard_results(results_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
             if reason in ROUTINE:
                 log.info("removed %s (%s); its task will be recomputed", path, reason)
             else:
-                log.warning("removed untrusted Prefect result %s (%s); its task will be recomputed", path, reason)
+                log.warning(
+                    "removed untrusted Prefect result %s (%s); its task will be recomputed", path, reason
+                )
             removed.append((rel, reason))
     return removed

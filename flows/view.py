@@ -13,7 +13,16 @@ from datetime import datetime
 from typing import Any
 
 # The config keys a cell's short view shows, besides its chosen options and its strategy's settings.
-KNOBS = ("seed", "rounds", "num_clients", "clients_per_round", "local_epochs", "local_steps", "batch_size", "lr")
+KNOBS = (
+    "seed",
+    "rounds",
+    "num_clients",
+    "clients_per_round",
+    "local_epochs",
+    "local_steps",
+    "batch_size",
+    "lr",
+)
 TAGGED = ("strategy", "selection", "dataset", "partition", "model")
 
 

@@ -13,7 +13,12 @@ from fedsweep.checkpoint.store import round_dir
 
 
 def aggregate_key(context: TaskRunContext, p: dict[str, Any]) -> str:
-    inputs = [p["start"], sorted((r["sha256"], r.get("client_state")) for r in p["results"]), p["failures"], p["keep"]]
+    inputs = [
+        p["start"],
+        sorted((r["sha256"], r.get("client_state")) for r in p["results"]),
+        p["failures"],
+        p["keep"],
+    ]
     if p.get("weights") is not None:  # the selector's aggregation weights (absent: the key of before)
         inputs.append(sorted(p["weights"].items()))
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
@@ -28,9 +33,23 @@ def aggregate_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     result_serializer="json",
 )
 def aggregate_round(
-    cell_dir: str, round: int, start: dict, results: list[dict], failures: list[dict], selected: list[int], keep: bool,
+    cell_dir: str,
+    round: int,
+    start: dict,
+    results: list[dict],
+    failures: list[dict],
+    selected: list[int],
+    keep: bool,
     weights: dict[int, float] | None = None,
 ) -> dict:
     """{"global": ref, "server": ref} of round `round + 1` (`steps.aggregate`), on the server."""
-    return steps.aggregate(cell_env(cell_dir), round=round, start=start, results=results, failures=failures,
-                           selected=selected, keep=keep, weights=weights)
+    return steps.aggregate(
+        cell_env(cell_dir),
+        round=round,
+        start=start,
+        results=results,
+        failures=failures,
+        selected=selected,
+        keep=keep,
+        weights=weights,
+    )

@@ -22,7 +22,10 @@ from fedsweep.execution import executor_for
 
 def probe_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     asked = hashlib.sha256(json.dumps([sorted(p["clients"]), p["samples"]]).encode()).hexdigest()[:16]
-    return f"{cell_env(p['cell_dir']).key}/{round_dir(p['round'])}/probe-{p['global_ref']['sha256'][:24]}-{asked}"
+    return (
+        f"{cell_env(p['cell_dir']).key}/{round_dir(p['round'])}/"
+        f"probe-{p['global_ref']['sha256'][:24]}-{asked}"
+    )
 
 
 @task(
@@ -32,7 +35,9 @@ def probe_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     persist_result=True,
     result_serializer="json",
 )
-def probe_losses(cell_dir: str, round: int, global_ref: dict, clients: list[int], samples: int | None) -> dict[str, float]:
+def probe_losses(
+    cell_dir: str, round: int, global_ref: dict, clients: list[int], samples: int | None
+) -> dict[str, float]:
     """{str(client): its mean training loss at `global_ref`} for each of `clients` (on `samples` of
     its samples, or all of them); the keys are strings because the result is stored as JSON."""
     executor = executor_for(cell_dir)

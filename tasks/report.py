@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 def headline(rows: list[dict[str, Any]], wall_s: float) -> dict[str, float]:
     """The sweep's figures on its parent run: best final accuracy, cells finished and failed, and
     the wall time of this run of the sweep."""
-    finals = [r["final_accuracy"] for r in rows if r["status"] == "FINISHED" and not math.isnan(r["final_accuracy"])]
+    finals = [
+        r["final_accuracy"] for r in rows if r["status"] == "FINISHED" and not math.isnan(r["final_accuracy"])
+    ]
     metrics = {
         "cells_finished": sum(r["status"] == "FINISHED" for r in rows),
         "cells_failed": sum(r["status"] == "FAILED" for r in rows),
@@ -36,8 +38,11 @@ def curves(uri: str, parent_run_id: str, cell_keys: list[str]) -> list["CellCurv
 
     mlc = client(uri)
     parent = mlc.get_run(parent_run_id)
-    children = mlc.search_runs([parent.info.experiment_id],
-                               filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'", max_results=1000)
+    children = mlc.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        max_results=1000,
+    )
     by_key = {run.data.tags.get(CELL_KEY): run for run in children}
     found = []
     for key in cell_keys:
@@ -45,22 +50,34 @@ def curves(uri: str, parent_run_id: str, cell_keys: list[str]) -> list["CellCurv
         if run is None:
             continue
         accuracy = sorted((m.step, m.value) for m in mlc.get_metric_history(run.info.run_id, "accuracy"))
-        failed = dict((m.step, m.value) for m in mlc.get_metric_history(run.info.run_id, "clients_failed"))
-        found.append(CellCurve(
-            name=run.info.run_name, method=run.data.tags.get("strategy", run.info.run_name),
-            num_clients=int(run.data.tags.get("num_clients", 0)), rounds=tuple(s for s, _ in accuracy),
-            accuracy=tuple(v for _, v in accuracy), failed=tuple(failed.get(s, 0.0) for s, _ in accuracy),
-        ))
+        failed = {m.step: m.value for m in mlc.get_metric_history(run.info.run_id, "clients_failed")}
+        found.append(
+            CellCurve(
+                name=run.info.run_name,
+                method=run.data.tags.get("strategy", run.info.run_name),
+                num_clients=int(run.data.tags.get("num_clients", 0)),
+                rounds=tuple(s for s, _ in accuracy),
+                accuracy=tuple(v for _, v in accuracy),
+                failed=tuple(failed.get(s, 0.0) for s, _ in accuracy),
+            )
+        )
     return found
 
 
 @task(cache_policy=NO_CACHE, name="report-sweep")
-def report_sweep(tracking: dict[str, Any], cell_keys: list[str], rows: list[dict[str, Any]], wall_s: float,
-                 plots: bool = True) -> tuple[dict[str, float], dict[str, bytes]]:
+def report_sweep(
+    tracking: dict[str, Any],
+    cell_keys: list[str],
+    rows: list[dict[str, Any]],
+    wall_s: float,
+    plots: bool = True,
+) -> tuple[dict[str, float], dict[str, bytes]]:
     """(headline metrics, plot files) for the parent run; no plots with `plots=False` (a sweep
     being stopped: drawing them would delay the exit by seconds)."""
     if not plots:
         return headline(rows, wall_s), {}
     from fedsweep.plots import sweep_figures  # noqa: PLC0415
 
-    return headline(rows, wall_s), sweep_figures(curves(tracking["uri"], tracking["parent_run_id"], cell_keys))
+    return headline(rows, wall_s), sweep_figures(
+        curves(tracking["uri"], tracking["parent_run_id"], cell_keys)
+    )

@@ -12,8 +12,12 @@ SUPERSEDED_BY = "fedsweep.superseded_by"
 EXPERIMENT_KIND, TRAINING = "mlflow.experimentKind", "custom_model_development"
 # Tags of a cell's child run that the runs table can group by: tag -> the param it comes from.
 GROUP_TAGS = {
-    "strategy": "choice.strategy", "selection": "choice.selection", "dataset": "choice.dataset",
-    "partition": "choice.partition", "model": "choice.model", "num_clients": "num_clients",
+    "strategy": "choice.strategy",
+    "selection": "choice.selection",
+    "dataset": "choice.dataset",
+    "partition": "choice.partition",
+    "model": "choice.model",
+    "num_clients": "num_clients",
 }
 
 

@@ -20,7 +20,7 @@ from tasks.tags import CELL_KEY, EXPERIMENT_KIND, SUPERSEDED_BY, SWEEP_KEY, TRAI
 
 
 @lru_cache(maxsize=4)
-def client(uri: str):  # noqa: ANN201 - mlflow is imported lazily: it costs seconds at start-up
+def client(uri: str):  # mlflow is imported lazily: it costs seconds at start-up
     from mlflow import MlflowClient  # noqa: PLC0415
 
     if uri.startswith("sqlite:///"):
@@ -53,8 +53,10 @@ def _new_database(path: Path) -> None:
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     partial.write_bytes(template.read_bytes())
     with sqlite3.connect(partial) as db:
-        db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-                   (str(Path("mlruns", "0").absolute()),))
+        db.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            (str(Path("mlruns", "0").absolute()),),
+        )
     db.close()
     try:  # a link never replaces: a neighbour's sweep that created the database first keeps its runs
         os.link(partial, path)
@@ -74,13 +76,16 @@ def experiment_id(uri: str, artifact_root: str, name: str) -> str:
             mlc.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, TRAINING)
         return found.experiment_id
     location = Path(artifact_root).absolute().as_uri() if "://" not in artifact_root else artifact_root
-    return mlc.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}",
-                                 tags={EXPERIMENT_KIND: TRAINING})
+    return mlc.create_experiment(
+        name, artifact_location=f"{location.rstrip('/')}/{name}", tags={EXPERIMENT_KIND: TRAINING}
+    )
 
 
 def parent_run_name(uri: str, exp_id: str, sweep_name: str) -> str:
     """`quickstart #3 @ 2026-12-02 06:10`: the sweep's 3rd parent run in this store, and its start."""
-    earlier = client(uri).search_runs([exp_id], filter_string=f"tags.`{SWEEP_KEY}` LIKE '%'", max_results=1000)
+    earlier = client(uri).search_runs(
+        [exp_id], filter_string=f"tags.`{SWEEP_KEY}` LIKE '%'", max_results=1000
+    )
     return f"{sweep_name} #{len(earlier) + 1} @ {time.strftime('%Y-%m-%d %H:%M')}"
 
 
@@ -102,8 +107,13 @@ def _supersede(uri: str, exp_id: str, tag: str, values: list[str], by: str) -> N
 
 @task(cache_policy=NO_CACHE, name="track-sweep")
 def open_sweep_run(
-    uri: str, artifact_root: str, sweep_name: str, sweep_key: str, params: dict,
-    fresh: bool = False, cell_keys: tuple[str, ...] = (),
+    uri: str,
+    artifact_root: str,
+    sweep_name: str,
+    sweep_key: str,
+    params: dict,
+    fresh: bool = False,
+    cell_keys: tuple[str, ...] = (),
 ) -> tuple[str, str]:
     """(experiment id, parent run id): the sweep's parent run, found again or created.
 
@@ -126,7 +136,12 @@ def open_sweep_run(
 
 @task(cache_policy=NO_CACHE, name="track-cell")
 def open_cell_run(
-    uri: str, exp_id: str, parent_run_id: str, cell_name: str, cell_key: str, params: dict,
+    uri: str,
+    exp_id: str,
+    parent_run_id: str,
+    cell_name: str,
+    cell_key: str,
+    params: dict,
     fresh: bool = False,
 ) -> tuple[str, int, str]:
     """(run id, last logged round, status before) of the cell's child run, found again or created;
@@ -177,8 +192,14 @@ def log_round(uri: str, run_id: str, round: int, metrics: dict[str, float]) -> N
 
 
 @task(cache_policy=NO_CACHE, name="track-finish")
-def finish_run(uri: str, run_id: str, status: str, tags: dict[str, str], files: dict[str, bytes],
-               metrics: dict[str, float] | None = None) -> None:
+def finish_run(
+    uri: str,
+    run_id: str,
+    status: str,
+    tags: dict[str, str],
+    files: dict[str, bytes],
+    metrics: dict[str, float] | None = None,
+) -> None:
     """Tags, metrics (step 0), artifacts (`path -> bytes`) and the final status of a run."""
     from mlflow.entities import Metric  # noqa: PLC0415
 

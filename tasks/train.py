@@ -10,8 +10,9 @@ attempt itself, by `runner.task_timeout_s` or the time left, whichever is shorte
 timeout machinery, which raises into the thread waiting for the job. What that ends depends on
 where the job runs: in this thread (`runner.pool=thread`), the job itself (the hang fault sleeps in
 short steps); in a worker process, the worker is killed and a warm spare takes its place (or one
-started in the background, fedsweep/execution/workers.py); on Dask, the future is cancelled and a job already running goes on
-on its worker until it ends, its answer dropped. A deadline that cuts the attempt raises
+started in the background, fedsweep/execution/workers.py); on Dask, the future is cancelled and a
+job already running goes on on its worker until it ends, its answer dropped. A deadline that cuts
+the attempt raises
 `DeadlinePassed`, which is not retried; a retry that would start after the deadline fails at once.
 """
 
@@ -79,8 +80,16 @@ def retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
     result_serializer="json",
 )
 def train_client_epoch(
-    cell_dir: str, round: int, client: int, epoch: int, span: int, epochs: int, global_ref: dict,
-    input_ref: dict | None, state_ref: dict | None, deadline: float | None = None,
+    cell_dir: str,
+    round: int,
+    client: int,
+    epoch: int,
+    span: int,
+    epochs: int,
+    global_ref: dict,
+    input_ref: dict | None,
+    state_ref: dict | None,
+    deadline: float | None = None,
 ) -> dict:
     """Train one client for `span` of its `epochs` local epochs from `epoch`, before `deadline`
     (the round's, on `time.monotonic()`'s clock) if any; returns a reference to the last result."""
@@ -88,7 +97,15 @@ def train_client_epoch(
     with bounded(deadline, cell_env(cell_dir).runtime.settings.runner.task_timeout_s):
         executor = executor_for(cell_dir)
         for e in range(epoch, epoch + span):
-            kwargs = {"round": round, "client": client, "epoch": e, "epochs": epochs, "global_ref": global_ref,
-                      "input_ref": input_ref, "state_ref": state_ref, "attempt": attempt}
+            kwargs = {
+                "round": round,
+                "client": client,
+                "epoch": e,
+                "epochs": epochs,
+                "global_ref": global_ref,
+                "input_ref": input_ref,
+                "state_ref": state_ref,
+                "attempt": attempt,
+            }
             input_ref = executor.run(cell_dir, jobs.client_epoch, kwargs)
     return input_ref

@@ -31,8 +31,8 @@ def cell_config() -> Callable[..., dict[str, Any]]:
 @pytest.fixture
 def make_env(tmp_path) -> Callable[..., Any]:
     """`make_env(config)` -> the `CellEnv` of a cell folder written for `config` under tmp_path."""
-    from fedsweep.cell import cell_env, write_cell_config  # noqa: PLC0415
-    from fedsweep.grid import cell_key  # noqa: PLC0415
+    from fedsweep.cell import cell_env, write_cell_config
+    from fedsweep.grid import cell_key
 
     def make(config: dict[str, Any], where: str = "cell") -> Any:
         cell_dir = str(tmp_path / where)

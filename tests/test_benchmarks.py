@@ -30,9 +30,21 @@ memory_curve = load_script("memory_curve")
 def test_bare_loop_smoke(tmp_path: Path) -> None:
     # Execute
     done = subprocess.run(
-        [sys.executable, str(BENCH / "bare_loop.py"), "--rounds", "2", "--clients", "10",
-         "--samples-per-client", "50"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            str(BENCH / "bare_loop.py"),
+            "--rounds",
+            "2",
+            "--clients",
+            "10",
+            "--samples-per-client",
+            "50",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     # Assert: a human line with a time and an accuracy, and a machine-readable one.
     assert done.returncode == 0, done.stderr[-2000:]
@@ -47,7 +59,11 @@ def test_process_vs_threads_smoke(tmp_path: Path) -> None:
     # Execute
     done = subprocess.run(
         [sys.executable, str(BENCH / "process_vs_threads.py"), "--clients", "2", "--repeat", "1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     # Assert: both sides timed, and their ratio
     assert done.returncode == 0, done.stderr[-2000:]
@@ -59,9 +75,21 @@ def test_process_vs_threads_smoke(tmp_path: Path) -> None:
 def test_aggregation_cost_smoke(tmp_path: Path) -> None:
     # Execute: three strategies at K = 3 on the small CNN, each in its own subprocess
     done = subprocess.run(
-        [sys.executable, str(BENCH / "aggregation_cost.py"), "--clients", "3", "--model", "cnn_small",
-         "--strategies", "fedavg,krum,fedadam"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            str(BENCH / "aggregation_cost.py"),
+            "--clients",
+            "3",
+            "--model",
+            "cnn_small",
+            "--strategies",
+            "fedavg,krum,fedadam",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     # Assert: a table row per strategy, and the machine-readable rows
     assert done.returncode == 0, done.stderr[-2000:]
@@ -76,14 +104,35 @@ def test_aggregation_cost_smoke(tmp_path: Path) -> None:
 def test_round_deadline_smoke(tmp_path: Path) -> None:
     # Execute: two one-round sweeps of 4 clients, half the attempts hanging
     done = subprocess.run(
-        [sys.executable, str(BENCH / "round_deadline.py"), "--rounds", "1", "--clients", "4", "--p", "0.5",
-         "--task-timeout", "1", "--deadline", "2", "--out", str(tmp_path / "out.json")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            str(BENCH / "round_deadline.py"),
+            "--rounds",
+            "1",
+            "--clients",
+            "4",
+            "--p",
+            "0.5",
+            "--task-timeout",
+            "1",
+            "--deadline",
+            "2",
+            "--out",
+            str(tmp_path / "out.json"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
         env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
     )
     # Assert: both sides timed, their ratio, and the deadline side's training within its deadline and a bound
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
-    line = r"^no deadline +round mean +\d+\.\d+ s +max +\d+\.\d+ s +\(training max +\d+\.\d+ s\) +accuracy 0\.\d{4}"
+    line = (
+        r"^no deadline +round mean +\d+\.\d+ s +max +\d+\.\d+ s "
+        r"+\(training max +\d+\.\d+ s\) +accuracy 0\.\d{4}"
+    )
     assert re.search(line, done.stdout, re.M), done.stdout
     assert re.search(r"^deadline 2 s +round mean +\d+\.\d+ s", done.stdout, re.M), done.stdout
     assert re.search(r"no deadline / deadline: mean round \d+\.\d+x, max round \d+\.\d+x", done.stdout)
@@ -122,9 +171,19 @@ def test_bare_loop_reads_model_sizes_from_conf() -> None:
 def test_vs_peers_skips_a_missing_peer_and_says_how_to_make_it(tmp_path: Path) -> None:
     # Execute: Flower's side only, with a python that does not exist
     done = subprocess.run(
-        [sys.executable, str(BENCH / "vs_peers.py"), "--only", "flower",
-         "--flower-python", str(tmp_path / "nope")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            str(BENCH / "vs_peers.py"),
+            "--only",
+            "flower",
+            "--flower-python",
+            str(tmp_path / "nope"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     # Assert: one line naming the python and the commands that make the virtualenv; nothing else run
     assert done.returncode == 0, done.stderr[-2000:]
@@ -137,11 +196,22 @@ def test_vs_peers_skips_a_missing_peer_and_says_how_to_make_it(tmp_path: Path) -
 
 def test_vs_peers_rejects_an_unknown_side_or_setting(tmp_path: Path) -> None:
     # Execute
-    side = subprocess.run([sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare,tff"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
-    knob = subprocess.run([sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare",
-                           "--set", "clinets=3"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    side = subprocess.run(
+        [sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare,tff"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    knob = subprocess.run(
+        [sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare", "--set", "clinets=3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     # Assert: exit 2 and a line naming what is wrong
     assert side.returncode == 2 and "--only: unknown side(s) tff" in side.stderr
     assert knob.returncode == 2 and "--set: unknown key(s) or no '=' in clinets=3" in knob.stderr
@@ -150,28 +220,63 @@ def test_vs_peers_rejects_an_unknown_side_or_setting(tmp_path: Path) -> None:
 def test_vs_peers_kills_a_side_past_its_time_with_its_children(tmp_path: Path) -> None:
     # Prepare: a "Flower python" that imports anything and then hangs in a child process
     fake = tmp_path / "python"
-    fake.write_text(f'#!/bin/sh\ncase "$1" in -c) exit 0;; esac\nsleep 120 &\necho $! > {tmp_path}/child\nwait\n')
+    fake.write_text(
+        f'#!/bin/sh\ncase "$1" in -c) exit 0;; esac\nsleep 120 &\necho $! > {tmp_path}/child\nwait\n'
+    )
     fake.chmod(0o755)
     # Execute
-    done = subprocess.run([sys.executable, str(BENCH / "vs_peers.py"), "--only", "flower", "--flower-python",
-                           str(fake), "--side-timeout", "2"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "vs_peers.py"),
+            "--only",
+            "flower",
+            "--flower-python",
+            str(fake),
+            "--side-timeout",
+            "2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     # Assert: the side is killed, its child with it, and said so; with no side left, a failing exit
     assert "flower_sim.py (over 2 s: killed) failed" in done.stdout, done.stdout + done.stderr
     assert "vs_peers: flower is left out from here on" in done.stdout
     assert done.returncode == 1 and "vs_peers: no side finished" in done.stderr
-    assert not psutil.pid_exists(int((tmp_path / "child").read_text())) or \
-        psutil.Process(int((tmp_path / "child").read_text())).status() == psutil.STATUS_ZOMBIE
+    assert (
+        not psutil.pid_exists(int((tmp_path / "child").read_text()))
+        or psutil.Process(int((tmp_path / "child").read_text())).status() == psutil.STATUS_ZOMBIE
+    )
 
 
 @pytest.mark.slow
 def test_vs_peers_bare_and_fedsweep_smoke(tmp_path: Path) -> None:
     # Execute: one round of 10 tiny clients, the bare loop and the real CLI (the peers need their own venvs)
     done = subprocess.run(
-        [sys.executable, str(BENCH / "vs_peers.py"), "--only", "bare,fedsweep", "--rounds", "1",
-         "--set", "clients=10", "--set", "samples_per_client=50", "--set", "test_samples=200",
-         "--out", str(tmp_path / "peers.json")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            str(BENCH / "vs_peers.py"),
+            "--only",
+            "bare,fedsweep",
+            "--rounds",
+            "1",
+            "--set",
+            "clients=10",
+            "--set",
+            "samples_per_client=50",
+            "--set",
+            "test_samples=200",
+            "--out",
+            str(tmp_path / "peers.json"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
         env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
     )
     # Assert: both sides timed with ratios; the same data, selection and batches give the same accuracy
@@ -198,10 +303,15 @@ def test_peer_program_trains_the_bare_loops_workload(
         pytest.skip(f"no {peer} virtualenv here (CI has none): {why}")
     flags = ["--rounds", "2", "--clients", "10", "--samples-per-client", "50", "--test-samples", "200"]
     # Execute: the peer program and the bare loop on the same tiny workload
-    ran = {name: subprocess.run([exe, str(script), *flags], cwd=tmp_path, capture_output=True, text=True,
-                                timeout=600, check=False)
-           for name, exe, script in ((peer, python, BENCH / "peers" / spec.script),
-                                     ("bare", sys.executable, BENCH / "bare_loop.py"))}
+    ran = {
+        name: subprocess.run(
+            [exe, str(script), *flags], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+        )
+        for name, exe, script in (
+            (peer, python, BENCH / "peers" / spec.script),
+            ("bare", sys.executable, BENCH / "bare_loop.py"),
+        )
+    }
     # Assert: both finished; identical data, selection and batch order give the bare loop's accuracy
     results = {}
     for name, done in ran.items():
@@ -226,7 +336,9 @@ def test_flat_curve_passes() -> None:
 
 def test_growth_is_measured_from_round_10_and_limit_is_inclusive() -> None:
     # Early growth (rounds 1-10: +300 MB of warm-up) does not count; 50 MB after it still passes.
-    curve = [(r, 600.0 + 30.0 * r) for r in range(1, 11)] + [(r, 900.0 + 50.0 * (r - 10) / 90) for r in range(11, 101)]
+    curve = [(r, 600.0 + 30.0 * r) for r in range(1, 11)] + [
+        (r, 900.0 + 50.0 * (r - 10) / 90) for r in range(11, 101)
+    ]
     s = memory_curve.summarise(curve)
 
     assert s.at_start == pytest.approx(900.0)
@@ -283,15 +395,35 @@ def test_reads_curves_from_a_real_mlflow_db(tmp_path: Path, capsys: pytest.Captu
 def test_parallel_cells_smoke(tmp_path: Path) -> None:
     # Execute: two cells of the quickstart, one round, one then two at a time (whole sweeps)
     done = subprocess.run(
-        [sys.executable, str(BENCH / "parallel_cells.py"), "--experiment", "quickstart", "--grid=", "--rounds", "1",
-         "--set", "num_clients=10", "--parallel", "1,2", "--out", str(tmp_path / "cells.json")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            str(BENCH / "parallel_cells.py"),
+            "--experiment",
+            "quickstart",
+            "--grid=",
+            "--rounds",
+            "1",
+            "--set",
+            "num_clients=10",
+            "--parallel",
+            "1,2",
+            "--out",
+            str(tmp_path / "cells.json"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     # Assert: both runs timed and read back from Prefect, the speed-up, the same weights in both
     assert done.returncode == 0, done.stderr[-3000:]
     for parallel in (1, 2):
-        assert re.search(rf"sqlite +parallel_cells={parallel} +wall +\d+\.\d s +503s +\d+ +lag median/max "
-                         rf"\d+\.\d\d / \d+\.\d\d s", done.stdout), done.stdout
+        assert re.search(
+            rf"sqlite +parallel_cells={parallel} +wall +\d+\.\d s +503s +\d+ +lag median/max "
+            rf"\d+\.\d\d / \d+\.\d\d s",
+            done.stdout,
+        ), done.stdout
     assert re.search(r"sqlite/2: wall \d+\.\d s, \d+\.\d\dx as fast as parallel_cells=1", done.stdout)
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
     assert result["same_hashes"] is True and result["cells"] == 2
@@ -301,7 +433,9 @@ def test_parallel_cells_smoke(tmp_path: Path) -> None:
 
 def test_partition_scale_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     # Execute: two options, a tiny split each, in child processes as the script runs them
-    code = load_script("partition_scale").main(["--samples", "2000", "--clients", "100", "--options", "iid", "powerlaw"])
+    code = load_script("partition_scale").main(
+        ["--samples", "2000", "--clients", "100", "--options", "iid", "powerlaw"]
+    )
     # Assert
     lines = capsys.readouterr().out.splitlines()
     assert code == 0 and lines[0].startswith("load average")
@@ -315,7 +449,9 @@ def test_selection_cost_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     code = load_script("selection_cost").main(["--clients", "30", "--rounds", "2", "--k", "3"])
     # Assert: one row of figures per option in conf/selection/
     lines = capsys.readouterr().out.splitlines()
-    options = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "selection").glob("*.yaml"))
+    options = sorted(
+        p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "selection").glob("*.yaml")
+    )
     rows = [line for line in lines if line.startswith("| ") and not line.startswith("| selector")]
     assert code == 0 and [r.split(" | ")[0][2:] for r in rows] == options
     assert all(float(r.split(" | ")[1].rstrip(" |")) >= 0 for r in rows)
@@ -323,13 +459,15 @@ def test_selection_cost_smoke(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_startup_sums_import_time_by_top_level_package() -> None:
     # Prepare: `python -X importtime` lines (self, cumulative, name; nested names indented)
-    traced = "\n".join([
-        "import time: self [us] | cumulative | imported package",
-        "import time:      1500 |       1500 |     torch._C",
-        "import time:    500000 |     501500 |   torch",
-        "import time:       250 |        250 | prefect.settings",
-        "a line of the sweep's own output",
-    ])
+    traced = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:      1500 |       1500 |     torch._C",
+            "import time:    500000 |     501500 |   torch",
+            "import time:       250 |        250 | prefect.settings",
+            "a line of the sweep's own output",
+        ]
+    )
     # Execute
     per = load_script("startup").import_breakdown(traced)
     # Assert: seconds, largest first
@@ -356,7 +494,7 @@ def test_startup_names_each_interpreters_prefect_and_mlflow() -> None:
     # Execute
     named = load_script("startup").versions(sys.executable)
     # Assert
-    from importlib.metadata import version  # noqa: PLC0415
+    from importlib.metadata import version
 
     assert named == f"prefect {version('prefect')}, mlflow {version('mlflow')}"
 
@@ -376,7 +514,8 @@ def test_million_clients_command_is_a_valid_sweep(tmp_path: Path) -> None:
 def test_million_clients_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Execute: a tiny whole sweep (300 clients over a pool of 600 samples)
     code = load_script("million_clients").main(
-        ["--clients", "300", "--rounds", "2", "--selectors", "uniform", "--samples", "600"])
+        ["--clients", "300", "--rounds", "2", "--selectors", "uniform", "--samples", "600"]
+    )
     # Assert: one JSON line per point with every part of a round, then the table
     out = capsys.readouterr().out
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]

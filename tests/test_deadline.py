@@ -46,7 +46,9 @@ def test_a_deadline_passes(cell_config, make_env) -> None:
     assert deadline.passed() and deadline.left() < 0
 
 
-@pytest.mark.parametrize("text", [b"{", b'{"round": 1, "clients": ["x"]}', b'{"round": 9, "clients": [1]}', b"[]"])
+@pytest.mark.parametrize(
+    "text", [b"{", b'{"round": 1, "clients": ["x"]}', b'{"round": 9, "clients": [1]}', b"[]"]
+)
 def test_a_damaged_record_is_refused_naming_the_file(cell_config, make_env, text: bytes) -> None:
     # Prepare
     env = make_env(cell_config("aggregation.round_timeout_s=3"))

@@ -17,8 +17,10 @@ def test_grid_is_the_cartesian_product_in_written_order() -> None:
     plans = expand_grid(grid, ["+experiment=quickstart"])
     # Assert
     assert [p.overrides for p in plans] == [
-        ("strategy=fedavg", "num_clients=10"), ("strategy=fedavg", "num_clients=50"),
-        ("strategy=fedprox", "num_clients=10"), ("strategy=fedprox", "num_clients=50"),
+        ("strategy=fedavg", "num_clients=10"),
+        ("strategy=fedavg", "num_clients=50"),
+        ("strategy=fedprox", "num_clients=10"),
+        ("strategy=fedprox", "num_clients=50"),
     ]
     assert all(p.labels == () for p in plans)
 
@@ -161,7 +163,13 @@ def test_nested_keys_are_read_after_the_grid_and_grid_scoped_when_their_group_va
     from fedsweep.grid import deferred, reaches, scoped_overrides, varied_groups
 
     points = expand_grid({"strategy": ["fedavg", "fedprox"], "num_clients": [10, 50]}, [])
-    line = ["strategy.mu=0.1", "+strategy.mu=0.1", "runner.pool=thread", "rounds=3", "grid.strategy=[fedprox]"]
+    line = [
+        "strategy.mu=0.1",
+        "+strategy.mu=0.1",
+        "runner.pool=thread",
+        "rounds=3",
+        "grid.strategy=[fedprox]",
+    ]
     # Execute
     varied = varied_groups(points, ["strategy", "dataset"])
     # Assert

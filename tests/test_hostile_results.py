@@ -148,13 +148,18 @@ def test_torn_writes_and_failed_task_records_of_our_own_are_removed_silently(tmp
     # Assert
     torn = "a torn write of an interrupted run"
     assert reasons == {
-        "cell/round-000001/c1": torn, "cell/round-000001/c2": torn,
+        "cell/round-000001/c1": torn,
+        "cell/round-000001/c2": torn,
         "cell/round-000001/c3": "not valid JSON (foreign or damaged)",
         f"cell/{name}": "the exception record of a failed task",
         f"cell/round-000001/{name}": "result asks the decoder to import a class",
     }
     warnings = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
-    assert len(warnings) == 2 and name in warnings[0] and warnings[1].endswith("c3 (not valid JSON (foreign or damaged)); its task will be recomputed")
+    assert (
+        len(warnings) == 2
+        and name in warnings[0]
+        and warnings[1].endswith("c3 (not valid JSON (foreign or damaged)); its task will be recomputed")
+    )
 
 
 def test_the_expected_serializer_is_the_one_fedsweep_tasks_use() -> None:
@@ -187,12 +192,12 @@ ROOT = Path(__file__).resolve().parent.parent
 )
 def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Path) -> None:
     # Prepare: hostile records where the one cell's round-1 client epochs will look for theirs
-    from hydra import initialize_config_dir  # noqa: PLC0415
+    from hydra import initialize_config_dir
 
-    from fedsweep import steps  # noqa: PLC0415
-    from fedsweep.cell import cell_env, write_cell_config  # noqa: PLC0415
-    from flows.plan import plan_overrides  # noqa: PLC0415
-    from flows.sweep import CONF_DIR  # noqa: PLC0415
+    from fedsweep import steps
+    from fedsweep.cell import cell_env, write_cell_config
+    from flows.plan import plan_overrides
+    from flows.sweep import CONF_DIR
 
     args = [
         "num_clients=4",
@@ -207,8 +212,12 @@ def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Pat
     scratch = str(tmp_path / "scratch")
     write_cell_config(scratch, key=cell["key"], name="scratch", config=cell["config"])
     rt = cell_env(scratch).runtime
-    ref = steps.start_round(cell_env(scratch), round=1, params=rt.initial_params,
-                            server_state=rt.strategy.init_server_state(rt.initial_params))["global"]
+    ref = steps.start_round(
+        cell_env(scratch),
+        round=1,
+        params=rt.initial_params,
+        server_state=rt.strategy.init_server_state(rt.initial_params),
+    )["global"]
     epochs = cell["config"]["local_epochs"]
     marker = tmp_path / "pwned"
     evil = record(
@@ -229,7 +238,9 @@ def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Pat
     # it to this Prefect version, and an older Prefect sharing that database could no longer start
     home = tmp_path / "prefect-home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "FEDSWEEP_"))}
-    env.update(CI="true", PREFECT_HOME=str(home), FEDSWEEP_RUNTIME_DIR=str(home / "run"), FEDSWEEP_SERVER_IDLE_S="5")
+    env.update(
+        CI="true", PREFECT_HOME=str(home), FEDSWEEP_RUNTIME_DIR=str(home / "run"), FEDSWEEP_SERVER_IDLE_S="5"
+    )
     # Execute
     proc = subprocess.run(
         [sys.executable, str(ROOT / "flows" / "sweep.py"), *args],

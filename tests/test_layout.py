@@ -46,8 +46,16 @@ def test_the_library_never_imports_the_orchestration_stack() -> None:
 
 
 def test_the_round_loop_imports_no_tensor_code() -> None:
-    tensor_modules = {"torch", "numpy", "safetensors", "fedsweep.steps", "fedsweep.weights", "fedsweep.train",
-                      "fedsweep.strategies", "fedsweep.selection"}
+    tensor_modules = {
+        "torch",
+        "numpy",
+        "safetensors",
+        "fedsweep.steps",
+        "fedsweep.weights",
+        "fedsweep.train",
+        "fedsweep.strategies",
+        "fedsweep.selection",
+    }
     used = imports(ROOT / "flows" / "experiment.py")
     bad = {m for m in used if any(m == t or m.startswith(t + ".") for t in tensor_modules)}
     assert not bad, f"flows/experiment.py imports {sorted(bad)}"
@@ -61,7 +69,7 @@ def test_no_import_cycles() -> None:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                pytest.fail("import cycle: " + " -> ".join([*path[path.index(nxt):], nxt]))
+                pytest.fail("import cycle: " + " -> ".join([*path[path.index(nxt) :], nxt]))
             if nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = 2

@@ -111,11 +111,17 @@ def test_config_block_defaults_and_values() -> None:
         ({"on_insufficient": "retry"}, "aggregation.on_insufficient must be 'skip' or 'fail'"),
         ({"stragglers": "keep"}, "aggregation.stragglers must be 'drop' or 'partial'"),
         ({"min_fits": 2}, "aggregation.min_fits: unknown key"),
-        ({"round_timeout_s": 0}, "aggregation.round_timeout_s must be null or a number of seconds > 0, got 0"),
+        (
+            {"round_timeout_s": 0},
+            "aggregation.round_timeout_s must be null or a number of seconds > 0, got 0",
+        ),
         ({"round_timeout_s": -5.0}, "aggregation.round_timeout_s must be null or a number of seconds > 0"),
         ({"round_timeout_s": "5s"}, "aggregation.round_timeout_s must be null or a number of seconds > 0"),
         ({"round_timeout_s": True}, "aggregation.round_timeout_s must be null or a number of seconds > 0"),
-        ({"round_timeout_s": float("inf")}, "aggregation.round_timeout_s must be null or a number of seconds > 0"),
+        (
+            {"round_timeout_s": float("inf")},
+            "aggregation.round_timeout_s must be null or a number of seconds > 0",
+        ),
     ],
 )
 def test_config_block_errors_name_the_key(cfg: dict, message: str) -> None:

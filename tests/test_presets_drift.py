@@ -13,7 +13,11 @@ DEBIAN = "/usr/share/datasets/fashion-mnist"  # conf/dataset/fashion_mnist_debia
 
 CASES = {
     "drift": ["fedavg", "fedprox", "scaffold", "fednova", "feddyn"],
-    "noniid": [f"{s}-{a}" for s in ("fedavg", "fedprox", "scaffold", "fednova", "feddyn") for a in ("alpha0.1", "alpha1.0")],
+    "noniid": [
+        f"{s}-{a}"
+        for s in ("fedavg", "fedprox", "scaffold", "fednova", "feddyn")
+        for a in ("alpha0.1", "alpha1.0")
+    ],
 }
 
 
@@ -25,7 +29,9 @@ def test_preset_plans_every_strategy(tmp_path, monkeypatch, preset) -> None:
     (plan,) = check_command([f"+experiment={preset}", "rounds=2"])
     # Assert
     names = [c["name"] for c in plan.cells]
-    assert [n.split("-c")[0] + ("-" + n.rsplit("-", 1)[1] if preset == "noniid" else "") for n in names] == CASES[preset]
+    assert [
+        n.split("-c")[0] + ("-" + n.rsplit("-", 1)[1] if preset == "noniid" else "") for n in names
+    ] == CASES[preset]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -45,19 +51,29 @@ def test_csfl_and_powd_plan_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         real = [f"dataset.root={stand_in}"]
     # Execute: csfl on real Fashion-MNIST and offline (its documented dataset=teacher_mnist), powd
     (csfl,) = check_command(["+experiment=csfl", *tiny, *real])
-    (offline,) = check_command(["+experiment=csfl", *tiny, "dataset=teacher_mnist", "grid.selection=[uniform]"])
+    (offline,) = check_command(
+        ["+experiment=csfl", *tiny, "dataset=teacher_mnist", "grid.selection=[uniform]"]
+    )
     (powd,) = check_command(["+experiment=powd", *tiny, *real])
     # Assert
     assert [c["config"]["selection"]["_target_"].rsplit(".", 2)[-2] for c in csfl.cells] == selectors
     first = csfl.cells[0]["config"]
     assert (first["model"]["channels"], first["partition"]["alpha"], first["dataset"]["_target_"]) == (
-        [32, 64], 0.5, "fedsweep.data.vision.FashionMNIST")
+        [32, 64],
+        0.5,
+        "fedsweep.data.vision.FashionMNIST",
+    )
     assert offline.cells[0]["config"]["dataset"]["_target_"] == "fedsweep.data.teacher.TeacherMNIST"
     assert [c["name"].rsplit("-", 1)[-1] for c in powd.cells] == ["rand", "powd6", "powd9", "powd15"]
     assert [c["config"]["selection"].get("d") for c in powd.cells] == [None, 6, 9, 15]
     assert first["systems"]["_target_"].endswith("Fleet")
     config = powd.cells[0]["config"]
-    assert (config["local_epochs"], config["local_steps"], config["batch_size"], config["lr"]) == (None, 30, 64, 0.005)
+    assert (config["local_epochs"], config["local_steps"], config["batch_size"], config["lr"]) == (
+        None,
+        30,
+        64,
+        0.005,
+    )
     assert (config["model"]["hidden"], config["partition"]["alpha"]) == ([64, 30], 2.0)
     assert config["dataset"]["root"] == (real[0].split("=", 1)[1] if real else DEBIAN)
     assert list(run_dir.iterdir()) == []

@@ -16,8 +16,9 @@ def env(cell_config, make_env):
 
 def _start(env) -> dict:
     rt = env.runtime
-    return steps.start_round(env, round=3, params=rt.initial_params,
-                             server_state=rt.strategy.init_server_state(rt.initial_params))
+    return steps.start_round(
+        env, round=3, params=rt.initial_params, server_state=rt.strategy.init_server_state(rt.initial_params)
+    )
 
 
 def _loss_by_hand(env, indices: torch.Tensor) -> float:
@@ -57,14 +58,35 @@ def test_a_probe_on_b_samples_draws_them_from_the_probe_generator(env) -> None:
 def test_aggregate_uses_the_selectors_weights(env) -> None:
     # Prepare: clients 0 and 1 trained; the selector weighs client 0 three times client 1
     start = _start(env)
-    refs = [steps.client_epoch(env, round=3, client=c, epoch=0, epochs=1, global_ref=start["global"], input_ref=None,
-                               state_ref=None) for c in (0, 1)]
+    refs = [
+        steps.client_epoch(
+            env,
+            round=3,
+            client=c,
+            epoch=0,
+            epochs=1,
+            global_ref=start["global"],
+            input_ref=None,
+            state_ref=None,
+        )
+        for c in (0, 1)
+    ]
     params = [steps.split_prefixed(env.blobs.get(r["key"])[0], "opt.")[0] for r in refs]
     # Execute
-    weighted = steps.aggregate(env, round=3, start=start, results=refs, failures=[], selected=[0, 1], keep=False,
-                               weights={0: 3.0, 1: 1.0})
+    weighted = steps.aggregate(
+        env,
+        round=3,
+        start=start,
+        results=refs,
+        failures=[],
+        selected=[0, 1],
+        keep=False,
+        weights={0: 3.0, 1: 1.0},
+    )
     out = steps.read_global(env.blobs, weighted["global"])[0]
-    default = steps.aggregate(env, round=3, start=start, results=refs, failures=[], selected=[0, 1], keep=False)
+    default = steps.aggregate(
+        env, round=3, start=start, results=refs, failures=[], selected=[0, 1], keep=False
+    )
     # Assert
     for name, value in out.items():
         expected = (3.0 * params[0][name].double() + params[1][name].double()) / 4.0

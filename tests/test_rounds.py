@@ -8,18 +8,37 @@ from fedsweep.checkpoint.cellstate import CellState
 
 
 def _plan(selection: dict[str, torch.Tensor]) -> rounds.RoundPlan:
-    return rounds.RoundPlan(round=2, available=4, selected=(1, 3), epochs={}, states={}, failures=(),
-                            selection=selection, client_states={})
+    return rounds.RoundPlan(
+        round=2,
+        available=4,
+        selected=(1, 3),
+        epochs={},
+        states={},
+        failures=(),
+        selection=selection,
+        client_states={},
+    )
 
 
 def _results() -> list[dict]:
-    return [{"client": c, "num_samples": 5, "loss": 0.5, "steps": 1, "sketch": [float(c)] * 4, "client_state": None}
-            for c in (1, 3)]
+    return [
+        {
+            "client": c,
+            "num_samples": 5,
+            "loss": 0.5,
+            "steps": 1,
+            "sketch": [float(c)] * 4,
+            "client_state": None,
+        }
+        for c in (1, 3)
+    ]
 
 
 def test_available_is_an_increasing_int64_tensor_of_the_online_clients(cell_config, make_env) -> None:
     # Prepare: client 2 is down in round 2 (faults hide it from selection)
-    env = make_env(cell_config("faults=schedule", "faults.clients=[2]", "faults.fail_at=2", "faults.recover_at=3"))
+    env = make_env(
+        cell_config("faults=schedule", "faults.clients=[2]", "faults.fail_at=2", "faults.recover_at=3")
+    )
     # Execute
     first, second = env.runtime.available(1), env.runtime.available(2)
     # Assert
@@ -34,14 +53,19 @@ def test_observe_updates_the_state_in_place_unless_a_commit_is_in_flight(cell_co
     held = env.runtime.selector.initial_state(4)
     kept = {k: v.clone() for k, v in held.items()}
     # Execute: the previous round's commit may still be writing `held`
-    copied = rounds.after_round(env, state, _plan(held), {}, _results(), [], kept=True, row={"round": 2},
-                                committing=True)
+    copied = rounds.after_round(
+        env, state, _plan(held), {}, _results(), [], kept=True, row={"round": 2}, committing=True
+    )
     # Assert: `held` untouched, the new state has the clients' sketches
     assert all(torch.equal(held[k], kept[k]) for k in held)
-    assert copied.selection["seen"].tolist() == [0, 2, 0, 2] and copied.selection["sketch"][3].tolist() == [3.0] * 4
+    assert (
+        copied.selection["seen"].tolist() == [0, 2, 0, 2]
+        and copied.selection["sketch"][3].tolist() == [3.0] * 4
+    )
     # Execute: nothing is being written: the same tensors are updated
-    owned = rounds.after_round(env, state, _plan(held), {}, _results(), [], kept=True, row={"round": 2},
-                               committing=False)
+    owned = rounds.after_round(
+        env, state, _plan(held), {}, _results(), [], kept=True, row={"round": 2}, committing=False
+    )
     # Assert
     assert owned.selection["sketch"] is held["sketch"] and held["seen"].tolist() == [0, 2, 0, 2]
     assert all(torch.equal(owned.selection[k], copied.selection[k]) for k in held)

@@ -21,12 +21,15 @@ def test_lr_step_decay_by_round() -> None:
     assert lr_at(0.05, round=100, milestones=[], gamma=0.1) == 0.05
 
 
-@pytest.mark.parametrize(("steps", "n", "bs", "chunks", "per_chunk"), [
-    (7, 10, 4, 3, [3, 3, 1]),    # B = 3 batches a pass: 3 + 3 + 1
-    (3, 10, 4, 1, [3]),          # one pass, all of it
-    (2, 10, 4, 1, [2]),          # cut inside the first pass
-    (5, 0, 4, 1, [0]),           # no data: one empty chunk
-])
+@pytest.mark.parametrize(
+    ("steps", "n", "bs", "chunks", "per_chunk"),
+    [
+        (7, 10, 4, 3, [3, 3, 1]),  # B = 3 batches a pass: 3 + 3 + 1
+        (3, 10, 4, 1, [3]),  # one pass, all of it
+        (2, 10, 4, 1, [2]),  # cut inside the first pass
+        (5, 0, 4, 1, [0]),  # no data: one empty chunk
+    ],
+)
 def test_steps_cycle_through_the_data_in_epoch_sized_chunks(steps, n, bs, chunks, per_chunk) -> None:
     assert chunks_for(steps, num_samples=n, batch_size=bs) == chunks
     assert [steps_in_chunk(c, steps=steps, num_samples=n, batch_size=bs) for c in range(chunks)] == per_chunk
@@ -35,15 +38,20 @@ def test_steps_cycle_through_the_data_in_epoch_sized_chunks(steps, n, bs, chunks
 @pytest.mark.parametrize("overrides", [["local_steps=5"], ["local_epochs=null"]])
 def test_local_steps_and_epochs_are_exclusive(cell_config, overrides) -> None:
     # Execute / Assert: both set, or neither
-    with pytest.raises(ConfigError, match=r"^local_steps and local_epochs are exclusive: set one \(got local_steps="):
+    with pytest.raises(
+        ConfigError, match=r"^local_steps and local_epochs are exclusive: set one \(got local_steps="
+    ):
         validate(cell_config(*overrides), plugins=False)
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("local_steps=0", "local_steps must be >= 1"),
-    ("lr_schedule.milestones=[3,2]", "lr_schedule.milestones must be increasing rounds >= 1"),
-    ("lr_schedule.gamma=0", "lr_schedule.gamma must be > 0"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("local_steps=0", "local_steps must be >= 1"),
+        ("lr_schedule.milestones=[3,2]", "lr_schedule.milestones must be increasing rounds >= 1"),
+        ("lr_schedule.gamma=0", "lr_schedule.gamma must be > 0"),
+    ],
+)
 def test_bad_local_steps_and_schedules_are_refused(cell_config, override, message) -> None:
     with pytest.raises(ConfigError, match=message):
         validate(cell_config("local_epochs=null", "local_steps=3", override), plugins=False)
@@ -64,7 +72,7 @@ class _Recording(FedAvg):
 
     seen: list[tuple[int, float]] = []
 
-    def finish_client(self, *, params, global_params, server_state, client_state, steps, lr):  # noqa: ANN001, ANN201
+    def finish_client(self, *, params, global_params, server_state, client_state, steps, lr):
         _Recording.seen.append((steps, lr))
         return client_state
 
@@ -72,8 +80,16 @@ class _Recording(FedAvg):
 @pytest.mark.parametrize("tau", [1, 5, 13])
 def test_a_client_runs_exactly_local_steps_and_finish_client_sees_them(cell_config, make_env, tau) -> None:
     # Prepare: batch 16 over a synthetic client; tau within, at and past one pass
-    env = make_env(cell_config("local_epochs=null", f"local_steps={tau}", "lr=0.08",
-                               "lr_schedule.milestones=[1]", "lr_schedule.gamma=0.5"), where=f"t{tau}")
+    env = make_env(
+        cell_config(
+            "local_epochs=null",
+            f"local_steps={tau}",
+            "lr=0.08",
+            "lr_schedule.milestones=[1]",
+            "lr_schedule.gamma=0.5",
+        ),
+        where=f"t{tau}",
+    )
     rt = env.runtime
     object.__setattr__(rt, "strategy", _Recording())
     _Recording.seen.clear()
@@ -84,8 +100,16 @@ def test_a_client_runs_exactly_local_steps_and_finish_client_sees_them(cell_conf
     # Execute
     ref = None
     for chunk in range(chunks):
-        ref = steps.client_epoch(env, round=2, client=client, epoch=chunk, epochs=chunks, global_ref=start["global"],
-                                 input_ref=ref, state_ref=None)
+        ref = steps.client_epoch(
+            env,
+            round=2,
+            client=client,
+            epoch=chunk,
+            epochs=chunks,
+            global_ref=start["global"],
+            input_ref=ref,
+            state_ref=None,
+        )
     # Assert: tau steps in ceil(tau / B) chunks; round 2 trains at 0.08 * 0.5
     assert n > 0 and chunks == math.ceil(tau / per_pass)
     assert ref["steps"] == tau and _Recording.seen == [(tau, 0.04)]
@@ -101,8 +125,10 @@ def test_local_config_follows_the_schedule_and_is_unchanged_without_one(cell_con
 
 def test_straggler_partial_work_counts_in_steps(cell_config, make_env) -> None:
     # Prepare: every client straggles and runs x ~ U{1..tau} steps
-    env = make_env(cell_config("local_epochs=null", "local_steps=40", "faults=stragglers", "faults.fraction=1.0"),
-                   where="st")
+    env = make_env(
+        cell_config("local_epochs=null", "local_steps=40", "faults=stragglers", "faults.fraction=1.0"),
+        where="st",
+    )
     rt = env.runtime
     # Execute
     work = [steps.planned_work(rt, r, c) for r in (1, 2, 3) for c in range(4)]

@@ -18,15 +18,24 @@ def env(cell_config, make_env):
 
 def _start(env) -> dict:
     rt = env.runtime
-    return steps.start_round(env, round=1, params=rt.initial_params,
-                             server_state=rt.strategy.init_server_state(rt.initial_params))
+    return steps.start_round(
+        env, round=1, params=rt.initial_params, server_state=rt.strategy.init_server_state(rt.initial_params)
+    )
 
 
 def _train(env, start: dict, client: int, epochs: int = 2) -> dict:
     ref = None
     for epoch in range(epochs):
-        ref = steps.client_epoch(env, round=1, client=client, epoch=epoch, epochs=epochs,
-                                 global_ref=start["global"], input_ref=ref, state_ref=None)
+        ref = steps.client_epoch(
+            env,
+            round=1,
+            client=client,
+            epoch=epoch,
+            epochs=epochs,
+            global_ref=start["global"],
+            input_ref=ref,
+            state_ref=None,
+        )
     return ref
 
 
@@ -45,8 +54,9 @@ def test_client_epochs_chain_and_recompute_the_same_bytes(env) -> None:
 
 def test_only_the_last_epoch_finishes_the_client(env) -> None:
     start = _start(env)
-    first = steps.client_epoch(env, round=1, client=0, epoch=0, epochs=2, global_ref=start["global"],
-                               input_ref=None, state_ref=None)
+    first = steps.client_epoch(
+        env, round=1, client=0, epoch=0, epochs=2, global_ref=start["global"], input_ref=None, state_ref=None
+    )
     assert "valid" not in first and "client_state" not in first
 
 
@@ -82,9 +92,18 @@ def test_a_non_finite_update_is_marked_invalid(cell_config, make_env) -> None:
 def test_a_kept_or_empty_round_keeps_the_global_model(env, keep) -> None:
     start = _start(env)
     results = [_train(env, start, client=0)] if keep else []
-    out = steps.aggregate(env, round=1, start=start, results=results, selected=[0],
-                          failures=[{"client": 0, "kind": "X", "message": "m"}], keep=keep)
-    assert weights_sha256(steps.read_global(env.blobs, out["global"])[0]) == weights_sha256(env.runtime.initial_params)
+    out = steps.aggregate(
+        env,
+        round=1,
+        start=start,
+        results=results,
+        selected=[0],
+        failures=[{"client": 0, "kind": "X", "message": "m"}],
+        keep=keep,
+    )
+    assert weights_sha256(steps.read_global(env.blobs, out["global"])[0]) == weights_sha256(
+        env.runtime.initial_params
+    )
 
 
 def test_evaluate_reports_accuracy_and_loss(env) -> None:
@@ -133,8 +152,9 @@ def test_clients_with_their_own_test_samples_are_evaluated_one_by_one(cell_confi
     rt = env.runtime
     start = _start(env)
     # Execute: the evaluation in parts, as the executor splits it
-    metrics = steps.combine_evaluations([steps.evaluate_global(env, start["global"], part=i, parts=4)
-                                         for i in range(4)])
+    metrics = steps.combine_evaluations(
+        [steps.evaluate_global(env, start["global"], part=i, parts=4) for i in range(4)]
+    )
     # Assert: the figures of a direct evaluation of each client's own test samples
     params, _ = steps.read_global(env.blobs, start["global"])
     hits, _ = evaluation_hits(model=rt.thread_model(), data=rt.data.test, params=params)

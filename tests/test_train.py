@@ -15,10 +15,11 @@ from fedsweep.train import EpochOut, LocalConfig, evaluation_hits, train_epoch
 from fedsweep.weights import state_of, weights_sha256
 
 
-def evaluate(*, model, data, params, batch_size: int = 1024) -> tuple[float, float]:  # noqa: ANN001
+def evaluate(*, model, data, params, batch_size: int = 1024) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) from the sums a part of a split reports."""
     hits, loss_sum = evaluation_hits(model=model, data=data, params=params, batch_size=batch_size)
     return int(hits.sum()) / len(data), loss_sum / len(data)
+
 
 Params = dict[str, torch.Tensor]
 
@@ -46,10 +47,18 @@ def run(
     max_batches: int | None = None,
 ) -> EpochOut:
     return train_epoch(
-        model=model, data=data, indices=torch.arange(len(data)) if indices is None else indices,
-        params=params, optimizer_state=optimizer_state or {}, global_params=params, strategy=FedAvg(),
-        server_state={}, client_state={}, cfg=cfg or LocalConfig(lr=0.1, batch_size=32, momentum=0.9),
-        generator=torch.Generator().manual_seed(seed), max_batches=max_batches,
+        model=model,
+        data=data,
+        indices=torch.arange(len(data)) if indices is None else indices,
+        params=params,
+        optimizer_state=optimizer_state or {},
+        global_params=params,
+        strategy=FedAvg(),
+        server_state={},
+        client_state={},
+        cfg=cfg or LocalConfig(lr=0.1, batch_size=32, momentum=0.9),
+        generator=torch.Generator().manual_seed(seed),
+        max_batches=max_batches,
     )
 
 
@@ -77,6 +86,7 @@ def test_same_inputs_bitwise_same_outputs_even_after_another_client() -> None:
 def test_dropout_inside_the_model_is_deterministic_and_isolated() -> None:
     # Prepare
     data = toy_data()
+
     def with_dropout(**kw: object) -> nn.Module:
         return nn.Sequential(nn.Dropout(0.5), MLP(**kw))
 

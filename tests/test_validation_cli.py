@@ -30,13 +30,20 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["clients_per_round=20", "num_clients=10"],
         ["clients_per_round", "num_clients=10"],
     ),
-    "pow-d-fewer-candidates": (["selection=pow_d", "selection.d=2", "clients_per_round=3"],
-                               ["selection.d must be >= clients_per_round (3)"]),
-    "pow-d-more-candidates": (["selection=rpow_d", "selection.d=11", "num_clients=10"],
-                              ["selection.d must be <= num_clients (10), got d=11"]),
+    "pow-d-fewer-candidates": (
+        ["selection=pow_d", "selection.d=2", "clients_per_round=3"],
+        ["selection.d must be >= clients_per_round (3)"],
+    ),
+    "pow-d-more-candidates": (
+        ["selection=rpow_d", "selection.d=11", "num_clients=10"],
+        ["selection.d must be <= num_clients (10), got d=11"],
+    ),
     "dirichlet-alpha-zero": (["partition=dirichlet", "partition.alpha=0"], ["partition.alpha must be > 0"]),
     "keep-one": (["checkpoint.keep=1"], ["checkpoint.keep must be >= 2 (got 1)"]),
-    "round-timeout-zero": (["aggregation.round_timeout_s=0"], ["aggregation.round_timeout_s must be null or a number"]),
+    "round-timeout-zero": (
+        ["aggregation.round_timeout_s=0"],
+        ["aggregation.round_timeout_s must be null or a number"],
+    ),
     "unknown-option": (["strategy=nope"], ["unknown option strategy=nope", "fedavg,", "fedprox,"]),
     "unknown-experiment": (["+experiment=nope"], ["unknown option experiment=nope", "quickstart"]),
     "missing-dataset-files": (
@@ -55,24 +62,37 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["runner.pool=dask", "runner.dask.address=tcp://127.0.0.1:1"],
         ["runner.dask.address=tcp://127.0.0.1:1", "no Dask scheduler answers"],
     ),
-    "dask-bad-address": (["runner.pool=dask", "runner.dask.address=nope"], ["runner.dask.address", "tcp://HOST:8786"]),
+    "dask-bad-address": (
+        ["runner.pool=dask", "runner.dask.address=nope"],
+        ["runner.dask.address", "tcp://HOST:8786"],
+    ),
     "dask-cluster-not-importable": (
         ["runner.pool=dask", "runner.dask.cluster={{_target_:nope.Cluster}}"],
         ["runner.dask.cluster._target_", "cannot import 'nope.Cluster'"],
     ),
     "dask-cluster-not-built": (
-        ["runner.pool=dask", "runner.dask.cluster={{_target_:distributed.LocalCluster,host:203.0.113.1,n_workers:1}}"],
+        [
+            "runner.pool=dask",
+            "runner.dask.cluster={{_target_:distributed.LocalCluster,host:203.0.113.1,n_workers:1}}",
+        ],
         ["runner.dask.cluster", "could not start", "Cannot assign requested address"],
     ),
     "grid-key-in-no-cell": (
         ["+experiment=quickstart", "grid.strategy=[fedavg,fedavgm]", "strategy.mu=0.1"],
         ["strategy.mu=0.1: reaches no cell", "the grid's strategy options: fedavg, fedavgm"],
     ),
-    "grid-key-added": (["+experiment=quickstart", "+strategy.mu=0.1"],
-                       ["+strategy.mu=0.1", "write strategy.mu=0.1", "the grid's strategy options: fedavg, fedprox"]),
-    "grid-key-inside-grid": (["+experiment=quickstart", "grid.strategy.fedprox.mu=0.1"],
-                             ["grid.strategy.fedprox.mu=0.1", "write strategy.mu=0.1",
-                              "the grid's strategy options: fedavg, fedprox"]),
+    "grid-key-added": (
+        ["+experiment=quickstart", "+strategy.mu=0.1"],
+        ["+strategy.mu=0.1", "write strategy.mu=0.1", "the grid's strategy options: fedavg, fedprox"],
+    ),
+    "grid-key-inside-grid": (
+        ["+experiment=quickstart", "grid.strategy.fedprox.mu=0.1"],
+        [
+            "grid.strategy.fedprox.mu=0.1",
+            "write strategy.mu=0.1",
+            "the grid's strategy options: fedavg, fedprox",
+        ],
+    ),
     "dask-memory-state": (
         ["runner.pool=dask", "checkpoint.location=memory://x"],
         ["checkpoint.location=memory://x", "Dask workers cannot reach it"],
@@ -160,17 +180,24 @@ def test_dask_missing_is_one_error_line(tmp_path: Path) -> None:
     assert list(cwd.iterdir()) == []
 
 
-@pytest.mark.parametrize(("url", "expected"), [
-    ("mysql://u:secret@127.0.0.1/prefect", "takes a postgresql+asyncpg://"),
-    ("postgresql+asyncpg://u:secret@127.0.0.1:1/prefect", "postgresql+asyncpg://127.0.0.1:1/prefect: no PostgreSQL "
-                                                          "server answers there"),
-])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mysql://u:secret@127.0.0.1/prefect", "takes a postgresql+asyncpg://"),
+        (
+            "postgresql+asyncpg://u:secret@127.0.0.1:1/prefect",
+            "postgresql+asyncpg://127.0.0.1:1/prefect: no PostgreSQL server answers there",
+        ),
+    ],
+)
 def test_unusable_prefect_database_is_one_error_line(tmp_path: Path, url: str, expected: str) -> None:
     # Execute: the private Prefect server would be told to use this database
     proc = run_cli(["rounds=1"], tmp_path, PREFECT_SERVER_DATABASE_CONNECTION_URL=url, PREFECT_API_URL="")
     # Assert: named, the password left out, nothing written
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("error: PREFECT_SERVER_DATABASE_CONNECTION_URL=") and expected in proc.stderr
+    assert (
+        proc.stderr.startswith("error: PREFECT_SERVER_DATABASE_CONNECTION_URL=") and expected in proc.stderr
+    )
     assert len(proc.stderr.strip().splitlines()) == 1 and "secret" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -180,16 +207,28 @@ def test_dry_run_lists_the_cells_and_writes_nothing_without_prefect_or_mlflow(tm
     env = {**os.environ, "CI": "true"}
     args = ["-X", "importtime", str(SWEEP), "+experiment=quickstart", "strategy.mu=0.1", "--dry-run"]
     # Execute
-    proc = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     # Assert: the 4 cells, all new, the override where it applies; nothing written, nothing slow imported
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert lines[0] == "dry run (nothing is run or written): 4 cells of quickstart in outputs/quickstart"
     assert [line.split()[:2] for line in lines[1:]] == [
-        ["fedavg-c10-r5-s0", "new"], ["fedavg-c50-r5-s0", "new"], ["fedprox-c10-r5-s0", "new"], ["fedprox-c50-r5-s0", "new"],
+        ["fedavg-c10-r5-s0", "new"],
+        ["fedavg-c50-r5-s0", "new"],
+        ["fedprox-c10-r5-s0", "new"],
+        ["fedprox-c50-r5-s0", "new"],
     ]
     assert lines[3].endswith("strategy=fedprox num_clients=10 strategy.mu=0.1") and "mu" not in lines[1]
-    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    imported = {
+        line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line
+    }
     assert "torch" in imported and not imported & {"prefect", "mlflow", "distributed"}
     assert list(tmp_path.iterdir()) == []

@@ -47,10 +47,16 @@ REFUSED: list[tuple[list[str], list[str]]] = [
     # A key of some grid options only: one rule, stated whatever the attempt (flows/overrides.py)
     (
         ["+experiment=quickstart", "grid.strategy=[fedavg,fedavgm]", "strategy.mu=0.1"],
-        ["strategy.mu=0.1: reaches no cell: no strategy of the grid has mu",
-         "strategy.KEY=VALUE sets KEY in the cells whose strategy has it", "options: fedavg, fedavgm)"],
+        [
+            "strategy.mu=0.1: reaches no cell: no strategy of the grid has mu",
+            "strategy.KEY=VALUE sets KEY in the cells whose strategy has it",
+            "options: fedavg, fedavgm)",
+        ],
     ),
-    (["+experiment=quickstart", "+strategy.mu=0.1"], ["write strategy.mu=0.1 (without +)", "options: fedavg, fedprox)"]),
+    (
+        ["+experiment=quickstart", "+strategy.mu=0.1"],
+        ["write strategy.mu=0.1 (without +)", "options: fedavg, fedprox)"],
+    ),
     (
         ["+experiment=quickstart", "grid.strategy.fedprox.mu=0.1"],
         ["grid.strategy is a list of options", "write strategy.mu=0.1;", "options: fedavg, fedprox)"],
@@ -102,22 +108,24 @@ def test_valid_command_plans_every_cell_and_writes_nothing(in_empty_folder: Path
 
 def test_runner_dask_preset_plans_the_same_cells_on_dask(in_empty_folder: Path) -> None:
     # Execute: no cluster is reached while planning (flows/sweep.py cli() connects afterwards)
-    local, = check_command(["+experiment=quickstart", "rounds=2"])
-    dask, = check_command(["+experiment=quickstart", "rounds=2", "runner=dask"])
+    (local,) = check_command(["+experiment=quickstart", "rounds=2"])
+    (dask,) = check_command(["+experiment=quickstart", "rounds=2", "runner=dask"])
     # Assert: the local runner's settings with pool=dask and two cells at once; the cells' keys
     # (and so their folders, results and resume) do not depend on the backend
     runner = dask.cells[0]["config"]["runner"]
     assert runner["pool"] == "dask" and runner["parallel_cells"] == 2
     assert runner["dask"] == {"address": None, "cluster": None, "n_workers": 0, "connect_timeout_s": 10}
     same = {k: v for k, v in runner.items() if k not in ("pool", "parallel_cells")}
-    assert same == {k: v for k, v in local.cells[0]["config"]["runner"].items() if k not in ("pool", "parallel_cells")}
+    assert same == {
+        k: v for k, v in local.cells[0]["config"]["runner"].items() if k not in ("pool", "parallel_cells")
+    }
     assert [c["key"] for c in dask.cells] == [c["key"] for c in local.cells]
     assert list(in_empty_folder.iterdir()) == []
 
 
 def test_a_key_of_some_grid_options_reaches_their_cells_only(in_empty_folder: Path) -> None:
     # Prepare
-    from flows.overrides import for_hydra  # noqa: PLC0415
+    from flows.overrides import for_hydra
 
     overrides = ["+experiment=quickstart", "rounds=2", "strategy.mu=0.1"]
     # Execute

@@ -142,17 +142,33 @@ def test_valid_tiny_configurations_run_one_round(hydra_conf: None, make_env, cel
         population=rt.population(1),
     )
     # Execute
-    start = steps.start_round(env, round=1, params=rt.initial_params,
-                              server_state=rt.strategy.init_server_state(rt.initial_params))
+    start = steps.start_round(
+        env, round=1, params=rt.initial_params, server_state=rt.strategy.init_server_state(rt.initial_params)
+    )
     results = []
     for client in selection.clients:
         ref = None
         for epoch in range(config["local_epochs"]):
-            ref = steps.client_epoch(env, round=1, client=client, epoch=epoch, epochs=config["local_epochs"],
-                                     global_ref=start["global"], input_ref=ref, state_ref=None)
+            ref = steps.client_epoch(
+                env,
+                round=1,
+                client=client,
+                epoch=epoch,
+                epochs=config["local_epochs"],
+                global_ref=start["global"],
+                input_ref=ref,
+                state_ref=None,
+            )
         results.append(ref)
-    aggregated = steps.aggregate(env, round=1, start=start, results=[r for r in results if r["valid"]],
-                                 failures=[], selected=selection.clients, keep=False)
+    aggregated = steps.aggregate(
+        env,
+        round=1,
+        start=start,
+        results=[r for r in results if r["valid"]],
+        failures=[],
+        selected=selection.clients,
+        keep=False,
+    )
     metrics = steps.combine_evaluations([steps.evaluate_global(env, aggregated["global"])])
     # Assert
     assert len(results) == config["clients_per_round"]

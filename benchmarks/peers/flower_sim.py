@@ -29,6 +29,7 @@ import time
 
 import workload  # first: puts this checkout on sys.path and PYTHONPATH (also for Ray's workers)
 
+# isort: split
 import bare_loop
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -45,8 +46,13 @@ client_app = ClientApp()
 def train(msg: Message, context: Context) -> Message:
     """Train the client named in the config from the global arrays; reply with arrays and sample count."""
     cfg = msg.content["config"]
-    params, samples = workload.train_one(KEY, msg.content["arrays"].to_torch_state_dict(), rnd=int(cfg["server-round"]),
-                                         client=int(cfg["client"]), mu=float(cfg["proximal-mu"]))
+    params, samples = workload.train_one(
+        KEY,
+        msg.content["arrays"].to_torch_state_dict(),
+        rnd=int(cfg["server-round"]),
+        client=int(cfg["client"]),
+        mu=float(cfg["proximal-mu"]),
+    )
     content = RecordDict({"arrays": ArrayRecord(params), "metrics": MetricRecord({"num-examples": samples})})
     return Message(content=content, reply_to=msg)
 
@@ -56,7 +62,9 @@ def all_nodes(grid: Grid, timeout_s: float = 600.0) -> list[int]:
     deadline = time.monotonic() + timeout_s
     while len(nodes := sorted(grid.get_node_ids())) < ARGS.clients:
         if time.monotonic() > deadline:
-            raise SystemExit(f"flower_sim: {len(nodes)} of {ARGS.clients} nodes registered after {timeout_s:.0f} s")
+            raise SystemExit(
+                f"flower_sim: {len(nodes)} of {ARGS.clients} nodes registered after {timeout_s:.0f} s"
+            )
         time.sleep(0.05)
     return nodes
 
@@ -68,13 +76,19 @@ class SameClients(FedAvg):
         super().__init__(fraction_evaluate=0.0)
         self.mu = mu
 
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> list[Message]:
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> list[Message]:
         nodes = all_nodes(grid)
         messages = []
         for client in bare_loop.select(ARGS.seed, server_round, ARGS.clients, ARGS.clients_per_round):
-            cfg = ConfigRecord({**config, "server-round": server_round, "client": client, "proximal-mu": self.mu})
+            cfg = ConfigRecord(
+                {**config, "server-round": server_round, "client": client, "proximal-mu": self.mu}
+            )
             content = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: cfg})
-            messages.append(Message(content=content, message_type=MessageType.TRAIN, dst_node_id=nodes[client]))
+            messages.append(
+                Message(content=content, message_type=MessageType.TRAIN, dst_node_id=nodes[client])
+            )
         return messages
 
 
@@ -96,18 +110,35 @@ def simulate(mu: float) -> dict[str, float]:
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
-        SameClients(mu=mu).start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()),
-                                 num_rounds=ARGS.rounds, evaluate_fn=evaluate_fn)
+        SameClients(mu=mu).start(
+            grid=grid,
+            initial_arrays=ArrayRecord(model.state_dict()),
+            num_rounds=ARGS.rounds,
+            evaluate_fn=evaluate_fn,
+        )
 
     started = time.perf_counter()
-    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=ARGS.clients, backend_name="ray",
-                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}})
+    run_simulation(
+        server_app=server_app,
+        client_app=client_app,
+        num_supernodes=ARGS.clients,
+        backend_name="ray",
+        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+    )
     sim_s = time.perf_counter() - started
     if len(accuracy) != ARGS.rounds:
-        raise SystemExit(f"flower_sim: {len(accuracy)} of {ARGS.rounds} rounds evaluated (see Flower's log above)")
+        raise SystemExit(
+            f"flower_sim: {len(accuracy)} of {ARGS.rounds} rounds evaluated (see Flower's log above)"
+        )
     rounds = [b - a for a, b in zip(marks, marks[1:])]
-    return {"mu": mu, "rounds": ARGS.rounds, "loop_s": sum(rounds), "sim_s": sim_s,
-            "round_s_median": sorted(rounds)[len(rounds) // 2], "final_accuracy": accuracy[-1]}
+    return {
+        "mu": mu,
+        "rounds": ARGS.rounds,
+        "loop_s": sum(rounds),
+        "sim_s": sim_s,
+        "round_s_median": sorted(rounds)[len(rounds) // 2],
+        "final_accuracy": accuracy[-1],
+    }
 
 
 if __name__ == "__main__":

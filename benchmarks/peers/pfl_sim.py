@@ -25,10 +25,10 @@ import time
 
 import workload  # first: puts this checkout on sys.path
 
+# isort: split
 import bare_loop
 import torch
 import torch.nn.functional as F
-from fedsweep.rng import generator
 from pfl.aggregate.simulate import SimulatedBackend
 from pfl.aggregate.weighting import WeightByDatapoints
 from pfl.algorithm import FederatedAveraging, FedProx, FedProxParams, NNAlgorithmParams
@@ -40,6 +40,8 @@ from pfl.hyperparam import NNEvalHyperParams, NNTrainHyperParams
 from pfl.metrics import Metrics, Weighted, get_overall_value
 from pfl.model.pytorch import PyTorchModel
 from torch import nn
+
+from fedsweep.rng import generator
 
 ARGS = workload.parse(None, __doc__.split("\n")[0])
 KEY = workload.key_of(ARGS)
@@ -55,16 +57,18 @@ class Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor, eval: bool = False) -> torch.Tensor:  # noqa: A002
+    def loss(self, x: torch.Tensor, y: torch.Tensor, eval: bool = False) -> torch.Tensor:
         self.eval() if eval else self.train()
         return F.cross_entropy(self(x), y)
 
     @torch.no_grad()
-    def metrics(self, x: torch.Tensor, y: torch.Tensor, eval: bool = True) -> dict[str, Weighted]:  # noqa: A002
+    def metrics(self, x: torch.Tensor, y: torch.Tensor, eval: bool = True) -> dict[str, Weighted]:
         self.eval()
         logits = self(x)
-        return {"loss": Weighted(float(F.cross_entropy(logits, y, reduction="sum")), len(y)),
-                "accuracy": Weighted(float((logits.argmax(1) == y).sum()), len(y))}
+        return {
+            "loss": Weighted(float(F.cross_entropy(logits, y, reduction="sum")), len(y)),
+            "accuracy": Weighted(float((logits.argmax(1) == y).sum()), len(y)),
+        }
 
 
 class RoundClock(TrainingProcessCallback):
@@ -74,11 +78,15 @@ class RoundClock(TrainingProcessCallback):
         self.marks = [time.perf_counter()]
         self.accuracy: list[float] = []
 
-    def after_central_iteration(self, aggregate_metrics: Metrics, model: PyTorchModel, *,
-                                central_iteration: int) -> tuple[bool, Metrics]:
+    def after_central_iteration(
+        self, aggregate_metrics: Metrics, model: PyTorchModel, *, central_iteration: int
+    ) -> tuple[bool, Metrics]:
         self.marks.append(time.perf_counter())
-        self.accuracy += [get_overall_value(v) for n, v in aggregate_metrics
-                          if "central" in str(n).lower() and str(n).endswith("accuracy")]
+        self.accuracy += [
+            get_overall_value(v)
+            for n, v in aggregate_metrics
+            if "central" in str(n).lower() and str(n).endswith("accuracy")
+        ]
         return False, Metrics()
 
 
@@ -94,25 +102,47 @@ def client_dataset(user: tuple[int, int]) -> Dataset:
 def simulate(mu: float) -> dict[str, float]:
     """One pfl simulation of ARGS.rounds central iterations; its figures."""
     _, test, _ = workload.data(KEY)
-    cohorts = iter([(r, c) for r in range(1, ARGS.rounds + 1)
-                    for c in bare_loop.select(ARGS.seed, r, ARGS.clients, ARGS.clients_per_round)])
+    cohorts = iter(
+        [
+            (r, c)
+            for r in range(1, ARGS.rounds + 1)
+            for c in bare_loop.select(ARGS.seed, r, ARGS.clients, ARGS.clients_per_round)
+        ]
+    )
     users = FederatedDataset(client_dataset, lambda: next(cohorts))
     net = Net()
-    model = PyTorchModel(model=net, local_optimizer_create=torch.optim.SGD,
-                         central_optimizer=torch.optim.SGD(net.parameters(), lr=1.0))
+    model = PyTorchModel(
+        model=net,
+        local_optimizer_create=torch.optim.SGD,
+        central_optimizer=torch.optim.SGD(net.parameters(), lr=1.0),
+    )
     backend = SimulatedBackend(training_data=users, val_data=users, postprocessors=[WeightByDatapoints()])
-    common = {"central_num_iterations": ARGS.rounds, "evaluation_frequency": 1,
-              "train_cohort_size": ARGS.clients_per_round, "val_cohort_size": 0}
-    algorithm, params = ((FedProx(), FedProxParams(**common, mu=mu)) if mu > 0
-                         else (FederatedAveraging(), NNAlgorithmParams(**common)))
+    common = {
+        "central_num_iterations": ARGS.rounds,
+        "evaluation_frequency": 1,
+        "train_cohort_size": ARGS.clients_per_round,
+        "val_cohort_size": 0,
+    }
+    algorithm, params = (
+        (FedProx(), FedProxParams(**common, mu=mu))
+        if mu > 0
+        else (FederatedAveraging(), NNAlgorithmParams(**common))
+    )
     clock = RoundClock()
-    central = CentralEvaluationCallback(Dataset(raw_data=[test.x, test.y]),
-                                        model_eval_params=NNEvalHyperParams(local_batch_size=1024))
+    central = CentralEvaluationCallback(
+        Dataset(raw_data=[test.x, test.y]), model_eval_params=NNEvalHyperParams(local_batch_size=1024)
+    )
     started = time.perf_counter()
-    algorithm.run(algorithm_params=params, backend=backend, model=model,
-                  model_train_params=NNTrainHyperParams(local_learning_rate=ARGS.lr, local_num_epochs=ARGS.local_epochs,
-                                                        local_batch_size=ARGS.batch_size),
-                  model_eval_params=NNEvalHyperParams(local_batch_size=1024), callbacks=[central, clock])
+    algorithm.run(
+        algorithm_params=params,
+        backend=backend,
+        model=model,
+        model_train_params=NNTrainHyperParams(
+            local_learning_rate=ARGS.lr, local_num_epochs=ARGS.local_epochs, local_batch_size=ARGS.batch_size
+        ),
+        model_eval_params=NNEvalHyperParams(local_batch_size=1024),
+        callbacks=[central, clock],
+    )
     sim_s = time.perf_counter() - started
     if len(clock.accuracy) != ARGS.rounds:
         raise SystemExit(f"pfl_sim: {len(clock.accuracy)} of {ARGS.rounds} rounds evaluated")
@@ -120,8 +150,14 @@ def simulate(mu: float) -> dict[str, float]:
     # pfl's last evaluation is of the final model only from 2 rounds on (it skips iteration 0), so the
     # final accuracy is measured here, untimed, with the bare loop's evaluate.
     final = bare_loop.evaluate(net.body, test.x, test.y)
-    return {"mu": mu, "rounds": ARGS.rounds, "loop_s": sim_s, "sim_s": sim_s,
-            "round_s_median": sorted(rounds)[len(rounds) // 2], "final_accuracy": final}
+    return {
+        "mu": mu,
+        "rounds": ARGS.rounds,
+        "loop_s": sim_s,
+        "sim_s": sim_s,
+        "round_s_median": sorted(rounds)[len(rounds) // 2],
+        "final_accuracy": final,
+    }
 
 
 if __name__ == "__main__":

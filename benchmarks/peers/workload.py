@@ -24,10 +24,9 @@ for _path in reversed(PATHS):
         sys.path.insert(0, _path)
 os.environ["PYTHONPATH"] = os.pathsep.join([*PATHS, *filter(None, [os.environ.get("PYTHONPATH")])])
 
+import bare_loop  # noqa: E402
 import psutil  # noqa: E402
 import torch  # noqa: E402
-
-import bare_loop  # noqa: E402
 
 Params = dict[str, torch.Tensor]
 
@@ -67,8 +66,9 @@ def mus(args: argparse.Namespace) -> list[float]:
 def train_one(key: str, global_params: Params, *, rnd: int, client: int, mu: float) -> tuple[Params, int]:
     """Client `client`'s update in round `rnd` (the bare loop's client_update); (new params, samples)."""
     train, _, parts = data(key)
-    new = bare_loop.client_update(_model(key), global_params, train, parts[client], settings(key),
-                                  rnd=rnd, client=client, mu=mu)
+    new = bare_loop.client_update(
+        _model(key), global_params, train, parts[client], settings(key), rnd=rnd, client=client, mu=mu
+    )
     return {k: v.detach().clone() for k, v in new.items()}, len(parts[client])
 
 
@@ -76,6 +76,9 @@ def report(peer: str, methods: list[dict[str, Any]]) -> None:
     """One human line per method and the `RESULT {json}` line benchmarks/vs_peers.py parses."""
     process_s = time.time() - psutil.Process().create_time()
     for m in methods:
-        print(f"{peer}: mu={m['mu']:g}, {m['rounds']} rounds, loop {m['loop_s']:.2f} s, "
-              f"final accuracy {m['final_accuracy']:.4f}", flush=True)
+        print(
+            f"{peer}: mu={m['mu']:g}, {m['rounds']} rounds, loop {m['loop_s']:.2f} s, "
+            f"final accuracy {m['final_accuracy']:.4f}",
+            flush=True,
+        )
     print("RESULT " + json.dumps({**methods[-1], "process_s": process_s, "methods": methods}), flush=True)

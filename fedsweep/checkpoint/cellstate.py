@@ -46,13 +46,21 @@ def resume(env: CellEnv) -> CellState:
     latest = env.checkpoints.load_latest()
     if latest is None:
         params = env.runtime.initial_params
-        start = steps.start_round(env, round=1, params=params, server_state=env.runtime.strategy.init_server_state(params))
+        start = steps.start_round(
+            env, round=1, params=params, server_state=env.runtime.strategy.init_server_state(params)
+        )
         return CellState(round=0, start=start)
     history = tuple(latest.meta["history"])
-    start = steps.start_round(env, round=len(history) + 1, params=latest.tensors[MODEL],
-                              server_state=latest.tensors.get(SERVER, {}))
-    return CellState(round=len(history), start=start, selection=latest.tensors.get(SELECTION, {}),
-                     client_states=latest.meta.get("client_states", {}), history=history)
+    start = steps.start_round(
+        env, round=len(history) + 1, params=latest.tensors[MODEL], server_state=latest.tensors.get(SERVER, {})
+    )
+    return CellState(
+        round=len(history),
+        start=start,
+        selection=latest.tensors.get(SELECTION, {}),
+        client_states=latest.meta.get("client_states", {}),
+        history=history,
+    )
 
 
 def commit(env: CellEnv, state: CellState) -> None:

@@ -2,8 +2,8 @@
 
 An entry is one immutable blob: `c<client>-r<round>.safetensors`, the state client `client` had
 after round `round`, or `c<client>-r<round>-init.safetensors`, the `init_client_state` a first
-participant starts round `round` with. A reference `{"key", "sha256"}` names it; `None` names the empty state, which is never
-written (FedAvg pays nothing).
+participant starts round `round` with. A reference `{"key", "sha256"}` names it; `None` names the
+empty state, which is never written (FedAvg pays nothing).
 
 Which entry is each client's current state is the *index* `{client: ref}`, part of the round's
 checkpoint meta (written before the manifest): the model, the server state and every client's state

@@ -145,8 +145,11 @@ class CheckpointStore:
         for r in reversed(self._rounds()):
             # Invisible to resume; worth a line when it is newer than what we resume from.
             if r not in committed and (not committed or r > committed[-1]):
-                log.info("checkpoint %s is incomplete (no %s: a write was interrupted); ignoring it",
-                         round_dir(r), MANIFEST)
+                log.info(
+                    "checkpoint %s is incomplete (no %s: a write was interrupted); ignoring it",
+                    round_dir(r),
+                    MANIFEST,
+                )
         for i, r in enumerate(reversed(committed)):
             try:
                 return self._load(r)

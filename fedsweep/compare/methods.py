@@ -96,10 +96,15 @@ def method_figures(cells: Sequence[Cell], target: float) -> list[MethodFigures]:
     for method in methods(cells):
         mine = [c for c in cells if c.method == method]
         hits = [r for c in mine if (r := rounds_to_target(c.accuracy, target)) is not None]
-        out.append(MethodFigures(
-            method, interval([c.final for c in mine]), interval([c.best for c in mine]),
-            interval([float(r) for r in hits]), len(hits),
-        ))
+        out.append(
+            MethodFigures(
+                method,
+                interval([c.final for c in mine]),
+                interval([c.best for c in mine]),
+                interval([float(r) for r in hits]),
+                len(hits),
+            )
+        )
     return out
 
 

@@ -29,8 +29,17 @@ def tables(figures: Sequence[MethodFigures], paired: Sequence[Paired], target: f
     per_method = (
         "per method: mean ± 95 % t-interval over seeds",
         ["method", "seeds", "final accuracy", "best accuracy", f"rounds to {target:g}", "reached"],
-        [[f.method, str(f.final.n), _show(f.final, 4), _show(f.best, 4), _show(f.rounds, 1),
-          f"{f.reached}/{f.final.n}"] for f in figures],
+        [
+            [
+                f.method,
+                str(f.final.n),
+                _show(f.final, 4),
+                _show(f.best, 4),
+                _show(f.rounds, 1),
+                f"{f.reached}/{f.final.n}",
+            ]
+            for f in figures
+        ],
     )
     baseline = paired[0].baseline if paired else figures[0].method
     differences = (
@@ -66,8 +75,10 @@ def to_csv(figures: Sequence[MethodFigures], paired: Sequence[Paired], target: f
             ["method", f.method, "", "best_accuracy", *_numbers(f.best), 0],
             ["method", f.method, "", f"rounds_to_{target:g}", *_numbers(f.rounds), f.final.n - f.reached],
         ]
-    rows += [["paired", p.method, p.baseline, "final_accuracy_difference", *_numbers(p.difference),
-              p.unpaired] for p in paired]
+    rows += [
+        ["paired", p.method, p.baseline, "final_accuracy_difference", *_numbers(p.difference), p.unpaired]
+        for p in paired
+    ]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -96,9 +96,11 @@ def check_dask(runner: Mapping[str, Any], locations: list[str]) -> None:
     for location in locations:
         if not location.startswith("memory://"):
             continue
-        raise ConfigError(f"checkpoint.location={location} lives in this process only and Dask workers cannot "
-                          "reach it; use a path or URL every worker can read (runner.pool=dask)",
-                          key="checkpoint.location")
+        raise ConfigError(
+            f"checkpoint.location={location} lives in this process only and Dask workers cannot "
+            "reach it; use a path or URL every worker can read (runner.pool=dask)",
+            key="checkpoint.location",
+        )
     dask = runner["dask"]
     if dask["cluster"]:
         key = "runner.dask.cluster"
@@ -112,12 +114,22 @@ def check_dask(runner: Mapping[str, Any], locations: list[str]) -> None:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"runner.dask.address={address}: no Dask scheduler answers there ({reason})",
-                          key="runner.dask.address") from None
-    local = [Path(p.removeprefix("file://")).absolute() for p in locations if "://" not in p or p.startswith("file://")]
+        raise ConfigError(
+            f"runner.dask.address={address}: no Dask scheduler answers there ({reason})",
+            key="runner.dask.address",
+        ) from None
+    local = [
+        Path(p.removeprefix("file://")).absolute()
+        for p in locations
+        if "://" not in p or p.startswith("file://")
+    ]
     if local:
-        print(f"warning: runner.dask.address is set: every Dask worker must see {local[0]} (where the cells' "
-              "state lives, checkpoint.location) at the same path: shared storage", file=sys.stderr, flush=True)
+        print(
+            f"warning: runner.dask.address is set: every Dask worker must see {local[0]} (where the cells' "
+            "state lives, checkpoint.location) at the same path: shared storage",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def check_prefect_database(url: str, *, key: str) -> None:
@@ -133,17 +145,24 @@ def check_prefect_database(url: str, *, key: str) -> None:
     parts = urlsplit(url)
     shown = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
     if parts.scheme != "postgresql+asyncpg":
-        raise ConfigError(f"{key}={shown}: Prefect's server takes a postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB "
-                          "or a sqlite+aiosqlite:///PATH URL", key=key)
+        raise ConfigError(
+            f"{key}={shown}: Prefect's server takes a postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB "
+            "or a sqlite+aiosqlite:///PATH URL",
+            key=key,
+        )
     if importlib.util.find_spec("asyncpg") is None:
-        raise ConfigError(f'{key} names a PostgreSQL database: pip install "fedsweep[postgres]" (asyncpg)', key=key)
+        raise ConfigError(
+            f'{key} names a PostgreSQL database: pip install "fedsweep[postgres]" (asyncpg)', key=key
+        )
     if not parts.hostname:  # a Unix socket given in the query string: left to the server
         return
     try:
         socket.create_connection((parts.hostname, parts.port or 5432), timeout=5.0).close()
     except OSError as exc:
-        raise ConfigError(f"{key}={shown}: no PostgreSQL server answers there ({exc.strerror or type(exc).__name__})",
-                          key=key) from None
+        raise ConfigError(
+            f"{key}={shown}: no PostgreSQL server answers there ({exc.strerror or type(exc).__name__})",
+            key=key,
+        ) from None
 
 
 def check_device(device: str) -> None:

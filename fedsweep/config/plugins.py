@@ -1,8 +1,9 @@
 """Plug-ins: checking a config node with `_target_` against the class it names, and building it.
 
-A plug-in is registered by existing (a module, a yaml and a test; README.md), so its schema is its own constructor. `build` is
-the one way fedsweep turns such a node into an object (the config validator and the fault plans use
-it); it follows Hydra's grammar and names the key in every error. Rules:
+A plug-in is registered by existing (a module, a yaml and a test; README.md), so its schema is its
+own constructor. `build` is the one way fedsweep turns such a node into an object (the config
+validator and the fault plans use it); it follows Hydra's grammar and names the key in every error.
+Rules:
 
 - `_target_` must import (and be a subclass of `expect`, when given); Hydra's own keys
   (`_partial_`, `_convert_`, `_recursive_`, `_args_`) pass.
@@ -11,7 +12,8 @@ it); it follows Hydra's grammar and names the key in every error. Rules:
   JSON mode of fedsweep/config/validation.py (a `_target_` mapping stands for a class).
 - Nested `_target_` nodes are built first (their errors name their place, `faults.faults[1].p`),
   unless the node sets `_recursive_: false`; a `_partial_` node becomes a `functools.partial` and
-  its missing parameters are the caller's (models get `input_shape` and `num_classes` from `fedsweep.models.init.build_model`).
+  its missing parameters are the caller's (models get `input_shape` and `num_classes` from
+  `fedsweep.models.init.build_model`).
 - Whatever the constructor refuses (`ValueError`, `TypeError`) becomes the error, e.g.
   `partition.alpha must be > 0, got 0`: an error with `field` and `reason` attributes (the faults'
   `FaultConfigError`) is keyed by its field, a `ConfigError` names keys below the node. Constructors
@@ -65,7 +67,7 @@ def build(node: Any, *, key: str, expect: tuple[type, str] | None = None) -> Any
     kwargs = {n: _built(v, f"{key}.{n}", recursive) for n, v in node.items() if n not in HYDRA_KEYS}
     if node.get("_partial_"):
         return functools.partial(cls, *args, **kwargs)
-    for name, p in list(params.items())[len(args):]:
+    for name, p in list(params.items())[len(args) :]:
         if p.default is inspect.Parameter.empty and name not in kwargs:
             raise ConfigError(f"missing key {key}.{name} ({cls.__name__} requires it)", key=f"{key}.{name}")
     try:

@@ -130,8 +130,11 @@ class Knobs(Settings):
     @model_validator(mode="after")
     def _one_kind_of_local_work(self) -> "Knobs":
         if (self.local_steps is None) == (self.local_epochs is None):
-            raise _refuse("local_steps and local_epochs are exclusive: set one (got local_steps={s}, "
-                          "local_epochs={e})", s=show(self.local_steps), e=show(self.local_epochs))
+            raise _refuse(
+                "local_steps and local_epochs are exclusive: set one (got local_steps={s}, local_epochs={e})",
+                s=show(self.local_steps),
+                e=show(self.local_epochs),
+            )
         return self
 
     @field_validator("clients_per_round")
@@ -174,8 +177,10 @@ class TrackingSettings(Settings):
     @classmethod
     def _http(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"https?://\S+", value):
-            raise _refuse("must be the MLflow UI's http(s) address, e.g. http://127.0.0.1:5000 (got {got})",
-                          got=show(value))
+            raise _refuse(
+                "must be the MLflow UI's http(s) address, e.g. http://127.0.0.1:5000 (got {got})",
+                got=show(value),
+            )
         return value
 
 
@@ -213,15 +218,19 @@ class DaskSettings(Settings):
     @classmethod
     def _address(cls, value: str | None) -> str | None:
         if value is not None and not _DASK_ADDRESS.fullmatch(value):
-            raise _refuse("must be null or a scheduler address such as tcp://HOST:8786 (got {got})", got=show(value))
+            raise _refuse(
+                "must be null or a scheduler address such as tcp://HOST:8786 (got {got})", got=show(value)
+            )
         return value
 
     @field_validator("cluster")
     @classmethod
     def _cluster(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and not isinstance(value.get("_target_"), str):
-            raise _refuse("must be null or a mapping with a _target_ (a cluster class such as "
-                          "distributed.LocalCluster or dask_jobqueue.SLURMCluster)")
+            raise _refuse(
+                "must be null or a mapping with a _target_ (a cluster class such as "
+                "distributed.LocalCluster or dask_jobqueue.SLURMCluster)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -390,7 +399,8 @@ def _counts(field: FieldInfo, value: Any) -> bool:
 def semantic_params(params: Mapping[str, str]) -> dict[str, str]:
     """`semantic_view` for flattened keys and string values (a cell's MLflow params: `runner.amp`,
     `lr_schedule.gamma`): the params that can change the cell's results, less those equal to their
-    baseline (a block key's baseline as `str` writes it). A key the schema does not know counts, as in `semantic_view`."""
+    baseline (a block key's baseline as `str` writes it). A key the schema does not know counts, as
+    in `semantic_view`."""
     kept = {}
     for key, value in params.items():
         head, _, rest = key.partition(".")

@@ -90,8 +90,11 @@ def one_line(error: ErrorDetails, model: type[BaseModel], data: Any, prefix: str
         message = error["msg"]
         return ConfigError(message if message.startswith(key) else f"{key} {message}", key=key or None)
     if kind.removesuffix("_equal") in ("greater_than", "less_than") and info is not None:
-        limits = {_BOUNDS[type(m).__name__.lower()]: getattr(m, type(m).__name__.lower())
-                  for m in info.metadata if type(m).__name__.lower() in _BOUNDS}
+        limits = {
+            _BOUNDS[type(m).__name__.lower()]: getattr(m, type(m).__name__.lower())
+            for m in info.metadata
+            if type(m).__name__.lower() in _BOUNDS
+        }
         if set(limits) == {">=", "<"}:
             rule = f"in [{limits['>=']:g}, {limits['<']:g})"
         else:

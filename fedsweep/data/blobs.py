@@ -20,12 +20,24 @@ from fedsweep.rng import generator
 
 
 class Blobs(Dataset):
-    """`train_samples` + `test_samples` points of `num_classes` Gaussian clusters in `num_features` dimensions."""
+    """`train_samples` + `test_samples` points of `num_classes` Gaussian clusters in `num_features`
+    dimensions."""
 
-    def __init__(self, *, train_samples: int = 100_000, test_samples: int = 10_000, num_features: int = 8,
-                 num_classes: int = 10, spread: float = 2.0) -> None:
-        for name, value, low in (("train_samples", train_samples, 1), ("test_samples", test_samples, 1),
-                                 ("num_features", num_features, 1), ("num_classes", num_classes, 2)):
+    def __init__(
+        self,
+        *,
+        train_samples: int = 100_000,
+        test_samples: int = 10_000,
+        num_features: int = 8,
+        num_classes: int = 10,
+        spread: float = 2.0,
+    ) -> None:
+        for name, value, low in (
+            ("train_samples", train_samples, 1),
+            ("test_samples", test_samples, 1),
+            ("num_features", num_features, 1),
+            ("num_classes", num_classes, 2),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"dataset.{name} must be an integer >= {low}, got {value!r}")
         if not spread > 0:
@@ -47,9 +59,14 @@ class Blobs(Dataset):
 
     def load(self, *, num_clients: int, seed: int) -> LoadedData:
         """The train and test pools; `num_clients` does not change them."""
-        return LoadedData(train=self.draw(seed, "train", self.train_samples),
-                          test=self.draw(seed, "test", self.test_samples), num_classes=self.num_classes)
+        return LoadedData(
+            train=self.draw(seed, "train", self.train_samples),
+            test=self.draw(seed, "test", self.test_samples),
+            num_classes=self.num_classes,
+        )
 
     def __repr__(self) -> str:
-        return (f"Blobs(train_samples={self.train_samples}, test_samples={self.test_samples}, "
-                f"num_features={self.num_features}, num_classes={self.num_classes}, spread={self.spread})")
+        return (
+            f"Blobs(train_samples={self.train_samples}, test_samples={self.test_samples}, "
+            f"num_features={self.num_features}, num_classes={self.num_classes}, spread={self.spread})"
+        )

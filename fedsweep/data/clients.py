@@ -28,14 +28,22 @@ class ClientIndex(Sequence[torch.Tensor]):
     def __post_init__(self) -> None:
         if self.order.dtype != torch.int64 or self.offsets.dtype != torch.int64 or self.offsets.dim() != 1:
             raise ValueError("ClientIndex: order and offsets must be int64, offsets one-dimensional")
-        if self.offsets.numel() < 1 or int(self.offsets[0]) != 0 or int(self.offsets[-1]) != self.order.numel():
+        if (
+            self.offsets.numel() < 1
+            or int(self.offsets[0]) != 0
+            or int(self.offsets[-1]) != self.order.numel()
+        ):
             raise ValueError("ClientIndex: offsets must start at 0 and end at len(order)")
 
     @classmethod
     def from_parts(cls, parts: Sequence[torch.Tensor]) -> "ClientIndex":
         """The index of a list of per-client index tensors, kept as given (one copy, one cat)."""
         sizes = torch.tensor([p.numel() for p in parts], dtype=torch.int64)
-        order = torch.cat([p.to(torch.int64).flatten() for p in parts]) if parts else torch.zeros(0, dtype=torch.int64)
+        order = (
+            torch.cat([p.to(torch.int64).flatten() for p in parts])
+            if parts
+            else torch.zeros(0, dtype=torch.int64)
+        )
         return cls(order=order, offsets=offsets_of(sizes))
 
     @classmethod

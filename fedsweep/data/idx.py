@@ -59,6 +59,7 @@ def find_idx_files(folders: list[Path], names: list[str]) -> tuple[dict[str, Pat
     The folder is the first that holds any of the names (so a half-copied torchvision layout is
     reported as such), or else the first folder; the dict lacks the names that are not there.
     """
+
     def found_in(folder: Path) -> dict[str, Path]:
         hits = {}
         for name in names:

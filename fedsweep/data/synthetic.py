@@ -135,5 +135,7 @@ class Synthetic(Dataset):
             test=Split(x=torch.cat(test_x).float(), y=torch.cat(test_y)),
             num_classes=self.num_classes,
             natural=natural,
-            test_owner=torch.repeat_interleave(torch.arange(num_clients), torch.tensor([len(y) for y in test_y])),
+            test_owner=torch.repeat_interleave(
+                torch.arange(num_clients), torch.tensor([len(y) for y in test_y])
+            ),
         )

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from fedsweep.data.base import Dataset, LoadedData, Split
-from fedsweep.rng import generator
 from fedsweep.models.init import GLOBAL_RNG
+from fedsweep.rng import generator
 
 _SIDE = 28
 _BLUR_SIGMA = 1.5

@@ -71,7 +71,10 @@ class IdxVisionDataset(VisionDataset):
 
     tv_class: type  # the torchvision class, used only to download
     FILES = (
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
     )
 
     def _folders(self) -> list[Path]:

@@ -17,7 +17,22 @@ the machine, so a cell's results do not depend on where or how widely it ran.
 """
 
 from fedsweep.execution.base import Executor, InThread
-from fedsweep.execution.choose import describe, executor_for, parallel_clients, round_measures, shutdown, start
+from fedsweep.execution.choose import (
+    describe,
+    executor_for,
+    parallel_clients,
+    round_measures,
+    shutdown,
+    start,
+)
 
-__all__ = ["Executor", "InThread", "describe", "executor_for", "parallel_clients", "round_measures", "shutdown",
-           "start"]
+__all__ = [
+    "Executor",
+    "InThread",
+    "describe",
+    "executor_for",
+    "parallel_clients",
+    "round_measures",
+    "shutdown",
+    "start",
+]

@@ -34,8 +34,11 @@ def parallel_clients(max_parallel_clients: int) -> int:
 def wants_processes(config: Mapping[str, Any], cell_dir: str) -> bool:
     """Whether the cell's jobs run in worker processes (see the module docstring)."""
     runner = config["runner"]
-    return (runner["pool"] == "process" and visible_to_other_processes(cell_dir)
-            and resolve_device(runner["device"]).type == "cpu")
+    return (
+        runner["pool"] == "process"
+        and visible_to_other_processes(cell_dir)
+        and resolve_device(runner["device"]).type == "cpu"
+    )
 
 
 def start(cells: list[tuple[Mapping[str, Any], str]]) -> None:

@@ -72,8 +72,9 @@ class DaskBackend:
         try:
             from distributed import Client, LocalCluster, fire_and_forget  # noqa: PLC0415
         except ImportError:
-            raise ConfigError('runner.pool=dask needs dask: pip install "fedsweep[dask]"',
-                              key="runner.pool") from None
+            raise ConfigError(
+                'runner.pool=dask needs dask: pip install "fedsweep[dask]"', key="runner.pool"
+            ) from None
         timeout, self.cluster = f"{settings['connect_timeout_s']}s", None
         if settings["address"]:
             target, key = settings["address"], "runner.dask.address"
@@ -84,23 +85,37 @@ class DaskBackend:
             key = "runner.dask.n_workers"
             try:
                 with _quiet():
-                    self.cluster = LocalCluster(n_workers=settings["n_workers"] or usable_cpus(), threads_per_worker=1,
-                                                processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                                silence_logs=logging.CRITICAL)
+                    self.cluster = LocalCluster(
+                        n_workers=settings["n_workers"] or usable_cpus(),
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0",
+                        silence_logs=logging.CRITICAL,
+                    )
             except Exception as exc:  # noqa: BLE001 - any failure to start is the user's setting to fix
-                raise ConfigError(f"runner.pool=dask: a LocalCluster could not start: {_line(exc)}", key=key) from None
+                raise ConfigError(
+                    f"runner.pool=dask: a LocalCluster could not start: {_line(exc)}", key=key
+                ) from None
             target = self.cluster
         try:
             self.client = Client(target, timeout=timeout, set_as_default=False)
         except Exception as exc:  # noqa: BLE001
             self.close()
-            raise ConfigError(f"{key}: no Dask scheduler answers at {settings['address'] or 'the cluster'} "
-                              f"within {timeout}: {_line(exc)}", key=key) from None
+            raise ConfigError(
+                f"{key}: no Dask scheduler answers at {settings['address'] or 'the cluster'} "
+                f"within {timeout}: {_line(exc)}",
+                key=key,
+            ) from None
         self.address = self.client.scheduler.address
         self.dashboard = self.client.dashboard_link
         # The workers import while Prefect's server starts (a task each; nothing waits for them).
-        fire_and_forget([self.client.submit(_warm, pure=False, workers=[w], allow_other_workers=True)
-                         for w in self.workers()])
+        fire_and_forget(
+            [
+                self.client.submit(_warm, pure=False, workers=[w], allow_other_workers=True)
+                for w in self.workers()
+            ]
+        )
         self._visible: set[str] = set()
         self._served: dict[str, set[str]] = {}
         self._lock = threading.Lock()
@@ -121,9 +136,11 @@ class DaskBackend:
         seen = self.client.run(_sees, cell_dir)
         blind = sorted(w for w, ok in seen.items() if not ok)
         if blind:
-            raise CellNotShared(f"Dask worker(s) {', '.join(blind)} cannot see the cell folder {cell_dir}: "
-                                "checkpoint.location must be storage every worker reaches (a shared "
-                                "filesystem at the same path, or an fsspec URL such as s3://...)")
+            raise CellNotShared(
+                f"Dask worker(s) {', '.join(blind)} cannot see the cell folder {cell_dir}: "
+                "checkpoint.location must be storage every worker reaches (a shared "
+                "filesystem at the same path, or an fsspec URL such as s3://...)"
+            )
         self._visible.add(cell_dir)
 
     def served(self, cell_dir: str) -> int:
@@ -173,15 +190,17 @@ class DaskBackend:
             raise SchedulerLost(self.lost_message()) from None
 
     def lost_message(self) -> str:
-        return (f"the Dask scheduler at {self.address} stopped answering; start a cluster and run the same "
-                "command again: the sweep resumes from the last committed round")
+        return (
+            f"the Dask scheduler at {self.address} stopped answering; start a cluster and run the same "
+            "command again: the sweep resumes from the last committed round"
+        )
 
     def close(self) -> None:
         for thing in (getattr(self, "client", None), self.cluster):
             if thing is not None:
                 try:
                     thing.close()
-                except Exception:  # noqa: BLE001, S110 - closing what may already be gone
+                except Exception:  # noqa: BLE001 - closing what may already be gone
                     pass
 
 
@@ -211,9 +230,9 @@ class DaskExecutor:
 
 def _build_cluster(settings: Mapping[str, Any]) -> Any:
     """The cluster `runner.dask.cluster` describes, scaled to `n_workers` when that is > 0."""
-    from fedsweep.config.plugins import build, plugin_class  # noqa: PLC0415
-
     from distributed import LocalCluster  # noqa: PLC0415
+
+    from fedsweep.config.plugins import build, plugin_class  # noqa: PLC0415
 
     key, node = "runner.dask.cluster", dict(settings["cluster"])
     if issubclass(plugin_class(node, key=key), LocalCluster):  # its worker processes log to our terminal
@@ -226,7 +245,9 @@ def _build_cluster(settings: Mapping[str, Any]) -> Any:
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - a cluster class's own failure (a port, a queue, a binary)
-        raise ConfigError(f"{key}: {settings['cluster']['_target_']} could not start: {_line(exc)}", key=key) from None
+        raise ConfigError(
+            f"{key}: {settings['cluster']['_target_']} could not start: {_line(exc)}", key=key
+        ) from None
     return cluster
 
 

@@ -40,10 +40,17 @@ def packed_data(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     data = load_data(config)
     natural = None
     if data.natural is not None:
-        natural = (torch.cat(data.natural) if data.natural else torch.zeros(0, dtype=torch.int64),
-                   torch.tensor([len(c) for c in data.natural], dtype=torch.int64))
-    return data_key(config), {"train": (data.train.x, data.train.y), "test": (data.test.x, data.test.y),
-                              "num_classes": data.num_classes, "natural": natural, "test_owner": data.test_owner}
+        natural = (
+            torch.cat(data.natural) if data.natural else torch.zeros(0, dtype=torch.int64),
+            torch.tensor([len(c) for c in data.natural], dtype=torch.int64),
+        )
+    return data_key(config), {
+        "train": (data.train.x, data.train.y),
+        "test": (data.test.x, data.test.y),
+        "num_classes": data.num_classes,
+        "natural": natural,
+        "test_owner": data.test_owner,
+    }
 
 
 def install_data(key: str, packed: dict[str, Any]) -> None:
@@ -52,6 +59,13 @@ def install_data(key: str, packed: dict[str, Any]) -> None:
     if packed["natural"] is not None:
         flat, sizes = packed["natural"]
         natural = list(flat.split(sizes.tolist()))
-    remember_data(key, LoadedData(train=Split(*packed["train"]), test=Split(*packed["test"]),
-                                  num_classes=int(packed["num_classes"]), natural=natural,
-                                  test_owner=packed["test_owner"]))
+    remember_data(
+        key,
+        LoadedData(
+            train=Split(*packed["train"]),
+            test=Split(*packed["test"]),
+            num_classes=int(packed["num_classes"]),
+            natural=natural,
+            test_owner=packed["test_owner"],
+        ),
+    )

@@ -9,8 +9,9 @@ whole sweep and hands each `call` to an idle one; the caller's thread blocks unt
   forks, so workers start with torch already imported. Forking a process that runs other threads
   (Prefect's, MLflow's) is unsafe, so a pool created later, and every replacement, spawns instead.
 - **Data is shipped once, not re-made.** `call(..., setup=(token, fn, make_args))` runs
-  `fn(*make_args())` on a worker before its first call that needs `token`: the sweep sends each worker the dataset as shared
-  memory tensors (torch.multiprocessing), so one copy of the data serves every process.
+  `fn(*make_args())` on a worker before its first call that needs `token`: the sweep sends each
+  worker the dataset as shared memory tensors (torch.multiprocessing), so one copy of the data
+  serves every process.
 - **A stuck or dead worker is replaced.** An exception raised in a worker is raised in the caller
   (with the worker's traceback as a note) and the worker serves on. If the caller is interrupted
   while waiting (a task timeout or a round deadline raises in its thread), the worker may be stuck
@@ -46,7 +47,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
-import torch.multiprocessing  # noqa: F401 - registers the pickling of tensors as shared memory
+import torch.multiprocessing  # registers the pickling of tensors as shared memory
 
 from fedsweep.lifeline import die_with_parent
 
@@ -62,7 +63,8 @@ def usable_cpus() -> int:
     """CPUs this process may run on (affinity), capped by a cgroup v2 CPU quota when there is one."""
     cpus = len(os.sched_getaffinity(0))
     try:
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()
         if quota != "max":
             cpus = min(cpus, max(1, int(int(quota) / int(period))))
     except (OSError, ValueError):
@@ -90,7 +92,9 @@ def _serve(conn: Connection, torch_threads: int) -> None:
         try:
             conn.send(reply)
         except Exception as exc:  # noqa: BLE001 - an unpicklable result or error
-            conn.send(("error", RuntimeError(f"a worker's answer could not be sent back: {exc!r}"), reply[-1]))
+            conn.send(
+                ("error", RuntimeError(f"a worker's answer could not be sent back: {exc!r}"), reply[-1])
+            )
 
 
 @dataclass(eq=False)
@@ -146,7 +150,9 @@ class WorkerPool:
     def _start_now(self, method: str, *, spare: bool = False) -> _Worker:
         ctx = mp.get_context(method)
         mine, theirs = ctx.Pipe()
-        process = ctx.Process(target=_serve, args=(theirs, self.torch_threads), name="fedsweep-worker", daemon=True)
+        process = ctx.Process(
+            target=_serve, args=(theirs, self.torch_threads), name="fedsweep-worker", daemon=True
+        )
         process.start()
         theirs.close()
         worker = _Worker(process=process, conn=mine, spare=spare)
@@ -172,7 +178,12 @@ class WorkerPool:
             raise
         return worker
 
-    def call(self, fn: Callable[..., Any], *args: Any, setup: tuple[str, Callable, Callable[[], tuple]] | None = None) -> Any:
+    def call(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        setup: tuple[str, Callable, Callable[[], tuple]] | None = None,
+    ) -> Any:
         """`fn(*args)` in an idle worker. `setup` is (token, setup_fn, make_args): a worker that has
         not yet run the setup for `token` first runs `setup_fn(*make_args())`."""
         if self._closed:
@@ -227,11 +238,15 @@ class WorkerPool:
         try:
             worker.conn.send(("call", fn, args))
         except OSError as exc:
-            raise WorkerLost(f"a worker process is gone (exit code {worker.process.exitcode}): {exc!r}") from None
+            raise WorkerLost(
+                f"a worker process is gone (exit code {worker.process.exitcode}): {exc!r}"
+            ) from None
         while not worker.conn.poll(POLL_S):  # short waits: an exception raised in this thread lands
             if not worker.process.is_alive():
-                raise WorkerLost(f"a worker process died during {fn.__name__} (exit code {worker.process.exitcode}); "
-                                 "if the OS killed it, memory may be short (see runner.memory)")
+                raise WorkerLost(
+                    f"a worker process died during {fn.__name__} (exit code {worker.process.exitcode}); "
+                    "if the OS killed it, memory may be short (see runner.memory)"
+                )
         try:
             reply = worker.conn.recv()
         except (EOFError, OSError) as exc:

@@ -140,8 +140,15 @@ class ClientRound:
 
     def at(self, *, epoch: int, attempt: int = 1) -> "ClientCtx":
         """The context of one attempt at one local epoch of this round."""
-        return ClientCtx(seed=self.seed, round=self.round, client=self.client, local_epochs=self.local_epochs,
-                         affordable=self.affordable, epoch=epoch, attempt=attempt)
+        return ClientCtx(
+            seed=self.seed,
+            round=self.round,
+            client=self.client,
+            local_epochs=self.local_epochs,
+            affordable=self.affordable,
+            epoch=epoch,
+            attempt=attempt,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,8 +54,9 @@ class Stragglers(Fault):
         """`from_systems` needs a simulated deadline to measure the devices against."""
         super().check_config(config, key=key)
         if config[key].get("from_systems") and (config.get("systems") or {}).get("deadline_s") is None:
-            raise ValueError(f"{key}.from_systems needs a simulated deadline: "
-                             "set systems=fleet systems.deadline_s=SECONDS")
+            raise ValueError(
+                f"{key}.from_systems needs a simulated deadline: set systems=fleet systems.deadline_s=SECONDS"
+            )
 
     def is_straggler(self, ctx: ClientRound) -> bool:
         """Whether the client straggles this round."""

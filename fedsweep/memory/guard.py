@@ -103,8 +103,13 @@ class MemoryGuard:
             level = "warn"
         else:
             level = "ok"
-        return Verdict(level=level, used_bytes=used, total_bytes=total, fraction=fraction,
-                       message=self._message(level, fraction, total))
+        return Verdict(
+            level=level,
+            used_bytes=used,
+            total_bytes=total,
+            fraction=fraction,
+            message=self._message(level, fraction, total),
+        )
 
     def allowed_parallel(self, requested: int, verdict: Verdict | None = None) -> int:
         """How many clients may train at once now, out of `requested`.
@@ -130,17 +135,22 @@ class MemoryGuard:
         if level == "ok":
             return where
         if level == "warn":
-            return (f"{where} (warning at {self.warn_fraction:.0%}); if it keeps growing, {_ADVICE}")
+            return f"{where} (warning at {self.warn_fraction:.0%}); if it keeps growing, {_ADVICE}"
         if level == "backpressure":
-            return (f"{where} (back-pressure at {self.backpressure_fraction:.0%}): training fewer clients "
-                    f"at once; to avoid this, {_ADVICE}")
-        return (f"{where} (stop at {self.stop_fraction:.0%}): stopping cleanly after checkpointing; "
-                f"{_ADVICE}, then re-run the same command to resume")
+            return (
+                f"{where} (back-pressure at {self.backpressure_fraction:.0%}): training fewer clients "
+                f"at once; to avoid this, {_ADVICE}"
+            )
+        return (
+            f"{where} (stop at {self.stop_fraction:.0%}): stopping cleanly after checkpointing; "
+            f"{_ADVICE}, then re-run the same command to resume"
+        )
 
 
 def guard_from_config(fractions: dict[str, float]) -> MemoryGuard:
     """The guard `runner.memory` ({warn, backpressure, stop}) describes."""
     return MemoryGuard(
-        warn_fraction=fractions["warn"], backpressure_fraction=fractions["backpressure"],
+        warn_fraction=fractions["warn"],
+        backpressure_fraction=fractions["backpressure"],
         stop_fraction=fractions["stop"],
     )

@@ -45,7 +45,9 @@ def loss_valuation(num_samples: torch.Tensor, mean_loss: torch.Tensor) -> torch.
     return num_samples.to(torch.float64).sqrt() * mean_loss.to(torch.float64)
 
 
-def sampling_weights(values: torch.Tensor, alpha1: float, alpha2: float, generator: torch.Generator) -> torch.Tensor:
+def sampling_weights(
+    values: torch.Tensor, alpha1: float, alpha2: float, generator: torch.Generator
+) -> torch.Tensor:
     """Unnormalised π over `values` (no NaN): the ⌊α1·n⌋ smallest (ties at random) get weight 0,
     the others exp(α2 · (v − max v)), the softmax shifted by its maximum for stability."""
     n = values.numel()
@@ -63,13 +65,22 @@ class ActiveFL(Selector):
         super().__init__()
         self.alpha1 = _share("alpha1", alpha1)
         if self.alpha1 == 1.0:
-            raise StrategyParamError("ActiveFL", "alpha1", "must be in [0, 1) (got 1.0): it would cut every client")
+            raise StrategyParamError(
+                "ActiveFL", "alpha1", "must be in [0, 1) (got 1.0): it would cut every client"
+            )
         self.alpha2 = non_negative("ActiveFL", "alpha2", alpha2)
         self.alpha3 = _share("alpha3", alpha3)
 
     def select(
-        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
-        state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
+        self,
+        *,
+        round: int,
+        available: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+        population: Population,
+        probes: dict[int, float] | None = None,
     ) -> Selection:
         """⌊(1 − α3)k⌋ by the softmax over the kept valuations, the rest uniformly."""
         check_round(available, k, "ActiveFL")

@@ -59,9 +59,17 @@ from fedsweep.selection.draw import at_most, check_round
 from fedsweep.selection.ward import cut_by_mass, ward_tree
 
 
-def similarity_buckets(clients: torch.Tensor, num_samples: torch.Tensor, sketches: torch.Tensor,
-                       seen: torch.Tensor, m: int, similarity: str, *, max_clustered: int | None = None,
-                       generator: torch.Generator | None = None) -> Buckets:
+def similarity_buckets(
+    clients: torch.Tensor,
+    num_samples: torch.Tensor,
+    sketches: torch.Tensor,
+    seen: torch.Tensor,
+    m: int,
+    similarity: str,
+    *,
+    max_clustered: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Buckets:
     """Algorithm 2's buckets over `clients`; `sketches[i]` is client i's, used where `seen[i]`.
     Past `max_clustered` clients with a sketch, a sample of that many (drawn from `generator`) is
     clustered and the others fill the buckets as clients without a sketch do."""
@@ -82,16 +90,23 @@ def similarity_buckets(clients: torch.Tensor, num_samples: torch.Tensor, sketche
     mass = torch.tensor([int(sizes[g].sum()) * m for g in groups], dtype=torch.int64)
     order = torch.argsort(mass, stable=True).tolist()  # increasing weight, ties by smallest member id
     fits = [i for i in order if int(mass[i]) <= capacity]
-    kept = fits[len(fits) - min(m, len(fits)):]
+    kept = fits[len(fits) - min(m, len(fits)) :]
     rest = [i for i in order if i not in kept]
     empty = torch.zeros(0, dtype=torch.int64)
     own = torch.cat([groups[i] for i in kept]) if kept else empty
     filler = torch.cat([*(groups[i] for i in rest), unknown])
     return Buckets(
-        capacity=capacity, own_clients=own, own_masses=sizes[own] * m,
-        own_bucket=torch.cat([torch.full((len(groups[i]),), b, dtype=torch.int64) for b, i in enumerate(kept)])
-        if kept else empty,
-        filler_clients=filler, filler_masses=sizes[filler] * m, m=m,
+        capacity=capacity,
+        own_clients=own,
+        own_masses=sizes[own] * m,
+        own_bucket=torch.cat(
+            [torch.full((len(groups[i]),), b, dtype=torch.int64) for b, i in enumerate(kept)]
+        )
+        if kept
+        else empty,
+        filler_clients=filler,
+        filler_masses=sizes[filler] * m,
+        m=m,
     )
 
 
@@ -99,8 +114,13 @@ class ClusteredSimilarity(Selector):
     """Up to k distinct clients from k draws (one per bucket); `Selection.weights` is how many times
     each was drawn (aggregation by 1/m per draw, not by sample count)."""
 
-    def __init__(self, *, sketch_dim: int = 128, similarity: Literal["arccos", "l2"] = "arccos",
-                 max_clustered: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        sketch_dim: int = 128,
+        similarity: Literal["arccos", "l2"] = "arccos",
+        max_clustered: int = 1000,
+    ) -> None:
         super().__init__()
         if sketch_dim <= 0:
             raise ValueError(f"selection.sketch_dim must be > 0, got {sketch_dim}")
@@ -127,14 +147,24 @@ class ClusteredSimilarity(Selector):
         state = state or self.initial_state(population.num_clients)
         if k == 0 or not clients.numel() or int(population.num_samples[clients].sum()) == 0:
             return Selection(clients=[], state=state)
-        buckets = similarity_buckets(clients, population.num_samples, state["sketch"], state["seen"] > 0, k,
-                                     self.similarity, max_clustered=self.max_clustered, generator=generator)
+        buckets = similarity_buckets(
+            clients,
+            population.num_samples,
+            state["sketch"],
+            state["seen"] > 0,
+            k,
+            self.similarity,
+            max_clustered=self.max_clustered,
+            generator=generator,
+        )
         chosen, weights = multiplicity(buckets.draw(generator))
         return Selection(clients=chosen, state=state, weights=weights)
 
     def initial_state(self, num_clients: int) -> dict[str, torch.Tensor]:
-        return {"sketch": torch.zeros(num_clients, self.update_sketch_dim, dtype=torch.float32),
-                "seen": torch.zeros(num_clients, dtype=torch.int64)}
+        return {
+            "sketch": torch.zeros(num_clients, self.update_sketch_dim, dtype=torch.float32),
+            "seen": torch.zeros(num_clients, dtype=torch.int64),
+        }
 
     def observe(
         self, *, round: int, feedback: list[ClientFeedback], state: dict[str, torch.Tensor]
@@ -143,12 +173,15 @@ class ClusteredSimilarity(Selector):
         return remember_sketches(round, feedback, state)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(sketch_dim={self.update_sketch_dim}, similarity={self.similarity!r}, "
-                f"max_clustered={self.max_clustered})")
+        return (
+            f"{type(self).__name__}(sketch_dim={self.update_sketch_dim}, similarity={self.similarity!r}, "
+            f"max_clustered={self.max_clustered})"
+        )
 
 
-def remember_sketches(round: int, feedback: list[ClientFeedback], state: dict[str, torch.Tensor]
-                      ) -> dict[str, torch.Tensor]:
+def remember_sketches(
+    round: int, feedback: list[ClientFeedback], state: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """`state` with each trained client's new sketch and the round it came from, written in place:
     only the reporting clients' rows (O(k · D), not a copy of the num_clients × D table)."""
     trained = [f for f in feedback if f.sketch is not None]

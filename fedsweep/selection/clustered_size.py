@@ -35,8 +35,15 @@ def size_buckets(clients: torch.Tensor, num_samples: torch.Tensor, m: int) -> Bu
     order = by_size(clients, num_samples)
     sizes = num_samples[order].to(torch.int64)
     empty = torch.zeros(0, dtype=torch.int64)
-    return Buckets(capacity=int(sizes.sum()), own_clients=empty, own_masses=empty, own_bucket=empty,
-                   filler_clients=order, filler_masses=sizes * m, m=m)
+    return Buckets(
+        capacity=int(sizes.sum()),
+        own_clients=empty,
+        own_masses=empty,
+        own_bucket=empty,
+        filler_clients=order,
+        filler_masses=sizes * m,
+        m=m,
+    )
 
 
 class ClusteredSize(Selector):

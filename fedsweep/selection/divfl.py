@@ -51,7 +51,8 @@ from fedsweep.selection.draw import at_most, check_round
 
 
 def l2_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """float32 [len(a), len(b)]: Euclidean distances between rows (computed in float64, one matrix product)."""
+    """float32 [len(a), len(b)]: Euclidean distances between rows (computed in float64, one matrix
+    product)."""
     a, b = a.to(torch.float64), b.to(torch.float64)
     squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * (a @ b.T)
     return squared.clamp_min(0).sqrt().to(torch.float32)
@@ -59,17 +60,22 @@ def l2_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def facility_location_greedy(distances: torch.Tensor, k: int, block: int = 1024) -> list[int]:
     """Columns (candidates) picked greedily to minimise Σ_rows min over picked columns of `distances`;
-    candidates are scored `block` columns at a time (float64 sums), so the only large tensor is `distances`."""
+    candidates are scored `block` columns at a time (float64 sums), so the only large tensor is
+    `distances`."""
     rows, cols = distances.shape
     best = torch.full((rows, 1), float("inf"), dtype=distances.dtype)
     picked: list[int] = []
     for _ in range(min(k, cols)):
-        cost = torch.cat([torch.minimum(best, distances[:, lo:lo + block]).sum(0, dtype=torch.float64)
-                          for lo in range(0, cols, block)])
+        cost = torch.cat(
+            [
+                torch.minimum(best, distances[:, lo : lo + block]).sum(0, dtype=torch.float64)
+                for lo in range(0, cols, block)
+            ]
+        )
         cost[picked] = float("inf")
         j = int(cost.argmin())  # first minimum: the lower candidate on ties
         picked.append(j)
-        best = torch.minimum(best, distances[:, j:j + 1])
+        best = torch.minimum(best, distances[:, j : j + 1])
     return picked
 
 
@@ -113,8 +119,10 @@ class DivFL(Selector):
         return Selection(clients=sorted(chosen), state=state)
 
     def initial_state(self, num_clients: int) -> dict[str, torch.Tensor]:
-        return {"sketch": torch.zeros(num_clients, self.update_sketch_dim, dtype=torch.float32),
-                "seen": torch.zeros(num_clients, dtype=torch.int64)}
+        return {
+            "sketch": torch.zeros(num_clients, self.update_sketch_dim, dtype=torch.float32),
+            "seen": torch.zeros(num_clients, dtype=torch.int64),
+        }
 
     def observe(
         self, *, round: int, feedback: list[ClientFeedback], state: dict[str, torch.Tensor]
@@ -123,4 +131,7 @@ class DivFL(Selector):
         return remember_sketches(round, feedback, state)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(sketch_dim={self.update_sketch_dim}, max_candidates={self.max_candidates})"
+        return (
+            f"{type(self).__name__}(sketch_dim={self.update_sketch_dim}, "
+            f"max_candidates={self.max_candidates})"
+        )

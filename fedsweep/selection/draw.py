@@ -16,7 +16,9 @@ def check_round(available: torch.Tensor, k: int, owner: str) -> None:
     if not isinstance(available, torch.Tensor) or available.dtype != torch.int64 or available.dim() != 1:
         raise ValueError(f"{owner}: `available` must be a 1-D int64 tensor of client ids")
     if bool((available[1:] <= available[:-1]).any()):
-        raise ValueError(f"{owner}: `available` holds duplicate or unsorted client ids (it must be increasing)")
+        raise ValueError(
+            f"{owner}: `available` holds duplicate or unsorted client ids (it must be increasing)"
+        )
 
 
 def descending(values: torch.Tensor) -> torch.Tensor:

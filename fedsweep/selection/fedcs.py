@@ -51,19 +51,33 @@ class FedCS(Selector):
     def check_config(cls, config: Mapping[str, Any], *, key: str) -> None:
         """A system model with a round deadline must be configured (systems.deadline_s)."""
         systems = config.get("systems")
-        if not isinstance(systems, Mapping) or not systems.get("_target_") or systems.get("deadline_s") is None:
-            raise ValueError("FedCS needs a system model with a round deadline: set systems=<model> and "
-                             "systems.deadline_s")
+        if (
+            not isinstance(systems, Mapping)
+            or not systems.get("_target_")
+            or systems.get("deadline_s") is None
+        ):
+            raise ValueError(
+                "FedCS needs a system model with a round deadline: set systems=<model> and systems.deadline_s"
+            )
 
     def select(
-        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
-        state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
+        self,
+        *,
+        round: int,
+        available: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+        population: Population,
+        probes: dict[int, float] | None = None,
     ) -> Selection:
         """Among ⌈C·|available|⌉ random candidates, the fastest that finish by the deadline (≤ k)."""
         check_round(available, k, "FedCS")
         if population.expected_seconds is None or population.deadline_s is None:
-            raise ValueError("FedCS needs the system model's expected seconds and deadline (systems=..., "
-                             "systems.deadline_s)")
+            raise ValueError(
+                "FedCS needs the system model's expected seconds and deadline (systems=..., "
+                "systems.deadline_s)"
+            )
         avail = available
         asked = avail[uniform_sample(len(avail), math.ceil(self.fraction * len(avail) - 1e-9), generator)]
         seconds = population.expected_seconds.to(torch.float64)[asked]

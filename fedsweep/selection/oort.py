@@ -80,10 +80,21 @@ class Oort(Selector):
     """Oort's training selector; aggregation weights: by sample count (the default)."""
 
     def __init__(
-        self, *, exploration_factor: float = 0.9, exploration_decay: float = 0.98, exploration_min: float = 0.3,
-        staleness_factor: float = 0.1, round_penalty: float = 2.0, round_threshold: float = 30.0,
-        pacer_step: int = 20, pacer_delta: float = 5.0, clip_bound: float = 0.95, cut_off_util: float = 0.05,
-        sample_window: float = 5.0, blacklist_rounds: int | None = None, blacklist_max_len: float = 0.3,
+        self,
+        *,
+        exploration_factor: float = 0.9,
+        exploration_decay: float = 0.98,
+        exploration_min: float = 0.3,
+        staleness_factor: float = 0.1,
+        round_penalty: float = 2.0,
+        round_threshold: float = 30.0,
+        pacer_step: int = 20,
+        pacer_delta: float = 5.0,
+        clip_bound: float = 0.95,
+        cut_off_util: float = 0.05,
+        sample_window: float = 5.0,
+        blacklist_rounds: int | None = None,
+        blacklist_max_len: float = 0.3,
     ) -> None:
         super().__init__()
         self.exploration_factor = _fraction("exploration_factor", exploration_factor)
@@ -93,8 +104,9 @@ class Oort(Selector):
         self.round_penalty = non_negative("Oort", "round_penalty", round_penalty)
         self.round_threshold = non_negative("Oort", "round_threshold", round_threshold)
         if self.round_threshold > 100.0:
-            raise StrategyParamError("Oort", "round_threshold",
-                                     f"must be a percentile in [0, 100] (got {round_threshold!r})")
+            raise StrategyParamError(
+                "Oort", "round_threshold", f"must be a percentile in [0, 100] (got {round_threshold!r})"
+            )
         self.pacer_step = count("Oort", "pacer_step", pacer_step, least=1)
         self.pacer_delta = non_negative("Oort", "pacer_delta", pacer_delta)
         self.clip_bound = _fraction("clip_bound", clip_bound, low_open=True)
@@ -102,8 +114,9 @@ class Oort(Selector):
         self.sample_window = positive("Oort", "sample_window", sample_window)
         if self.sample_window < 1.0:
             raise StrategyParamError("Oort", "sample_window", f"must be >= 1 (got {sample_window!r})")
-        self.blacklist_rounds = (None if blacklist_rounds is None
-                                 else count("Oort", "blacklist_rounds", blacklist_rounds, least=0))
+        self.blacklist_rounds = (
+            None if blacklist_rounds is None else count("Oort", "blacklist_rounds", blacklist_rounds, least=0)
+        )
         self.blacklist_max_len = _fraction("blacklist_max_len", blacklist_max_len)
 
     def initial_state(self, num_clients: int) -> dict[str, torch.Tensor]:
@@ -165,8 +178,15 @@ class Oort(Selector):
         return ((reward.clamp_max(clip) - low) / spread).clamp_min(0.0).add(stale).mul(penalty)
 
     def select(
-        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
-        state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
+        self,
+        *,
+        round: int,
+        available: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+        population: Population,
+        probes: dict[int, float] | None = None,
     ) -> Selection:
         """Exploit tried clients by Util, explore untried ones, min(k, len(available)) in all."""
         check_round(available, k, "Oort")
@@ -215,11 +235,13 @@ class Oort(Selector):
         ids = torch.tensor([f.client for f in feedback], dtype=torch.int64)
         ok = [f.failure is None for f in feedback]
         # The mean loss stands in for the root-mean-square where a result predates `loss_sq`.
-        rms_sq = torch.tensor([f.loss_sq if math.isfinite(f.loss_sq) else f.loss ** 2 for f in feedback],
-                              dtype=torch.float64)
+        rms_sq = torch.tensor(
+            [f.loss_sq if math.isfinite(f.loss_sq) else f.loss**2 for f in feedback], dtype=torch.float64
+        )
         samples = torch.tensor([f.num_samples for f in feedback], dtype=torch.int64)
-        utility = torch.where(torch.tensor(ok), statistical_utility(samples, rms_sq),
-                              torch.zeros(len(ids), dtype=torch.float64))
+        utility = torch.where(
+            torch.tensor(ok), statistical_utility(samples, rms_sq), torch.zeros(len(ids), dtype=torch.float64)
+        )
         st["utility"][ids] = torch.nan_to_num(utility, nan=0.0)
         st["last_round"][ids] = round
         st["count"][ids] += 1
@@ -228,5 +250,7 @@ class Oort(Selector):
         return st
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(ε={self.exploration_factor}, α={self.round_penalty}, "
-                f"T%={self.round_threshold})")
+        return (
+            f"{type(self).__name__}(ε={self.exploration_factor}, α={self.round_penalty}, "
+            f"T%={self.round_threshold})"
+        )

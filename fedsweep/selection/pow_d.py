@@ -52,29 +52,49 @@ class PowD(Selector):
             return
         m, n = config.get("clients_per_round"), config.get("num_clients")
         if isinstance(m, int) and d < m:
-            raise ValueError(f"{key}.d must be >= clients_per_round ({m}): power-of-choice selects m of its d "
-                             f"candidates, got d={d}")
+            raise ValueError(
+                f"{key}.d must be >= clients_per_round ({m}): power-of-choice selects m of its d "
+                f"candidates, got d={d}"
+            )
         if isinstance(n, int) and d > n:
             raise ValueError(f"{key}.d must be <= num_clients ({n}), got d={d}")
 
-    def candidates(self, *, available: torch.Tensor, k: int, generator: torch.Generator,
-                   population: Population) -> list[int]:
+    def candidates(
+        self, *, available: torch.Tensor, k: int, generator: torch.Generator, population: Population
+    ) -> list[int]:
         """The candidate set A: d (or 2k) clients drawn without replacement ∝ data size, sorted."""
         check_round(available, k, type(self).__name__)
         d = self.d if self.d is not None else 2 * k
-        return sorted(draw_by_size(available, population, min(d, len(available)), generator, replacement=False))
+        return sorted(
+            draw_by_size(available, population, min(d, len(available)), generator, replacement=False)
+        )
 
     def probe(
-        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
-        state: dict[str, torch.Tensor], population: Population,
+        self,
+        *,
+        round: int,
+        available: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+        population: Population,
     ) -> Probe | None:
         """The candidates, to be evaluated at the round's global model."""
-        return Probe(clients=self.candidates(available=available, k=k, generator=generator, population=population),
-                     samples=self.samples)
+        return Probe(
+            clients=self.candidates(available=available, k=k, generator=generator, population=population),
+            samples=self.samples,
+        )
 
     def select(
-        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
-        state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
+        self,
+        *,
+        round: int,
+        available: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+        population: Population,
+        probes: dict[int, float] | None = None,
     ) -> Selection:
         """The k probed candidates with the largest loss, weighted equally."""
         if probes is None:
@@ -89,4 +109,4 @@ def largest(losses: Mapping[int, float], k: int, state: dict[str, torch.Tensor])
     """The k clients with the largest loss (ties: smaller id first; NaN last), sorted, weights 1 each."""
     ranked = sorted(losses, key=lambda c: (-losses[c] if not math.isnan(losses[c]) else math.inf, c))
     chosen = sorted(ranked[: max(k, 0)])
-    return Selection(clients=chosen, state=state, weights={c: 1.0 for c in chosen})
+    return Selection(clients=chosen, state=state, weights=dict.fromkeys(chosen, 1.0))

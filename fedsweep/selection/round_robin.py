@@ -27,13 +27,24 @@ class RoundRobin(Selector):
         super().__init__()
 
     def select(
-        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
-        state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
+        self,
+        *,
+        round: int,
+        available: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+        population: Population,
+        probes: dict[int, float] | None = None,
     ) -> Selection:
         """Sort the available clients by `last` after a seeded shuffle (a stable sort keeps the
         shuffle's order among equals), take the first k, and mark them used in this round."""
         check_round(available, k, "RoundRobin")
-        last = state["last"].clone() if "last" in state else torch.zeros(population.num_clients, dtype=torch.int64)
+        last = (
+            state["last"].clone()
+            if "last" in state
+            else torch.zeros(population.num_clients, dtype=torch.int64)
+        )
         ids = available
         shuffled = ids.index_select(0, torch.randperm(len(ids), generator=generator))
         order = torch.sort(last.index_select(0, shuffled), stable=True).indices

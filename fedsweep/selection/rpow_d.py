@@ -25,14 +25,27 @@ class RPowD(PowD):
     """pow-d over the last reported losses (unseen clients first); no probe."""
 
     def probe(
-        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
-        state: dict[str, torch.Tensor], population: Population,
+        self,
+        *,
+        round: int,
+        available: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+        population: Population,
     ) -> Probe | None:
         return None
 
     def select(
-        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
-        state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
+        self,
+        *,
+        round: int,
+        available: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+        population: Population,
+        probes: dict[int, float] | None = None,
     ) -> Selection:
         """The k candidates with the largest stored loss, weighted equally."""
         if "loss" not in state:

@@ -20,7 +20,12 @@ def size_shares(available: torch.Tensor, population: Population) -> torch.Tensor
 
 
 def draw_by_size(
-    available: torch.Tensor, population: Population, count: int, generator: torch.Generator, *, replacement: bool
+    available: torch.Tensor,
+    population: Population,
+    count: int,
+    generator: torch.Generator,
+    *,
+    replacement: bool,
 ) -> list[int]:
     """`count` client ids drawn ∝ data size from `available`, in draw order (with replacement a client
     may repeat; without, at most the clients that hold samples)."""

@@ -30,8 +30,15 @@ class UniformMD(Selector):
         super().__init__()
 
     def select(
-        self, *, round: int, available: torch.Tensor, k: int, generator: torch.Generator,
-        state: dict[str, torch.Tensor], population: Population, probes: dict[int, float] | None = None,
+        self,
+        *,
+        round: int,
+        available: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+        state: dict[str, torch.Tensor],
+        population: Population,
+        probes: dict[int, float] | None = None,
     ) -> Selection:
         """Weights: each client's multiplicity among the k draws (Selection.weights)."""
         check_round(available, k, "UniformMD")

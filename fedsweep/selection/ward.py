@@ -42,7 +42,9 @@ def ward_tree(x: torch.Tensor) -> list[tuple[int, int]]:
         chain.pop()
         chain.pop()
         lo, hi = min(a, b), max(a, b)
-        new = ((size[a] + size) * d[a] + (size[b] + size) * d[b] - size * d[a, b]) / (size[a] + size[b] + size)
+        new = ((size[a] + size) * d[a] + (size[b] + size) * d[b] - size * d[a, b]) / (
+            size[a] + size[b] + size
+        )
         new[~alive] = float("inf")
         d[lo], d[:, lo] = new, new
         d[hi], d[:, hi] = float("inf"), float("inf")

@@ -54,8 +54,10 @@ class RunningMean:
             if name not in self._sums:
                 self._sums[name] = term
             elif self._sums[name].shape != term.shape:
-                raise ValueError(f"RunningMean: shape of {name!r} changed: {tuple(self._sums[name].shape)} "
-                                 f"then {tuple(term.shape)}")
+                raise ValueError(
+                    f"RunningMean: shape of {name!r} changed: {tuple(self._sums[name].shape)} "
+                    f"then {tuple(term.shape)}"
+                )
             else:
                 self._sums[name] += term
         self._total += weight

@@ -154,7 +154,12 @@ class Strategy(ABC):
         return {}
 
     def local_penalty(
-        self, *, params: dict[str, torch.Tensor], global_params: Params, server_state: Params, client_state: Params
+        self,
+        *,
+        params: dict[str, torch.Tensor],
+        global_params: Params,
+        server_state: Params,
+        client_state: Params,
     ) -> torch.Tensor | None:
         """A term added to the local loss (params are the live, differentiable ones; `server_state`
         is what `broadcast` sent)."""
@@ -166,7 +171,13 @@ class Strategy(ABC):
         """Edit `.grad` in place after backward(); default: leave gradients alone."""
 
     def finish_client(
-        self, *, params: Params, global_params: Params, server_state: Params, client_state: Params, steps: int,
+        self,
+        *,
+        params: Params,
+        global_params: Params,
+        server_state: Params,
+        client_state: Params,
+        steps: int,
         lr: float,
     ) -> Params:
         """The client's new state after its local training of the round (`steps` in all)."""
@@ -174,7 +185,12 @@ class Strategy(ABC):
 
     @abstractmethod
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """New global parameters (and server state) from the successful clients."""

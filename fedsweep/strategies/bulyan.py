@@ -39,12 +39,19 @@ class Bulyan(Strategy):
         """n ≥ 4f + 3 for the cell's clients per round n."""
         f, n = config[key].get("f", 0), clients_per_round(config)
         if isinstance(f, int) and 4 * f + 3 > n:
-            raise ValueError(f"{key}.f={f} is too large for clients_per_round={n}: Bulyan needs "
-                             f"clients_per_round >= 4f + 3, so f <= {max((n - 3) // 4, 0)}")
+            raise ValueError(
+                f"{key}.f={f} is too large for clients_per_round={n}: Bulyan needs "
+                f"clients_per_round >= 4f + 3, so f <= {max((n - 3) // 4, 0)}"
+            )
 
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """Krum-selected θ clients, then the β-closest-to-median mean per coordinate."""
         n = len(results)
@@ -53,7 +60,9 @@ class Bulyan(Strategy):
         f = min(self.f, max((n - 3) // 4, 0))
         chosen = bulyan_select(pairwise_sq_distances(results, float_names(global_params)), f)
         beta = len(chosen) - 2 * f
-        params = per_tensor(global_params, results, lambda stacked: closest_to_median_mean(stacked[chosen], beta))
+        params = per_tensor(
+            global_params, results, lambda stacked: closest_to_median_mean(stacked[chosen], beta)
+        )
         return Aggregated(params=params, server_state=server_state)
 
     def __repr__(self) -> str:

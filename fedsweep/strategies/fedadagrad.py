@@ -15,7 +15,9 @@ from fedsweep.strategies.fedopt import FedOpt, adagrad_v
 class FedAdagrad(FedOpt):
     """Adagrad on the server over FedAvg's pseudo-gradient."""
 
-    def __init__(self, *, eta: float = 0.1, beta1: float = 0.9, tau: float = 1e-3, v_init: float = 0.0) -> None:
+    def __init__(
+        self, *, eta: float = 0.1, beta1: float = 0.9, tau: float = 1e-3, v_init: float = 0.0
+    ) -> None:
         super().__init__(eta=eta, beta1=beta1, beta2=0.0, tau=tau, v_init=v_init)
 
     def second_moment(self, v: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:

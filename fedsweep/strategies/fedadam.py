@@ -21,8 +21,14 @@ class FedAdam(FedOpt):
     """Adam on the server over FedAvg's pseudo-gradient; optional bias correction."""
 
     def __init__(
-        self, *, eta: float = 0.1, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3,
-        v_init: float = 0.0, bias_correction: bool = False,
+        self,
+        *,
+        eta: float = 0.1,
+        beta1: float = 0.9,
+        beta2: float = 0.99,
+        tau: float = 1e-3,
+        v_init: float = 0.0,
+        bias_correction: bool = False,
     ) -> None:
         super().__init__(eta=eta, beta1=beta1, beta2=beta2, tau=tau, v_init=v_init)
         self.bias_correction = bool(bias_correction)

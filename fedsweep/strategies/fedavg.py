@@ -34,8 +34,9 @@ class FedAvg(Strategy):
             acc.add(result.params, result.weight)
         if acc.total_weight == 0.0:
             # No update (every client failed, or only empty clients reported): keep the model.
-            return Aggregated(params={k: v.clone() for k, v in global_params.items()},
-                              server_state=server_state)
+            return Aggregated(
+                params={k: v.clone() for k, v in global_params.items()}, server_state=server_state
+            )
         return Aggregated(params=acc.result(global_params), server_state=server_state)
 
     def __repr__(self) -> str:

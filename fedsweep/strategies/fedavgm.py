@@ -44,8 +44,13 @@ class FedAvgM(Strategy):
         return {f"v.{k}": torch.zeros_like(x) for k, x in params.items() if x.is_floating_point()}
 
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """One momentum step; an empty round changes neither the model nor v."""
         delta = pseudo_gradient(global_params, results) if len(results) else None

@@ -30,12 +30,15 @@ def gradient_memory(*, grad: Params, theta_i: Params, theta: Params, alpha: floa
     return {k: grad[k] - alpha * (theta_i[k] - theta[k]) for k in grad}
 
 
-def server_step(*, mean_theta: Params, h: Params, drift_sum: Params, alpha: float,
-                num_clients: int) -> tuple[Params, Params]:
+def server_step(
+    *, mean_theta: Params, h: Params, drift_sum: Params, alpha: float, num_clients: int
+) -> tuple[Params, Params]:
     """(θ^t, h^t): h − α Σ(θ_i − θ)/m, then mean(θ_i) − h/α; in float64, cast back."""
     new_h = {k: (h[k].double() - alpha * drift_sum[k] / num_clients).to(h[k].dtype) for k in h}
-    theta = {k: (v.double() - new_h[k].double() / alpha).to(v.dtype) if k in h else v
-             for k, v in mean_theta.items()}
+    theta = {
+        k: (v.double() - new_h[k].double() / alpha).to(v.dtype) if k in h else v
+        for k, v in mean_theta.items()
+    }
     return theta, new_h
 
 
@@ -53,7 +56,12 @@ class FedDyn(Strategy):
         return zeros_like_floats(params)
 
     def local_penalty(
-        self, *, params: dict[str, torch.Tensor], global_params: Params, server_state: Params, client_state: Params
+        self,
+        *,
+        params: dict[str, torch.Tensor],
+        global_params: Params,
+        server_state: Params,
+        client_state: Params,
     ) -> torch.Tensor | None:
         """−⟨∇L_i^{t−1}, θ⟩ + α/2 ‖θ − θ^{t−1}‖² over trainable parameters."""
         linear = sum((client_state[k] * w).sum() for k, w in params.items())
@@ -61,14 +69,25 @@ class FedDyn(Strategy):
         return 0.5 * self.alpha * prox - linear
 
     def finish_client(
-        self, *, params: Params, global_params: Params, server_state: Params, client_state: Params, steps: int,
+        self,
+        *,
+        params: Params,
+        global_params: Params,
+        server_state: Params,
+        client_state: Params,
+        steps: int,
         lr: float,
     ) -> Params:
         return gradient_memory(grad=client_state, theta_i=params, theta=global_params, alpha=self.alpha)
 
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """θ^t = mean(θ_i) − h^t/α with h^t = h − α Σ(θ_i − θ)/m; unchanged without results."""
         mean = RunningMean()
@@ -78,9 +97,16 @@ class FedDyn(Strategy):
             for k in drift:
                 drift[k] += result.params[k].double() - global_params[k].double()
         if mean.count == 0:
-            return Aggregated(params={k: v.clone() for k, v in global_params.items()}, server_state=server_state)
-        params, h = server_step(mean_theta=mean.result(global_params), h=server_state, drift_sum=drift,
-                                alpha=self.alpha, num_clients=context.num_clients)
+            return Aggregated(
+                params={k: v.clone() for k, v in global_params.items()}, server_state=server_state
+            )
+        params, h = server_step(
+            mean_theta=mean.result(global_params),
+            h=server_state,
+            drift_sum=drift,
+            alpha=self.alpha,
+            num_clients=context.num_clients,
+        )
         return Aggregated(params=params, server_state=h)
 
     def __repr__(self) -> str:

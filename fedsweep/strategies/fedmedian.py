@@ -20,13 +20,20 @@ class FedMedian(Strategy):
         super().__init__()
 
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """The median per coordinate; an empty round keeps the model."""
         if not len(results):
             return Aggregated(params=keep(global_params), server_state=server_state)
-        return Aggregated(params=per_tensor(global_params, results, coordinate_median), server_state=server_state)
+        return Aggregated(
+            params=per_tensor(global_params, results, coordinate_median), server_state=server_state
+        )
 
     def __repr__(self) -> str:
         return "FedMedian()"

@@ -13,8 +13,9 @@ github.com/JYWa/FedNova for the momentum form):
 
 With local momentum ρ (the buffer restarts each round, as here), a_i = Σ_{k=1..τ_i} (1 − ρ^k)/(1 − ρ)
 = [τ_i − ρ(1 − ρ^τ_i)/(1 − ρ)] / (1 − ρ): `local_momentum` is the top-level `momentum` knob (the
-yaml interpolates it, and validation checks they agree). Equal τ_i gives FedAvg exactly (up to rounding). A client
-that took no step adds nothing; non-float tensors take the sample-weighted mean. Weight decay is
+yaml interpolates it, and validation checks they agree). Equal τ_i gives FedAvg exactly (up to
+rounding). A client that took no step adds nothing; non-float tensors take the sample-weighted
+mean. Weight decay is
 part of the local gradient and is not normalised separately (as in the authors' code); the server
 momentum of their code is not included.
 """
@@ -57,18 +58,27 @@ class FedNova(Strategy):
         """The normaliser must use the momentum the clients train with."""
         node, knob = config.get(key) or {}, config.get("momentum", 0.0)
         if node.get("local_momentum", 0.0) != knob:
-            raise ValueError(f"{key}.local_momentum must equal the top-level momentum ({knob}), "
-                             f"got {node.get('local_momentum')}")
+            raise ValueError(
+                f"{key}.local_momentum must equal the top-level momentum ({knob}), "
+                f"got {node.get('local_momentum')}"
+            )
 
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """x − τ_eff Σ p_i d_i in float64, one client at a time; unchanged without steps or samples."""
         meta = [m for m in results.meta if m.steps > 0 and m.num_samples > 0]
         total = float(sum(m.weight for m in meta))
         if not meta or total == 0.0:
-            return Aggregated(params={k: v.clone() for k, v in global_params.items()}, server_state=server_state)
+            return Aggregated(
+                params={k: v.clone() for k, v in global_params.items()}, server_state=server_state
+            )
         a = {m.client: normaliser(m.steps, self.local_momentum) for m in meta}
         tau_eff = sum(m.weight / total * a[m.client] for m in meta)
         floats = {k: v.double() for k, v in global_params.items() if v.is_floating_point()}
@@ -81,9 +91,13 @@ class FedNova(Strategy):
             for k, x in floats.items():
                 direction[k] += (p / a[result.client]) * (x - result.params[k].double())
             others.add({k: v for k, v in result.params.items() if k not in floats}, result.weight)
-        rest = others.result({k: v for k, v in global_params.items() if k not in floats}) if others.count else {}
-        params = {k: (floats[k] - tau_eff * direction[k]).to(v.dtype) if k in floats else rest[k]
-                  for k, v in global_params.items()}
+        rest = (
+            others.result({k: v for k, v in global_params.items() if k not in floats}) if others.count else {}
+        )
+        params = {
+            k: (floats[k] - tau_eff * direction[k]).to(v.dtype) if k in floats else rest[k]
+            for k, v in global_params.items()
+        }
         return Aggregated(params=params, server_state=server_state)
 
     def __repr__(self) -> str:

@@ -58,14 +58,16 @@ def yogi_v(v: torch.Tensor, delta: torch.Tensor, beta2: float) -> torch.Tensor:
     return v - (1.0 - beta2) * d2 * torch.sign(v - d2)
 
 
-def adaptive_step(x: torch.Tensor, m: torch.Tensor, v: torch.Tensor, *, eta: float, tau: float) -> torch.Tensor:
+def adaptive_step(
+    x: torch.Tensor, m: torch.Tensor, v: torch.Tensor, *, eta: float, tau: float
+) -> torch.Tensor:
     """x_{t+1} = x_t + η m_t / (√v_t + τ)."""
     return x + eta * m / (torch.sqrt(v) + tau)
 
 
 def pseudo_gradient(global_params: Params, results: ClientResults) -> Params | None:
-    """Δ = Σ n_k (x_k − x) / Σ n_k (n_k: `weight`) in float64 (one client in memory at a time); None if no sample
-    was reported. Non-floating tensors get the weighted mean itself, not a difference."""
+    """Δ = Σ n_k (x_k − x) / Σ n_k (n_k: `weight`) in float64 (one client in memory at a time); None if
+    no sample was reported. Non-floating tensors get the weighted mean itself, not a difference."""
     acc = RunningMean()
     for result in results:
         acc.add(result.params, result.weight)
@@ -105,8 +107,13 @@ class FedOpt(Strategy):
         return state
 
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """One adaptive step from the FedAvg-weighted pseudo-gradient; an empty round changes nothing."""
         delta = pseudo_gradient(global_params, results) if len(results) else None

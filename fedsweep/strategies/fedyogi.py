@@ -16,7 +16,13 @@ class FedYogi(FedOpt):
     """Yogi on the server over FedAvg's pseudo-gradient."""
 
     def __init__(
-        self, *, eta: float = 0.01, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3, v_init: float = 0.0,
+        self,
+        *,
+        eta: float = 0.01,
+        beta1: float = 0.9,
+        beta2: float = 0.99,
+        tau: float = 1e-3,
+        v_init: float = 0.0,
     ) -> None:
         super().__init__(eta=eta, beta1=beta1, beta2=beta2, tau=tau, v_init=v_init)
 

@@ -43,14 +43,21 @@ class Krum(Strategy):
         node, n = config[key], clients_per_round(config)
         f, m = node.get("f", 0), node.get("m", 1)
         if isinstance(f, int) and 2 * f + 3 > n:
-            raise ValueError(f"{key}.f={f} is too large for clients_per_round={n}: Krum needs "
-                             f"clients_per_round >= 2f + 3, so f <= {max((n - 3) // 2, 0)}")
+            raise ValueError(
+                f"{key}.f={f} is too large for clients_per_round={n}: Krum needs "
+                f"clients_per_round >= 2f + 3, so f <= {max((n - 3) // 2, 0)}"
+            )
         if isinstance(f, int) and isinstance(m, int) and m > n - f:
             raise ValueError(f"{key}.m={m} must be <= clients_per_round - f = {n - f}")
 
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """The mean of the m lowest-scored clients; an empty round keeps the model."""
         n = len(results)

@@ -48,8 +48,13 @@ class QFedAvg(Strategy):
         self.client_lr = positive("QFedAvg", "client_lr", client_lr)
 
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """w − Σ n_k Δ_k / Σ n_k h_k in one streaming pass; an empty round keeps the model."""
         lipschitz = 1.0 / self.client_lr

@@ -34,7 +34,7 @@ def trimmed_mean(stacked: torch.Tensor, trim: int) -> torch.Tensor:
     k = stacked.shape[0]
     if not 0 <= 2 * trim < k:
         raise ValueError(f"trimmed_mean: cannot trim {trim} from each side of {k} values")
-    return stacked.sort(dim=0).values[trim:k - trim].mean(dim=0)
+    return stacked.sort(dim=0).values[trim : k - trim].mean(dim=0)
 
 
 CHUNK = 1 << 16  # coordinates converted to float64 at a time: K × 64 Ki × 8 bytes (50 MiB at K = 100)
@@ -45,7 +45,7 @@ def sq_distances(flat: torch.Tensor) -> torch.Tensor:
     matrix is summed over column chunks so that no float64 copy of `flat` is made."""
     gram = torch.zeros(flat.shape[0], flat.shape[0], dtype=torch.float64)
     for start in range(0, flat.shape[1], CHUNK):
-        block = flat[:, start:start + CHUNK].double()
+        block = flat[:, start : start + CHUNK].double()
         gram += block @ block.T
     norms = gram.diagonal()
     d = (norms[:, None] + norms[None, :] - 2.0 * gram).clamp_min(0.0)
@@ -98,7 +98,9 @@ def closest_to_median_mean(stacked: torch.Tensor, beta: int) -> torch.Tensor:
     return torch.gather(stacked, 0, order).mean(dim=0)
 
 
-def per_tensor(global_params: Params, results: ClientResults, rule: Callable[[torch.Tensor], torch.Tensor]) -> Params:
+def per_tensor(
+    global_params: Params, results: ClientResults, rule: Callable[[torch.Tensor], torch.Tensor]
+) -> Params:
     """A coordinate-wise `rule` (over dim 0 of a K × coordinates float64 block) applied to each tensor
     stacked over the clients, a chunk of coordinates at a time, and cast like the global tensor
     (integer buffers rounded, as FedAvg's mean). Holds K × one tensor, plus K × CHUNK in float64."""
@@ -107,7 +109,7 @@ def per_tensor(global_params: Params, results: ClientResults, rule: Callable[[to
         flat = results.stack(name).reshape(len(results), -1)
         merged = torch.empty(flat.shape[1], dtype=torch.float64)
         for start in range(0, flat.shape[1], CHUNK):
-            merged[start:start + CHUNK] = rule(flat[:, start:start + CHUNK].double())
+            merged[start : start + CHUNK] = rule(flat[:, start : start + CHUNK].double())
         out[name] = cast_like(merged.reshape(ref.shape), ref)
     return out
 

@@ -40,8 +40,9 @@ def client_control_variate(*, c_i: Params, c: Params, x: Params, y: Params, step
     return {k: c_i[k] - c[k] + (x[k] - y[k]) / (steps * lr) for k in c_i}
 
 
-def server_step(*, x: Params, mean_y: Params, c: Params, delta_c_sum: Params, server_lr: float,
-                num_clients: int) -> tuple[Params, Params]:
+def server_step(
+    *, x: Params, mean_y: Params, c: Params, delta_c_sum: Params, server_lr: float, num_clients: int
+) -> tuple[Params, Params]:
     """(x + η_g (ȳ − x), c + Σ Δc_i / N), in float64, cast back; non-float tensors take ȳ."""
     new_x = {}
     for k, v in x.items():
@@ -65,8 +66,10 @@ class Scaffold(Strategy):
     def check_config(cls, config: Mapping[str, Any], *, key: str) -> None:
         """Option II's c_i⁺ is the mean gradient only under plain SGD."""
         if config.get("momentum", 0.0) != 0.0:
-            raise ValueError(f"SCAFFOLD needs momentum = 0 (option II assumes plain SGD), "
-                             f"got momentum={config['momentum']}")
+            raise ValueError(
+                f"SCAFFOLD needs momentum = 0 (option II assumes plain SGD), "
+                f"got momentum={config['momentum']}"
+            )
 
     def init_server_state(self, params: Params) -> Params:
         return zeros_like_floats(params)
@@ -86,14 +89,27 @@ class Scaffold(Strategy):
                 p.grad.add_(server_state[name] - client_state[name])
 
     def finish_client(
-        self, *, params: Params, global_params: Params, server_state: Params, client_state: Params, steps: int,
+        self,
+        *,
+        params: Params,
+        global_params: Params,
+        server_state: Params,
+        client_state: Params,
+        steps: int,
         lr: float,
     ) -> Params:
-        return client_control_variate(c_i=client_state, c=server_state, x=global_params, y=params, steps=steps, lr=lr)
+        return client_control_variate(
+            c_i=client_state, c=server_state, x=global_params, y=params, steps=steps, lr=lr
+        )
 
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """x ← x + η_g mean(y_i − x), c ← c + Σ(c_i⁺ − c_i)/N; unchanged without results."""
         mean_y = RunningMean()
@@ -103,9 +119,17 @@ class Scaffold(Strategy):
             for k in delta_c:
                 delta_c[k] += result.client_state[k].double() - result.previous_client_state[k].double()
         if mean_y.count == 0:
-            return Aggregated(params={k: v.clone() for k, v in global_params.items()}, server_state=server_state)
-        params, c = server_step(x=global_params, mean_y=mean_y.result(global_params), c=server_state,
-                                delta_c_sum=delta_c, server_lr=self.server_lr, num_clients=context.num_clients)
+            return Aggregated(
+                params={k: v.clone() for k, v in global_params.items()}, server_state=server_state
+            )
+        params, c = server_step(
+            x=global_params,
+            mean_y=mean_y.result(global_params),
+            c=server_state,
+            delta_c_sum=delta_c,
+            server_lr=self.server_lr,
+            num_clients=context.num_clients,
+        )
         return Aggregated(params=params, server_state=c)
 
     def __repr__(self) -> str:

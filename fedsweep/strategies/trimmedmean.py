@@ -27,11 +27,18 @@ class TrimmedMean(Strategy):
         super().__init__()
         self.beta = non_negative("TrimmedMean", "beta", beta)
         if not self.beta < 0.5:
-            raise StrategyParamError("TrimmedMean", "beta", f"must be < 0.5, or every value is trimmed (got {beta!r})")
+            raise StrategyParamError(
+                "TrimmedMean", "beta", f"must be < 0.5, or every value is trimmed (got {beta!r})"
+            )
 
     def aggregate(
-        self, *, global_params: Params, results: ClientResults, failures: list[ClientFailure],
-        server_state: Params, context: RoundContext,
+        self,
+        *,
+        global_params: Params,
+        results: ClientResults,
+        failures: list[ClientFailure],
+        server_state: Params,
+        context: RoundContext,
     ) -> Aggregated:
         """The trimmed mean per coordinate; an empty round keeps the model."""
         if not len(results):

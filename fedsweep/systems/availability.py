@@ -48,7 +48,9 @@ class OnOff(Availability):
         for name, low in (("on_rounds", 1), ("off_rounds", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise SystemsConfigError(type(self).__name__, name, f"must be an integer >= {low}, got {value!r}")
+                raise SystemsConfigError(
+                    type(self).__name__, name, f"must be an integer >= {low}, got {value!r}"
+                )
 
     def online(self, *, seed: int, round: int, num_clients: int) -> torch.Tensor:
         """Client c is online when (phase_c + round) mod (on + off) < on."""

@@ -58,8 +58,9 @@ def number(obj: object, name: str, *, low: float = 0.0, strict: bool = True) -> 
     value = getattr(obj, name)
     ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
     if not ok or (value <= low if strict else value < low):
-        raise SystemsConfigError(type(obj).__name__, name, f"must be a number {'>' if strict else '>='} {low:g}, "
-                                                            f"got {value!r}")
+        raise SystemsConfigError(
+            type(obj).__name__, name, f"must be a number {'>' if strict else '>='} {low:g}, got {value!r}"
+        )
     object.__setattr__(obj, name, float(value))
     return float(value)
 
@@ -82,15 +83,22 @@ class Devices:
 
     def of(self, clients: torch.Tensor) -> "Devices":
         """The fleet of `clients` (int64 ids) alone, in their order."""
-        return Devices(speed=self.speed[clients], down_bps=self.down_bps[clients], up_bps=self.up_bps[clients])
+        return Devices(
+            speed=self.speed[clients], down_bps=self.down_bps[clients], up_bps=self.up_bps[clients]
+        )
 
     def seconds(self, work_samples: torch.Tensor, model_bytes: int) -> torch.Tensor:
         """float64 [num_clients]: download, then `work_samples` of local work, then upload."""
         return model_bytes / self.down_bps + work_samples.double() / self.speed + model_bytes / self.up_bps
 
 
-def work_samples(num_samples: torch.Tensor, *, epochs: int | torch.Tensor | None = None,
-                 steps: int | torch.Tensor | None = None, batch_size: int = 1) -> torch.Tensor:
+def work_samples(
+    num_samples: torch.Tensor,
+    *,
+    epochs: int | torch.Tensor | None = None,
+    steps: int | torch.Tensor | None = None,
+    batch_size: int = 1,
+) -> torch.Tensor:
     """int64 [clients]: samples a client's local work passes through: `epochs` × n, or for `steps`
     mini-batches of `batch_size`, whole passes (B = ceil(n / b) batches each) then the rest."""
     n = num_samples.long()
@@ -98,7 +106,9 @@ def work_samples(num_samples: torch.Tensor, *, epochs: int | torch.Tensor | None
         return n * torch.as_tensor(epochs, dtype=torch.int64)
     steps = torch.as_tensor(steps, dtype=torch.int64)
     per_pass = torch.div(n + batch_size - 1, batch_size, rounding_mode="floor").clamp(min=1)
-    return torch.div(steps, per_pass, rounding_mode="floor") * n + torch.minimum((steps % per_pass) * batch_size, n)
+    return torch.div(steps, per_pass, rounding_mode="floor") * n + torch.minimum(
+        (steps % per_pass) * batch_size, n
+    )
 
 
 def affordable_work(budget_samples: float, *, num_samples: int, batch_size: int | None) -> int:
@@ -140,4 +150,7 @@ class SystemModel(ABC):
         return math.ceil(round(k * (1.0 + self.over_select), 9))
 
 
-SYSTEM_MODEL = (SystemModel, "a system model (a SystemModel subclass)")  # what `build` must find at `_target_`
+SYSTEM_MODEL = (
+    SystemModel,
+    "a system model (a SystemModel subclass)",
+)  # what `build` must find at `_target_`

@@ -44,5 +44,6 @@ def arrivals(seconds: Mapping[int, float], *, k: int, deadline_s: float | None) 
         clock = float(deadline_s)  # type: ignore[arg-type] - only a deadline cuts
     else:
         clock = max((seconds[c] for c in on_time), default=0.0)
-    return Arrivals(on_time=tuple(sorted(on_time)), cut=tuple(sorted(cut)), late=tuple(sorted(late)),
-                    seconds=float(clock))
+    return Arrivals(
+        on_time=tuple(sorted(on_time)), cut=tuple(sorted(cut)), late=tuple(sorted(late)), seconds=float(clock)
+    )

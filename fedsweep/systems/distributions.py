@@ -39,7 +39,9 @@ class Uniform(Distribution):
     def __post_init__(self) -> None:
         number(self, "low")
         if number(self, "high") < self.low:
-            raise SystemsConfigError(type(self).__name__, "high", f"must be >= low ({self.low:g}), got {self.high:g}")
+            raise SystemsConfigError(
+                type(self).__name__, "high", f"must be >= low ({self.low:g}), got {self.high:g}"
+            )
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.low + (self.high - self.low) * torch.rand(n, generator=generator, dtype=torch.float64)

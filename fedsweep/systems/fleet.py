@@ -29,8 +29,10 @@ class Fleet(SystemModel):
 
     def devices(self, *, seed: int, num_clients: int) -> Devices:
         """One vectorised draw per quantity, each from its own generator."""
-        draws = {name: getattr(self, name).sample(num_clients, generator(seed, "systems", stream))
-                 for name, stream in (("speed", "speed"), ("down_bps", "down"), ("up_bps", "up"))}
+        draws = {
+            name: getattr(self, name).sample(num_clients, generator(seed, "systems", stream))
+            for name, stream in (("speed", "speed"), ("down_bps", "down"), ("up_bps", "up"))
+        }
         return Devices(**draws)
 
     def available(self, *, seed: int, round: int, num_clients: int) -> torch.Tensor:

@@ -26,7 +26,9 @@ def test_put_get_round_trip(storage: Storage, make_state: Callable) -> None:
     assert sha == hashlib.sha256(storage.read(f"{KEY}.safetensors")).hexdigest()
     assert got_meta == meta and list(got) == list(params)
     assert all(got[k].dtype == v.dtype and torch.equal(got[k], v) for k, v in params.items())
-    assert storage.exists(f"{KEY}.safetensors") and not storage.exists("round-000003/client-0008/epoch-1.safetensors")
+    assert storage.exists(f"{KEY}.safetensors") and not storage.exists(
+        "round-000003/client-0008/epoch-1.safetensors"
+    )
 
 
 def test_hash_mismatch_and_missing_are_errors(storage: Storage, make_state: Callable) -> None:

@@ -107,7 +107,10 @@ def test_missing_manifest_means_uncommitted(
 
     # Assert: an interrupted write is expected after a kill: said, but not as a warning
     assert loaded.round == 1 and store.committed_rounds() == [1]
-    assert f"checkpoint {R2} is incomplete (no MANIFEST.json: a write was interrupted); ignoring it" in caplog.text
+    assert (
+        f"checkpoint {R2} is incomplete (no MANIFEST.json: a write was interrupted); ignoring it"
+        in caplog.text
+    )
     assert all(r.levelno == logging.INFO for r in caplog.records if "incomplete" in r.getMessage())
 
 

@@ -26,11 +26,18 @@ _PARAMS: dict[tuple[str, ...], dict[str, str]] = {}
 @pytest.fixture
 def params(cell_config):
     """MLflow's params of a quickstart cell (as flows/plan.py logs them), by strategy and seed."""
+
     def of(strategy: str, seed: int, *more: str) -> dict[str, str]:
         key = (strategy, str(seed), *more)
         if key not in _PARAMS:  # composing costs a fraction of a second; the tests share them
-            config = cell_config("+experiment=quickstart", "num_clients=10", "rounds=3", f"strategy={strategy}",
-                                 f"seed={seed}", *more)
+            config = cell_config(
+                "+experiment=quickstart",
+                "num_clients=10",
+                "rounds=3",
+                f"strategy={strategy}",
+                f"seed={seed}",
+                *more,
+            )
             _PARAMS[key] = {**{k: str(v) for k, v in flatten(config).items()}, "choice.strategy": strategy}
         return _PARAMS[key]
 
@@ -61,7 +68,10 @@ def test_cells_group_by_method_whatever_their_sweep_and_runner(params) -> None:
     # Assert: the repeat is counted, not averaged in
     assert repeats == 1
     assert [(c.method, c.seed, c.final) for c in cells][:3] == [
-        ("fedavg-c10-r3", 0, 0.8), ("fedavg-c10-r3", 1, 0.85), ("fedavg-c10-r3", 2, 0.6)]
+        ("fedavg-c10-r3", 0, 0.8),
+        ("fedavg-c10-r3", 1, 0.85),
+        ("fedavg-c10-r3", 2, 0.6),
+    ]
     assert {c.method for c in cells} == {"fedavg-c10-r3", "fedprox-c10-r3"}
 
 
@@ -125,5 +135,7 @@ def test_tables_show_every_figure_and_the_csv_holds_the_bounds(params) -> None:
 def test_the_command_imports_neither_prefect_nor_mlflow_to_start() -> None:
     # MLflow is imported once the arguments are checked; Prefect never (seconds of start-up)
     check = "import sys, flows.compare; print(sorted({'prefect', 'mlflow'} & set(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.stdout.strip() == "[]", done.stderr

@@ -7,8 +7,17 @@ import pytest
 from fedsweep.compare.stats import interval, rounds_to_target, t_quantile, t_within
 
 # Two-sided 95 % quantiles t(0.975, df) as printed in statistics tables (4 decimals).
-TABLE = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706, 9: 2.2622, 10: 2.2281, 30: 2.0423,
-         120: 1.9799}
+TABLE = {
+    1: 12.7062,
+    2: 4.3027,
+    3: 3.1824,
+    4: 2.7764,
+    5: 2.5706,
+    9: 2.2622,
+    10: 2.2281,
+    30: 2.0423,
+    120: 1.9799,
+}
 
 
 @pytest.mark.parametrize(("df", "expected"), sorted(TABLE.items()))

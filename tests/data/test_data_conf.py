@@ -21,7 +21,13 @@ def test_expected_options_exist() -> None:
         "teacher_mnist",
     }
     assert {p.stem for p in (CONF / "partition").glob("*.yaml")} >= {
-        "natural", "iid", "dirichlet", "shards", "lognormal", "powerlaw", "label_quantity"
+        "natural",
+        "iid",
+        "dirichlet",
+        "shards",
+        "lognormal",
+        "powerlaw",
+        "label_quantity",
     }
 
 

@@ -14,7 +14,9 @@ from fedsweep.rng import generator
 
 
 def split(partition: Partition, labels: torch.Tensor, num_clients: int, seed: int = 0) -> list[torch.Tensor]:
-    return partition.split(labels=labels, num_clients=num_clients, natural=None, generator=generator(seed, "p"))
+    return partition.split(
+        labels=labels, num_clients=num_clients, natural=None, generator=generator(seed, "p")
+    )
 
 
 def labels_for(n: int, num_classes: int, seed: int = 0) -> torch.Tensor:
@@ -150,7 +152,12 @@ def test_label_quantity_leaves_out_classes_nobody_holds() -> None:
 @pytest.mark.parametrize(
     "partition, labels, clients, message",
     [
-        (LabelQuantity(classes_per_client=3), torch.tensor([0, 1, 0, 1]), 2, "classes_per_client=3 but the training set has 2"),
+        (
+            LabelQuantity(classes_per_client=3),
+            torch.tensor([0, 1, 0, 1]),
+            2,
+            "classes_per_client=3 but the training set has 2",
+        ),
         (LabelQuantity(classes_per_client=1), torch.tensor([0, 1, 1, 1, 1]), 4, "client 2 got no samples"),
         (LogNormal(min_samples=3), torch.zeros(5, dtype=torch.int64), 2, "lower num_clients"),
         (PowerLaw(min_samples=3), torch.zeros(5, dtype=torch.int64), 2, "lower num_clients"),

@@ -55,7 +55,7 @@ def test_natural_covers_train_exactly_once_and_counts_follow_reference() -> None
     assert torch.bincount(data.test_owner, minlength=40).tolist() == [t - int(t * 0.8) for t in totals]
     assert torch.equal(data.test_owner, torch.sort(data.test_owner).values)
     device = dataset.device(seed=3, k=7)[0]
-    assert torch.equal(data.test.x[data.test_owner == 7], device[int(len(device) * 0.8):].float())
+    assert torch.equal(data.test.x[data.test_owner == 7], device[int(len(device) * 0.8) :].float())
 
 
 def test_device_data_does_not_depend_on_num_clients() -> None:

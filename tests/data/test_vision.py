@@ -15,7 +15,6 @@ import torchvision
 from fedsweep.data.base import DatasetFilesMissing
 from fedsweep.data.vision import CIFAR10, MNIST, FashionMNIST
 
-
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -48,7 +47,9 @@ def write_mnist_like(raw: Path, *, n_train: int, n_test: int, gz: bool = False) 
     "cls, folder, mean, std",
     [(MNIST, "MNIST", 0.1307, 0.3081), (FashionMNIST, "FashionMNIST", 0.2860, 0.3530)],
 )
-@pytest.mark.parametrize("layout, gz", [("torchvision", False), ("torchvision", True), ("flat", True), ("flat", False)])
+@pytest.mark.parametrize(
+    "layout, gz", [("torchvision", False), ("torchvision", True), ("flat", True), ("flat", False)]
+)
 def test_mnist_like_reads_real_idx_files(
     tmp_path: Path, cls: type, folder: str, mean: float, std: float, layout: str, gz: bool
 ) -> None:
@@ -75,7 +76,10 @@ def test_mnist_like_reads_real_idx_files(
     [
         (lambda p: p.write_bytes(p.read_bytes()[:-9]), "cannot be read"),  # truncated gzip stream
         (lambda p: p.write_bytes(gzip.compress(b"\x00\x00\x0d\x03" + bytes(64))), "not an unsigned-byte IDX"),
-        (lambda p: p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes())[:-5])), "truncated or corrupt"),
+        (
+            lambda p: p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes())[:-5])),
+            "truncated or corrupt",
+        ),
     ],
 )
 def test_corrupt_idx_files_are_one_line_naming_the_file(tmp_path: Path, damage, message: str) -> None:
@@ -116,7 +120,9 @@ def test_real_fashion_mnist_from_debians_gz_files_equals_torchvisions_reading(tm
     assert torch.bincount(data.train.y).tolist() == [6000] * 10
     assert torch.bincount(data.test.y).tolist() == [1000] * 10
     assert torch.equal(data.train.y, reference.targets)
-    pixels = torch.round((data.train.x[:, 0] * FashionMNIST.std[0] + FashionMNIST.mean[0]) * 255).to(torch.uint8)
+    pixels = torch.round((data.train.x[:, 0] * FashionMNIST.std[0] + FashionMNIST.mean[0]) * 255).to(
+        torch.uint8
+    )
     assert torch.equal(pixels, reference.data)
     assert abs(float(data.train.x.mean())) < 0.01 and abs(float(data.train.x.std()) - 1) < 0.01
     assert sorted(p.name for p in DEBIAN.iterdir()) == listing
@@ -193,7 +199,9 @@ def test_partial_mnist_files_are_missing_files(tmp_path: Path, layout: str) -> N
     # Execute / Assert: the folder holding the others and the missing name
     with pytest.raises(DatasetFilesMissing) as err:
         MNIST(root=str(tmp_path)).load(num_clients=1, seed=0)
-    assert str(err.value).startswith(f"mnist: missing dataset files under {raw} (t10k-images-idx3-ubyte, .gz or not;")
+    assert str(err.value).startswith(
+        f"mnist: missing dataset files under {raw} (t10k-images-idx3-ubyte, .gz or not;"
+    )
     assert MNIST(root=str(tmp_path)).missing_files() == [f"{raw}/t10k-images-idx3-ubyte[.gz]"]
 
 

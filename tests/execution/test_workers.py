@@ -111,7 +111,9 @@ def test_a_caller_interrupted_while_waiting_gets_its_worker_killed_and_replaced(
     assert isinstance(outcome.get("error"), TimeoutError)
     assert len(_serving(pool, 2) - busy) == 1
     gone = busy - set(pool.pids())
-    assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in gone)
+    assert all(
+        not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in gone
+    )
     assert pool.call(add, 3, 4) == 7
 
 
@@ -134,8 +136,13 @@ def test_setup_runs_once_per_worker_and_token(pool) -> None:
 
 def data_summary(key: str, config: dict) -> tuple:
     data = load_data(config)  # must come from install_data: the dataset below cannot be built here
-    return (data.train.x.is_shared(), float(data.train.x.sum()), [len(c) for c in data.natural],
-            int(data.test.y.sum()), data.num_classes)
+    return (
+        data.train.x.is_shared(),
+        float(data.train.x.sum()),
+        [len(c) for c in data.natural],
+        int(data.test.y.sum()),
+        data.num_classes,
+    )
 
 
 def test_data_reaches_workers_as_shared_memory_not_a_rebuild(pool, cell_config) -> None:
@@ -145,8 +152,9 @@ def test_data_reaches_workers_as_shared_memory_not_a_rebuild(pool, cell_config) 
     data = load_data(config)
     broken = {**config, "dataset": {"_target_": "no.such.Dataset"}}  # a worker that rebuilt would fail
     # Execute
-    shared, total, sizes, test_sum, classes = pool.call(data_summary, key, broken,
-                                                        setup=(key, install_data, lambda: (data_key(broken), packed)))
+    shared, total, sizes, test_sum, classes = pool.call(
+        data_summary, key, broken, setup=(key, install_data, lambda: (data_key(broken), packed))
+    )
     # Assert
     assert shared
     assert total == pytest.approx(float(data.train.x.sum()))
@@ -212,14 +220,21 @@ def test_map_runs_calls_side_by_side_and_answers_in_order(pool) -> None:
     assert pool.map(add, [(i, 1) for i in range(6)]) == [1, 2, 3, 4, 5, 6]
 
 
-@pytest.mark.parametrize(("runner", "location", "expected"), [
-    ({"pool": "process", "device": "cpu"}, "/tmp/cell", True),
-    ({"pool": "thread", "device": "cpu"}, "/tmp/cell", False),
-    ({"pool": "process", "device": "cpu"}, "memory://cell", False),  # other processes cannot see it
-    ({"pool": "process", "device": "cuda"}, "/tmp/cell", False),  # a GPU is driven from the sweep's process
-])
+@pytest.mark.parametrize(
+    ("runner", "location", "expected"),
+    [
+        ({"pool": "process", "device": "cpu"}, "/tmp/cell", True),
+        ({"pool": "thread", "device": "cpu"}, "/tmp/cell", False),
+        ({"pool": "process", "device": "cpu"}, "memory://cell", False),  # other processes cannot see it
+        (
+            {"pool": "process", "device": "cuda"},
+            "/tmp/cell",
+            False,
+        ),  # a GPU is driven from the sweep's process
+    ],
+)
 def test_which_cells_train_in_worker_processes(runner, location, expected) -> None:
-    from fedsweep.execution.choose import wants_processes  # noqa: PLC0415
+    from fedsweep.execution.choose import wants_processes
 
     assert wants_processes({"runner": runner}, location) is expected
 

@@ -205,7 +205,10 @@ def test_as_plan_wraps_a_single_fault() -> None:
             {"_target_": "fedsweep.faults.transient.Transient", "q": 0.1},
             "unknown key faults.q; Transient takes: p, clients",
         ),
-        ({"_target_": "fedsweep.faults.schedule.Schedule", "clients": [0]}, "missing key faults.fail_at (Schedule requires it)"),
+        (
+            {"_target_": "fedsweep.faults.schedule.Schedule", "clients": [0]},
+            "missing key faults.fail_at (Schedule requires it)",
+        ),
         (
             {"_target_": "fedsweep.faults.schedule.Schedule", "clients": [0], "fail_at": 3, "recover_at": 3},
             "faults.recover_at must be a round > fail_at (3)",

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 from fedsweep.faults.base import Fault, FaultPlan, as_plan, validate_faults
 from fedsweep.faults.schedule import Schedule
 from fedsweep.faults.transient import Transient
-from fedsweep.policy import aggregation_policy
 from fedsweep.grid import expand_grid
+from fedsweep.policy import aggregation_policy
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

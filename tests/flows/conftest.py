@@ -31,11 +31,11 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def run_cell_here(prefect_harness, tmp_path, cell_config):
     """`run_cell_here(*overrides)` -> (summary row, checkpoint history) of one cell run in-process."""
+    from fedsweep.cell import write_cell_config
     from fedsweep.checkpoint.storage import open_storage
     from fedsweep.checkpoint.store import CheckpointStore
     from fedsweep.grid import cell_key
     from flows.experiment import run_cell
-    from fedsweep.cell import write_cell_config
 
     def run(*overrides: str, where: str = "a", location: str | None = None):
         config = cell_config(*overrides)

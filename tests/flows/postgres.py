@@ -24,7 +24,9 @@ def binaries() -> Path | None:
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
+    )
     return versions[-1].parent if versions else None
 
 
@@ -48,28 +50,77 @@ class Postgres:
         self.dir = Path(tempfile.mkdtemp(prefix="fedsweep-pg-"))
         if owner is not None:
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
-        subprocess.run([str(bin_dir / "initdb"), "-D", str(self.dir / "data"), "-U", USER, "--auth=trust",
-                        "-E", "UTF8", "--no-sync"], check=True, capture_output=True,
-                       preexec_fn=lambda: _become(owner), cwd=self.dir)
+        subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(self.dir / "data"),
+                "-U",
+                USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            preexec_fn=lambda: _become(owner),
+            cwd=self.dir,
+        )
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
         log = (self.dir / "postgres.log").open("ab")
         self.process = subprocess.Popen(
-            [str(bin_dir / "postgres"), "-D", str(self.dir / "data"), "-p", str(self.port), "-k", str(self.dir),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.dir,
-            preexec_fn=lambda: _become(owner, tie=True))
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(self.dir / "data"),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.dir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.dir,
+            preexec_fn=lambda: _become(owner, tie=True),
+        )
         deadline = time.monotonic() + 60
         while self._psql("select 1").returncode != 0:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"PostgreSQL did not start: {(self.dir / 'postgres.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"PostgreSQL did not start: {(self.dir / 'postgres.log').read_text()[-2000:]}"
+                )
             time.sleep(0.2)
 
     def _psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER,
-                               "-d", database, "-tAc", sql], capture_output=True, text=True, check=False)
+        return subprocess.run(
+            [
+                str(self.bin / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                USER,
+                "-d",
+                database,
+                "-tAc",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     def query(self, sql: str, database: str = "postgres") -> str:
         """psql's unaligned answer (one row a line, `|` between columns)."""

@@ -19,16 +19,26 @@ def sweep_env(prefect_home: Path, api_url: str | None = None) -> dict[str, str]:
     session's database and gone a minute after the last sweep."""
     ours = ("PREFECT_API", "FEDSWEEP_PREFECT_SERVER", "FEDSWEEP_SERVER_IDLE_S", "FEDSWEEP_RUNTIME_DIR")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-    env.update(CI="true", PREFECT_HOME=str(prefect_home), PYTHONUNBUFFERED="1",
-               FEDSWEEP_RUNTIME_DIR=str(prefect_home / "run"), FEDSWEEP_SERVER_IDLE_S="60")
+    env.update(
+        CI="true",
+        PREFECT_HOME=str(prefect_home),
+        PYTHONUNBUFFERED="1",
+        FEDSWEEP_RUNTIME_DIR=str(prefect_home / "run"),
+        FEDSWEEP_SERVER_IDLE_S="60",
+    )
     if api_url:
         env["PREFECT_API_URL"] = api_url
     return env
 
 
 def start_sweep(
-    cwd: Path, prefect_home: Path, *overrides: str, log: Any = subprocess.PIPE, python_path: str | None = None,
-    api_url: str | None = None, env: dict[str, str] | None = None,
+    cwd: Path,
+    prefect_home: Path,
+    *overrides: str,
+    log: Any = subprocess.PIPE,
+    python_path: str | None = None,
+    api_url: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """The sweep command in a subprocess; `python_path` is put before the PYTHONPATH it inherits,
     `env` added to its environment."""
@@ -36,13 +46,24 @@ def start_sweep(
     if python_path:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (python_path, env.get("PYTHONPATH")) if p)
     return subprocess.Popen(
-        [sys.executable, str(SWEEP), *overrides], cwd=cwd, env=env,
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, str(SWEEP), *overrides],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
-def run_sweep(cwd: Path, prefect_home: Path, *overrides: str, timeout: float = 600, api_url: str | None = None,
-              env: dict[str, str] | None = None) -> str:
+def run_sweep(
+    cwd: Path,
+    prefect_home: Path,
+    *overrides: str,
+    timeout: float = 600,
+    api_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     """Run to completion; returns the output, failing with it if the exit code is not 0."""
     proc = start_sweep(cwd, prefect_home, *overrides, api_url=api_url, env=env)
     out, _ = proc.communicate(timeout=timeout)
@@ -50,8 +71,14 @@ def run_sweep(cwd: Path, prefect_home: Path, *overrides: str, timeout: float = 6
     return out
 
 
-def run_killed_once(cwd: Path, prefect_home: Path, *overrides: str, kill_after: int | None, sweep: str = "default",
-                    python_path: str | None = None) -> list[Path]:
+def run_killed_once(
+    cwd: Path,
+    prefect_home: Path,
+    *overrides: str,
+    kill_after: int | None,
+    sweep: str = "default",
+    python_path: str | None = None,
+) -> list[Path]:
     """Run the sweep in `cwd` to completion; with `kill_after`, kill -9 it once that many round
     checkpoints are committed (over all its cells) and run the same command again. Returns its cells'
     folders, sorted."""
@@ -60,7 +87,9 @@ def run_killed_once(cwd: Path, prefect_home: Path, *overrides: str, kill_after: 
     if kill_after is not None:
         deadline = time.monotonic() + 300
         pattern = f"outputs/{sweep}/cells/*/checkpoints/round-*/MANIFEST.json"
-        while len(list(cwd.glob(pattern))) < kill_after and time.monotonic() < deadline and proc.poll() is None:
+        while (
+            len(list(cwd.glob(pattern))) < kill_after and time.monotonic() < deadline and proc.poll() is None
+        ):
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

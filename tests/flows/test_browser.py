@@ -17,7 +17,13 @@ from sweep_cli import recorded, run_sweep, sweep_env
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ("+experiment=quickstart", "sweep_name=ui", "rounds=2", "grid.num_clients=[10]", "runner.progress=false")
+ARGS = (
+    "+experiment=quickstart",
+    "sweep_name=ui",
+    "rounds=2",
+    "grid.num_clients=[10]",
+    "runner.progress=false",
+)
 CELLS = ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0")
 
 
@@ -40,7 +46,7 @@ def _wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) 
 
 
 @pytest.fixture(scope="module")
-def uis(tmp_path_factory, prefect_home):  # noqa: ANN201
+def uis(tmp_path_factory, prefect_home):
     """A finished tiny sweep, then the Prefect UI (on the sweep's Prefect database) and the MLflow UI
     (on its mlruns/): {"prefect": url, "mlflow": url, "cwd": path}."""
     if CHROMIUM is None:
@@ -49,23 +55,58 @@ def uis(tmp_path_factory, prefect_home):  # noqa: ANN201
     cwd = tmp_path_factory.mktemp("ui")
     run_sweep(cwd, prefect_home, *ARGS)
     prefect_port, mlflow_port = _port(), _port()
-    env = {**sweep_env(prefect_home), "PREFECT_UI_API_URL": f"http://127.0.0.1:{prefect_port}/api",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **sweep_env(prefect_home),
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     bin_dir = Path(sys.executable).parent
     commands = {
-        "prefect": [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
-        "mlflow": [str(bin_dir / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}",
-                   "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
+        "prefect": [
+            str(bin_dir / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(prefect_port),
+        ],
+        "mlflow": [
+            str(bin_dir / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+            "--workers",
+            "1",
+        ],
     }
     procs = {}
     for name, command in commands.items():
         log = cwd / f"{name}-ui.log"
-        procs[name] = (subprocess.Popen(command, cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True), log)
+        procs[name] = (
+            subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            ),
+            log,
+        )
     try:
         _wait_up(f"http://127.0.0.1:{prefect_port}/api/health", *procs["prefect"])
         _wait_up(f"http://127.0.0.1:{mlflow_port}/health", *procs["mlflow"])
-        yield {"prefect": f"http://127.0.0.1:{prefect_port}", "mlflow": f"http://127.0.0.1:{mlflow_port}", "cwd": cwd}
+        yield {
+            "prefect": f"http://127.0.0.1:{prefect_port}",
+            "mlflow": f"http://127.0.0.1:{mlflow_port}",
+            "cwd": cwd,
+        }
     finally:
         for proc, _ in procs.values():
             os.killpg(proc.pid, 15)
@@ -73,7 +114,7 @@ def uis(tmp_path_factory, prefect_home):  # noqa: ANN201
 
 
 @pytest.fixture(scope="module")
-def page(uis):  # noqa: ANN201
+def page(uis):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -82,7 +123,7 @@ def page(uis):  # noqa: ANN201
         browser.close()
 
 
-def _show(page, url: str | None, *texts: str, shot: str, timeout_ms: int = 60_000) -> str:  # noqa: ANN001
+def _show(page, url: str | None, *texts: str, shot: str, timeout_ms: int = 60_000) -> str:
     """Open `url` (None: stay), wait until every text is on the page, keep a screenshot; the page's text."""
     if url:
         page.goto(url)

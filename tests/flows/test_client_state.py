@@ -9,8 +9,16 @@ import pytest
 from fedsweep.checkpoint.storage import open_storage
 from fedsweep.checkpoint.store import CheckpointStore
 
-COUNTING = ("strategy._target_=counting.Counting", "runner.progress=false", "num_clients=4", "clients_per_round=4",
-            "faults=schedule", "faults.clients=[0]", "faults.fail_at=2", "faults.recover_at=4")
+COUNTING = (
+    "strategy._target_=counting.Counting",
+    "runner.progress=false",
+    "num_clients=4",
+    "clients_per_round=4",
+    "faults=schedule",
+    "faults.clients=[0]",
+    "faults.fail_at=2",
+    "faults.recover_at=4",
+)
 
 
 def final_state(cell_dir: Path) -> tuple[list[int], dict]:
@@ -44,10 +52,18 @@ def test_a_failed_client_keeps_its_state(run_cell_here, tmp_path) -> None:
     assert visits == [2, 4, 4, 4]
 
 
-def test_a_selector_observes_every_selected_client_and_its_state_is_checkpointed(run_cell_here, tmp_path) -> None:
+def test_a_selector_observes_every_selected_client_and_its_state_is_checkpointed(
+    run_cell_here, tmp_path
+) -> None:
     # Execute: client 0 fails in rounds 2 and 3; the selector counts what it sees
-    run_cell_here(*COUNTING, "rounds=4", "faults.mode=fail", "selection._target_=counting.CountingSelector",
-                  "+selection.num_clients=4", where="c")
+    run_cell_here(
+        *COUNTING,
+        "rounds=4",
+        "faults.mode=fail",
+        "selection._target_=counting.CountingSelector",
+        "+selection.num_clients=4",
+        where="c",
+    )
     # Assert
     (cell_dir,) = (tmp_path / "c").iterdir()
     latest = CheckpointStore(storage=open_storage(str(cell_dir / "checkpoints"))).load_latest()
@@ -59,13 +75,15 @@ def test_a_selector_observes_every_selected_client_and_its_state_is_checkpointed
 
 @pytest.mark.slow
 def test_client_state_survives_kill_9_bitwise(tmp_path, prefect_home) -> None:
-    from sweep_cli import run_killed_once  # noqa: PLC0415
+    from sweep_cli import run_killed_once
 
     args = (*COUNTING, "rounds=6", "tracking.enabled=false", "runner.progress=true")
     env_path = str(Path(__file__).parent)
 
     def run(where: str, kill_after: int | None = None) -> Path:
-        (cell,) = run_killed_once(tmp_path / where, prefect_home, *args, kill_after=kill_after, python_path=env_path)
+        (cell,) = run_killed_once(
+            tmp_path / where, prefect_home, *args, kill_after=kill_after, python_path=env_path
+        )
         return cell
 
     # Execute
@@ -76,5 +94,8 @@ def test_client_state_survives_kill_9_bitwise(tmp_path, prefect_home) -> None:
     assert final_state(killed)[0] == [4, 6, 6, 6]
     summary = {p: json.loads((p / "cell.json").read_text())["key"] for p in (clean, killed)}
     assert summary[clean] == summary[killed]
-    model = [sorted((c / "checkpoints").glob("round-000006/model.safetensors"))[0].read_bytes() for c in (clean, killed)]
+    model = [
+        sorted((c / "checkpoints").glob("round-000006/model.safetensors"))[0].read_bytes()
+        for c in (clean, killed)
+    ]
     assert model[0] == model[1]

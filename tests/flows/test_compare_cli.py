@@ -11,8 +11,14 @@ import pytest
 from sweep_cli import REPO, recorded, run_sweep
 
 pytestmark = pytest.mark.slow
-ARGS = ("+experiment=quickstart", "sweep_name=compare", "rounds=3", "num_clients=10", "clients_per_round=5",
-        "+grid.seed=[0,1]")
+ARGS = (
+    "+experiment=quickstart",
+    "sweep_name=compare",
+    "rounds=3",
+    "num_clients=10",
+    "clients_per_round=5",
+    "+grid.seed=[0,1]",
+)
 T1 = 12.706204736174707  # t(0.975, 1): two seeds
 TARGET = 0.5
 
@@ -31,16 +37,17 @@ def swept(tmp_path_factory, prefect_home):
 
 def half(values: list[float]) -> float:
     """The half-width of the 95 % t-interval of two values."""
-    return T1 * statistics.stdev(values) / 2 ** 0.5
+    return T1 * statistics.stdev(values) / 2**0.5
 
 
 def direct(cwd) -> dict[str, dict[int, list[float]]]:
     """{strategy: {seed: accuracy by round}}, straight from MLflow."""
     out: dict[str, dict[int, list[float]]] = {}
-    for name, (run, metrics, _) in recorded(cwd, "compare").items():
+    for _name, (run, metrics, _) in recorded(cwd, "compare").items():
         if "mlflow.parentRunId" in run.data.tags:
             out.setdefault(run.data.params["choice.strategy"], {})[int(run.data.params["seed"])] = [
-                v for _, v in metrics["accuracy"]]
+                v for _, v in metrics["accuracy"]
+            ]
     return out
 
 
@@ -49,8 +56,17 @@ def test_the_figures_are_those_of_the_metric_history(swept) -> None:
     history = direct(swept)
     assert {s: sorted(h) for s, h in history.items()} == {"fedavg": [0, 1], "fedprox": [0, 1]}
     # Execute
-    done = compare(swept, "--experiment", "compare", "--target", str(TARGET), "--csv", "out/c.csv",
-                   "--markdown", "out/c.md")
+    done = compare(
+        swept,
+        "--experiment",
+        "compare",
+        "--target",
+        str(TARGET),
+        "--csv",
+        "out/c.csv",
+        "--markdown",
+        "out/c.md",
+    )
     # Assert
     assert done.returncode == 0, done.stderr
     rows = {(r["table"], r["method"], r["metric"]): r for r in csv.DictReader(open(swept / "out" / "c.csv"))}

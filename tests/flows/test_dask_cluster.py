@@ -7,8 +7,8 @@ the last committed round and ends with the same weights.
 """
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,12 +21,24 @@ from sweep_cli import REPO, recorded, run_sweep, start_sweep
 
 pytestmark = pytest.mark.slow
 # Stragglers that sleep (their maths unchanged) make rounds long enough to kill something mid-round.
-ARGS = ("+experiment=quickstart", "sweep_name=elastic", "strategy=fedavg", "num_clients=10", "rounds=5",
-        "faults=stragglers", "faults.partial=false", "faults.delay_s=0.4", "runner.progress=false")
+ARGS = (
+    "+experiment=quickstart",
+    "sweep_name=elastic",
+    "strategy=fedavg",
+    "num_clients=10",
+    "rounds=5",
+    "faults=stragglers",
+    "faults.partial=false",
+    "faults.delay_s=0.4",
+    "runner.progress=false",
+)
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+    }
 
 
 class Cluster:
@@ -35,8 +47,15 @@ class Cluster:
     def __init__(self, where: Path) -> None:
         self.where, self.file = where, where / "scheduler.json"
         self.file.unlink(missing_ok=True)
-        self.scheduler = self._start("distributed.cli.dask_scheduler", "--port", "0", "--dashboard-address",
-                                     "127.0.0.1:0", "--scheduler-file", str(self.file))
+        self.scheduler = self._start(
+            "distributed.cli.dask_scheduler",
+            "--port",
+            "0",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--scheduler-file",
+            str(self.file),
+        )
         deadline = time.monotonic() + 60
         while not self.file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -44,13 +63,27 @@ class Cluster:
         self.workers: dict[str, subprocess.Popen] = {}
 
     def _start(self, module: str, *args: str, log: str = "scheduler") -> subprocess.Popen:
-        out = open(self.where / f"{log}.log", "w")  # noqa: SIM115 - kept open for the process's life
-        return subprocess.Popen([sys.executable, "-m", module, "--host", "127.0.0.1", *args], cwd=self.where,
-                                env=_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        out = open(self.where / f"{log}.log", "w")  # kept open for the process's life
+        return subprocess.Popen(
+            [sys.executable, "-m", module, "--host", "127.0.0.1", *args],
+            cwd=self.where,
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
     def add_worker(self, name: str) -> None:
-        self.workers[name] = self._start("distributed.cli.dask_worker", self.address, "--nthreads", "1",
-                                         "--no-nanny", "--name", name, log=name)
+        self.workers[name] = self._start(
+            "distributed.cli.dask_worker",
+            self.address,
+            "--nthreads",
+            "1",
+            "--no-nanny",
+            "--name",
+            name,
+            log=name,
+        )
 
     def wait_for(self, names: set[str], timeout: float = 90) -> None:
         from distributed import Client
@@ -109,8 +142,9 @@ def local_hash(tmp_path_factory: pytest.TempPathFactory, prefect_home: Path) -> 
     return _hash(cwd)
 
 
-def test_worker_killed_and_added_mid_run_same_hash(cluster: Cluster, local_hash: str, tmp_path: Path,
-                                                   prefect_home: Path) -> None:
+def test_worker_killed_and_added_mid_run_same_hash(
+    cluster: Cluster, local_hash: str, tmp_path: Path, prefect_home: Path
+) -> None:
     # Prepare: two workers
     cluster.add_worker("a")
     cluster.add_worker("b")
@@ -131,12 +165,15 @@ def test_worker_killed_and_added_mid_run_same_hash(cluster: Cluster, local_hash:
     executed = cluster.executed()
     assert set(executed) == {"b", "c"} and executed["c"] > 0, executed
     _, metrics, _ = recorded(cwd, "elastic")["fedavg-c10-r5-s0"]
-    print(f"\nworker killed: wall {wall:.1f}s, tasks run by b/c {executed}, workers per round "
-          f"{metrics['workers']}, retries per round {metrics['retries']}")
+    print(
+        f"\nworker killed: wall {wall:.1f}s, tasks run by b/c {executed}, workers per round "
+        f"{metrics['workers']}, retries per round {metrics['retries']}"
+    )
 
 
-def test_scheduler_lost_stops_then_resumes_on_new_cluster(cluster: Cluster, local_hash: str, tmp_path: Path,
-                                                          prefect_home: Path) -> None:
+def test_scheduler_lost_stops_then_resumes_on_new_cluster(
+    cluster: Cluster, local_hash: str, tmp_path: Path, prefect_home: Path
+) -> None:
     # Prepare
     cluster.add_worker("a")
     cluster.wait_for({"a"})
@@ -155,7 +192,9 @@ def test_scheduler_lost_stops_then_resumes_on_new_cluster(cluster: Cluster, loca
     try:
         fresh.add_worker("z")
         fresh.wait_for({"z"})
-        again = run_sweep(cwd, prefect_home, *ARGS, "runner.pool=dask", f"runner.dask.address={fresh.address}")
+        again = run_sweep(
+            cwd, prefect_home, *ARGS, "runner.pool=dask", f"runner.dask.address={fresh.address}"
+        )
     finally:
         fresh.close()
     # Assert
@@ -163,12 +202,21 @@ def test_scheduler_lost_stops_then_resumes_on_new_cluster(cluster: Cluster, loca
     assert "the Dask scheduler at" in out and "stopped answering" in out, out[-4000:]
     assert re.search(r"resuming cell \S+ after round [23] of 5", again), again[-4000:]
     assert _hash(cwd) == local_hash
-    print(f"\nscheduler lost: the sweep stopped {stopped:.1f}s after the kill ({killed - tick:.1f}s after start):\n{out[-1500:]}\nre-run:\n{again[-1500:]}")
+    print(
+        f"\nscheduler lost: the sweep stopped {stopped:.1f}s after the kill "
+        f"({killed - tick:.1f}s after start):\n{out[-1500:]}\nre-run:\n{again[-1500:]}"
+    )
 
 
 def test_parallel_cells_on_a_local_cluster_same_hashes(tmp_path: Path, prefect_home: Path) -> None:
     # Prepare: two cells, one after the other on the process pool
-    args = ("+experiment=quickstart", "sweep_name=cells", "num_clients=10", "rounds=2", "runner.progress=false")
+    args = (
+        "+experiment=quickstart",
+        "sweep_name=cells",
+        "num_clients=10",
+        "rounds=2",
+        "runner.progress=false",
+    )
     local, dask = tmp_path / "local", tmp_path / "dask"
     local.mkdir()
     dask.mkdir()
@@ -176,8 +224,10 @@ def test_parallel_cells_on_a_local_cluster_same_hashes(tmp_path: Path, prefect_h
     # Execute: the runner=dask preset (two cells at once) on a temporary LocalCluster of two workers
     out = run_sweep(dask, prefect_home, *args, "runner=dask", "runner.dask.n_workers=2")
     # Assert
-    hashes = {cwd: {n: r[0].data.tags.get("final_weights_sha256") for n, r in recorded(cwd, "cells").items()}
-              for cwd in (local, dask)}
+    hashes = {
+        cwd: {n: r[0].data.tags.get("final_weights_sha256") for n, r in recorded(cwd, "cells").items()}
+        for cwd in (local, dask)
+    }
     assert hashes[dask] == hashes[local] and len(hashes[local]) == 3, out[-3000:]
     assert "dask: scheduler tcp://127.0.0.1:" in out and "dashboard http://" in out
     parent = recorded(dask, "cells")["cells"][0]

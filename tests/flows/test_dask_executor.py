@@ -34,7 +34,8 @@ def backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[DaskBackend]:
 def _scheduled(backend: DaskBackend) -> int:
     """Jobs the scheduler still holds (the workers' warm-up tasks aside)."""
     return backend.client.run_on_scheduler(
-        lambda dask_scheduler: sum(str(k).startswith("_on_worker") for k in dask_scheduler.tasks))
+        lambda dask_scheduler: sum(str(k).startswith("_on_worker") for k in dask_scheduler.tasks)
+    )
 
 
 @pytest.mark.slow

@@ -19,24 +19,38 @@ STRATEGIES = ("scaffold", "fednova", "feddyn")
 ROUNDS = 6
 
 
-def _latest(cell_dir: Path):  # noqa: ANN202
+def _latest(cell_dir: Path):
     return CheckpointStore(storage=open_storage(str(cell_dir / "checkpoints"))).load_latest()
 
 
 # Half the clients are stragglers that run part of their 15 local steps (in epoch-sized chunks), each
 # chunk sleeping 0.1 s, so that a round lasts about a second and the kill lands mid-run. FedNova exists
 # for such partial work; SCAFFOLD and FedDyn aggregate it too (aggregation.stragglers=partial).
-ARGS = ("+experiment=quickstart", f"grid.strategy=[{','.join(STRATEGIES)}]", "grid.num_clients=[10]",
-        f"rounds={ROUNDS}", "clients_per_round=5", "tracking.enabled=false", "runner.progress=false",
-        "runner.parallel_cells=3", "faults=stragglers", "faults.fraction=0.5", "faults.delay_s=0.1",
-        "local_epochs=null", "local_steps=15")
+ARGS = (
+    "+experiment=quickstart",
+    f"grid.strategy=[{','.join(STRATEGIES)}]",
+    "grid.num_clients=[10]",
+    f"rounds={ROUNDS}",
+    "clients_per_round=5",
+    "tracking.enabled=false",
+    "runner.progress=false",
+    "runner.parallel_cells=3",
+    "faults=stragglers",
+    "faults.fraction=0.5",
+    "faults.delay_s=0.1",
+    "local_epochs=null",
+    "local_steps=15",
+)
 
 
 def committed(cwd: Path) -> dict[str, int]:
     """Cell folder -> rounds committed."""
     cells = cwd / "outputs" / "quickstart" / "cells"
-    return {c.name: len(list(c.glob("checkpoints/round-*/MANIFEST.json"))) for c in cells.iterdir()} \
-        if cells.exists() else {}
+    return (
+        {c.name: len(list(c.glob("checkpoints/round-*/MANIFEST.json"))) for c in cells.iterdir()}
+        if cells.exists()
+        else {}
+    )
 
 
 def run(cwd: Path, prefect_home: Path, kill_after: int | None = None) -> tuple[str, dict[str, int]]:
@@ -73,7 +87,10 @@ def test_kill_9_after_round_2_then_rerun_is_bitwise_identical(tmp_path, prefect_
     assert re.search(r"resuming cell \S+ after round \d+ of \d+", resumed), resumed[-3000:]
     # Assert: every tensor of each cell's final checkpoint is the same as uninterrupted
     for name in at_kill:
-        a, b = (_latest(tmp_path / where / "outputs" / "quickstart" / "cells" / name) for where in ("clean", "killed"))
+        a, b = (
+            _latest(tmp_path / where / "outputs" / "quickstart" / "cells" / name)
+            for where in ("clean", "killed")
+        )
         assert a.round == b.round == ROUNDS
         assert a.meta.get("client_states") == b.meta.get("client_states"), name
         assert a.tensors.keys() == b.tensors.keys()

@@ -31,8 +31,13 @@ def test_permanent_failures_are_not_retried_and_the_survivors_are_aggregated(run
 
 def test_not_enough_survivors_fails_the_cell_when_asked(run_cell_here) -> None:
     with pytest.raises(CellFailed):
-        run_cell_here(*BASE, "faults=permanent", "faults.clients=[1]", "aggregation.min_fit=4",
-                      "aggregation.on_insufficient=fail")
+        run_cell_here(
+            *BASE,
+            "faults=permanent",
+            "faults.clients=[1]",
+            "aggregation.min_fit=4",
+            "aggregation.on_insufficient=fail",
+        )
 
 
 def test_not_enough_survivors_skips_the_round_by_default(run_cell_here, cell_config) -> None:
@@ -51,8 +56,17 @@ def test_a_hung_client_holds_the_round_no_longer_than_its_timeout(run_cell_here)
     tick = time.monotonic()
     # In this process: a spawned worker's first job (imports, data) can itself take a second on a
     # loaded machine; killing and replacing a stuck worker is tested in tests/execution/.
-    _, history = run_cell_here(*BASE, "rounds=1", "faults=hang", "faults.seconds=60", "faults.p=1.0", "faults.clients=[2]",
-                               "runner.task_timeout_s=1", "runner.retries=1", "runner.pool=thread")
+    _, history = run_cell_here(
+        *BASE,
+        "rounds=1",
+        "faults=hang",
+        "faults.seconds=60",
+        "faults.p=1.0",
+        "faults.clients=[2]",
+        "runner.task_timeout_s=1",
+        "runner.retries=1",
+        "runner.pool=thread",
+    )
     # Assert
     assert history[0]["failed_timeout"] == 1 and history[0]["clients_ok"] == 3
     assert time.monotonic() - tick < 20
@@ -66,8 +80,14 @@ def test_corrupted_updates_are_rejected_before_aggregation(run_cell_here) -> Non
 
 @pytest.mark.parametrize(("policy", "skipped"), [("drop", 1), ("partial", 0)])
 def test_stragglers_are_dropped_or_their_partial_work_kept(run_cell_here, policy, skipped) -> None:
-    _, history = run_cell_here(*BASE, "local_epochs=3", "faults=stragglers", "faults.fraction=1.0",
-                               f"aggregation.stragglers={policy}", where=policy)
+    _, history = run_cell_here(
+        *BASE,
+        "local_epochs=3",
+        "faults=stragglers",
+        "faults.fraction=1.0",
+        f"aggregation.stragglers={policy}",
+        where=policy,
+    )
     partial_clients = [h["failed_straggler"] for h in history]
     if policy == "drop":
         assert all(h["skipped"] == 1 or h["clients_ok"] > 0 for h in history)

@@ -26,15 +26,21 @@ SCRIPT = textwrap.dedent("""
         time.sleep(float(sys.argv[1]))
         return "summary written"
 
-    print(interrupt.run_interruptible(sweep, timeout_s=1.0, on_hard_stop=[lambda: print("hard stop", flush=True)]),
+    print(interrupt.run_interruptible(sweep, timeout_s=1.0,
+                                      on_hard_stop=[lambda: print("hard stop", flush=True)]),
           flush=True)
     interrupt.finish(interrupt.exit_status())
 """)
 
 
 def stopped(wrap_s: float, mode: str) -> tuple[int, str]:
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(wrap_s), mode], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(wrap_s), mode],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     assert proc.stdout.readline().strip() == "running"
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)

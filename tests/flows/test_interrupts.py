@@ -17,8 +17,16 @@ pytestmark = pytest.mark.slow
 ARGS = ("+experiment=quickstart", "sweep_name=stop", "strategy=fedavg", "num_clients=10", "rounds=12")
 CELL = "fedavg-c10-r12-s0"
 # Every round of this cell hangs (interruptibly) in some client: a round outlasts any stop bound.
-HANGING = ("+experiment=quickstart", "sweep_name=hang", "strategy=fedavg", "num_clients=10", "rounds=3",
-           "faults=hang", "faults.p=0.5", "faults.seconds=60")
+HANGING = (
+    "+experiment=quickstart",
+    "sweep_name=hang",
+    "strategy=fedavg",
+    "num_clients=10",
+    "rounds=3",
+    "faults=hang",
+    "faults.p=0.5",
+    "faults.seconds=60",
+)
 EXIT_BOUND_S = 30  # generous: a loaded 2-core machine; measured 2-3 s (README)
 
 
@@ -40,13 +48,16 @@ def wait_for(proc: subprocess.Popen, cwd: Path, pattern: str, timeout: float = 2
     while not list(cwd.glob(pattern)):
         if proc.poll() is not None:
             out = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"the sweep ended ({proc.returncode}) before {pattern} appeared:\n{out[-3000:]}")
+            raise AssertionError(
+                f"the sweep ended ({proc.returncode}) before {pattern} appeared:\n{out[-3000:]}"
+            )
         assert time.monotonic() < deadline, f"no {pattern} after {timeout} s"
         time.sleep(0.05)
 
 
-def stop(proc: subprocess.Popen, *signals: signal.Signals, gap_s: float = 1.0,
-         everyone: bool = False) -> tuple[int, float, str]:
+def stop(
+    proc: subprocess.Popen, *signals: signal.Signals, gap_s: float = 1.0, everyone: bool = False
+) -> tuple[int, float, str]:
     """Send the signals (gap_s apart) to the sweep, or with `everyone` to each of its processes at
     once (the private server and the workers too: a batch scheduler's stop); (exit status, seconds
     from the last signal to exit, output)."""
@@ -74,8 +85,9 @@ def flow_runs(prefect_home: Path, cwd: Path) -> dict[str, str]:
     return {name: state for name, state, tags in rows if f'"fedsweep-dir:{cwd.resolve()}/outputs/' in tags}
 
 
-def assert_stopped(code: int, seconds: float, out: str, *, status: int, cwd: Path, prefect_home: Path,
-                   after_round: int) -> int:
+def assert_stopped(
+    code: int, seconds: float, out: str, *, status: int, cwd: Path, prefect_home: Path, after_round: int
+) -> int:
     """The checks of one stop; returns the rounds committed."""
     assert code == status, out[-4000:]
     assert seconds < EXIT_BOUND_S, f"exit took {seconds:.1f} s"
@@ -100,14 +112,18 @@ def test_ctrl_c_then_sigterm_stop_after_the_round_and_the_reruns_resume_bitwise(
     proc = start_sweep(tmp_path, prefect_home, *ARGS)
     wait_for(proc, tmp_path, "outputs/stop/cells/*/checkpoints/round-000002/MANIFEST.json")
     code, seconds, out = stop(proc, signal.SIGINT)
-    first = assert_stopped(code, seconds, out, status=130, cwd=tmp_path, prefect_home=prefect_home, after_round=2)
+    first = assert_stopped(
+        code, seconds, out, status=130, cwd=tmp_path, prefect_home=prefect_home, after_round=2
+    )
     # Execute: the re-run resumes; once round 5 is committed, SIGTERM to every process of the sweep
     # (what SLURM sends at scancel or the time limit)
     proc = start_sweep(tmp_path, prefect_home, *ARGS)
     wait_for(proc, tmp_path, "outputs/stop/cells/*/checkpoints/round-000005/MANIFEST.json")
     code, seconds, out = stop(proc, signal.SIGTERM, everyone=True)
     assert f"resuming cell {CELL} after round {first} of 12" in out
-    second = assert_stopped(code, seconds, out, status=143, cwd=tmp_path, prefect_home=prefect_home, after_round=5)
+    second = assert_stopped(
+        code, seconds, out, status=143, cwd=tmp_path, prefect_home=prefect_home, after_round=5
+    )
     # Assert: the last re-run resumes from there and ends bitwise equal to an uninterrupted run
     again = run_sweep(tmp_path, prefect_home, *ARGS)
     assert f"resuming cell {CELL} after round {second} of 12" in again

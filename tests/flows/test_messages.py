@@ -7,8 +7,14 @@ from sweep_cli import start_sweep
 from flows.untrusted import guard_results
 
 pytestmark = pytest.mark.slow
-ARGS = ("+experiment=quickstart", "sweep_name=talk", "strategy=fedavg", "num_clients=10", "rounds=2",
-        "runner.progress=false")
+ARGS = (
+    "+experiment=quickstart",
+    "sweep_name=talk",
+    "strategy=fedavg",
+    "num_clients=10",
+    "rounds=2",
+    "runner.progress=false",
+)
 
 
 def run(cwd, prefect_home, *args: str) -> tuple[int, str]:
@@ -24,10 +30,21 @@ def test_known_failures_end_with_one_line_and_leave_no_pickle(tmp_path, prefect_
         path.write_bytes(b"damaged")
     # Execute: that cell again, and a cell whose aggregation policy fails in round 1
     corrupt = run(tmp_path, prefect_home, *ARGS)
-    policy = run(tmp_path, prefect_home, *ARGS, "aggregation.min_fit=10", "aggregation.on_insufficient=fail",
-                 "faults=transient", "faults.p=0.9", "runner.retries=0")
+    policy = run(
+        tmp_path,
+        prefect_home,
+        *ARGS,
+        "aggregation.min_fit=10",
+        "aggregation.on_insufficient=fail",
+        "faults=transient",
+        "faults.p=0.9",
+        "runner.retries=0",
+    )
     # Assert
-    for (code, out), reason in ((corrupt, "CheckpointError: no valid checkpoint"), (policy, "CellFailed: round 1")):
+    for (code, out), reason in (
+        (corrupt, "CheckpointError: no valid checkpoint"),
+        (policy, "CellFailed: round 1"),
+    ):
         assert code == 1, out[-3000:]
         assert "Traceback" not in out and "Error executing job" not in out, out[-3000:]
         lines = [line for line in out.splitlines() if "failed: " in line and line.startswith("cell ")]

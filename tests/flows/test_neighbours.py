@@ -84,7 +84,9 @@ def test_neighbours_keep_separate_records_and_the_same_sweep_twice_is_refused(tm
     assert sorted(ours) == sorted(["twin", "fedavg-c10-r1000-s0", "other", "fedprox-c10-r6-s0"]), ours
     # (the Ctrl-C'd sweep and its cell end Cancelled after a clean stop: its STOPPED row is in the summary)
     for record, stopped in ((theirs, set()), (ours, {"twin", "fedavg-c10-r1000-s0"})):
-        assert all(states[-1] == ("Cancelled" if name in stopped else "Completed") and "Crashed" not in states
-                   for name, states in record.items()), record
+        assert all(
+            states[-1] == ("Cancelled" if name in stopped else "Completed") and "Crashed" not in states
+            for name, states in record.items()
+        ), record
     rows = list(csv.DictReader(open(here / "outputs" / "twin" / "summary.csv")))
     assert [row["status"] for row in rows] == ["STOPPED"], rows

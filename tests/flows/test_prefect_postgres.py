@@ -13,7 +13,13 @@ from postgres import Postgres, binaries
 from sweep_cli import run_sweep
 
 pytestmark = pytest.mark.slow
-ARGS = ("+experiment=quickstart", "num_clients=10", "rounds=1", "runner.parallel_cells=2", "runner.progress=false")
+ARGS = (
+    "+experiment=quickstart",
+    "num_clients=10",
+    "rounds=1",
+    "runner.parallel_cells=2",
+    "runner.progress=false",
+)
 CELLS = {"fedavg-c10-r1-s0", "fedprox-c10-r1-s0"}
 
 
@@ -29,8 +35,9 @@ def postgres() -> Iterator[Postgres]:
         server.stop()
 
 
-def test_sweep_records_its_runs_in_postgresql(postgres: Postgres, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sweep_records_its_runs_in_postgresql(
+    postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Prepare: an empty PREFECT_HOME, so that a sqlite database there would show
     url = postgres.create_database("prefect")
     home = tmp_path / "prefect-home"
@@ -40,8 +47,10 @@ def test_sweep_records_its_runs_in_postgresql(postgres: Postgres, tmp_path: Path
     run_sweep(cwd, home, *ARGS, env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": url}, timeout=300)
     flow_runs, task_runs = _read_back(url, home, tmp_path / "reader.log", monkeypatch)
     # Assert: the sweep's flow run and one per cell, completed, under the sweep; every task run too
-    states = {re.sub(r"-\d{8}-\d{6}$", "", run.name): run.state_type.value for run in flow_runs}  # <sweep>-<start>
-    assert states == {"quickstart": "COMPLETED", **{cell: "COMPLETED" for cell in CELLS}}, states
+    states = {
+        re.sub(r"-\d{8}-\d{6}$", "", run.name): run.state_type.value for run in flow_runs
+    }  # <sweep>-<start>
+    assert states == {"quickstart": "COMPLETED", **dict.fromkeys(CELLS, "COMPLETED")}, states
     sweep = next(run for run in flow_runs if run.name.startswith("quickstart-"))
     assert all(run.parent_task_run_id is not None for run in flow_runs if run.name in CELLS)
     assert {run.flow_run_id for run in task_runs} >= {sweep.id}
@@ -64,8 +73,13 @@ def _read_back(url: str, home: Path, log: Path, monkeypatch: pytest.MonkeyPatch)
     server = LocalServer(log_path=log)
     try:
         server.wait_ready()
-        with temporary_settings(updates={PREFECT_API_URL: server.url}), get_client(sync_client=True) as client:
-            return (client.read_flow_runs(sort=FlowRunSort.ID_DESC, limit=50),
-                    client.read_task_runs(sort=TaskRunSort.ID_DESC, limit=200))
+        with (
+            temporary_settings(updates={PREFECT_API_URL: server.url}),
+            get_client(sync_client=True) as client,
+        ):
+            return (
+                client.read_flow_runs(sort=FlowRunSort.ID_DESC, limit=50),
+                client.read_task_runs(sort=TaskRunSort.ID_DESC, limit=200),
+            )
     finally:
         server.stop()

@@ -33,8 +33,16 @@ def test_powd_runs_two_rounds_on_real_fashion_mnist(tmp_path: Path, prefect_home
 
 def test_csfl_runs_two_rounds_offline(tmp_path: Path, prefect_home: Path) -> None:
     # Execute: the offline form (dataset=teacher_mnist), its three selectors
-    out = run_sweep(tmp_path, prefect_home, "+experiment=csfl", *TINY, "dataset=teacher_mnist",
-                    "dataset.samples_per_client=100", "local_epochs=null", "local_steps=2")
+    out = run_sweep(
+        tmp_path,
+        prefect_home,
+        "+experiment=csfl",
+        *TINY,
+        "dataset=teacher_mnist",
+        "dataset.samples_per_client=100",
+        "local_epochs=null",
+        "local_steps=2",
+    )
     # Assert
     rows = summary(tmp_path, "csfl")
     assert len(rows) == 3, out[-3000:]

@@ -75,7 +75,10 @@ def test_sigkill_anywhere_then_rerun_is_bitwise_identical(tmp_path_factory, pref
     for name, (run, metrics, _) in runs.items():
         assert run.info.status == "FINISHED", name
         if name != "chaos":
-            assert all([step for step, _ in history] == [1, 2, 3] for history in metrics.values()), (name, kills)
+            assert all([step for step, _ in history] == [1, 2, 3] for history in metrics.values()), (
+                name,
+                kills,
+            )
     assert _left_running(prefect_home, list(runs)) == [], kills
 
 
@@ -83,7 +86,9 @@ def _left_running(prefect_home, names: list[str]) -> list[tuple]:
     """Flow runs of these names that Prefect still shows as Running or Pending (a sweep's flow run,
     named `<sweep>-<start>`, under the sweep's name)."""
     with sqlite3.connect(prefect_home / "prefect.db") as db:
-        rows = db.execute("SELECT name, state_type FROM flow_run WHERE state_type IN ('RUNNING', 'PENDING')").fetchall()
+        rows = db.execute(
+            "SELECT name, state_type FROM flow_run WHERE state_type IN ('RUNNING', 'PENDING')"
+        ).fetchall()
     found = [(re.sub(r"-\d{8}-\d{6}$", "", name), state) for name, state in rows]
     return [(name, state) for name, state in found if name in names]
 

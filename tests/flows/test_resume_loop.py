@@ -15,7 +15,9 @@ BASE = ("runner.progress=false", "rounds=3", "num_clients=4", "clients_per_round
 @pytest.mark.parametrize("scheme", ["memory", "file"])
 def test_state_can_live_at_an_fsspec_url(run_cell_here, tmp_path, scheme) -> None:
     # Prepare
-    location = f"memory://fedsweep-{uuid.uuid4().hex}" if scheme == "memory" else (tmp_path / "shared").as_uri()
+    location = (
+        f"memory://fedsweep-{uuid.uuid4().hex}" if scheme == "memory" else (tmp_path / "shared").as_uri()
+    )
     # memory:// lives in one process, so its clients train in this one: compare like with like
     # (the number of intra-op threads changes the float rounding).
     args = (*BASE, "runner.pool=thread")

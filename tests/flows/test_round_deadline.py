@@ -12,17 +12,29 @@ from sweep_cli import recorded, run_sweep, start_sweep
 pytestmark = pytest.mark.slow
 DEADLINE_S = 3.0
 # Client 2 hangs on every attempt, far longer than the deadline; the others train in milliseconds.
-ARGS = ("+experiment=quickstart", "sweep_name=deadline", "strategy=fedavg", "num_clients=4", "clients_per_round=4",
-        "rounds=2", "faults=hang", "faults.seconds=600", "faults.p=1.0", "faults.clients=[2]",
-        f"aggregation.round_timeout_s={DEADLINE_S}", "runner.progress=false")
+ARGS = (
+    "+experiment=quickstart",
+    "sweep_name=deadline",
+    "strategy=fedavg",
+    "num_clients=4",
+    "clients_per_round=4",
+    "rounds=2",
+    "faults=hang",
+    "faults.seconds=600",
+    "faults.p=1.0",
+    "faults.clients=[2]",
+    f"aggregation.round_timeout_s={DEADLINE_S}",
+    "runner.progress=false",
+)
 
 
 def _cell(cwd):
     return recorded(cwd, "deadline")["fedavg-c4-r2-s0"]
 
 
-def test_hanging_clients_are_cut_at_the_deadline_and_a_killed_run_resumes_bitwise(tmp_path_factory,
-                                                                                  prefect_home) -> None:
+def test_hanging_clients_are_cut_at_the_deadline_and_a_killed_run_resumes_bitwise(
+    tmp_path_factory, prefect_home
+) -> None:
     # Prepare: the uninterrupted run
     reference = tmp_path_factory.mktemp("uninterrupted")
     run_sweep(reference, prefect_home, *ARGS)
@@ -42,7 +54,9 @@ def test_hanging_clients_are_cut_at_the_deadline_and_a_killed_run_resumes_bitwis
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not list(cells.glob("*/checkpoints/round-000001/MANIFEST.json")), "round 1 committed before the kill"
+    assert not list(cells.glob("*/checkpoints/round-000001/MANIFEST.json")), (
+        "round 1 committed before the kill"
+    )
     out = run_sweep(victim, prefect_home, *ARGS)
     # Assert: the replay trained none of the clients cut off before and ended with the same weights
     assert "client(s) 2 were cut off by the round deadline in an earlier run" in out, out[-3000:]

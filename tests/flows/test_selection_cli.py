@@ -15,9 +15,20 @@ OPTIONS = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf" /
 def test_every_selector_runs_through_the_command(tmp_path, prefect_home) -> None:
     # Execute: the quickstart preset, FedAvg, one cell per selection option, 2 rounds of 3 clients, on
     # the fleet system model with a deadline every client meets (FedCS packs under it, Oort is paced)
-    out = run_sweep(tmp_path, prefect_home, "+experiment=quickstart", "strategy=fedavg", "num_clients=10",
-                    "rounds=2", "clients_per_round=3", "tracking.enabled=false", "runner.progress=false",
-                    "systems=fleet", "systems.deadline_s=10000", f"+grid.selection=[{','.join(OPTIONS)}]")
+    out = run_sweep(
+        tmp_path,
+        prefect_home,
+        "+experiment=quickstart",
+        "strategy=fedavg",
+        "num_clients=10",
+        "rounds=2",
+        "clients_per_round=3",
+        "tracking.enabled=false",
+        "runner.progress=false",
+        "systems=fleet",
+        "systems.deadline_s=10000",
+        f"+grid.selection=[{','.join(OPTIONS)}]",
+    )
     # Assert: every cell finished its 2 rounds
     with open(tmp_path / "outputs" / "quickstart" / "summary.csv") as summary:
         rows = {row["cell"]: row for row in csv.DictReader(summary)}
@@ -43,9 +54,18 @@ def test_every_selector_runs_through_the_command(tmp_path, prefect_home) -> None
 
 # Selectors whose state moves every round: sketches, utilities and exploration, last losses, last selection.
 STATEFUL = ("clustered_similarity", "oort", "rpow_d", "round_robin")
-ARGS = ("+experiment=quickstart", "sweep_name=resume-selectors", "strategy=fedavg", "num_clients=10",
-        "clients_per_round=3", "rounds=5", "local_epochs=2", "tracking.enabled=false", "runner.progress=false",
-        f"+grid.selection=[{','.join(STATEFUL)}]")
+ARGS = (
+    "+experiment=quickstart",
+    "sweep_name=resume-selectors",
+    "strategy=fedavg",
+    "num_clients=10",
+    "clients_per_round=3",
+    "rounds=5",
+    "local_epochs=2",
+    "tracking.enabled=false",
+    "runner.progress=false",
+    f"+grid.selection=[{','.join(STATEFUL)}]",
+)
 
 
 def final_bytes(cell: Path) -> dict[str, bytes]:
@@ -57,7 +77,9 @@ def final_bytes(cell: Path) -> dict[str, bytes]:
 def test_selector_state_killed_mid_run_resumes_bitwise(tmp_path, prefect_home) -> None:
     # Execute: an uninterrupted reference; the same sweep killed with kill -9 once 5 rounds (of 20)
     # are committed, then run again
-    clean = run_killed_once(tmp_path / "clean", prefect_home, *ARGS, kill_after=None, sweep="resume-selectors")
+    clean = run_killed_once(
+        tmp_path / "clean", prefect_home, *ARGS, kill_after=None, sweep="resume-selectors"
+    )
     killed = run_killed_once(tmp_path / "killed", prefect_home, *ARGS, kill_after=5, sweep="resume-selectors")
     # Assert: every cell's model and selector state are the same bytes
     assert [c.name for c in clean] == [c.name for c in killed] and len(clean) == len(STATEFUL)

@@ -35,7 +35,12 @@ def dead_pid() -> int:
 def test_a_stale_file_is_replaced_the_server_is_shared_and_it_exits_when_idle(isolated) -> None:
     # Prepare: a state file left by a server that died (kill -9: it could not delete it)
     files = shared_server.ServerFiles.of(shared_server.runtime_dir())
-    stale = {"pid": dead_pid(), "port": 1, "url": "http://127.0.0.1:1/api", "prefect": shared_server.prefect_version()}
+    stale = {
+        "pid": dead_pid(),
+        "port": 1,
+        "url": "http://127.0.0.1:1/api",
+        "prefect": shared_server.prefect_version(),
+    }
     files.state.write_text(json.dumps(stale))
     # Execute: the first user starts a server, a second one finds it
     first = server._shared()
@@ -74,9 +79,14 @@ def test_a_private_server_is_forced_by_the_variable(isolated, monkeypatch) -> No
     assert found is None and not list(isolated.glob("*.json"))
 
 
-@pytest.mark.parametrize(("name", "value"), [(shared_server.MODE_VARIABLE, "public"),
-                                             (shared_server.IDLE_VARIABLE, "0"),
-                                             (shared_server.IDLE_VARIABLE, "soon")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (shared_server.MODE_VARIABLE, "public"),
+        (shared_server.IDLE_VARIABLE, "0"),
+        (shared_server.IDLE_VARIABLE, "soon"),
+    ],
+)
 def test_a_wrong_setting_is_one_error_naming_the_variable(monkeypatch, name, value) -> None:
     # Prepare
     monkeypatch.setenv(name, value)

@@ -28,7 +28,10 @@ def test_resume_false_records_new_runs_and_supersedes_the_old_ones(tmp_path, pre
     new_parent = max(parents, key=lambda r: r.info.start_time)
     old_parent = min(parents, key=lambda r: r.info.start_time)
     assert len(parents) == 2 and new_parent.info.status == "FINISHED"
-    assert (old_parent.info.run_name[:8], new_parent.info.run_name[:8]) == ("over #1 ", "over #2 ")  # told apart
+    assert (old_parent.info.run_name[:8], new_parent.info.run_name[:8]) == (
+        "over #1 ",
+        "over #2 ",
+    )  # told apart
     children = {parent.info.run_id: {} for parent in parents}
     for run in runs:
         if run.info.run_name in CELLS:

@@ -26,8 +26,11 @@ def flow_runs(cwd: Path) -> list[Any]:
 
     tag = f"fedsweep-dir:{(cwd / 'outputs' / 'quickstart').resolve()}"
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])),
-                                     sort=FlowRunSort.START_TIME_ASC, limit=50)
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])),
+            sort=FlowRunSort.START_TIME_ASC,
+            limit=50,
+        )
 
 
 def logs_and_tasks(run_ids: list[Any]) -> tuple[list[Any], list[Any]]:
@@ -37,10 +40,14 @@ def logs_and_tasks(run_ids: list[Any]) -> tuple[list[Any], list[Any]]:
     from prefect.client.schemas.sorting import TaskRunSort
 
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)), limit=200,
-                                offset=0)
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)), limit=200,
-                                      sort=TaskRunSort.NAME_ASC)
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)), limit=200, offset=0
+        )
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)),
+            limit=200,
+            sort=TaskRunSort.NAME_ASC,
+        )
     return logs, tasks
 
 
@@ -81,8 +88,14 @@ def test_flow_runs_are_named_and_tagged_by_sweep_and_cell(swept) -> None:
     assert "experiment:quickstart" in runs[sweep[0]].tags
     for name in CELLS:
         tags = set(runs[name].tags)
-        assert {f"strategy:{name.split('-')[0]}", "selection:uniform", "dataset:synthetic", "partition:natural",
-                "experiment:quickstart", "clients:10"} <= tags, tags
+        assert {
+            f"strategy:{name.split('-')[0]}",
+            "selection:uniform",
+            "dataset:synthetic",
+            "partition:natural",
+            "experiment:quickstart",
+            "clients:10",
+        } <= tags, tags
         assert runs[name].parent_task_run_id is not None  # a subflow of the sweep
         assert runs[name].state.is_completed()
 
@@ -115,7 +128,9 @@ def test_cells_log_their_rounds_and_no_task_state_chatter(swept) -> None:
             line = next((m for m in said if m.startswith(f"round {rnd} of 2: accuracy ")), None)
             assert line is not None and "clients ok, none failed" in line, said
     assert len(tasks) > 20 and any(re.fullmatch(r"r2-c\d+-e0", t.name) for t in tasks)
-    chatter = [log.message for log in logs if log.task_run_id is not None and "Finished in state" in log.message]
+    chatter = [
+        log.message for log in logs if log.task_run_id is not None and "Finished in state" in log.message
+    ]
     assert chatter == []
 
 
@@ -125,7 +140,11 @@ def test_artifacts_show_each_cells_rounds_progress_and_mlflow_run_and_the_summar
     cwd, mlflow_runs = swept
     runs = {run.name: run for run in flow_runs(cwd)}
     # Execute: the latest version of each key, as the UI's Artifacts page shows it
-    keys = [*(f"quickstart-{n}" for n in CELLS), *(f"quickstart-{n}-progress" for n in CELLS), "quickstart-summary"]
+    keys = [
+        *(f"quickstart-{n}" for n in CELLS),
+        *(f"quickstart-{n}-progress" for n in CELLS),
+        "quickstart-summary",
+    ]
     by_key = latest_artifacts(keys)
     # Assert
     for name in CELLS:
@@ -139,7 +158,10 @@ def test_artifacts_show_each_cells_rounds_progress_and_mlflow_run_and_the_summar
         assert progress.type == "progress" and progress.data == 100.0
     summary = by_key["quickstart-summary"]
     assert summary.flow_run_id == next(r.id for r in runs.values() if r.name.startswith("quickstart-"))
-    assert all(name in summary.data for name in CELLS) and mlflow_runs["quickstart"][0].info.run_id in summary.data
+    assert (
+        all(name in summary.data for name in CELLS)
+        and mlflow_runs["quickstart"][0].info.run_id in summary.data
+    )
 
 
 @pytest.mark.slow
@@ -151,12 +173,16 @@ def test_mlflow_parent_is_named_and_carries_headline_metrics_and_plots(swept, tm
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     image = Path(client.download_artifacts(parent.info.run_id, "plots/accuracy_vs_round.png", str(tmp_path)))
     # Assert
-    assert re.fullmatch(r"quickstart #1 @ \d{4}-\d\d-\d\d \d\d:\d\d", parent.info.run_name), parent.info.run_name
+    assert re.fullmatch(r"quickstart #1 @ \d{4}-\d\d-\d\d \d\d:\d\d", parent.info.run_name), (
+        parent.info.run_name
+    )
     finals = [runs[name][1]["accuracy"][-1][1] for name in CELLS]
     metrics = parent.data.metrics
     assert metrics["best_final_accuracy"] == pytest.approx(max(finals))
     assert (metrics["cells_finished"], metrics["cells_failed"]) == (2, 0) and metrics["sweep_wall_s"] > 0
-    assert plots == {f"plots/{n}.png" for n in ("accuracy_vs_round", "final_accuracy_by_method", "failures_per_round")}
+    assert plots == {
+        f"plots/{n}.png" for n in ("accuracy_vs_round", "final_accuracy_by_method", "failures_per_round")
+    }
     assert image.read_bytes().startswith(PNG)
 
 
@@ -172,8 +198,12 @@ def test_mlflow_children_are_tagged_for_grouping_and_the_experiment_is_a_trainin
     for name in CELLS:
         tags = runs[name][0].data.tags
         assert {k: tags.get(k) for k in ("strategy", "selection", "dataset", "partition", "num_clients")} == {
-            "strategy": name.split("-")[0], "selection": "uniform", "dataset": "synthetic", "partition": "natural",
-            "num_clients": "10"}
+            "strategy": name.split("-")[0],
+            "selection": "uniform",
+            "dataset": "synthetic",
+            "partition": "natural",
+            "num_clients": "10",
+        }
 
 
 @pytest.mark.slow
@@ -191,7 +221,8 @@ def test_a_rerun_says_each_finished_cell_is_skipped_and_continues_the_parent(swe
     run_sweep(cwd, prefect_home, *ARGS, api_url=PREFECT_API_URL.value())
     # Assert: the first re-run decided from the sweep folder and left Prefect's records as they were
     assert "nothing to run" in fast and unchanged == earlier
-    # Assert: the full re-run's new cell flow runs say so in their logs; MLflow keeps one parent, its name unchanged
+    # Assert: the full re-run's new cell flow runs say so in their logs; MLflow keeps one parent, its
+    # name unchanged
     latest = {run.name: run for run in flow_runs(cwd)}  # by start time: the re-run's runs win
     logs, _ = logs_and_tasks([latest[name].id for name in CELLS])
     for name in CELLS:
@@ -204,8 +235,14 @@ def test_a_rerun_says_each_finished_cell_is_skipped_and_continues_the_parent(swe
 
 def test_the_figures_are_pngs_even_for_one_cell_or_none() -> None:
     # Prepare
-    cell = CellCurve(name="fedavg-c10-r2-s0", method="fedavg", num_clients=10, rounds=(1, 2), accuracy=(0.3, 0.4),
-                     failed=(0.0, 1.0))
+    cell = CellCurve(
+        name="fedavg-c10-r2-s0",
+        method="fedavg",
+        num_clients=10,
+        rounds=(1, 2),
+        accuracy=(0.3, 0.4),
+        failed=(0.0, 1.0),
+    )
     # Execute
     figures = [sweep_figures(cells) for cells in ([cell], [])]
     # Assert
@@ -214,16 +251,29 @@ def test_the_figures_are_pngs_even_for_one_cell_or_none() -> None:
 
 def test_texts_say_failures_where_the_run_is_and_a_short_config() -> None:
     # Prepare
-    row = {"clients_failed": 2.0, "failed_node_down": 1.0, "failed_transient": 1.0, "failed_oom": 0.0, "retries": 3.0}
+    row = {
+        "clients_failed": 2.0,
+        "failed_node_down": 1.0,
+        "failed_transient": 1.0,
+        "failed_oom": 0.0,
+        "retries": 3.0,
+    }
     tracking = {"uri": "sqlite:///mlruns/mlflow.db", "experiment_id": "7"}
-    params = {"choice.strategy": "fedprox", "strategy.mu": 0.1, "strategy._target_": "x.FedProx", "seed": 0,
-              "dataset.alpha": 1.0, "local_steps": None}
+    params = {
+        "choice.strategy": "fedprox",
+        "strategy.mu": 0.1,
+        "strategy._target_": "x.FedProx",
+        "seed": 0,
+        "dataset.alpha": 1.0,
+        "local_steps": None,
+    }
     # Execute / Assert
     assert failures_text(row) == "2 failed (node_down 1, transient 1), 3 retries"
     assert failures_text({"clients_failed": 0.0}) == "none failed"
     assert "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db" in mlflow_where(tracking, "abc")
     assert "`abc`" in mlflow_where(tracking, "abc")
     assert mlflow_where({**tracking, "ui_url": "http://h:5000/"}, "abc") == (
-        "MLflow: [run abc](http://h:5000/#/experiments/7/runs/abc)")
+        "MLflow: [run abc](http://h:5000/#/experiments/7/runs/abc)"
+    )
     assert short_config(params) == {"strategy": "fedprox", "seed": 0, "strategy.mu": 0.1}
     assert artifact_key("quickstart", "FedProx_mu0.1") == "quickstart-fedprox-mu0-1"

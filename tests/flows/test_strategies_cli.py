@@ -16,8 +16,15 @@ OPTIONS = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf" /
 
 def test_every_strategy_runs_two_rounds_through_the_command(tmp_path, prefect_home) -> None:
     # Execute: the quickstart grid's strategy axis replaced by every option
-    out = run_sweep(tmp_path, prefect_home, "+experiment=quickstart", "rounds=2", "num_clients=10",
-                    "tracking.enabled=false", f"grid.strategy=[{','.join(OPTIONS)}]")
+    out = run_sweep(
+        tmp_path,
+        prefect_home,
+        "+experiment=quickstart",
+        "rounds=2",
+        "num_clients=10",
+        "tracking.enabled=false",
+        f"grid.strategy=[{','.join(OPTIONS)}]",
+    )
     # Assert: one finished cell per option, each with two committed rounds
     with open(tmp_path / "outputs" / "quickstart" / "summary.csv") as summary:
         rows = {row["cell"]: row for row in csv.DictReader(summary)}
@@ -27,8 +34,15 @@ def test_every_strategy_runs_two_rounds_through_the_command(tmp_path, prefect_ho
         assert (cell / "checkpoints" / "round-000002" / "MANIFEST.json").exists(), cell.name
 
 
-ARGS = ("+experiment=quickstart", "sweep_name=resume-fedadam", "strategy=fedadam", "num_clients=10", "rounds=4",
-        "local_epochs=2", "runner.progress=false")
+ARGS = (
+    "+experiment=quickstart",
+    "sweep_name=resume-fedadam",
+    "strategy=fedadam",
+    "num_clients=10",
+    "rounds=4",
+    "local_epochs=2",
+    "runner.progress=false",
+)
 
 
 def final(cwd: Path) -> tuple[str, bytes]:

@@ -7,11 +7,20 @@ from fedsweep.cell import build_runtime
 
 # Every device alike (100 samples/s, 1000 B/s both ways): a client's duration is its samples / 100
 # plus two model transfers, so the clients with fewer samples finish first.
-FLEET = ("systems=fleet", "systems.speed._target_=fedsweep.systems.distributions.Constant", "~systems.speed.median",
-         "~systems.speed.sigma", "+systems.speed.value=100")
+FLEET = (
+    "systems=fleet",
+    "systems.speed._target_=fedsweep.systems.distributions.Constant",
+    "~systems.speed.median",
+    "~systems.speed.sigma",
+    "+systems.speed.value=100",
+)
 for _link in ("down_bps", "up_bps"):
-    FLEET += (f"systems.{_link}._target_=fedsweep.systems.distributions.Constant", f"~systems.{_link}.median",
-              f"~systems.{_link}.sigma", f"+systems.{_link}.value=1000")
+    FLEET += (
+        f"systems.{_link}._target_=fedsweep.systems.distributions.Constant",
+        f"~systems.{_link}.median",
+        f"~systems.{_link}.sigma",
+        f"+systems.{_link}.value=1000",
+    )
 BASE = ("runner.progress=false", "rounds=2", "num_clients=4", "clients_per_round=2", *FLEET)
 
 
@@ -30,7 +39,12 @@ def test_over_selection_trains_the_first_k_to_finish(run_cell_here, cell_config)
     _, history = run_cell_here(*BASE, "systems.over_select=1.0")
     # Assert
     for h in history:
-        assert (h["clients_selected"], h["clients_ok"], h["clients_late"], h["clients_failed"]) == (4, 2, 2, 0)
+        assert (h["clients_selected"], h["clients_ok"], h["clients_late"], h["clients_failed"]) == (
+            4,
+            2,
+            2,
+            0,
+        )
         assert h["sim_round_s"] == pytest.approx(max(seconds[c] for c in fastest))
         assert (h["bytes_down"], h["bytes_up"]) == (4 * model_bytes, 2 * model_bytes)
     assert history[1]["sim_clock_s"] == pytest.approx(2 * history[0]["sim_round_s"])

@@ -11,8 +11,17 @@ import pytest
 from sweep_cli import recorded, run_sweep, start_sweep
 
 pytestmark = pytest.mark.slow
-ARGS = ("+experiment=quickstart", "sweep_name=systems", "strategy=fedavg", "num_clients=10", "clients_per_round=5",
-        "rounds=2", "systems=fleet", "systems.over_select=0.4", "runner.progress=false")
+ARGS = (
+    "+experiment=quickstart",
+    "sweep_name=systems",
+    "strategy=fedavg",
+    "num_clients=10",
+    "clients_per_round=5",
+    "rounds=2",
+    "systems=fleet",
+    "systems.over_select=0.4",
+    "runner.progress=false",
+)
 SIM = ("sim_round_s", "sim_clock_s", "bytes_down", "bytes_up", "clients_late")
 
 
@@ -20,7 +29,9 @@ def _cell(cwd):
     return recorded(cwd, "systems")["fedavg-c10-r2-s0"]
 
 
-def test_a_sweep_on_the_simulated_clock_records_it_and_resumes_bitwise(tmp_path_factory, prefect_home) -> None:
+def test_a_sweep_on_the_simulated_clock_records_it_and_resumes_bitwise(
+    tmp_path_factory, prefect_home
+) -> None:
     # Prepare: the uninterrupted run
     reference = tmp_path_factory.mktemp("uninterrupted")
     run_sweep(reference, prefect_home, *ARGS)
@@ -42,7 +53,9 @@ def test_a_sweep_on_the_simulated_clock_records_it_and_resumes_bitwise(tmp_path_
     cells = victim / "outputs" / "systems" / "cells"
     until = time.monotonic() + 180
     while not list(cells.glob("*/checkpoints/round-000001/MANIFEST.json")):
-        assert proc.poll() is None and time.monotonic() < until, "the sweep ended before round 1 was committed"
+        assert proc.poll() is None and time.monotonic() < until, (
+            "the sweep ended before round 1 was committed"
+        )
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -31,7 +31,8 @@ def files_of(cwd: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def three_runs(tmp_path_factory, prefect_home) -> tuple[Path, list[str]]:
-    """The 2-cell sweep at 2 rounds, the same again, then `-m` jobs at 1 and 3 rounds with FedProx's mu set."""
+    """The 2-cell sweep at 2 rounds, the same again, then `-m` jobs at 1 and 3 rounds with FedProx's
+    mu set."""
     cwd = tmp_path_factory.mktemp("terminal")
     first = run_sweep(cwd, prefect_home, *TINY, "rounds=2")
     again = run_sweep(cwd, prefect_home, *TINY, "rounds=2")
@@ -48,15 +49,24 @@ def test_one_summary_keeps_every_run_and_true_training_times(three_runs) -> None
     runs = list(dict.fromkeys(r["run"] for r in rows))
     assert len(rows) == 8 and len(runs) == 4
     assert [[r["cell"] for r in rows if r["run"] == run] for run in runs] == [
-        ["fedavg-c10-r2-s0", "fedprox-c10-r2-s0"]] * 2 + [["fedavg-c10-r1-s0", "fedprox-c10-r1-s0"],
-                                                          ["fedavg-c10-r3-s0", "fedprox-c10-r3-s0"]]
+        ["fedavg-c10-r2-s0", "fedprox-c10-r2-s0"]
+    ] * 2 + [["fedavg-c10-r1-s0", "fedprox-c10-r1-s0"], ["fedavg-c10-r3-s0", "fedprox-c10-r3-s0"]]
     first, again = rows[:2], rows[2:4]
     assert all(r["status"] == "FINISHED" and r["rounds_run"] == r["rounds"] for r in rows if r not in again)
-    assert [r["rounds_run"] for r in again] == ["0", "0"]  # skipped: the time is the one trained, not the skip's
-    assert [r["wall_s"] for r in again] == [r["wall_s"] for r in first] and all(float(r["wall_s"]) > 0 for r in first)
-    for cell in (cwd / "outputs" / "quickstart" / "cells").iterdir():  # the time is the history's, cell by cell
+    assert [r["rounds_run"] for r in again] == [
+        "0",
+        "0",
+    ]  # skipped: the time is the one trained, not the skip's
+    assert [r["wall_s"] for r in again] == [r["wall_s"] for r in first] and all(
+        float(r["wall_s"]) > 0 for r in first
+    )
+    for cell in (
+        cwd / "outputs" / "quickstart" / "cells"
+    ).iterdir():  # the time is the history's, cell by cell
         name = json.loads((cell / "cell.json").read_text())["name"]
-        history = CheckpointStore(storage=open_storage(str(cell / "checkpoints"))).load_latest().meta["history"]
+        history = (
+            CheckpointStore(storage=open_storage(str(cell / "checkpoints"))).load_latest().meta["history"]
+        )
         times = [float(r["wall_s"]) for r in rows if r["cell"] == name and cell.name.endswith(r["key"][:8])]
         assert times and all(t == pytest.approx(training_seconds(history), abs=1e-4) for t in times)
 
@@ -64,7 +74,9 @@ def test_one_summary_keeps_every_run_and_true_training_times(three_runs) -> None
 def test_the_start_up_line_comes_first_and_skipped_cells_say_so(three_runs) -> None:
     _, (first, again, jobs) = three_runs
     assert first.splitlines()[0] == "starting 2 cells of quickstart in outputs/quickstart: 2 new"
-    assert again.splitlines()[0] == "starting 2 cells of quickstart in outputs/quickstart: 2 finished (skipped)"
+    assert (
+        again.splitlines()[0] == "starting 2 cells of quickstart in outputs/quickstart: 2 finished (skipped)"
+    )
     for name in ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0"):
         assert f"cell {name} is already finished (2 rounds): skipped" in again
     assert "already finished" not in first
@@ -75,34 +87,64 @@ def test_a_command_line_key_reaches_the_fedprox_cells_of_the_grid_only(three_run
     # Prepare
     cwd, _ = three_runs
     # Execute
-    configs = [json.loads((c / "cell.json").read_text()) for c in (cwd / "outputs" / "quickstart" / "cells").iterdir()]
+    configs = [
+        json.loads((c / "cell.json").read_text())
+        for c in (cwd / "outputs" / "quickstart" / "cells").iterdir()
+    ]
     mu = {c["name"]: c["config"]["strategy"].get("mu") for c in configs}
-    # Assert: the -m jobs' FedProx cells have mu=0.1, their FedAvg cells no mu, the first run's FedProx the default
-    assert mu == {"fedavg-c10-r2-s0": None, "fedprox-c10-r2-s0": 1.0, "fedavg-c10-r1-s0": None,
-                  "fedprox-c10-r1-s0": 0.1, "fedavg-c10-r3-s0": None, "fedprox-c10-r3-s0": 0.1}
+    # Assert: the -m jobs' FedProx cells have mu=0.1, their FedAvg cells no mu, the first run's FedProx
+    # the default
+    assert mu == {
+        "fedavg-c10-r2-s0": None,
+        "fedprox-c10-r2-s0": 1.0,
+        "fedavg-c10-r1-s0": None,
+        "fedprox-c10-r1-s0": 0.1,
+        "fedavg-c10-r3-s0": None,
+        "fedprox-c10-r3-s0": 0.1,
+    }
 
 
 def test_the_dry_run_says_which_cells_are_finished_and_writes_nothing(three_runs) -> None:
     # Prepare
-    from sweep_cli import SWEEP, sweep_env  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
+
+    from sweep_cli import SWEEP, sweep_env
 
     cwd, _ = three_runs
     before = files_of(cwd)
     # Execute
-    proc = subprocess.run([sys.executable, str(SWEEP), *TINY, "rounds=2", "grid.strategy=[fedavg,fedprox,fedadam]",
-                           "--dry-run"], cwd=cwd, env=sweep_env(cwd / "none"), capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SWEEP),
+            *TINY,
+            "rounds=2",
+            "grid.strategy=[fedavg,fedprox,fedadam]",
+            "--dry-run",
+        ],
+        cwd=cwd,
+        env=sweep_env(cwd / "none"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     # Assert
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [line.split()[:2] for line in proc.stdout.splitlines()[1:]] == [
-        ["fedavg-c10-r2-s0", "finished"], ["fedprox-c10-r2-s0", "finished"], ["fedadam-c10-r2-s0", "new"]]
+        ["fedavg-c10-r2-s0", "finished"],
+        ["fedprox-c10-r2-s0", "finished"],
+        ["fedadam-c10-r2-s0", "new"],
+    ]
     assert files_of(cwd) == before
 
 
-def test_a_killed_and_resumed_cell_keeps_its_training_time_and_says_what_failed(tmp_path, prefect_home) -> None:
-    # Prepare: the failures preset (node 0 down in round 3, transient failures retried), killed -9 after round 2
+def test_a_killed_and_resumed_cell_keeps_its_training_time_and_says_what_failed(
+    tmp_path, prefect_home
+) -> None:
+    # Prepare: the failures preset (node 0 down in round 3, transient failures retried), killed -9 after
+    # round 2
     args = ("+experiment=failures", "tracking.enabled=false")
     proc = start_sweep(tmp_path, prefect_home, *args)
     manifests = lambda: list(tmp_path.glob("outputs/failures/cells/*/checkpoints/round-*/MANIFEST.json"))  # noqa: E731

@@ -25,8 +25,16 @@ class Feed:
 
 @pytest.mark.parametrize(
     ("fraction", "level"),
-    [(0.10, "ok"), (0.799, "ok"), (0.80, "warn"), (0.87, "warn"), (0.88, "backpressure"),
-     (0.94, "backpressure"), (0.95, "stop"), (1.0, "stop")],
+    [
+        (0.10, "ok"),
+        (0.799, "ok"),
+        (0.80, "warn"),
+        (0.87, "warn"),
+        (0.88, "backpressure"),
+        (0.94, "backpressure"),
+        (0.95, "stop"),
+        (1.0, "stop"),
+    ],
 )
 def test_levels_follow_thresholds(fraction: float, level: str) -> None:
     # Prepare
@@ -54,7 +62,9 @@ def test_messages_say_what_to_change() -> None:
 
 
 def test_custom_thresholds() -> None:
-    guard = MemoryGuard(warn_fraction=0.5, backpressure_fraction=0.6, stop_fraction=0.7, read=lambda: reading(0.65))
+    guard = MemoryGuard(
+        warn_fraction=0.5, backpressure_fraction=0.6, stop_fraction=0.7, read=lambda: reading(0.65)
+    )
 
     assert guard.check().level == "backpressure"
 

@@ -14,14 +14,18 @@ MB = 2**20
 def _growth_mb(body: str) -> float:
     """Run `body` (which defines `work()`, maybe `cleanup()`) in a fresh interpreter; the growth of
     process_tree_rss across `work()`, in MB."""
-    script = textwrap.dedent("""
+    script = (
+        textwrap.dedent("""
         from fedsweep.memory.rss import process_tree_rss
-    """) + textwrap.dedent(body) + textwrap.dedent("""
+    """)
+        + textwrap.dedent(body)
+        + textwrap.dedent("""
         before = process_tree_rss()
         work()
         print("GROWTH", (process_tree_rss() - before) / 2**20, flush=True)
         globals().get("cleanup", lambda: None)()
     """)
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     return float(out.stdout.split("GROWTH")[-1])
@@ -33,7 +37,8 @@ def test_a_childs_own_memory_is_counted() -> None:
         import subprocess, sys, time
         def work():
             child = subprocess.Popen([sys.executable, "-c",
-                                      "import sys, time; b = bytearray(300 * 2**20); print(1, flush=True); time.sleep(60)"],
+                                      "import sys, time; b = bytearray(300 * 2**20); "
+                                      "print(1, flush=True); time.sleep(60)"],
                                      stdout=subprocess.PIPE)
             child.stdout.readline()
             time.sleep(0.5)

@@ -1,4 +1,5 @@
-"""Clustered sampling, Algorithm 2: similar clients share a bucket; unbiased; state kept and checkpointable."""
+"""Clustered sampling, Algorithm 2: similar clients share a bucket; unbiased; state kept and
+checkpointable."""
 
 import torch
 
@@ -31,7 +32,9 @@ def test_similar_clients_share_a_bucket() -> None:
     # Execute
     r = similarity_buckets(torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos").distributions(6)
     # Assert: one bucket per direction, each uniform (equal sizes); Σ_k r_ki = m·p_i
-    assert torch.allclose(r, torch.tensor([[1 / 3] * 3 + [0.0] * 3, [0.0] * 3 + [1 / 3] * 3], dtype=torch.float64))
+    assert torch.allclose(
+        r, torch.tensor([[1 / 3] * 3 + [0.0] * 3, [0.0] * 3 + [1 / 3] * 3], dtype=torch.float64)
+    )
     assert torch.allclose(r.sum(0), 2 * SIZES.double() / 60)
 
 
@@ -67,15 +70,30 @@ def test_selection_draws_one_per_cluster_with_multiplicity_weights() -> None:
     selector, state = ClusteredSimilarity(sketch_dim=2), {}
     population = Population(num_samples=SIZES)
     feedback = [ClientFeedback(client=c, num_samples=10, sketch=SKETCHES[c]) for c in range(6)]
-    state = selector.select(round=1, available=torch.arange(6), k=2, generator=generator(0, "s", 1), state=state,
-                            population=population).state
+    state = selector.select(
+        round=1,
+        available=torch.arange(6),
+        k=2,
+        generator=generator(0, "s", 1),
+        state=state,
+        population=population,
+    ).state
     state = selector.observe(round=1, feedback=feedback, state=state)
     # Execute
-    picks = [selector.select(round=r, available=torch.arange(6), k=2, generator=generator(0, "s", r), state=state,
-                             population=population) for r in range(2, 40)]
+    picks = [
+        selector.select(
+            round=r,
+            available=torch.arange(6),
+            k=2,
+            generator=generator(0, "s", r),
+            state=state,
+            population=population,
+        )
+        for r in range(2, 40)
+    ]
     # Assert: always one of 0-2 and one of 3-5
     assert all(len(p.clients) == 2 and p.clients[0] < 3 <= p.clients[1] for p in picks)
-    assert all(p.weights == {c: 1.0 for c in p.clients} for p in picks)
+    assert all(p.weights == dict.fromkeys(p.clients, 1.0) for p in picks)
     assert state["seen"].tolist() == [1] * 6 and torch.equal(state["sketch"], SKETCHES)
 
 
@@ -84,12 +102,19 @@ def test_observe_keeps_the_last_sketch_and_state_round_trips_through_safetensors
     selector = ClusteredSimilarity(sketch_dim=2)
     state = selector.initial_state(6)
     # Execute: client 1 trains in round 1 and 3; client 2 fails in round 3
-    state = selector.observe(round=1, feedback=[ClientFeedback(client=1, sketch=torch.tensor([1.0, 2.0]))],
-                             state=state)
+    state = selector.observe(
+        round=1, feedback=[ClientFeedback(client=1, sketch=torch.tensor([1.0, 2.0]))], state=state
+    )
     before = {k: v.clone() for k, v in state.items()}
     given = state
-    state = selector.observe(round=3, feedback=[ClientFeedback(client=1, sketch=torch.tensor([3.0, 4.0])),
-                                                ClientFeedback(client=2, failure="transient")], state=state)
+    state = selector.observe(
+        round=3,
+        feedback=[
+            ClientFeedback(client=1, sketch=torch.tensor([3.0, 4.0])),
+            ClientFeedback(client=2, failure="transient"),
+        ],
+        state=state,
+    )
     back = from_bytes(to_bytes(state))
     # Assert: updated in place, the reporting client's rows only (no copy of the table)
     others = torch.tensor([0, 2, 3, 4, 5])
@@ -104,8 +129,20 @@ def test_first_round_is_algorithm_1_and_deterministic() -> None:
     selector = ClusteredSimilarity()
     population = Population(num_samples=torch.tensor([5, 1, 1, 1, 2]))
     # Execute
-    runs = [[selector.select(round=r, available=torch.arange(5), k=2, generator=generator(0, "s", r), state={},
-                             population=population).clients for r in range(10)] for _ in range(2)]
+    runs = [
+        [
+            selector.select(
+                round=r,
+                available=torch.arange(5),
+                k=2,
+                generator=generator(0, "s", r),
+                state={},
+                population=population,
+            ).clients
+            for r in range(10)
+        ]
+        for _ in range(2)
+    ]
     # Assert: client 0 (p = 1/2 = 1/m) is always in
     assert runs[0] == runs[1] and all(0 in c for c in runs[0])
 
@@ -114,17 +151,21 @@ def test_past_max_clustered_a_sample_is_clustered_and_the_rest_fill_unbiased() -
     # Prepare: all 6 clients have a sketch, at most 3 are clustered; m = 2, capacity 60
     seen = torch.ones(6, dtype=torch.bool)
     # Execute
-    b = similarity_buckets(torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos", max_clustered=3,
-                           generator=generator(0, "s", 2))
-    again = similarity_buckets(torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos", max_clustered=3,
-                               generator=generator(0, "s", 2))
+    b = similarity_buckets(
+        torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos", max_clustered=3, generator=generator(0, "s", 2)
+    )
+    again = similarity_buckets(
+        torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos", max_clustered=3, generator=generator(0, "s", 2)
+    )
     r = b.distributions(6)
     # Assert: at most 3 clients in clusters of their own, every client somewhere, Σ_k r_ki = m·p_i still,
     # and the sample is a pure function of the generator
     assert b.own_clients.numel() <= 3 and b.filler_clients.numel() >= 3
     assert sorted(b.own_clients.tolist() + b.filler_clients.tolist()) == list(range(6))
     assert torch.allclose(r.sum(0), 2 * SIZES.double() / 60)
-    assert torch.equal(b.own_clients, again.own_clients) and torch.equal(b.filler_clients, again.filler_clients)
+    assert torch.equal(b.own_clients, again.own_clients) and torch.equal(
+        b.filler_clients, again.filler_clients
+    )
 
 
 def test_at_most_max_clustered_clients_give_exactly_algorithm_2() -> None:
@@ -133,8 +174,9 @@ def test_at_most_max_clustered_clients_give_exactly_algorithm_2() -> None:
     g = generator(0, "s", 2)
     # Execute
     exact = similarity_buckets(torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos").distributions(6)
-    capped = similarity_buckets(torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos", max_clustered=6,
-                                generator=g).distributions(6)
+    capped = similarity_buckets(
+        torch.arange(6), SIZES, SKETCHES, seen, 2, "arccos", max_clustered=6, generator=g
+    ).distributions(6)
     # Assert: the same buckets, and nothing was drawn
     assert torch.equal(exact, capped)
     assert torch.equal(g.get_state(), generator(0, "s", 2).get_state())

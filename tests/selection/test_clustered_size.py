@@ -12,8 +12,14 @@ SIZES = torch.tensor([50, 10, 30, 5, 5, 100], dtype=torch.int64)  # total 200
 
 def select(available: list[int], k: int, round: int = 1, seed: int = 0):
     ids = torch.tensor(sorted(available), dtype=torch.int64)
-    return ClusteredSize().select(round=round, available=ids, k=k, generator=generator(seed, "select", round),
-                                  state={}, population=Population(num_samples=SIZES))
+    return ClusteredSize().select(
+        round=round,
+        available=ids,
+        k=k,
+        generator=generator(seed, "select", round),
+        state={},
+        population=Population(num_samples=SIZES),
+    )
 
 
 def test_buckets_by_hand() -> None:
@@ -45,8 +51,14 @@ def test_inclusion_frequencies_equal_m_times_data_share() -> None:
     rounds, counts, draws = 2000, torch.zeros(20, dtype=torch.float64), torch.zeros(20, dtype=torch.float64)
     # Execute
     for r in range(rounds):
-        sel = ClusteredSize().select(round=r, available=torch.arange(20), k=4, generator=generator(0, "select", r),
-                                     state={}, population=Population(num_samples=sizes))
+        sel = ClusteredSize().select(
+            round=r,
+            available=torch.arange(20),
+            k=4,
+            generator=generator(0, "select", r),
+            state={},
+            population=Population(num_samples=sizes),
+        )
         counts[sel.clients] += 1
         for c, w in sel.weights.items():
             draws[c] += w

@@ -13,14 +13,24 @@ SKETCHES = torch.tensor([[0.0, 0.0], [5.0, 0.0], [5.0, 1.0], [5.0, -1.0], [6.0, 
 def state_with(seen: list[int]) -> dict[str, torch.Tensor]:
     selector = DivFL(sketch_dim=2)
     state = selector.initial_state(5)
-    return selector.observe(round=1, feedback=[ClientFeedback(client=c, sketch=SKETCHES[c]) for c in seen],
-                            state=state)
+    return selector.observe(
+        round=1, feedback=[ClientFeedback(client=c, sketch=SKETCHES[c]) for c in seen], state=state
+    )
 
 
 def select(state: dict, k: int, available: list[int] | None = None, round: int = 2) -> list[int]:
-    return DivFL(sketch_dim=2).select(round=round, available=torch.tensor(available or list(range(5))), k=k,
-                                      generator=generator(0, "select", round), state=state,
-                                      population=Population(num_samples=torch.ones(5, dtype=torch.int64))).clients
+    return (
+        DivFL(sketch_dim=2)
+        .select(
+            round=round,
+            available=torch.tensor(available or list(range(5))),
+            k=k,
+            generator=generator(0, "select", round),
+            state=state,
+            population=Population(num_samples=torch.ones(5, dtype=torch.int64)),
+        )
+        .clients
+    )
 
 
 def test_greedy_by_hand() -> None:
@@ -57,8 +67,14 @@ def test_clients_without_a_sketch_come_first() -> None:
 
 def test_first_round_is_random_and_weights_are_by_samples() -> None:
     # Execute
-    sel = DivFL().select(round=1, available=torch.arange(4), k=2, generator=generator(0, "select", 1), state={},
-                         population=Population(num_samples=torch.ones(4, dtype=torch.int64)))
+    sel = DivFL().select(
+        round=1,
+        available=torch.arange(4),
+        k=2,
+        generator=generator(0, "select", 1),
+        state={},
+        population=Population(num_samples=torch.ones(4, dtype=torch.int64)),
+    )
     # Assert
     assert len(sel.clients) == 2 and sel.weights is None
     assert sel.state["sketch"].shape == (4, 128) and sel.state["seen"].tolist() == [0, 0, 0, 0]
@@ -70,15 +86,32 @@ def test_past_max_candidates_the_greedy_runs_on_a_sample_and_still_spreads() -> 
     # 20,000 × 20,000 matrix
     n = 20_000
     g = generator(0, "sketches")
-    sketches = torch.randn(n, 2, generator=g) * 0.1 + torch.tensor([[0.0, 0.0], [100.0, 0.0]]).repeat(n // 2, 1)
+    sketches = torch.randn(n, 2, generator=g) * 0.1 + torch.tensor([[0.0, 0.0], [100.0, 0.0]]).repeat(
+        n // 2, 1
+    )
     state = {"sketch": sketches, "seen": torch.ones(n, dtype=torch.int64)}
     selector = DivFL(sketch_dim=2, max_candidates=200)
     population = Population(num_samples=torch.ones(n, dtype=torch.int64))
     # Execute
-    picks = [selector.select(round=r, available=torch.arange(n), k=2, generator=generator(0, "select", r),
-                             state=state, population=population).clients for r in (2, 3)]
-    again = selector.select(round=2, available=torch.arange(n), k=2, generator=generator(0, "select", 2),
-                            state=state, population=population).clients
+    picks = [
+        selector.select(
+            round=r,
+            available=torch.arange(n),
+            k=2,
+            generator=generator(0, "select", r),
+            state=state,
+            population=population,
+        ).clients
+        for r in (2, 3)
+    ]
+    again = selector.select(
+        round=2,
+        available=torch.arange(n),
+        k=2,
+        generator=generator(0, "select", 2),
+        state=state,
+        population=population,
+    ).clients
     # Assert: one client of each group every round, deterministic per round
     assert all(len(p) == 2 and {c % 2 for c in p} == {0, 1} for p in picks)
     assert again == picks[0]

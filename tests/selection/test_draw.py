@@ -5,7 +5,13 @@ import torch
 
 from fedsweep.rng import generator
 from fedsweep.selection.draw import (
-    ascending, at_most, check_round, descending, largest, uniform_sample, weighted_sample,
+    ascending,
+    at_most,
+    check_round,
+    descending,
+    largest,
+    uniform_sample,
+    weighted_sample,
 )
 
 
@@ -19,15 +25,21 @@ def test_weighted_sample_first_draw_follows_the_weights() -> None:
     # Prepare
     w = torch.tensor([1.0, 3.0, 0.0, 6.0])
     # Execute
-    first = torch.bincount(torch.tensor([int(weighted_sample(w, 1, generator(0, r))[0]) for r in range(3000)]),
-                           minlength=4).double() / 3000
+    first = (
+        torch.bincount(
+            torch.tensor([int(weighted_sample(w, 1, generator(0, r))[0]) for r in range(3000)]), minlength=4
+        ).double()
+        / 3000
+    )
     # Assert
     assert first.tolist() == pytest.approx([0.1, 0.3, 0.0, 0.6], abs=0.04)
 
 
 def test_weighted_sample_is_distinct_and_reaches_zero_weights_last() -> None:
     # Execute
-    draws = [weighted_sample(torch.tensor([0.0, 2.0, 0.0, 1.0]), 3, generator(1, r)).tolist() for r in range(100)]
+    draws = [
+        weighted_sample(torch.tensor([0.0, 2.0, 0.0, 1.0]), 3, generator(1, r)).tolist() for r in range(100)
+    ]
     # Assert: the two positive ones always first, then one zero-weight index
     assert all(len(set(d)) == 3 and set(d[:2]) == {1, 3} for d in draws)
     with pytest.raises(ValueError):

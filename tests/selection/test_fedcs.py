@@ -23,16 +23,36 @@ def test_pack_takes_the_fastest_that_fit_ties_in_order() -> None:
 
 def test_all_candidates_asked_packs_the_fastest_under_the_deadline() -> None:
     # Execute
-    chosen = FedCS(fraction=1.0).select(round=1, available=torch.arange(8), k=4, generator=generator(0, "s", 1),
-                                        state={}, population=population()).clients
+    chosen = (
+        FedCS(fraction=1.0)
+        .select(
+            round=1,
+            available=torch.arange(8),
+            k=4,
+            generator=generator(0, "s", 1),
+            state={},
+            population=population(),
+        )
+        .clients
+    )
     # Assert: the four fastest, all within 4.5 s
     assert chosen == [1, 3, 4, 7]
 
 
 def test_fewer_than_k_when_few_fit() -> None:
     # Execute
-    chosen = FedCS(fraction=1.0).select(round=1, available=torch.arange(8), k=6, generator=generator(0, "s", 1),
-                                        state={}, population=population(deadline=2.0)).clients
+    chosen = (
+        FedCS(fraction=1.0)
+        .select(
+            round=1,
+            available=torch.arange(8),
+            k=6,
+            generator=generator(0, "s", 1),
+            state={},
+            population=population(deadline=2.0),
+        )
+        .clients
+    )
     # Assert: only 3 clients finish within 2 s
     assert chosen == [1, 4, 7]
 
@@ -41,8 +61,17 @@ def test_a_fraction_of_the_available_is_asked() -> None:
     # Prepare: C = 0.5 of 8 available -> 4 random candidates per round
     fedcs = FedCS(fraction=0.5)
     # Execute
-    rounds = [fedcs.select(round=r, available=torch.arange(8), k=8, generator=generator(0, "s", r), state={},
-                           population=population(deadline=100.0)).clients for r in range(200)]
+    rounds = [
+        fedcs.select(
+            round=r,
+            available=torch.arange(8),
+            k=8,
+            generator=generator(0, "s", r),
+            state={},
+            population=population(deadline=100.0),
+        ).clients
+        for r in range(200)
+    ]
     # Assert: exactly 4 each round (all fit), and every client is asked sometimes
     assert all(len(c) == 4 for c in rounds)
     assert set().union(*rounds) == set(range(8))
@@ -50,13 +79,29 @@ def test_a_fraction_of_the_available_is_asked() -> None:
 
 def test_only_available_clients_and_a_clear_error_without_a_system_model() -> None:
     # Execute
-    chosen = FedCS(fraction=1.0).select(round=1, available=torch.tensor([0, 2, 5]), k=3, generator=generator(0, "s", 1),
-                                        state={}, population=population(deadline=10.0)).clients
+    chosen = (
+        FedCS(fraction=1.0)
+        .select(
+            round=1,
+            available=torch.tensor([0, 2, 5]),
+            k=3,
+            generator=generator(0, "s", 1),
+            state={},
+            population=population(deadline=10.0),
+        )
+        .clients
+    )
     # Assert
     assert chosen == [0, 2]
     with pytest.raises(ValueError, match="system model"):
-        FedCS().select(round=1, available=torch.tensor([0, 1]), k=1, generator=generator(0, "s", 1), state={},
-                       population=Population(num_samples=torch.ones(2, dtype=torch.int64)))
+        FedCS().select(
+            round=1,
+            available=torch.tensor([0, 1]),
+            k=1,
+            generator=generator(0, "s", 1),
+            state={},
+            population=Population(num_samples=torch.ones(2, dtype=torch.int64)),
+        )
 
 
 def test_check_config_refuses_a_cell_without_a_deadline() -> None:

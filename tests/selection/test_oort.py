@@ -61,13 +61,22 @@ def test_exploitation_prefers_fast_high_loss_clients_at_hand_computed_rates() ->
     counts = torch.zeros(4)
     # Execute: one client per round, 2000 independent rounds (the pool holds all: >= 10 x 1 + 1)
     for r in range(2000):
-        chosen = oort.select(round=2, available=torch.tensor([0, 1, 2, 3]), k=1, generator=generator(0, "select", r),
-                             state=st, population=pop).clients
+        chosen = oort.select(
+            round=2,
+            available=torch.tensor([0, 1, 2, 3]),
+            k=1,
+            generator=generator(0, "select", r),
+            state=st,
+            population=pop,
+        ).clients
         counts[chosen] += 1
     # Assert: frequencies within 4 standard deviations of the hand-computed probabilities
     freq = counts / 2000
     assert expected[2] > 0.77  # the fast high-loss client dominates
-    assert ((freq - expected).abs() < 4 * (expected * (1 - expected) / 2000).sqrt() + 1e-3).all(), (freq, expected)
+    assert ((freq - expected).abs() < 4 * (expected * (1 - expected) / 2000).sqrt() + 1e-3).all(), (
+        freq,
+        expected,
+    )
 
 
 def test_untried_clients_fill_the_exploration_share_largest_and_fastest_first() -> None:
@@ -77,8 +86,17 @@ def test_untried_clients_fill_the_exploration_share_largest_and_fastest_first() 
     st["utility"][:5], st["count"][:5], st["last_round"][:5] = 1e6, 1, 1
     pop = Population(num_samples=torch.tensor([10] * 5 + [100, 100, 1, 1, 1]))
     # Execute: ε = 0.9 · 0.98 = 0.882 -> ⌊4 · 0.882⌋ = 3 explored, 1 exploited
-    picks = [oort.select(round=2, available=torch.arange(10), k=4, generator=generator(1, "select", r),
-                         state=st, population=pop) for r in range(200)]
+    picks = [
+        oort.select(
+            round=2,
+            available=torch.arange(10),
+            k=4,
+            generator=generator(1, "select", r),
+            state=st,
+            population=pop,
+        )
+        for r in range(200)
+    ]
     # Assert
     for pick in picks:
         assert len(pick.clients) == 4 and sum(c >= 5 for c in pick.clients) == 3
@@ -92,11 +110,22 @@ def test_first_round_explores_only_and_slow_untried_clients_are_penalised() -> N
     # Prepare: nobody tried; equal sizes; clients 0-1 take 1 s, 2-9 take 100 s; T at the 30th
     # percentile = 100 s... so use the 10th: sorted[1] = 1 s, the slow ones weigh (1/100)^2
     oort = Oort(round_threshold=10.0)
-    pop = Population(num_samples=torch.full((10,), 50),
-                     expected_seconds=torch.tensor([1.0, 1.0] + [100.0] * 8, dtype=torch.float64))
+    pop = Population(
+        num_samples=torch.full((10,), 50),
+        expected_seconds=torch.tensor([1.0, 1.0] + [100.0] * 8, dtype=torch.float64),
+    )
     # Execute
-    picks = [oort.select(round=1, available=torch.arange(10), k=2, generator=generator(2, "select", r), state={},
-                         population=pop).clients for r in range(100)]
+    picks = [
+        oort.select(
+            round=1,
+            available=torch.arange(10),
+            k=2,
+            generator=generator(2, "select", r),
+            state={},
+            population=pop,
+        ).clients
+        for r in range(100)
+    ]
     # Assert: the two fast clients nearly always
     assert sum(p == [0, 1] for p in picks) >= 98
 
@@ -110,9 +139,15 @@ def test_contract_sorted_distinct_deterministic_and_input_state_untouched() -> N
     available = [19, 3, 7, 11, 0, 5, 8]
     # Execute
     ids = torch.tensor(sorted(available))
-    a = oort.select(round=3, available=ids, k=5, generator=generator(0, "select", 3), state=st, population=pop)
-    b = oort.select(round=3, available=ids, k=5, generator=generator(0, "select", 3), state=st, population=pop)
-    big = oort.select(round=3, available=ids, k=50, generator=generator(0, "select", 3), state=st, population=pop)
+    a = oort.select(
+        round=3, available=ids, k=5, generator=generator(0, "select", 3), state=st, population=pop
+    )
+    b = oort.select(
+        round=3, available=ids, k=5, generator=generator(0, "select", 3), state=st, population=pop
+    )
+    big = oort.select(
+        round=3, available=ids, k=50, generator=generator(0, "select", 3), state=st, population=pop
+    )
     # Assert
     assert a.clients == b.clients and len(a.clients) == 5 and a.clients == sorted(set(a.clients))
     assert set(a.clients) <= set(available) and big.clients == sorted(available)
@@ -123,8 +158,10 @@ def test_observe_records_utility_round_seconds_and_failures() -> None:
     # Prepare
     oort = Oort()
     st = oort.initial_state(4)
-    feedback = [ClientFeedback(client=1, num_samples=4, loss=1.5, loss_sq=4.0, steps=2, seconds=7.0),
-                ClientFeedback(client=3, failure="transient")]
+    feedback = [
+        ClientFeedback(client=1, num_samples=4, loss=1.5, loss_sq=4.0, steps=2, seconds=7.0),
+        ClientFeedback(client=3, failure="transient"),
+    ]
     # Execute
     out = oort.observe(round=5, feedback=feedback, state=st)
     # Assert
@@ -164,28 +201,60 @@ def test_pacer_records_the_mean_utility_of_last_rounds_exploited_clients() -> No
 def test_state_survives_the_checkpoint_format_and_resumes_identically(tmp_path) -> None:
     # Prepare: three rounds of select/observe
     oort = Oort()
-    pop = Population(num_samples=torch.arange(1, 31), expected_seconds=torch.linspace(1, 9, 30, dtype=torch.float64))
+    pop = Population(
+        num_samples=torch.arange(1, 31), expected_seconds=torch.linspace(1, 9, 30, dtype=torch.float64)
+    )
     st: dict = {}
     for r in range(1, 4):
-        sel = oort.select(round=r, available=torch.arange(30), k=5, generator=generator(0, "select", r), state=st,
-                          population=pop)
-        st = oort.observe(round=r, state=sel.state, feedback=[
-            ClientFeedback(client=c, num_samples=c + 1, loss=1.0, loss_sq=1.0 + c, steps=1, seconds=float(c))
-            for c in sel.clients])
+        sel = oort.select(
+            round=r,
+            available=torch.arange(30),
+            k=5,
+            generator=generator(0, "select", r),
+            state=st,
+            population=pop,
+        )
+        st = oort.observe(
+            round=r,
+            state=sel.state,
+            feedback=[
+                ClientFeedback(
+                    client=c, num_samples=c + 1, loss=1.0, loss_sq=1.0 + c, steps=1, seconds=float(c)
+                )
+                for c in sel.clients
+            ],
+        )
     store = CheckpointStore(storage=open_storage(str(tmp_path)))
     # Execute
     store.save(round=3, tensors={"selection": st}, meta={})
     back = store.load_latest().tensors["selection"]
-    nxt = [oort.select(round=4, available=torch.arange(30), k=5, generator=generator(0, "select", 4), state=s,
-                       population=pop) for s in (st, back)]
+    nxt = [
+        oort.select(
+            round=4,
+            available=torch.arange(30),
+            k=5,
+            generator=generator(0, "select", 4),
+            state=s,
+            population=pop,
+        )
+        for s in (st, back)
+    ]
     # Assert
     assert sorted(back) == sorted(st) and all(same(back[k], st[k]) for k in st)
     assert nxt[0].clients == nxt[1].clients
     assert all(same(nxt[0].state[k], nxt[1].state[k]) for k in st)
 
 
-@pytest.mark.parametrize(("key", "value"), [("exploration_factor", 1.5), ("pacer_step", 0), ("round_threshold", 101.0),
-                                            ("clip_bound", 0.0), ("sample_window", 0.5)])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("exploration_factor", 1.5),
+        ("pacer_step", 0),
+        ("round_threshold", 101.0),
+        ("clip_bound", 0.0),
+        ("sample_window", 0.5),
+    ],
+)
 def test_impossible_settings_are_refused(key: str, value: float) -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match=key):
@@ -196,10 +265,15 @@ def test_a_failed_client_ranks_below_the_worst_that_trained() -> None:
     # Prepare: clients 0, 1 trained (utilities 100, 110), client 2 failed in the same round
     oort = Oort(exploration_factor=0.0, exploration_min=0.0)
     st = oort.initial_state(3)
-    st = oort.observe(round=1, state=st, feedback=[
-        ClientFeedback(client=0, num_samples=100, loss=1.0, loss_sq=1.0),
-        ClientFeedback(client=1, num_samples=110, loss=1.0, loss_sq=1.0),
-        ClientFeedback(client=2, failure="transient")])
+    st = oort.observe(
+        round=1,
+        state=st,
+        feedback=[
+            ClientFeedback(client=0, num_samples=100, loss=1.0, loss_sq=1.0),
+            ClientFeedback(client=1, num_samples=110, loss=1.0, loss_sq=1.0),
+            ClientFeedback(client=2, failure="transient"),
+        ],
+    )
     # Execute: Util = clamp((U - 99.9) / 10.1, 0) + sqrt(0.1 ln 2): [0.0099 + s, 1 + s, 0 + s]
     scores = oort._exploit_scores(st, torch.tensor([0, 1, 2]), 2, torch.ones(3, dtype=torch.float64))
     # Assert

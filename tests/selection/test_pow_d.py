@@ -4,11 +4,11 @@ weights; d refused at validation when impossible."""
 import pytest
 import torch
 from hydra import initialize_config_dir
+from selection_cases import CONF, play, population
 
 from fedsweep.config import ConfigError, validate
 from fedsweep.config.compose import compose_config
 from fedsweep.selection.pow_d import PowD
-from selection_cases import CONF, play, population
 
 
 def test_picks_the_largest_losses_among_its_candidates() -> None:
@@ -21,7 +21,7 @@ def test_picks_the_largest_losses_among_its_candidates() -> None:
     expected = sorted(sorted(candidates, key=lambda c: -losses[c])[:2])
     assert len(candidates) == 5 == len(set(candidates))
     assert chosen.clients == expected
-    assert chosen.weights == {c: 1.0 for c in expected}
+    assert chosen.weights == dict.fromkeys(expected, 1.0)
 
 
 def test_hand_computed_choice_and_ties() -> None:
@@ -49,8 +49,10 @@ def test_candidates_are_drawn_by_data_size_without_replacement() -> None:
 
 def test_default_d_is_twice_k_and_fewer_available_are_all_probed() -> None:
     # Execute
-    candidates, _ = play(PowD(), population(*[1] * 20), 3, losses={c: 0.0 for c in range(20)})
-    few, chosen = play(PowD(d=6), population(*[1] * 20), 3, available=torch.tensor([4, 9]), losses={4: 1.0, 9: 2.0})
+    candidates, _ = play(PowD(), population(*[1] * 20), 3, losses=dict.fromkeys(range(20), 0.0))
+    few, chosen = play(
+        PowD(d=6), population(*[1] * 20), 3, available=torch.tensor([4, 9]), losses={4: 1.0, 9: 2.0}
+    )
     # Assert
     assert len(candidates) == 6
     assert few == [4, 9] and chosen.clients == [4, 9]
@@ -59,9 +61,18 @@ def test_default_d_is_twice_k_and_fewer_available_are_all_probed() -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["selection=pow_d", "selection.d=2", "clients_per_round=3"], "selection.d must be >= clients_per_round (3)"),
-        (["selection=cpow_d", "selection.d=11", "num_clients=10"], "selection.d must be <= num_clients (10), got d=11"),
-        (["selection=rpow_d", "selection.d=4", "clients_per_round=5"], "selection.d must be >= clients_per_round (5)"),
+        (
+            ["selection=pow_d", "selection.d=2", "clients_per_round=3"],
+            "selection.d must be >= clients_per_round (3)",
+        ),
+        (
+            ["selection=cpow_d", "selection.d=11", "num_clients=10"],
+            "selection.d must be <= num_clients (10), got d=11",
+        ),
+        (
+            ["selection=rpow_d", "selection.d=4", "clients_per_round=5"],
+            "selection.d must be >= clients_per_round (5)",
+        ),
         (["selection=cpow_d", "selection.b=0"], "selection: b must be >= 1, got 0"),
         (["selection=pow_d", "selection.d=6", "clients_per_round=3", "num_clients=10"], None),
     ],

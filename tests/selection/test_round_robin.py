@@ -1,9 +1,9 @@
 """Round-robin: everyone once before anyone twice; least recently used under varying availability."""
 
 import torch
+from selection_cases import play, population
 
 from fedsweep.selection.round_robin import RoundRobin
-from selection_cases import play, population
 
 
 def test_covers_everyone_before_repeating() -> None:
@@ -25,11 +25,12 @@ def test_covers_everyone_before_repeating() -> None:
 
 def test_takes_the_least_recently_used_available_clients() -> None:
     # Prepare: clients last used in rounds 4, 1, 3, 2, 0 (never)
-    import torch
 
     state = {"last": torch.tensor([4, 1, 3, 2, 0])}
     # Execute
-    _, chosen = play(RoundRobin(), population(1, 1, 1, 1, 1), 2, round=5, state=state, available=torch.arange(4))
+    _, chosen = play(
+        RoundRobin(), population(1, 1, 1, 1, 1), 2, round=5, state=state, available=torch.arange(4)
+    )
     # Assert: client 4 is unavailable; 1 and 3 are the oldest of the rest
     assert chosen.clients == [1, 3]
     assert chosen.state["last"].tolist() == [4, 5, 3, 5, 0]

@@ -14,7 +14,10 @@ from flows.sweep import check_command
 SWEEP = Path(__file__).resolve().parents[2] / "flows" / "sweep.py"
 
 REFUSED: list[tuple[list[str], str]] = [
-    (["selection=oort", "selection.exploration_factor=2"], "selection.exploration_factor must be in [0, 1] (got 2)"),
+    (
+        ["selection=oort", "selection.exploration_factor=2"],
+        "selection.exploration_factor must be in [0, 1] (got 2)",
+    ),
     (["selection=oort", "selection.pacer_step=0"], "selection.pacer_step must be an integer >= 1 (got 0)"),
     (["selection=oort", "selection.round_threshold=120"], "selection.round_threshold must be a percentile"),
     (["selection=active_fl", "selection.alpha3=1.5"], "selection.alpha3 must be in [0, 1] (got 1.5)"),
@@ -27,8 +30,9 @@ REFUSED: list[tuple[list[str], str]] = [
 
 
 @pytest.mark.parametrize(("argv", "expected"), REFUSED, ids=[" ".join(a) for a, _ in REFUSED])
-def test_refused_in_one_line_naming_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str],
-                                            expected: str) -> None:
+def test_refused_in_one_line_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], expected: str
+) -> None:
     # Prepare
     monkeypatch.chdir(tmp_path)
     # Execute
@@ -43,8 +47,15 @@ def test_fedcs_without_a_system_model_exits_2_with_one_line(tmp_path: Path) -> N
     # Execute
     env = {**os.environ, "CI": "true"}
     env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.run([sys.executable, str(SWEEP), "+experiment=quickstart", "selection=fedcs"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(SWEEP), "+experiment=quickstart", "selection=fedcs"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     # Assert
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr

@@ -10,9 +10,18 @@ from fedsweep.selection.uniform import Uniform
 
 def select(available: list[int], k: int, seed: int = 0, round: int = 1) -> list[int]:
     ids = torch.tensor(sorted(available), dtype=torch.int64)
-    return Uniform().select(round=round, available=ids, k=k, generator=generator(seed, "select", round),
-                            state={}, population=Population(num_samples=torch.ones(max(available, default=0) + 1,
-                                                                                    dtype=torch.int64))).clients
+    return (
+        Uniform()
+        .select(
+            round=round,
+            available=ids,
+            k=k,
+            generator=generator(seed, "select", round),
+            state={},
+            population=Population(num_samples=torch.ones(max(available, default=0) + 1, dtype=torch.int64)),
+        )
+        .clients
+    )
 
 
 def test_returns_k_sorted_distinct_available_clients() -> None:

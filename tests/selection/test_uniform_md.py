@@ -1,9 +1,9 @@
 """MD sampling: draws ∝ data size with replacement, multiplicities as aggregation weights."""
 
 import torch
+from selection_cases import play, population
 
 from fedsweep.selection.uniform_md import UniformMD
-from selection_cases import play, population
 
 
 def test_draw_frequencies_follow_the_data_shares() -> None:

@@ -12,8 +12,14 @@ CONTEXT = RoundContext(round=1, selected=tuple(range(7)), num_clients=7)
 
 
 def results_of(models: list[dict[str, torch.Tensor]]) -> ListResults:
-    return ListResults([ClientResult(client=c, num_samples=1, loss=0.0, steps=1, epochs_done=1, epochs_planned=1,
-                                     params=p) for c, p in enumerate(models)])
+    return ListResults(
+        [
+            ClientResult(
+                client=c, num_samples=1, loss=0.0, steps=1, epochs_done=1, epochs_planned=1, params=p
+            )
+            for c, p in enumerate(models)
+        ]
+    )
 
 
 def test_hand_case_excludes_the_outliers() -> None:
@@ -24,8 +30,9 @@ def test_hand_case_excludes_the_outliers() -> None:
     results = results_of([{"x": torch.tensor([x])} for x in xs])
     # Execute
     chosen = bulyan_select(pairwise_sq_distances(results, ["x"]), 1)
-    out = Bulyan(f=1).aggregate(global_params={"x": torch.zeros(1)}, results=results, failures=[], server_state={},
-                                context=CONTEXT)
+    out = Bulyan(f=1).aggregate(
+        global_params={"x": torch.zeros(1)}, results=results, failures=[], server_state={}, context=CONTEXT
+    )
     # Assert: beta = theta - 2f = 3 values closest to the median 2: {1, 2, 3} -> 2
     assert chosen == [2, 1, 3, 0, 4]
     assert out.params["x"].item() == 2.0
@@ -40,7 +47,7 @@ def reference(models: list[torch.Tensor], f: int) -> torch.Tensor:
         scores = []
         for i in remaining:
             dists = sorted(float(((models[i] - models[j]) ** 2).sum()) for j in remaining if j != i)
-            scores.append(sum(dists[:max(1, n - f - 2)]))
+            scores.append(sum(dists[: max(1, n - f - 2)]))
         best = remaining[min(range(n), key=lambda k: (scores[k], k))]
         chosen.append(best)
         remaining.remove(best)
@@ -59,14 +66,24 @@ def reference(models: list[torch.Tensor], f: int) -> torch.Tensor:
 def test_random_case_equals_the_direct_implementation(f: int) -> None:
     # Prepare: 11 clients, two of them far off
     gen = torch.Generator().manual_seed(f)
-    models = [{"w": torch.randn(2, 3, generator=gen, dtype=torch.float64), "b": torch.randn(2, generator=gen,
-               dtype=torch.float64)} for _ in range(11)]
+    models = [
+        {
+            "w": torch.randn(2, 3, generator=gen, dtype=torch.float64),
+            "b": torch.randn(2, generator=gen, dtype=torch.float64),
+        }
+        for _ in range(11)
+    ]
     models[4] = {k: v + 30 for k, v in models[4].items()}
     models[9] = {k: v - 20 for k, v in models[9].items()}
     flat = [torch.cat([m["w"].flatten(), m["b"]]) for m in models]
     # Execute
-    out = Bulyan(f=f).aggregate(global_params={k: torch.zeros_like(v) for k, v in models[0].items()},
-                                results=results_of(models), failures=[], server_state={}, context=CONTEXT)
+    out = Bulyan(f=f).aggregate(
+        global_params={k: torch.zeros_like(v) for k, v in models[0].items()},
+        results=results_of(models),
+        failures=[],
+        server_state={},
+        context=CONTEXT,
+    )
     # Assert
     expected = reference(flat, f)
     torch.testing.assert_close(torch.cat([out.params["w"].flatten(), out.params["b"]]), expected)

@@ -6,12 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
-
-from fedsweep.strategies.base import ClientFailure, ClientResult, ListResults, RoundContext, Strategy
 from test_strategy_conf import CONF, load_option
 
-GLOBAL = {"w": torch.tensor([[0.5, -1.0], [2.0, 0.0]]), "b": torch.tensor([0.1]),
-          "num_batches_tracked": torch.tensor(7, dtype=torch.int64)}
+from fedsweep.strategies.base import ClientFailure, ClientResult, ListResults, RoundContext, Strategy
+
+GLOBAL = {
+    "w": torch.tensor([[0.5, -1.0], [2.0, 0.0]]),
+    "b": torch.tensor([0.1]),
+    "num_batches_tracked": torch.tensor(7, dtype=torch.int64),
+}
 CONTEXT = RoundContext(round=1, selected=tuple(range(7)), num_clients=10)
 OPTIONS = sorted(CONF.glob("*.yaml"))
 
@@ -19,13 +22,34 @@ OPTIONS = sorted(CONF.glob("*.yaml"))
 def client(c: int, strategy: Strategy | None = None, server_state: dict | None = None) -> ClientResult:
     """Client c's round as the runner hands it over: with its state before and after (stateful methods)."""
     gen = torch.Generator().manual_seed(c)
-    params = {k: v + 0.1 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v + c
-              for k, v in GLOBAL.items()}
+    params = {
+        k: v + 0.1 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v + c
+        for k, v in GLOBAL.items()
+    }
     before = strategy.init_client_state(GLOBAL) if strategy else {}
-    after = strategy.finish_client(params=params, global_params=GLOBAL, server_state=strategy.broadcast(server_state),
-                                   client_state=before, steps=3, lr=0.1) if strategy else {}
-    return ClientResult(client=c, num_samples=10 + c, loss=1.0 + 0.1 * c, steps=3, epochs_done=1,
-                        epochs_planned=1, params=params, client_state=after, previous_client_state=before)
+    after = (
+        strategy.finish_client(
+            params=params,
+            global_params=GLOBAL,
+            server_state=strategy.broadcast(server_state),
+            client_state=before,
+            steps=3,
+            lr=0.1,
+        )
+        if strategy
+        else {}
+    )
+    return ClientResult(
+        client=c,
+        num_samples=10 + c,
+        loss=1.0 + 0.1 * c,
+        steps=3,
+        epochs_done=1,
+        epochs_planned=1,
+        params=params,
+        client_state=after,
+        previous_client_state=before,
+    )
 
 
 def build(path: Path) -> Strategy:
@@ -39,8 +63,9 @@ def test_an_empty_round_keeps_the_model_and_the_state(path: Path) -> None:
     state = strategy.init_server_state(GLOBAL)
     failures = [ClientFailure(client=c, kind="timeout", message="no answer") for c in range(3)]
     # Execute
-    out = strategy.aggregate(global_params=GLOBAL, results=ListResults([]), failures=failures,
-                             server_state=state, context=CONTEXT)
+    out = strategy.aggregate(
+        global_params=GLOBAL, results=ListResults([]), failures=failures, server_state=state, context=CONTEXT
+    )
     # Assert
     assert list(out.params) == list(GLOBAL)
     assert all(torch.equal(out.params[k], v) and out.params[k].dtype == v.dtype for k, v in GLOBAL.items())
@@ -59,7 +84,9 @@ def test_a_round_moves_the_model_keeps_dtypes_and_ignores_failures(path: Path) -
     out = strategy.aggregate(failures=[], **kwargs)
     again = strategy.aggregate(failures=[ClientFailure(client=9, kind="nan", message="nan")], **kwargs)
     # Assert
-    assert {k: (v.dtype, v.shape) for k, v in out.params.items()} == {k: (v.dtype, v.shape) for k, v in GLOBAL.items()}
+    assert {k: (v.dtype, v.shape) for k, v in out.params.items()} == {
+        k: (v.dtype, v.shape) for k, v in GLOBAL.items()
+    }
     assert not torch.equal(out.params["w"], GLOBAL["w"])
     assert all(torch.isfinite(v).all() for v in out.params.values())
     assert 7 <= out.params["num_batches_tracked"].item() <= 13

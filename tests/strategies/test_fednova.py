@@ -10,14 +10,26 @@ from fedsweep.strategies.fednova import FedNova, normalised_step, normaliser
 
 
 def result(client: int, n: int, steps: int, w: list[float]) -> ClientResult:
-    return ClientResult(client=client, num_samples=n, loss=0.0, steps=steps, epochs_done=1, epochs_planned=1,
-                        params={"w": torch.tensor(w), "count": torch.tensor(client * 10)})
+    return ClientResult(
+        client=client,
+        num_samples=n,
+        loss=0.0,
+        steps=steps,
+        epochs_done=1,
+        epochs_planned=1,
+        params={"w": torch.tensor(w), "count": torch.tensor(client * 10)},
+    )
 
 
-def aggregate(strategy, results: list[ClientResult]) -> dict:  # noqa: ANN001
+def aggregate(strategy, results: list[ClientResult]) -> dict:
     x = {"w": torch.tensor([0.0, 0.0]), "count": torch.tensor(0)}
-    return strategy.aggregate(global_params=x, results=ListResults(results), failures=[], server_state={},
-                              context=RoundContext(round=1, selected=(0, 1), num_clients=2)).params
+    return strategy.aggregate(
+        global_params=x,
+        results=ListResults(results),
+        failures=[],
+        server_state={},
+        context=RoundContext(round=1, selected=(0, 1), num_clients=2),
+    ).params
 
 
 def test_unequal_local_steps_are_normalised() -> None:
@@ -37,8 +49,10 @@ def test_equal_steps_give_fedavg_and_the_reference_agrees() -> None:
     results = [result(0, 2, 5, [1.0, -3.0]), result(1, 6, 5, [0.5, 2.0])]
     nova, avg = aggregate(FedNova(), results), aggregate(FedAvg(), results)
     torch.testing.assert_close(nova["w"], avg["w"])
-    reference = normalised_step(x={"w": torch.zeros(2)}, updates=[(2, 5.0, {"w": torch.tensor([1.0, -3.0])}),
-                                                                   (6, 5.0, {"w": torch.tensor([0.5, 2.0])})])
+    reference = normalised_step(
+        x={"w": torch.zeros(2)},
+        updates=[(2, 5.0, {"w": torch.tensor([1.0, -3.0])}), (6, 5.0, {"w": torch.tensor([0.5, 2.0])})],
+    )
     torch.testing.assert_close(nova["w"], reference["w"])
 
 
@@ -51,7 +65,10 @@ def test_momentum_normaliser() -> None:
 def test_clients_without_steps_and_empty_rounds_leave_the_model() -> None:
     assert aggregate(FedNova(), [result(0, 4, 0, [9.0, 9.0])])["w"].tolist() == [0.0, 0.0]
     assert aggregate(FedNova(), [])["w"].tolist() == [0.0, 0.0]
-    assert aggregate(FedNova(), [result(0, 4, 0, [9.0, 9.0]), result(1, 1, 2, [2.0, 2.0])])["w"].tolist() == [2.0, 2.0]
+    assert aggregate(FedNova(), [result(0, 4, 0, [9.0, 9.0]), result(1, 1, 2, [2.0, 2.0])])["w"].tolist() == [
+        2.0,
+        2.0,
+    ]
 
 
 def test_the_normaliser_follows_the_momentum_knob(cell_config) -> None:

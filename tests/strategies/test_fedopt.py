@@ -15,9 +15,11 @@ from fedsweep.strategies.params import StrategyParamError
 
 X0 = [1.0, -2.0]
 # Three rounds, two clients each: (num_samples, client params as an offset from that round's global model)
-ROUNDS = [[(1, [0.4, -0.2]), (3, [0.0, 0.2])],
-          [(2, [-0.3, 0.1]), (2, [0.1, 0.3])],
-          [(1, [0.5, 0.5]), (1, [-0.1, 0.1])]]
+ROUNDS = [
+    [(1, [0.4, -0.2]), (3, [0.0, 0.2])],
+    [(2, [-0.3, 0.1]), (2, [0.1, 0.3])],
+    [(1, [0.5, 0.5]), (1, [-0.1, 0.1])],
+]
 ETA, B1, B2, TAU = 0.1, 0.9, 0.99, 1e-3
 
 
@@ -45,22 +47,39 @@ def run(strategy: FedOpt, rounds: list = ROUNDS) -> tuple[torch.Tensor, dict]:
     x = {"w": torch.tensor(X0, dtype=torch.float64), "n": torch.tensor(5, dtype=torch.int64)}
     state = strategy.init_server_state(x)
     for t, clients in enumerate(rounds, start=1):
-        results = ListResults([
-            ClientResult(client=c, num_samples=n, loss=0.0, steps=1, epochs_done=1, epochs_planned=1,
-                         params={"w": x["w"] + torch.tensor(off, dtype=torch.float64), "n": x["n"] + 2})
-            for c, (n, off) in enumerate(clients)
-        ])
-        out = strategy.aggregate(global_params=x, results=results, failures=[], server_state=state,
-                                 context=RoundContext(round=t, selected=(0, 1), num_clients=2))
+        results = ListResults(
+            [
+                ClientResult(
+                    client=c,
+                    num_samples=n,
+                    loss=0.0,
+                    steps=1,
+                    epochs_done=1,
+                    epochs_planned=1,
+                    params={"w": x["w"] + torch.tensor(off, dtype=torch.float64), "n": x["n"] + 2},
+                )
+                for c, (n, off) in enumerate(clients)
+            ]
+        )
+        out = strategy.aggregate(
+            global_params=x,
+            results=results,
+            failures=[],
+            server_state=state,
+            context=RoundContext(round=t, selected=(0, 1), num_clients=2),
+        )
         x, state = out.params, out.server_state
     return x, state
 
 
-@pytest.mark.parametrize(("kind", "strategy"), [
-    ("adagrad", FedAdagrad(eta=ETA, beta1=B1, tau=TAU)),
-    ("adam", FedAdam(eta=ETA, beta1=B1, beta2=B2, tau=TAU)),
-    ("yogi", FedYogi(eta=ETA, beta1=B1, beta2=B2, tau=TAU)),
-])
+@pytest.mark.parametrize(
+    ("kind", "strategy"),
+    [
+        ("adagrad", FedAdagrad(eta=ETA, beta1=B1, tau=TAU)),
+        ("adam", FedAdam(eta=ETA, beta1=B1, beta2=B2, tau=TAU)),
+        ("yogi", FedYogi(eta=ETA, beta1=B1, beta2=B2, tau=TAU)),
+    ],
+)
 def test_three_rounds_equal_algorithm_2_by_hand(kind: str, strategy: FedOpt) -> None:
     # Execute
     x, state = run(strategy)
@@ -84,8 +103,12 @@ def test_bias_correction_is_an_explicit_option() -> None:
     corrected, _ = run(FedAdam(eta=ETA, beta1=B1, beta2=B2, tau=TAU, bias_correction=True))
     plain, _ = run(FedAdam(eta=ETA, beta1=B1, beta2=B2, tau=TAU))
     # Assert
-    torch.testing.assert_close(corrected["w"], torch.tensor(by_hand("adam", bias_correction=True),
-                                                            dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        corrected["w"],
+        torch.tensor(by_hand("adam", bias_correction=True), dtype=torch.float64),
+        rtol=0,
+        atol=1e-12,
+    )
     assert not torch.allclose(corrected["w"], plain["w"])
 
 
@@ -97,10 +120,17 @@ def test_moments_start_at_zero_or_at_v_init() -> None:
     assert torch.equal(FedAdam(v_init=1e-6).init_server_state(x)["v.w"], torch.full((2,), 1e-6))
 
 
-@pytest.mark.parametrize(("cls", "kwargs", "field"), [
-    (FedAdam, {"eta": 0.0}, "eta"), (FedAdam, {"eta": -0.1}, "eta"), (FedYogi, {"beta1": 1.0}, "beta1"),
-    (FedYogi, {"beta2": -0.1}, "beta2"), (FedAdagrad, {"tau": 0.0}, "tau"), (FedAdam, {"v_init": -1.0}, "v_init"),
-])
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "field"),
+    [
+        (FedAdam, {"eta": 0.0}, "eta"),
+        (FedAdam, {"eta": -0.1}, "eta"),
+        (FedYogi, {"beta1": 1.0}, "beta1"),
+        (FedYogi, {"beta2": -0.1}, "beta2"),
+        (FedAdagrad, {"tau": 0.0}, "tau"),
+        (FedAdam, {"v_init": -1.0}, "v_init"),
+    ],
+)
 def test_impossible_values_are_refused_naming_the_field(cls: type, kwargs: dict, field: str) -> None:
     with pytest.raises(StrategyParamError) as err:
         cls(**kwargs)

@@ -39,9 +39,17 @@ def toy_epoch(strategy: Strategy) -> tuple[EpochOut, dict[str, torch.Tensor]]:
     model = build_model(MLP, input_shape=(5,), num_classes=2, generator_seed=0)
     global_params = state_of(model)
     out = train_epoch(
-        model=model, data=data, indices=torch.arange(128), params=global_params, optimizer_state={},
-        global_params=global_params, strategy=strategy, server_state={}, client_state={},
-        cfg=LocalConfig(lr=0.5, batch_size=16, momentum=0.9), generator=torch.Generator().manual_seed(1),
+        model=model,
+        data=data,
+        indices=torch.arange(128),
+        params=global_params,
+        optimizer_state={},
+        global_params=global_params,
+        strategy=strategy,
+        server_state={},
+        client_state={},
+        cfg=LocalConfig(lr=0.5, batch_size=16, momentum=0.9),
+        generator=torch.Generator().manual_seed(1),
     )
     return out, global_params
 
@@ -71,12 +79,23 @@ def test_proximal_term_pulls_local_params_towards_global() -> None:
 def test_aggregation_is_fedavg() -> None:
     # Prepare
     results = [
-        ClientResult(client=c, num_samples=n, params={"w": torch.tensor(float(c))}, loss=0.0, epochs_done=1,
-                     epochs_planned=1, steps=1)
+        ClientResult(
+            client=c,
+            num_samples=n,
+            params={"w": torch.tensor(float(c))},
+            loss=0.0,
+            epochs_done=1,
+            epochs_planned=1,
+            steps=1,
+        )
         for c, n in [(1, 3), (2, 1)]
     ]
-    kwargs = dict(global_params={"w": torch.tensor(0.0)}, failures=[], server_state={},
-                  context=RoundContext(round=1, selected=(1, 2), num_clients=2))
+    kwargs = dict(
+        global_params={"w": torch.tensor(0.0)},
+        failures=[],
+        server_state={},
+        context=RoundContext(round=1, selected=(1, 2), num_clients=2),
+    )
     # Execute
     prox = FedProx(mu=1.0).aggregate(results=ListResults(results), **kwargs)
     avg = FedAvg().aggregate(results=ListResults(results), **kwargs)

@@ -15,9 +15,20 @@ B = [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0]
 
 
 def result(c: int) -> ClientResult:
-    params = {"a": torch.tensor([X[c], 0.0]), "b": torch.tensor(B[c]), "count": torch.tensor(c, dtype=torch.int64)}
-    return ClientResult(client=c, num_samples=100 if c >= 5 else 1, loss=0.0, steps=1, epochs_done=1,
-                        epochs_planned=1, params=params)
+    params = {
+        "a": torch.tensor([X[c], 0.0]),
+        "b": torch.tensor(B[c]),
+        "count": torch.tensor(c, dtype=torch.int64),
+    }
+    return ClientResult(
+        client=c,
+        num_samples=100 if c >= 5 else 1,
+        loss=0.0,
+        steps=1,
+        epochs_done=1,
+        epochs_planned=1,
+        params=params,
+    )
 
 
 RESULTS = ListResults([result(c) for c in range(7)])
@@ -25,8 +36,9 @@ GLOBAL = {"a": torch.zeros(2), "b": torch.tensor(0.0), "count": torch.tensor(0, 
 
 
 def aggregate(strategy: Krum) -> dict[str, torch.Tensor]:
-    return strategy.aggregate(global_params=GLOBAL, results=RESULTS, failures=[], server_state={},
-                              context=CONTEXT).params
+    return strategy.aggregate(
+        global_params=GLOBAL, results=RESULTS, failures=[], server_state={}, context=CONTEXT
+    ).params
 
 
 def test_scores_by_hand() -> None:
@@ -50,7 +62,7 @@ def test_krum_selects_an_honest_update_among_planted_outliers() -> None:
 
 def test_multi_krum_averages_the_m_best_unweighted() -> None:
     # Execute
-    three = aggregate(Krum(f=2, m=3))      # clients 1, 3, 2
+    three = aggregate(Krum(f=2, m=3))  # clients 1, 3, 2
     honest = aggregate(Krum(f=2, m=None))  # n - f = 5: the five honest clients
     # Assert
     torch.testing.assert_close(three["a"], torch.tensor([2.0, 0.0]))
@@ -63,8 +75,14 @@ def test_distances_accumulated_per_tensor_equal_distances_of_the_flattened_model
     # Prepare
     gen = torch.Generator().manual_seed(0)
     models = [{"x": torch.randn(3, 4, generator=gen), "y": torch.randn(5, generator=gen)} for _ in range(6)]
-    results = ListResults([ClientResult(client=c, num_samples=1, loss=0.0, steps=1, epochs_done=1, epochs_planned=1,
-                                        params=p) for c, p in enumerate(models)])
+    results = ListResults(
+        [
+            ClientResult(
+                client=c, num_samples=1, loss=0.0, steps=1, epochs_done=1, epochs_planned=1, params=p
+            )
+            for c, p in enumerate(models)
+        ]
+    )
     flat = torch.stack([torch.cat([p["x"].flatten(), p["y"]]).double() for p in models])
     # Execute
     d = pairwise_sq_distances(results, ["x", "y"])
@@ -76,19 +94,30 @@ def test_fewer_results_than_planned_lower_f_for_the_round() -> None:
     # Prepare: only 3 results but f = 2 (n >= 2f + 3 fails): f drops to 0, Krum still picks one model
     results = ListResults([result(c) for c in (0, 1, 5)])
     # Execute
-    out = Krum(f=2).aggregate(global_params=GLOBAL, results=results, failures=[], server_state={},
-                              context=CONTEXT).params
+    out = (
+        Krum(f=2)
+        .aggregate(global_params=GLOBAL, results=results, failures=[], server_state={}, context=CONTEXT)
+        .params
+    )
     # Assert: n - 0 - 2 = 1 neighbour each: 0 -> 1, 1 -> 1, 100 -> 99²: client 0 (tie with 1, lower id)
     assert torch.equal(out["a"], torch.tensor([0.0, 0.0]))
 
 
 def cell(f: int, m: int | None = 1, per_round: int = 7) -> dict:
-    return {"strategy": {"_target_": "fedsweep.strategies.krum.Krum", "f": f, "m": m},
-            "clients_per_round": per_round, "num_clients": 20}
+    return {
+        "strategy": {"_target_": "fedsweep.strategies.krum.Krum", "f": f, "m": m},
+        "clients_per_round": per_round,
+        "num_clients": 20,
+    }
 
 
-@pytest.mark.parametrize(("f", "m", "text"), [(3, 1, "clients_per_round >= 2f + 3, so f <= 2"),
-                                              (2, 6, "strategy.m=6 must be <= clients_per_round - f = 5")])
+@pytest.mark.parametrize(
+    ("f", "m", "text"),
+    [
+        (3, 1, "clients_per_round >= 2f + 3, so f <= 2"),
+        (2, 6, "strategy.m=6 must be <= clients_per_round - f = 5"),
+    ],
+)
 def test_check_config_refuses_impossible_f_and_m(f: int, m: int, text: str) -> None:
     with pytest.raises(ValueError, match=r"^strategy\.") as err:
         Krum.check_config(cell(f, m), key="strategy")

@@ -16,7 +16,9 @@ def local_training(strategy: Scaffold, x: dict, c: dict, c_i: dict, client: int)
     w = torch.nn.Parameter(x["w"].clone())
     for _ in range(K):
         w.grad = (w.detach() - B[client]).clone()
-        strategy.correct_gradients(named_params={"w": w}, server_state=strategy.broadcast(c), client_state=c_i)
+        strategy.correct_gradients(
+            named_params={"w": w}, server_state=strategy.broadcast(c), client_state=c_i
+        )
         with torch.no_grad():
             w -= LR * w.grad
     return {"w": w.detach().clone()}
@@ -26,13 +28,35 @@ def play_round(strategy: Scaffold, x: dict, c: dict, states: dict, clients: list
     results = []
     for i in clients:
         y = local_training(strategy, x, c, states[i], i)
-        new = strategy.finish_client(params=y, global_params=x, server_state=strategy.broadcast(c),
-                                     client_state=states[i], steps=K, lr=LR)
-        results.append(ClientResult(client=i, num_samples=10 * (i + 1), loss=0.0, steps=K, epochs_done=1,
-                                    epochs_planned=1, params=y, client_state=new, previous_client_state=states[i]))
+        new = strategy.finish_client(
+            params=y,
+            global_params=x,
+            server_state=strategy.broadcast(c),
+            client_state=states[i],
+            steps=K,
+            lr=LR,
+        )
+        results.append(
+            ClientResult(
+                client=i,
+                num_samples=10 * (i + 1),
+                loss=0.0,
+                steps=K,
+                epochs_done=1,
+                epochs_planned=1,
+                params=y,
+                client_state=new,
+                previous_client_state=states[i],
+            )
+        )
         states[i] = new
-    out = strategy.aggregate(global_params=x, results=ListResults(results), failures=[], server_state=c,
-                             context=RoundContext(round=1, selected=tuple(clients), num_clients=num_clients))
+    out = strategy.aggregate(
+        global_params=x,
+        results=ListResults(results),
+        failures=[],
+        server_state=c,
+        context=RoundContext(round=1, selected=tuple(clients), num_clients=num_clients),
+    )
     return out.params, out.server_state
 
 
@@ -60,11 +84,24 @@ def test_control_variates_after_one_and_two_rounds() -> None:
 
 def test_server_lr_scales_the_model_step_not_the_control_variate() -> None:
     x, c = {"w": torch.tensor([1.0])}, {"w": torch.tensor([0.0])}
-    result = ClientResult(client=0, num_samples=1, loss=0.0, steps=1, epochs_done=1, epochs_planned=1,
-                          params={"w": torch.tensor([3.0])}, client_state={"w": torch.tensor([2.0])},
-                          previous_client_state={"w": torch.tensor([0.0])})
-    out = Scaffold(server_lr=0.5).aggregate(global_params=x, results=ListResults([result]), failures=[],
-                                            server_state=c, context=RoundContext(round=1, selected=(0,), num_clients=4))
+    result = ClientResult(
+        client=0,
+        num_samples=1,
+        loss=0.0,
+        steps=1,
+        epochs_done=1,
+        epochs_planned=1,
+        params={"w": torch.tensor([3.0])},
+        client_state={"w": torch.tensor([2.0])},
+        previous_client_state={"w": torch.tensor([0.0])},
+    )
+    out = Scaffold(server_lr=0.5).aggregate(
+        global_params=x,
+        results=ListResults([result]),
+        failures=[],
+        server_state=c,
+        context=RoundContext(round=1, selected=(0,), num_clients=4),
+    )
     assert out.params["w"].item() == 2.0 and out.server_state["w"].item() == 0.5
 
 
@@ -72,8 +109,13 @@ def test_no_step_keeps_the_client_variate_and_an_empty_round_keeps_everything() 
     c_i = {"w": torch.tensor([7.0])}
     assert client_control_variate(c_i=c_i, c={"w": torch.tensor([1.0])}, x=c_i, y=c_i, steps=0, lr=0.1) is c_i
     x, c = {"w": torch.tensor([1.0])}, {"w": torch.tensor([2.0])}
-    out = Scaffold().aggregate(global_params=x, results=ListResults([]), failures=[], server_state=c,
-                               context=RoundContext(round=1, selected=(0,), num_clients=1))
+    out = Scaffold().aggregate(
+        global_params=x,
+        results=ListResults([]),
+        failures=[],
+        server_state=c,
+        context=RoundContext(round=1, selected=(0,), num_clients=1),
+    )
     assert torch.equal(out.params["w"], x["w"]) and out.server_state is c
 
 

@@ -19,10 +19,12 @@ def test_expected_strategy_options_exist() -> None:
 ROOT_KNOBS = OmegaConf.load(CONF.parent / "config.yaml")
 
 
-def load_option(path: Path):  # noqa: ANN201 - a DictConfig
+def load_option(path: Path):  # a DictConfig
     """The option as the composed config sees it: interpolations (`${lr}`) resolve against the root."""
-    root = OmegaConf.merge({k: v for k, v in ROOT_KNOBS.items() if k not in ("defaults", "hydra")},
-                           {"strategy": OmegaConf.load(path)})
+    root = OmegaConf.merge(
+        {k: v for k, v in ROOT_KNOBS.items() if k not in ("defaults", "hydra")},
+        {"strategy": OmegaConf.load(path)},
+    )
     return root.strategy
 
 

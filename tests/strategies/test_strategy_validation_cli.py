@@ -18,20 +18,34 @@ from flows.sweep import check_command
 SWEEP = Path(__file__).resolve().parents[2] / "flows" / "sweep.py"
 
 CASES: dict[str, tuple[list[str], list[str]]] = {
-    "krum-f": (["strategy=krum", "strategy.f=2", "clients_per_round=5"],
-               ["strategy.f=2", "clients_per_round=5", "clients_per_round >= 2f + 3", "f <= 1"]),
-    "krum-f-in-grid": (["+experiment=quickstart", "strategy=krum", "strategy.f=4"],
-                       ["strategy.f=4", "clients_per_round=10", "f <= 3"]),
-    "multikrum-m": (["strategy=multikrum", "strategy.f=1", "strategy.m=5", "clients_per_round=5"],
-                    ["strategy.m=5 must be <= clients_per_round - f = 4"]),
-    "bulyan-f": (["strategy=bulyan", "strategy.f=1", "clients_per_round=5"],
-                 ["strategy.f=1", "clients_per_round >= 4f + 3", "f <= 0"]),
+    "krum-f": (
+        ["strategy=krum", "strategy.f=2", "clients_per_round=5"],
+        ["strategy.f=2", "clients_per_round=5", "clients_per_round >= 2f + 3", "f <= 1"],
+    ),
+    "krum-f-in-grid": (
+        ["+experiment=quickstart", "strategy=krum", "strategy.f=4"],
+        ["strategy.f=4", "clients_per_round=10", "f <= 3"],
+    ),
+    "multikrum-m": (
+        ["strategy=multikrum", "strategy.f=1", "strategy.m=5", "clients_per_round=5"],
+        ["strategy.m=5 must be <= clients_per_round - f = 4"],
+    ),
+    "bulyan-f": (
+        ["strategy=bulyan", "strategy.f=1", "clients_per_round=5"],
+        ["strategy.f=1", "clients_per_round >= 4f + 3", "f <= 0"],
+    ),
     "trimmed-beta": (["strategy=trimmedmean", "strategy.beta=0.5"], ["strategy.beta must be < 0.5"]),
     "fedadam-eta": (["strategy=fedadam", "strategy.eta=-0.1"], ["strategy.eta must be > 0 (got -0.1)"]),
-    "fedyogi-beta2": (["strategy=fedyogi", "strategy.beta2=1.0"], ["strategy.beta2 must be in [0, 1) (got 1.0)"]),
+    "fedyogi-beta2": (
+        ["strategy=fedyogi", "strategy.beta2=1.0"],
+        ["strategy.beta2 must be in [0, 1) (got 1.0)"],
+    ),
     "fedadagrad-tau": (["strategy=fedadagrad", "strategy.tau=0"], ["strategy.tau must be > 0 (got 0)"]),
     "fedavgm-lr": (["strategy=fedavgm", "strategy.server_lr=0"], ["strategy.server_lr must be > 0 (got 0)"]),
-    "fedavgm-momentum": (["strategy=fedavgm", "strategy.momentum=1.0"], ["strategy.momentum must be in [0, 1)"]),
+    "fedavgm-momentum": (
+        ["strategy=fedavgm", "strategy.momentum=1.0"],
+        ["strategy.momentum must be in [0, 1)"],
+    ),
     "qfedavg-q": (["strategy=qfedavg", "strategy.q=-1"], ["strategy.q must be >= 0 (got -1)"]),
 }
 
@@ -59,8 +73,15 @@ def test_impossible_strategy_settings_are_refused_in_one_line(
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CI": "true"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, str(SWEEP), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(SWEEP), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ CONTEXT = RoundContext(round=1, selected=tuple(range(5)), num_clients=5)
 
 
 def result(c: int, w: torch.Tensor) -> ClientResult:
-    return ClientResult(client=c, num_samples=c + 1, loss=0.0, steps=1, epochs_done=1, epochs_planned=1,
-                        params={"w": w})
+    return ClientResult(
+        client=c, num_samples=c + 1, loss=0.0, steps=1, epochs_done=1, epochs_planned=1, params={"w": w}
+    )
 
 
 def test_trimmed_mean_equals_a_direct_computation() -> None:
@@ -20,9 +21,11 @@ def test_trimmed_mean_equals_a_direct_computation() -> None:
     values = [[1.0, -7.0], [50.0, 0.0], [2.0, 3.0], [-40.0, 1.0], [3.0, 2.0]]
     results = ListResults([result(c, torch.tensor(v)) for c, v in enumerate(values)])
     # Execute
-    out = TrimmedMean(beta=0.2).aggregate(global_params={"w": torch.zeros(2)}, results=results, failures=[],
-                                          server_state={}, context=CONTEXT)
-    # Assert: column 0 sorted (-40, 1, 2, 3, 50) -> (1 + 2 + 3) / 3; column 1 (-7, 0, 1, 2, 3) -> (0 + 1 + 2) / 3
+    out = TrimmedMean(beta=0.2).aggregate(
+        global_params={"w": torch.zeros(2)}, results=results, failures=[], server_state={}, context=CONTEXT
+    )
+    # Assert: column 0 sorted (-40, 1, 2, 3, 50) -> (1 + 2 + 3) / 3;
+    # column 1 (-7, 0, 1, 2, 3) -> (0 + 1 + 2) / 3
     assert torch.allclose(out.params["w"], torch.tensor([2.0, 1.0]))
 
 
@@ -32,8 +35,9 @@ def test_random_case_against_sorting_by_hand() -> None:
     values = torch.randn(10, 4, 3, generator=gen)
     results = ListResults([result(c, values[c]) for c in range(10)])
     # Execute: beta = 0.25 -> floor(2.5) = 2 per side
-    out = TrimmedMean(beta=0.25).aggregate(global_params={"w": torch.zeros(4, 3)}, results=results, failures=[],
-                                           server_state={}, context=CONTEXT)
+    out = TrimmedMean(beta=0.25).aggregate(
+        global_params={"w": torch.zeros(4, 3)}, results=results, failures=[], server_state={}, context=CONTEXT
+    )
     # Assert
     expected = torch.empty(4, 3, dtype=torch.float64)
     for i in range(4):
@@ -45,8 +49,9 @@ def test_random_case_against_sorting_by_hand() -> None:
 
 def test_beta_zero_is_the_plain_mean() -> None:
     results = ListResults([result(c, torch.tensor([float(c)])) for c in range(4)])
-    out = TrimmedMean(beta=0.0).aggregate(global_params={"w": torch.zeros(1)}, results=results, failures=[],
-                                          server_state={}, context=CONTEXT)
+    out = TrimmedMean(beta=0.0).aggregate(
+        global_params={"w": torch.zeros(1)}, results=results, failures=[], server_state={}, context=CONTEXT
+    )
     assert out.params["w"].item() == 1.5
 
 

@@ -14,7 +14,9 @@ from flows.sweep import check_command
 CONF = Path(__file__).resolve().parents[2] / "conf" / "systems"
 
 
-@pytest.mark.parametrize("path", sorted(p for p in CONF.glob("*.yaml") if p.stem != "none"), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted(p for p in CONF.glob("*.yaml") if p.stem != "none"), ids=lambda p: p.stem
+)
 def test_systems_yaml_instantiates(path: Path) -> None:
     assert isinstance(instantiate(OmegaConf.load(path)), SystemModel)
 
@@ -31,21 +33,50 @@ def test_none_is_empty_and_leaves_the_cell_key_as_it_was(cell_config) -> None:
 
 REFUSED = [
     (["systems=fleet", "systems.speed.sigma=-1"], ["systems.speed.sigma must be a number >= 0, got -1"]),
-    (["systems=fleet", "systems.up_bps._target_=fedsweep.systems.distributions.Uniform", "+systems.up_bps.low=5",
-      "+systems.up_bps.high=1", "~systems.up_bps.median", "~systems.up_bps.sigma"],
-     ["systems.up_bps.high must be >= low (5), got 1"]),
-    (["systems=fleet", "systems.speed._target_=fedsweep.systems.distributions.Pareto", "~systems.speed.median",
-      "~systems.speed.sigma", "+systems.speed.scale=1", "+systems.speed.shape=0"],
-     ["systems.speed.shape must be a number > 0, got 0"]),
+    (
+        [
+            "systems=fleet",
+            "systems.up_bps._target_=fedsweep.systems.distributions.Uniform",
+            "+systems.up_bps.low=5",
+            "+systems.up_bps.high=1",
+            "~systems.up_bps.median",
+            "~systems.up_bps.sigma",
+        ],
+        ["systems.up_bps.high must be >= low (5), got 1"],
+    ),
+    (
+        [
+            "systems=fleet",
+            "systems.speed._target_=fedsweep.systems.distributions.Pareto",
+            "~systems.speed.median",
+            "~systems.speed.sigma",
+            "+systems.speed.scale=1",
+            "+systems.speed.shape=0",
+        ],
+        ["systems.speed.shape must be a number > 0, got 0"],
+    ),
     (["systems=fleet", "systems.deadline_s=0"], ["systems.deadline_s must be a number > 0, got 0"]),
     (["systems=fleet", "systems.over_select=-0.5"], ["systems.over_select must be a number >= 0"]),
-    (["systems=fleet", "systems.availability._target_=fedsweep.systems.availability.OnOff",
-      "+systems.availability.on_rounds=0", "+systems.availability.off_rounds=1"],
-     ["systems.availability.on_rounds must be an integer >= 1, got 0"]),
-    (["systems=fleet", "systems.deadline_s=0.001"],
-     ["systems.deadline_s=0.001 is shorter than every client's simulated round", "no client could ever be trained"]),
-    (["systems=fleet", "faults=stragglers", "+faults.from_systems=true"],
-     ["faults.from_systems needs a simulated deadline"]),
+    (
+        [
+            "systems=fleet",
+            "systems.availability._target_=fedsweep.systems.availability.OnOff",
+            "+systems.availability.on_rounds=0",
+            "+systems.availability.off_rounds=1",
+        ],
+        ["systems.availability.on_rounds must be an integer >= 1, got 0"],
+    ),
+    (
+        ["systems=fleet", "systems.deadline_s=0.001"],
+        [
+            "systems.deadline_s=0.001 is shorter than every client's simulated round",
+            "no client could ever be trained",
+        ],
+    ),
+    (
+        ["systems=fleet", "faults=stragglers", "+faults.from_systems=true"],
+        ["faults.from_systems needs a simulated deadline"],
+    ),
     (["report.target_fraction=2"], ["report.target_fraction must be an accuracy in (0, 1], got 2"]),
 ]
 

@@ -10,16 +10,21 @@ from fedsweep.systems.fleet import Fleet
 
 
 def fleet(**changes) -> Fleet:
-    base = {"speed": LogNormal(median=100.0, sigma=1.0), "down_bps": LogNormal(median=1e6, sigma=1.0),
-            "up_bps": Uniform(low=1e5, high=2e5)}
+    base = {
+        "speed": LogNormal(median=100.0, sigma=1.0),
+        "down_bps": LogNormal(median=1e6, sigma=1.0),
+        "up_bps": Uniform(low=1e5, high=2e5),
+    }
     return Fleet(**{**base, **changes})
 
 
 def test_durations_worked_by_hand() -> None:
     # Prepare: three clients; a 1000-byte model
-    devices = Devices(speed=torch.tensor([10.0, 100.0, 50.0], dtype=torch.float64),
-                      down_bps=torch.tensor([1000.0, 500.0, 250.0], dtype=torch.float64),
-                      up_bps=torch.tensor([100.0, 1000.0, 500.0], dtype=torch.float64))
+    devices = Devices(
+        speed=torch.tensor([10.0, 100.0, 50.0], dtype=torch.float64),
+        down_bps=torch.tensor([1000.0, 500.0, 250.0], dtype=torch.float64),
+        up_bps=torch.tensor([100.0, 1000.0, 500.0], dtype=torch.float64),
+    )
     work = work_samples(torch.tensor([20, 50, 0]), epochs=2)
     # Execute
     seconds = devices.seconds(work, model_bytes=1000)
@@ -65,14 +70,20 @@ def test_constant_and_uniform() -> None:
     gen = torch.Generator().manual_seed(0)
     assert Constant(value=3.0).sample(4, gen).tolist() == [3.0] * 4
     drawn = Uniform(low=2.0, high=4.0).sample(100_000, gen)
-    assert 2.0 <= float(drawn.min()) and float(drawn.max()) <= 4.0 and float(drawn.mean()) == pytest.approx(3.0, abs=0.01)
+    assert (
+        float(drawn.min()) >= 2.0
+        and float(drawn.max()) <= 4.0
+        and float(drawn.mean()) == pytest.approx(3.0, abs=0.01)
+    )
 
 
 def test_a_million_clients_is_one_vectorised_draw() -> None:
     # Execute
     devices = fleet(availability=OnOff(on_rounds=3, off_rounds=1)).devices(seed=0, num_clients=1_000_000)
     seconds = devices.seconds(work_samples(torch.full((1_000_000,), 50), epochs=1), model_bytes=4_000)
-    online = fleet(availability=OnOff(on_rounds=3, off_rounds=1)).available(seed=0, round=7, num_clients=1_000_000)
+    online = fleet(availability=OnOff(on_rounds=3, off_rounds=1)).available(
+        seed=0, round=7, num_clients=1_000_000
+    )
     # Assert
     assert seconds.shape == (1_000_000,) and seconds.dtype == torch.float64 and bool((seconds > 0).all())
     assert float(online.double().mean()) == pytest.approx(0.75, abs=0.005)
@@ -86,7 +97,9 @@ def test_on_off_cycles_per_client_from_a_seeded_phase() -> None:
     # Assert: every client is on 2 rounds then off 3, with period 5, at its own phase
     assert online.sum(dim=0).tolist() == [4] * 6
     assert torch.equal(online[:5], online[5:])
-    assert torch.equal(online, torch.stack([pattern.online(seed=0, round=r, num_clients=6) for r in range(1, 11)]))
+    assert torch.equal(
+        online, torch.stack([pattern.online(seed=0, round=r, num_clients=6) for r in range(1, 11)])
+    )
     assert len({tuple(col) for col in online.T.tolist()}) > 1, "phases differ between clients"
 
 
