@@ -28,15 +28,15 @@ import math
 
 import torch
 
+from fedsweep.params import ParamError, non_negative
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
 from fedsweep.selection.draw import check_round, largest, uniform_sample, weighted_sample
-from fedsweep.strategies.params import StrategyParamError, non_negative
 
 
 def _share(field: str, value: float) -> float:
     x = non_negative("ActiveFL", field, value)
     if x > 1.0:
-        raise StrategyParamError("ActiveFL", field, f"must be in [0, 1] (got {value!r})")
+        raise ParamError("ActiveFL", field, f"must be in [0, 1] (got {value!r})")
     return x
 
 
@@ -65,9 +65,7 @@ class ActiveFL(Selector):
         super().__init__()
         self.alpha1 = _share("alpha1", alpha1)
         if self.alpha1 == 1.0:
-            raise StrategyParamError(
-                "ActiveFL", "alpha1", "must be in [0, 1) (got 1.0): it would cut every client"
-            )
+            raise ParamError("ActiveFL", "alpha1", "must be in [0, 1) (got 1.0): it would cut every client")
         self.alpha2 = non_negative("ActiveFL", "alpha2", alpha2)
         self.alpha3 = _share("alpha3", alpha3)
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
+from fedsweep.params import ParamError, positive
 from fedsweep.selection.base import Population, Selection, Selector
 from fedsweep.selection.draw import ascending, check_round, uniform_sample
-from fedsweep.strategies.params import StrategyParamError, positive
 
 
 def pack_under_deadline(seconds: torch.Tensor, deadline: float, k: int) -> torch.Tensor:
@@ -45,7 +45,7 @@ class FedCS(Selector):
         super().__init__()
         self.fraction = positive("FedCS", "fraction", fraction)
         if self.fraction > 1.0:
-            raise StrategyParamError("FedCS", "fraction", f"must be in (0, 1] (got {fraction!r})")
+            raise ParamError("FedCS", "fraction", f"must be in (0, 1] (got {fraction!r})")
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any], *, key: str) -> None:

@@ -44,15 +44,15 @@ import math
 
 import torch
 
+from fedsweep.params import ParamError, count, non_negative, positive
 from fedsweep.selection.base import ClientFeedback, Population, Selection, Selector
 from fedsweep.selection.draw import check_round, descending, largest, uniform_sample, weighted_sample
-from fedsweep.strategies.params import StrategyParamError, count, non_negative, positive
 
 
 def _fraction(field: str, value: float, *, low_open: bool = False) -> float:
     x = non_negative("Oort", field, value)
     if x > 1.0 or (low_open and x == 0.0):
-        raise StrategyParamError("Oort", field, f"must be in {'(' if low_open else '['}0, 1] (got {value!r})")
+        raise ParamError("Oort", field, f"must be in {'(' if low_open else '['}0, 1] (got {value!r})")
     return x
 
 
@@ -104,7 +104,7 @@ class Oort(Selector):
         self.round_penalty = non_negative("Oort", "round_penalty", round_penalty)
         self.round_threshold = non_negative("Oort", "round_threshold", round_threshold)
         if self.round_threshold > 100.0:
-            raise StrategyParamError(
+            raise ParamError(
                 "Oort", "round_threshold", f"must be a percentile in [0, 100] (got {round_threshold!r})"
             )
         self.pacer_step = count("Oort", "pacer_step", pacer_step, least=1)
@@ -113,7 +113,7 @@ class Oort(Selector):
         self.cut_off_util = non_negative("Oort", "cut_off_util", cut_off_util)
         self.sample_window = positive("Oort", "sample_window", sample_window)
         if self.sample_window < 1.0:
-            raise StrategyParamError("Oort", "sample_window", f"must be >= 1 (got {sample_window!r})")
+            raise ParamError("Oort", "sample_window", f"must be >= 1 (got {sample_window!r})")
         self.blacklist_rounds = (
             None if blacklist_rounds is None else count("Oort", "blacklist_rounds", blacklist_rounds, least=0)
         )

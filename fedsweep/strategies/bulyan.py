@@ -14,9 +14,9 @@ Memory: the K × K distances, then clients-per-round × one tensor at a time.
 from collections.abc import Mapping
 from typing import Any
 
+from fedsweep.params import clients_per_round, count
 from fedsweep.strategies.aggregate import keep
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
-from fedsweep.strategies.params import clients_per_round, count
 from fedsweep.strategies.robust import (
     bulyan_select,
     closest_to_median_mean,

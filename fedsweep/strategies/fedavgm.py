@@ -16,10 +16,10 @@ Integer buffers get FedAvg's weighted mean (rounded); an empty round keeps the m
 
 import torch
 
+from fedsweep.params import decay, positive
 from fedsweep.strategies.aggregate import cast_like, keep
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
 from fedsweep.strategies.fedopt import pseudo_gradient
-from fedsweep.strategies.params import decay, positive
 from fedsweep.weights import Params
 
 

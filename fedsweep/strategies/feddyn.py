@@ -18,9 +18,9 @@ buffer's memory only feeds the server's h); integer buffers are averaged.
 
 import torch
 
+from fedsweep.params import positive
 from fedsweep.strategies.aggregate import RunningMean
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
-from fedsweep.strategies.params import positive
 from fedsweep.strategies.scaffold import zeros_like_floats
 from fedsweep.weights import Params
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
+from fedsweep.params import decay
 from fedsweep.strategies.aggregate import RunningMean
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
-from fedsweep.strategies.params import decay
 from fedsweep.weights import Params
 
 

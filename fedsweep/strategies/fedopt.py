@@ -31,9 +31,9 @@ from abc import abstractmethod
 
 import torch
 
+from fedsweep.params import decay, non_negative, positive
 from fedsweep.strategies.aggregate import RunningMean, cast_like, keep
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
-from fedsweep.strategies.params import decay, non_negative, positive
 from fedsweep.weights import Params
 
 

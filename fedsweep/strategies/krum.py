@@ -22,9 +22,9 @@ Choices:
 from collections.abc import Mapping
 from typing import Any
 
+from fedsweep.params import clients_per_round, count
 from fedsweep.strategies.aggregate import keep
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
-from fedsweep.strategies.params import clients_per_round, count
 from fedsweep.strategies.robust import float_names, krum_select, mean_of, pairwise_sq_distances
 from fedsweep.weights import Params
 

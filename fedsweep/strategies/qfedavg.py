@@ -24,9 +24,9 @@ Choices, where implementations disagree:
 
 import torch
 
+from fedsweep.params import non_negative, positive
 from fedsweep.strategies.aggregate import RunningMean, cast_like, keep
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
-from fedsweep.strategies.params import non_negative, positive
 from fedsweep.weights import Params
 
 EPS = 1e-10

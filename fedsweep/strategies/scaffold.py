@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
+from fedsweep.params import positive
 from fedsweep.strategies.aggregate import RunningMean
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
-from fedsweep.strategies.params import positive
 from fedsweep.weights import Params
 
 

@@ -8,9 +8,9 @@ FedTrimmedAvg follows); unweighted. The paper requires β < 1/2 and leaves its v
 fraction of Byzantine clients; β = 0.2 is Flower's default.
 """
 
+from fedsweep.params import ParamError, non_negative
 from fedsweep.strategies.aggregate import keep
 from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
-from fedsweep.strategies.params import StrategyParamError, non_negative
 from fedsweep.strategies.robust import per_tensor, trimmed_mean
 from fedsweep.weights import Params
 
@@ -27,7 +27,7 @@ class TrimmedMean(Strategy):
         super().__init__()
         self.beta = non_negative("TrimmedMean", "beta", beta)
         if not self.beta < 0.5:
-            raise StrategyParamError(
+            raise ParamError(
                 "TrimmedMean", "beta", f"must be < 0.5, or every value is trimmed (got {beta!r})"
             )
 

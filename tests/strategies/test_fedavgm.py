@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from fedsweep.params import ParamError
 from fedsweep.strategies.base import ClientResult, ListResults, RoundContext
 from fedsweep.strategies.fedavg import FedAvg
 from fedsweep.strategies.fedavgm import FedAvgM
-from fedsweep.strategies.params import StrategyParamError
 
 CONTEXT = RoundContext(round=1, selected=(0, 1), num_clients=2)
 
@@ -110,6 +110,6 @@ def test_no_momentum_and_unit_lr_is_fedavg() -> None:
     ],
 )
 def test_impossible_values_are_refused(kwargs: dict, field: str) -> None:
-    with pytest.raises(StrategyParamError) as err:
+    with pytest.raises(ParamError) as err:
         FedAvgM(**kwargs)
     assert err.value.field == field

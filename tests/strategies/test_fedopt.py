@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
+from fedsweep.params import ParamError
 from fedsweep.strategies.base import ClientResult, ListResults, RoundContext
 from fedsweep.strategies.fedadagrad import FedAdagrad
 from fedsweep.strategies.fedadam import FedAdam
 from fedsweep.strategies.fedopt import FedOpt
 from fedsweep.strategies.fedyogi import FedYogi
-from fedsweep.strategies.params import StrategyParamError
 
 X0 = [1.0, -2.0]
 # Three rounds, two clients each: (num_samples, client params as an offset from that round's global model)
@@ -132,6 +132,6 @@ def test_moments_start_at_zero_or_at_v_init() -> None:
     ],
 )
 def test_impossible_values_are_refused_naming_the_field(cls: type, kwargs: dict, field: str) -> None:
-    with pytest.raises(StrategyParamError) as err:
+    with pytest.raises(ParamError) as err:
         cls(**kwargs)
     assert err.value.field == field

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from fedsweep.params import ParamError
 from fedsweep.strategies.base import ClientResult, ListResults, RoundContext
 from fedsweep.strategies.fedavg import FedAvg
-from fedsweep.strategies.params import StrategyParamError
 from fedsweep.strategies.qfedavg import QFedAvg
 
 CONTEXT = RoundContext(round=1, selected=(0, 1, 2), num_clients=3)
@@ -74,6 +74,6 @@ def test_higher_loss_pulls_the_model_when_q_is_positive() -> None:
 
 @pytest.mark.parametrize(("kwargs", "field"), [({"q": -1.0}, "q"), ({"client_lr": 0.0}, "client_lr")])
 def test_impossible_values_are_refused(kwargs: dict, field: str) -> None:
-    with pytest.raises(StrategyParamError) as err:
+    with pytest.raises(ParamError) as err:
         QFedAvg(**kwargs)
     assert err.value.field == field

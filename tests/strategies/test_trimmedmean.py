@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from fedsweep.params import ParamError
 from fedsweep.strategies.base import ClientResult, ListResults, RoundContext
-from fedsweep.strategies.params import StrategyParamError
 from fedsweep.strategies.trimmedmean import TrimmedMean
 
 CONTEXT = RoundContext(round=1, selected=tuple(range(5)), num_clients=5)
@@ -57,6 +57,6 @@ def test_beta_zero_is_the_plain_mean() -> None:
 
 @pytest.mark.parametrize("beta", [0.5, 0.7, -0.1])
 def test_impossible_beta_is_refused_naming_the_field(beta: float) -> None:
-    with pytest.raises(StrategyParamError) as err:
+    with pytest.raises(ParamError) as err:
         TrimmedMean(beta=beta)
     assert err.value.field == "beta"

@@ -1,7 +1,8 @@
-"""Hyper-parameter checks shared by the strategies' constructors and `check_config` hooks.
+"""Hyper-parameter checks shared by the plug-ins' constructors and `check_config` hooks (strategies,
+selectors): a neutral module, so that neither package imports the other.
 
 A constructor refuses a value that is impossible on its own (a server learning rate <= 0, a decay
-outside [0, 1)) with `StrategyParamError`, whose `field` and `reason` the config validator turns into
+outside [0, 1)) with `ParamError`, whose `field` and `reason` the config validator turns into
 one line naming the key: `strategy.eta must be > 0 (got -0.1)` (fedsweep/config/plugins.py). Rules
 that depend on the cell (Krum's f against clients_per_round) live in the class's `check_config`,
 which reads the cell's clients per round with `clients_per_round`.
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 
-class StrategyParamError(ValueError):
+class ParamError(ValueError):
     """An impossible hyper-parameter; `field` names it, `reason` says which bound it breaks."""
 
     def __init__(self, owner: str, field: str, reason: str) -> None:
@@ -22,7 +23,7 @@ class StrategyParamError(ValueError):
 
 def _number(owner: str, field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise StrategyParamError(owner, field, f"must be a number (got {value!r})")
+        raise ParamError(owner, field, f"must be a number (got {value!r})")
     return float(value)
 
 
@@ -30,7 +31,7 @@ def positive(owner: str, field: str, value: Any) -> float:
     """`value` as a float, refused unless > 0 (and finite)."""
     x = _number(owner, field, value)
     if not 0.0 < x < float("inf"):
-        raise StrategyParamError(owner, field, f"must be > 0 (got {value!r})")
+        raise ParamError(owner, field, f"must be > 0 (got {value!r})")
     return x
 
 
@@ -38,7 +39,7 @@ def non_negative(owner: str, field: str, value: Any) -> float:
     """`value` as a float, refused unless >= 0 (and finite)."""
     x = _number(owner, field, value)
     if not 0.0 <= x < float("inf"):
-        raise StrategyParamError(owner, field, f"must be >= 0 (got {value!r})")
+        raise ParamError(owner, field, f"must be >= 0 (got {value!r})")
     return x
 
 
@@ -46,14 +47,14 @@ def decay(owner: str, field: str, value: Any) -> float:
     """A decay or momentum coefficient: a float in [0, 1)."""
     x = _number(owner, field, value)
     if not 0.0 <= x < 1.0:
-        raise StrategyParamError(owner, field, f"must be in [0, 1) (got {value!r})")
+        raise ParamError(owner, field, f"must be in [0, 1) (got {value!r})")
     return x
 
 
 def count(owner: str, field: str, value: Any, *, least: int) -> int:
     """An integer >= `least`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise StrategyParamError(owner, field, f"must be an integer >= {least} (got {value!r})")
+        raise ParamError(owner, field, f"must be an integer >= {least} (got {value!r})")
     return value
 
 
