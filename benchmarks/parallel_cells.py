@@ -3,7 +3,7 @@ database (sqlite, or PostgreSQL) does under it.
 
 Each run is `python flows/sweep.py +experiment=bench rounds=3 +grid.seed=[0,1,2,3]
 runner.parallel_cells=P` as a whole process in a fresh temporary folder, against a Prefect server
-started here with fedsweep's own LocalServer (flows/server.py: the same app, settings and services
+started here with fedsweep's own LocalServer (server/private.py: the same app, settings and services
 as the sweep's private server) on a fresh database: a new PREFECT_HOME (sqlite) or a new database
 on a throwaway PostgreSQL server (`--database postgres`; tests/flows/postgres.py). The server's
 start-up is not timed (it would overlap the sweep's), so that it can be read after the sweep:
@@ -42,7 +42,7 @@ DATABASE_URL = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 
 def prefect_server(where: Path, database_url: str | None) -> Any:
     """A fedsweep LocalServer on a fresh database (sqlite in `where`, or `database_url`), ready."""
-    from flows.server import LocalServer
+    from server.private import LocalServer
 
     os.environ.update(PREFECT_HOME=str(where / "prefect-home"), PREFECT_SERVER_LOG_RETRYABLE_ERRORS="true")
     os.environ.pop("PREFECT_API_URL", None)

@@ -45,7 +45,7 @@ COMPONENTS = r"""
 import json, sys, tempfile, time
 from pathlib import Path
 t = time.perf_counter()
-from flows.server import LocalServer
+from server.private import LocalServer
 home = Path(tempfile.mkdtemp())
 server = LocalServer(log_path=home / "server.log")
 server.wait_ready(600)

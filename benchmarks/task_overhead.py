@@ -4,7 +4,7 @@ fedsweep makes every client epoch, aggregation, evaluation and checkpoint write 
 round on the bench workload; MLflow logging is a plain call), so the per-task overhead times the
 number of tasks is a floor under its overhead against a bare loop. Measured with fedsweep's
 settings: a private API
-server (flows.server.LocalServer), the flow heartbeat off, results persisted as JSON under a
+server (server.private.LocalServer), the flow heartbeat off, results persisted as JSON under a
 cache_key_fn, a ThreadPoolTaskRunner with one worker (runner.max_parallel_clients=1).
 
 Modes, each N tasks in one flow run (after a few warm-up tasks), as `task(i)` and as
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     # logs to it, and the folder goes after the server. Stopping it here made the exit wait ~90 s
     # on Prefect's log worker retrying a dead API.
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    from flows.server import LocalServer
+    from server.private import LocalServer
 
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     server = LocalServer(log_path=Path(tmp) / "s.log")

@@ -13,7 +13,7 @@ Cells are the cartesian product of the axes, in the order written. A key given o
 wins over the grid: its axis is dropped, so `+experiment=quickstart strategy=fedavg` runs only
 FedAvg cells. A command-line key inside a config group that the grid varies (`strategy.mu=0.1` in a
 FedAvg-vs-FedProx grid) does not drop the axis: it is set in the cells whose option has that key
-(`scoped_overrides`, `reaches`). This module is plain Python: it builds override strings, and flows/plan.py
+(`scoped_overrides`, `reaches`). This module is plain Python: it builds override strings, and cli/plan.py
 composes each cell's config with Hydra.
 """
 

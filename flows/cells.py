@@ -27,16 +27,16 @@ from prefect.context import TagsContext
 from prefect.states import Cancelled, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from cli.finished import append_summary
 from fedsweep import summary
 from fedsweep.checkpoint.storage import CheckpointError
 from fedsweep.execution import describe, parallel_clients
 from fedsweep.execution.dask import SchedulerLost
+from fedsweep.interrupt import stop_requested
 from fedsweep.policy import CellFailed
 from flows import view
 from flows.artifacts import sweep_artifact
 from flows.experiment import run_cell
-from flows.finished import append_summary
-from flows.interrupt import stop_requested
 from tasks import track
 from tasks.report import report_sweep
 

@@ -22,11 +22,11 @@ from fedsweep import rounds, summary
 from fedsweep.cell import CellEnv, cell_env
 from fedsweep.checkpoint.cellstate import CellState, final_model, resume
 from fedsweep.execution import parallel_clients, round_measures
+from fedsweep.interrupt import StopRequested, stop_requested, wrapping_up
 from fedsweep.memory.guard import guard_from_config
 from fedsweep.memory.rss import rss_mb
 from flows.artifacts import CellStory
 from flows.commit import RoundCommitter
-from flows.interrupt import StopRequested, stop_requested, wrapping_up
 from flows.training import train_clients
 from tasks import track
 from tasks.aggregate import aggregate_round
@@ -189,7 +189,7 @@ def run_cell(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     )
     try:
         for rnd in range(state.round + 1, rounds_total + 1):
-            if stop_requested():  # Ctrl-C or SIGTERM (flows/interrupt.py): commit, then stop
+            if stop_requested():  # Ctrl-C or SIGTERM (fedsweep/interrupt.py): commit, then stop
                 committer.finish()
                 raise StopRequested(f"stopped after round {state.round} of {rounds_total}")
             memory = guard.check()

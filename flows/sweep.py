@@ -5,34 +5,17 @@
     python flows/sweep.py -m strategy=fedavg,fedprox num_clients=10,100
     python flows/sweep.py +experiment=quickstart --dry-run    # the cells, which are finished; exit 0
 
-One Prefect flow run per sweep, one child flow run per cell; one MLflow parent run per sweep and a
-child run per cell. Re-running the same command resumes; `resume=false` starts over.
-
-Bad input is refused before Hydra runs anything: `cli()` parses the command line as Hydra would,
-plans every job (every point of a `-m` sweep, every cell of its grid) with Hydra's compose API and
-the schema (flows/plan.py), and on the first mistake prints one `error: ...` line and exits with 2,
-having written nothing. Only a command that plans cleanly is handed to `hydra.main`, whose task
-function finds the plan already made (and, for `runner.pool=dask`, the Dask cluster already
-reached: a scheduler that does not answer or a cluster that cannot start is a mistake of the same
-kind). Hydra's own error printing (several lines, then exit 1) is
-thus never reached for a user's mistake, without patching Hydra: checking first is simpler and
-also covers multirun, where Hydra would only find a bad job after running the good ones.
-
-Before anything slow (the Prefect server, MLflow) one line says how many cells start and how many
-are finished (flows/preview.py). `--dry-run`, anywhere on the command line, is taken out before
-Hydra parses it: the command is planned and checked as usual, its cells are listed with what would
-happen to each, and it exits with 0 having written nothing. A key that exists in some grid cells only
-(`strategy.mu=0.1` in a FedAvg-vs-FedProx grid, flows/overrides.py) reaches Hydra as `++strategy.mu=0.1`.
-
-Ctrl-C and SIGTERM stop the sweep after the running round and exit with 130 / 143
-(flows/interrupt.py); the same command then resumes.
+One Prefect flow run per sweep (flows/sweep_flow.py), one child flow run per cell (flows/cell_flow.py);
+one MLflow parent run per sweep and a child run per cell. Re-running the same command resumes;
+`resume=false` starts over. The command line is checked first, every job of it, and a mistake is one
+`error: ...` line and exit status 2 with nothing written (cli/main.py); Ctrl-C and SIGTERM stop the
+sweep after the running round and exit with 130 / 143 (fedsweep/interrupt.py); the same command
+then resumes.
 """
 
 import sys
-from pathlib import Path
-from typing import NoReturn
 
-from flows.interrupt import exit_status, finish, install
+from fedsweep.interrupt import exit_status, install
 
 if __name__ == "__main__":
     install()  # first: Ctrl-C during the slow imports below is one line and exit 130, not a traceback
@@ -40,25 +23,23 @@ if __name__ == "__main__":
 import hydra
 from omegaconf import DictConfig
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-CONFIG_NAME = "config"
-DRY_RUN = "--dry-run"
-USAGE_ERROR = 2  # argparse's exit status for a bad command line; ours for every user mistake
+from cli.main import CONF_DIR, CONFIG_NAME, cli, fail
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=CONFIG_NAME)
 def main(cfg: DictConfig) -> None:
-    from fedsweep.config import ConfigError  # noqa: PLC0415 - keep `--help` and bad input fast
-    from flows.plan import plan_sweep  # noqa: PLC0415
-    from flows.preview import announce  # noqa: PLC0415
+    """Hydra's job: run the plan `cli` made for it; exit 1 if a cell failed, 130 / 143 if stopped."""
+    from cli.plan import plan_sweep  # noqa: PLC0415 - keep `--help` and bad input fast
+    from cli.preview import announce  # noqa: PLC0415
+    from fedsweep.config import ConfigError  # noqa: PLC0415
 
     try:
         plan = plan_sweep(cfg)
     except ConfigError as err:  # only reachable when cli() was bypassed (e.g. --config-dir)
         fail(err)
     announce(plan)  # the first job's line was printed by cli(), before the Prefect server started
-    from flows.leftovers import SweepLocked  # noqa: PLC0415
-    from flows.runner import run_sweep  # noqa: PLC0415 - imports Prefect: only once input is valid
+    from cli.run import run_sweep  # noqa: PLC0415 - imports Prefect: only once input is valid
+    from server.leftovers import SweepLocked  # noqa: PLC0415
 
     try:
         failed = run_sweep(plan)
@@ -71,129 +52,5 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
-def fail(err: BaseException | str) -> NoReturn:
-    """One line on stderr, exit status 2: how every user mistake ends."""
-    print(f"error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
-    sys.exit(USAGE_ERROR)
-
-
-def check_command(argv: list[str]) -> list:
-    """Plan every job the command line would run (their SweepPlans); ConfigError on the first mistake."""
-    from hydra import initialize_config_dir  # noqa: PLC0415
-    from hydra._internal.utils import get_args_parser  # noqa: PLC0415
-
-    from fedsweep.config import ConfigError  # noqa: PLC0415
-    from flows.plan import plan_overrides  # noqa: PLC0415
-
-    def usage_error(message: str) -> NoReturn:
-        raise ConfigError(f"{message} (see python flows/sweep.py --help)")
-
-    parser = get_args_parser()
-    parser.error = usage_error  # type: ignore[method-assign] - argparse would print usage and exit
-    args = parser.parse_args(argv)
-    queries = (
-        args.help,
-        args.hydra_help,
-        args.cfg,
-        args.info,
-        args.shell_completion,
-        args.experimental_rerun,
-    )
-    if any(queries) or args.config_path or args.config_dir:
-        return []  # Hydra's own commands, or another config tree: Hydra handles them (and the job validates)
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="sweep"):
-        return [
-            plan_overrides(args.config_name or CONFIG_NAME, job)
-            for job in job_overrides(args.overrides, multirun=args.multirun)
-        ]
-
-
-def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
-    """The task overrides of each job Hydra would launch (one job unless `-m`), hydra.* keys left out."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # noqa: PLC0415
-    from hydra.core.global_hydra import GlobalHydra  # noqa: PLC0415
-    from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: PLC0415
-    from hydra.errors import HydraException  # noqa: PLC0415
-
-    from fedsweep.config import ConfigError  # noqa: PLC0415
-    from fedsweep.config.compose import parse_overrides  # noqa: PLC0415
-
-    parsed = parse_overrides(overrides)  # names the override that does not parse
-    if multirun:
-        # The same expansion as Hydra's default sweeper, so each job here is a job there.
-        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-        try:
-            jobs = BasicSweeper.split_arguments(parser.parse_overrides(overrides), max_batch_size=None)[0]
-        except HydraException as err:
-            raise ConfigError(str(err)) from None
-    else:
-        jobs = [[o.input_line for o in parsed]]
-    return [[o.input_line for o in parse_overrides(job) if not o.is_hydra_override()] for job in jobs]
-
-
-def connect_dask(settings: dict) -> None:
-    """Reach the sweep's Dask cluster before anything is written (a ConfigError is one line, exit 2)."""
-    from fedsweep.config import ConfigError  # noqa: PLC0415
-    from fedsweep.execution.choose import start_dask  # noqa: PLC0415
-
-    try:
-        start_dask(settings)
-    except ConfigError as err:
-        fail(err)
-
-
-def cli(argv: list[str] | None = None) -> None:
-    """Check the command, then run it with Hydra."""
-    from fedsweep.config import ConfigError  # noqa: PLC0415
-
-    install()  # Ctrl-C and SIGTERM: one line and a clean exit from now on (flows/interrupt.py)
-    args = sys.argv[1:] if argv is None else argv
-    dry_run = DRY_RUN in args
-    args = [a for a in args if a != DRY_RUN]
-    try:
-        plans = check_command(args)
-    except ConfigError as err:
-        fail(err)
-    from flows.overrides import for_hydra  # noqa: PLC0415
-    from flows.preview import announce, dry_run_text  # noqa: PLC0415
-
-    if dry_run:
-        if not plans:
-            fail(
-                f"{DRY_RUN} lists the cells of a sweep; "
-                "it does not go with Hydra's --help, --cfg, --info or --config-dir"
-            )
-        print(dry_run_text(plans), flush=True)
-        return
-    sys.argv = [sys.argv[0], *for_hydra(args, tuple(o for p in plans for o in p.scoped))]
-    from flows.finished import skip_if_finished  # noqa: PLC0415
-    from flows.leftovers import SweepLocked  # noqa: PLC0415
-
-    try:
-        if skip_if_finished(plans):  # from the sweep folder alone: no server, no Prefect, no MLflow
-            finish(0)
-    except SweepLocked as err:
-        fail(err)
-    if plans:
-        from flows.server import check_database, prefect_server  # noqa: PLC0415
-
-        try:
-            check_database()  # a PostgreSQL server for Prefect that does not answer: one line, exit 2
-        except ConfigError as err:
-            fail(err)
-        announce(plans[0])
-        dask = [p.cells[0]["config"]["runner"] for p in plans if p.cells]
-        if any(runner["pool"] == "dask" for runner in dask):
-            connect_dask(next(r["dask"] for r in dask if r["pool"] == "dask"))
-        # The input is valid: find the shared Prefect server, or start one now, so that its ~6 s of start-up
-        # run beside Hydra's set-up and the imports (its log goes to the first job's folder).
-        prefect_server(plans[0].dir)
-    try:
-        main()
-    except SystemExit as done:
-        finish(done.code)
-    finish(0)
-
-
 if __name__ == "__main__":
-    cli()
+    cli(main)

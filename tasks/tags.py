@@ -1,4 +1,4 @@
-"""The MLflow tag names fedsweep writes (tasks/track.py) and reads (flows/compare.py).
+"""The MLflow tag names fedsweep writes (tasks/track.py) and reads (cli/compare.py).
 
 No Prefect import here: the compare command reads MLflow without starting Prefect.
 """

@@ -1,4 +1,4 @@
-"""Planted, truncated and foreign files among Prefect's persisted results (flows/untrusted.py).
+"""Planted, truncated and foreign files among Prefect's persisted results (server/untrusted.py).
 
 A record whose metadata names the pickle serializer, or a JSON serializer with a hostile decoder,
 runs code when Prefect reads it. The guard must remove such files without ever decoding them, keep
@@ -18,7 +18,7 @@ from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
 from prefect.results import resolve_serializer
 from prefect.serializers import JSONSerializer
 
-from flows.untrusted import UntrustedResultError, expected_serializer, guard_results
+from server.untrusted import UntrustedResultError, expected_serializer, guard_results
 
 
 class _Touch:
@@ -188,16 +188,16 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 @pytest.mark.skipif(
     "guard_results" not in (ROOT / "flows" / "runner.py").read_text(),
-    reason="flows/runner.py does not call flows.untrusted.guard_results yet",
+    reason="cli/run.py does not call server.untrusted.guard_results yet",
 )
 def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Path) -> None:
     # Prepare: hostile records where the one cell's round-1 client epochs will look for theirs
     from hydra import initialize_config_dir
 
+    from cli.main import CONF_DIR
+    from cli.plan import plan_overrides
     from fedsweep import steps
     from fedsweep.cell import cell_env, write_cell_config
-    from flows.plan import plan_overrides
-    from flows.sweep import CONF_DIR
 
     args = [
         "num_clients=4",

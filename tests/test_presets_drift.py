@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-import flows.sweep
-from flows.sweep import check_command
+import cli.main
+from cli.main import check_command
 
-CONF = Path(flows.sweep.CONF_DIR)
+CONF = Path(cli.main.CONF_DIR)
 DEBIAN = "/usr/share/datasets/fashion-mnist"  # conf/dataset/fashion_mnist_debian.yaml
 
 CASES = {

@@ -1,4 +1,4 @@
-"""Planning a command line in-process (flows/sweep.py check_command, flows/plan.py): what is refused,
+"""Planning a command line in-process (flows/sweep.py check_command, cli/plan.py): what is refused,
 with which line, and what a valid command plans. Nothing here may write a file."""
 
 from pathlib import Path
@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from hydra import initialize_config_dir
 
+from cli.main import CONF_DIR, check_command, job_overrides
+from cli.plan import plan_overrides
 from fedsweep.config import ConfigError
-from flows.plan import plan_overrides
-from flows.sweep import CONF_DIR, check_command, job_overrides
 
 # argv -> texts the one-line error must contain
 REFUSED: list[tuple[list[str], list[str]]] = [
@@ -44,7 +44,7 @@ REFUSED: list[tuple[list[str], list[str]]] = [
     (["-m", "strategy=fedavg,nope"], ["unknown option strategy=nope"]),
     (["-m", "rounds=3", "lr=0.1,-1"], ["lr must be > 0 (got -1)"]),
     (["--nope"], ["unrecognized arguments: --nope"]),
-    # A key of some grid options only: one rule, stated whatever the attempt (flows/overrides.py)
+    # A key of some grid options only: one rule, stated whatever the attempt (cli/overrides.py)
     (
         ["+experiment=quickstart", "grid.strategy=[fedavg,fedavgm]", "strategy.mu=0.1"],
         [
@@ -125,7 +125,7 @@ def test_runner_dask_preset_plans_the_same_cells_on_dask(in_empty_folder: Path) 
 
 def test_a_key_of_some_grid_options_reaches_their_cells_only(in_empty_folder: Path) -> None:
     # Prepare
-    from flows.overrides import for_hydra
+    from cli.overrides import for_hydra
 
     overrides = ["+experiment=quickstart", "rounds=2", "strategy.mu=0.1"]
     # Execute

@@ -75,7 +75,7 @@ def usable_cpus() -> int:
 def _serve(conn: Connection, torch_threads: int) -> None:
     """A worker's life: answer ("call", fn, args) messages until told to stop or orphaned."""
     die_with_parent()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # the main process handles both (flows/interrupt.py)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the main process handles both (fedsweep/interrupt.py)
         signal.signal(sig, signal.SIG_IGN)
     torch.set_num_threads(torch_threads)
     while True:

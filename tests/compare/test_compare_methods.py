@@ -25,7 +25,7 @@ _PARAMS: dict[tuple[str, ...], dict[str, str]] = {}
 
 @pytest.fixture
 def params(cell_config):
-    """MLflow's params of a quickstart cell (as flows/plan.py logs them), by strategy and seed."""
+    """MLflow's params of a quickstart cell (as cli/plan.py logs them), by strategy and seed."""
 
     def of(strategy: str, seed: int, *more: str) -> dict[str, str]:
         key = (strategy, str(seed), *more)
@@ -134,7 +134,7 @@ def test_tables_show_every_figure_and_the_csv_holds_the_bounds(params) -> None:
 
 def test_the_command_imports_neither_prefect_nor_mlflow_to_start() -> None:
     # MLflow is imported once the arguments are checked; Prefect never (seconds of start-up)
-    check = "import sys, flows.compare; print(sorted({'prefect', 'mlflow'} & set(sys.modules)))"
+    check = "import sys, cli.compare; print(sorted({'prefect', 'mlflow'} & set(sys.modules)))"
     done = subprocess.run(
         [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120
     )

@@ -15,7 +15,7 @@ SWEEP = REPO / "flows" / "sweep.py"
 def sweep_env(prefect_home: Path, api_url: str | None = None) -> dict[str, str]:
     """The environment of a CI run, with Prefect's database kept out of the user's home; with
     `api_url`, the sweep uses that Prefect server instead of its own. The sweeps of a test session
-    share one Prefect server (flows/shared_server.py), found in a runtime folder beside the
+    share one Prefect server (server/shared.py), found in a runtime folder beside the
     session's database and gone a minute after the last sweep."""
     ours = ("PREFECT_API", "FEDSWEEP_PREFECT_SERVER", "FEDSWEEP_SERVER_IDLE_S", "FEDSWEEP_RUNTIME_DIR")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}

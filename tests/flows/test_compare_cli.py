@@ -95,7 +95,7 @@ def test_mistakes_are_one_line_and_write_nothing(swept, monkeypatch, capsys) -> 
     # Prepare: in this process (MLflow imported once), as the command line would run it
     from mlflow import MlflowClient
 
-    from flows.compare import cli
+    from cli.compare import cli
 
     monkeypatch.chdir(swept)
     MlflowClient(tracking_uri=f"sqlite:///{swept / 'mlruns' / 'mlflow.db'}").create_experiment("empty")
@@ -121,7 +121,7 @@ def test_a_superseded_run_is_left_out(swept, monkeypatch) -> None:
     # Prepare: a start-over (resume=false) tags the earlier run of a cell so (tasks/track.py)
     from mlflow import MlflowClient
 
-    from flows.compare import cli
+    from cli.compare import cli
 
     monkeypatch.chdir(swept)
     client = MlflowClient(tracking_uri=f"sqlite:///{swept / 'mlruns' / 'mlflow.db'}")

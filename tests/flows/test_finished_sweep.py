@@ -1,5 +1,5 @@
 """A sweep whose cells are all finished and recorded exits from its receipt and checkpoints alone
-(flows/finished.py): no Prefect server, MLflow untouched, the skip's rows appended to summary.csv.
+(cli/finished.py): no Prefect server, MLflow untouched, the skip's rows appended to summary.csv.
 And a private Prefect server when FEDSWEEP_PREFECT_SERVER=private, beside a shared one."""
 
 import csv
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from sweep_cli import recorded, run_sweep
 
+from cli.finished import finished_rows, write_receipt
 from fedsweep.config.schema import TrackingSettings
-from flows.finished import finished_rows, write_receipt
 
 TINY = ("+experiment=quickstart", "strategy=fedavg", "num_clients=10", "rounds=1", "runner.progress=false")
 

@@ -1,4 +1,4 @@
-"""The stop's bounds (flows/interrupt.py), in a small process of their own: the running round gets
+"""The stop's bounds (fedsweep/interrupt.py), in a small process of their own: the running round gets
 `timeout_s`; once it has committed, the wrap-up gets a fresh bound of its own, and is not cut short."""
 
 import signal
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # A sweep stand-in: its "round" ends 0.5 s after the signal, then its wrap-up takes `wrap_s`.
 SCRIPT = textwrap.dedent("""
     import sys, time
-    from flows import interrupt
+    from fedsweep import interrupt
 
     def sweep():
         print("running", flush=True)

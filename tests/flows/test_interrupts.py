@@ -1,5 +1,5 @@
 """Ctrl-C and SIGTERM sent to a real sweep: one line, exit 130 / 143 within seconds, no traceback,
-committed rounds kept, and a re-run that resumes bitwise (flows/interrupt.py)."""
+committed rounds kept, and a re-run that resumes bitwise (fedsweep/interrupt.py)."""
 
 import csv
 import os

@@ -4,7 +4,7 @@ leaves nothing in prefect-results that the next run's guard would call untrusted
 import pytest
 from sweep_cli import start_sweep
 
-from flows.untrusted import guard_results
+from server.untrusted import guard_results
 
 pytestmark = pytest.mark.slow
 ARGS = (

@@ -65,7 +65,7 @@ def _read_back(url: str, home: Path, log: Path, monkeypatch: pytest.MonkeyPatch)
     from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.server import LocalServer
+    from server.private import LocalServer
 
     monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", url)
     monkeypatch.setenv("PREFECT_HOME", str(home))

@@ -1,4 +1,4 @@
-"""The Prefect server shared by a user's sweeps (flows/shared_server.py, flows/server_process.py):
+"""The Prefect server shared by a user's sweeps (server/shared.py, server/process.py):
 found by a second user, a stale state file replaced, another Prefect version left alone, and the
 server gone once no sweep has held its lease for the idle timeout."""
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+import shared_server
 
+import server.private as server
 from fedsweep.config import ConfigError
-from flows import server, shared_server
 
 
 @pytest.fixture

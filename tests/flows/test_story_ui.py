@@ -213,7 +213,7 @@ def test_a_rerun_says_each_finished_cell_is_skipped_and_continues_the_parent(swe
 
     cwd, before = swept
     earlier = {run.id for run in flow_runs(cwd)}
-    # Execute: the same command; then again without the finished sweep's receipt (flows/finished.py)
+    # Execute: the same command; then again without the finished sweep's receipt (cli/finished.py)
     fast = run_sweep(cwd, prefect_home, *ARGS, api_url=PREFECT_API_URL.value())
     unchanged = {run.id for run in flow_runs(cwd)}
     for receipt in (cwd / "outputs" / "quickstart" / ".finished").glob("*.json"):

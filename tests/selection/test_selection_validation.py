@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import check_command
 from fedsweep.config import ConfigError
-from flows.sweep import check_command
 
 SWEEP = Path(__file__).resolve().parents[2] / "flows" / "sweep.py"
 

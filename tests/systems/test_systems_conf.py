@@ -6,10 +6,10 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from cli.main import check_command
 from fedsweep.config import ConfigError
 from fedsweep.grid import cell_key
 from fedsweep.systems.base import SystemModel
-from flows.sweep import check_command
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "systems"
 

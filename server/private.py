@@ -1,7 +1,7 @@
 """The Prefect API server of runs without PREFECT_API_URL: shared by the user's sweeps, or private.
 
 By default a sweep uses (or starts) the server this user's sweeps share on the same database
-(flows/shared_server.py: discovery, lease, idle exit); FEDSWEEP_PREFECT_SERVER=private, or a
+(server/shared.py: discovery, lease, idle exit); FEDSWEEP_PREFECT_SERVER=private, or a
 shared server that cannot be used (another Prefect version, no safe runtime folder), gives the
 private server described here.
 
@@ -11,7 +11,7 @@ start-up overlap data preparation), logging to a file in the sweep folder, and t
 kernel kills it when we die, however we die (PR_SET_PDEATHSIG). It runs in a session of its own, so
 the terminal's Ctrl-C (sent to the whole foreground process group) does not reach it, and it ignores
 SIGTERM (a batch scheduler's stop reaches every process of a job): the sweep stops it itself, last,
-once everything has been sent to it (flows/interrupt.py, flows/server_process.py). Its database is
+once everything has been sent to it (fedsweep/interrupt.py, server/process.py). Its database is
 Prefect's: sqlite in PREFECT_HOME, or the PostgreSQL server that Prefect's own
 PREFECT_SERVER_DATABASE_CONNECTION_URL names (checked before anything starts: `check_database`).
 """
@@ -34,7 +34,7 @@ import psutil
 from fedsweep.lifeline import die_with_parent
 
 if TYPE_CHECKING:
-    from flows.shared_server import Found
+    from server.shared import Found
 
 # Server services a sweep has no use for; they only compete for the sqlite database. The event
 # persister stores every state-change event (three per task run) in the `events` tables, which grow
@@ -55,7 +55,7 @@ _QUIET_SERVICES = (
 
 
 def _die_with_parent() -> None:
-    die_with_parent(signal.SIGKILL)  # it ignores SIGTERM (flows/server_process.py)
+    die_with_parent(signal.SIGKILL)  # it ignores SIGTERM (server/process.py)
     _lower_priority()
 
 
@@ -82,7 +82,7 @@ def check_database() -> None:
     when PREFECT_API_URL names a server of the user's own, or no database is named), or when
     FEDSWEEP_PREFECT_SERVER / FEDSWEEP_SERVER_IDLE_S are wrong."""
     from fedsweep.config.environment import check_prefect_database  # noqa: PLC0415
-    from flows.shared_server import check_settings  # noqa: PLC0415
+    from server.shared import check_settings  # noqa: PLC0415
 
     if os.environ.get("PREFECT_API_URL"):
         return
@@ -106,7 +106,7 @@ def prefect_server(log_dir: Path) -> "LocalServer | SharedServer | None":
 
 
 def _shared() -> "SharedServer | None":
-    from flows import shared_server  # noqa: PLC0415
+    import server.shared as shared_server  # noqa: PLC0415
 
     folder = shared_server.runtime_dir() if shared_server.mode() == "shared" else None
     if folder is None:
@@ -178,7 +178,7 @@ class LocalServer:
         env.update({f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in _QUIET_SERVICES})
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
-        command = [sys.executable, str(Path(__file__).with_name("server_process.py")), str(self.port)]
+        command = [sys.executable, str(Path(__file__).with_name("process.py")), str(self.port)]
         if shared:
             command += [f"{shared[0]:g}", str(shared[1]), str(shared[2])]
         self.process = subprocess.Popen(
@@ -233,7 +233,7 @@ class LocalServer:
     def _stop(self, idle_wait_s: float) -> None:
         if self.process.poll() is None:
             self.wait_idle(idle_wait_s)
-            self.process.send_signal(signal.SIGUSR1)  # its graceful stop (flows/server_process.py)
+            self.process.send_signal(signal.SIGUSR1)  # its graceful stop (server/process.py)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -243,7 +243,7 @@ class LocalServer:
 
 
 class SharedServer:
-    """This process's use of the shared server (flows/shared_server.py): found running, or started
+    """This process's use of the shared server (server/shared.py): found running, or started
     here for every sweep; `stop` only ends this process's lease, the server stops when idle."""
 
     def __init__(self, *, found: "Found", starting: LocalServer | None, state: Path) -> None:
@@ -260,7 +260,7 @@ class SharedServer:
             return
         try:
             self._starting.wait_ready(timeout_s)
-            from flows.shared_server import read_state  # noqa: PLC0415
+            from server.shared import read_state  # noqa: PLC0415
 
             deadline = time.monotonic() + 10
             while (read_state(self._state) or {}).get("pid") != self.pid and time.monotonic() < deadline:

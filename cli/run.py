@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from flows.interrupt import run_interruptible, stop_requested
-from flows.plan import SweepPlan
-from flows.server import LocalServer, SharedServer, prefect_server
+from cli.plan import SweepPlan
+from fedsweep.interrupt import run_interruptible, stop_requested
+from server.private import LocalServer, SharedServer, prefect_server
 
 RESULTS_DIR = "prefect-results"
 
@@ -64,8 +64,8 @@ def _prepare(plan: SweepPlan) -> None:
 
 def run_sweep(plan: SweepPlan) -> int:
     """Run the sweep; returns the number of failed cells (SweepLocked if it already runs)."""
-    from flows.finished import forget  # noqa: PLC0415
-    from flows.leftovers import lock_sweep  # noqa: PLC0415
+    from cli.finished import forget  # noqa: PLC0415
+    from server.leftovers import lock_sweep  # noqa: PLC0415
 
     plan.dir.mkdir(parents=True, exist_ok=True)
     lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
@@ -88,8 +88,8 @@ def run_sweep(plan: SweepPlan) -> int:
 def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
     started = datetime.now(UTC)
     run = started.strftime("%Y-%m-%dT%H:%M:%SZ")  # names this run's rows in summary.csv (and its flow run)
-    from flows.leftovers import clean_temp_files, crash_stale_flow_runs, run_tags  # noqa: PLC0415
-    from flows.untrusted import guard_results  # noqa: PLC0415
+    from server.leftovers import clean_temp_files, crash_stale_flow_runs, run_tags  # noqa: PLC0415
+    from server.untrusted import guard_results  # noqa: PLC0415
 
     if not plan.resume:
         _start_over(plan)
@@ -126,7 +126,7 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
         PREFECT_RESULTS_LOCAL_STORAGE_PATH: str((plan.dir / RESULTS_DIR).absolute()),
     }
     # Flow runs left Running by a killed earlier run of this sweep folder are marked Crashed beside
-    # the sweep; they are found by the tags every flow run of ours carries (flows/leftovers.py).
+    # the sweep; they are found by the tags every flow run of ours carries (server/leftovers.py).
     stale = threading.Thread(target=crash_stale_flow_runs, name="fedsweep-crash-stale", args=(plan.dir,))
     stale.start()
     register(plan.cells)
@@ -153,7 +153,7 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
             _flush_prefect_client()
     failed = sum(1 for row in rows if row["status"] != "FINISHED")
     if not failed and len(rows) == len(plan.cells) and not stop_requested():
-        from flows.finished import write_receipt  # noqa: PLC0415
+        from cli.finished import write_receipt  # noqa: PLC0415
 
         write_receipt(
             sweep_dir=plan.dir,
@@ -190,7 +190,7 @@ def _hard_stop_steps(
 ) -> list:
     """What a hard stop (a second Ctrl-C, or a round that did not end in time) does before exiting:
     tell Prefect and MLflow that this process's runs stopped, flush, stop the server last."""
-    from flows.leftovers import stop_own_flow_runs  # noqa: PLC0415
+    from server.leftovers import stop_own_flow_runs  # noqa: PLC0415
     from tasks import track  # noqa: PLC0415
 
     steps = [lambda: stop_own_flow_runs(plan.dir), lambda: _flush_prefect_client(timeout_s=2)]

@@ -1,4 +1,4 @@
-"""A fedsweep Prefect server's process (started by flows/server.py): uvicorn serving Prefect's API,
+"""A fedsweep Prefect server's process (started by server/private.py): uvicorn serving Prefect's API,
 stopped by SIGUSR1 only, or, when shared, by itself once no sweep has used it for a while.
 
 A batch scheduler stops a job by sending SIGTERM to every one of its processes (SLURM's `scancel`
@@ -7,15 +7,15 @@ and tells the server what happened; a server that had quit at the same SIGTERM c
 it. So this process ignores SIGTERM and SIGINT: a private server is stopped by its sweep, last, with
 SIGUSR1 (uvicorn's graceful shutdown), and the kernel kills it when the sweep dies (PR_SET_PDEATHSIG).
 
-A shared server (flows/shared_server.py) outlives the sweep that started it. Every sweep using it
+A shared server (server/shared.py) outlives the sweep that started it. Every sweep using it
 holds a shared flock on its lease file for as long as it runs (the kernel drops it when the sweep
 dies, kill -9 included). Every few seconds the server tries an exclusive flock on the same file:
 while that fails, some sweep is using it. After `idle_s` seconds of successes in a row it keeps the
 exclusive lock (a sweep arriving now cannot take its shared one, and starts a new server instead of
 using one that is going), deletes its state file if that still names it, and stops gracefully.
 
-    python flows/server_process.py PORT                       # private
-    python flows/server_process.py PORT IDLE_S LEASE STATE    # shared
+    python server/process.py PORT                       # private
+    python server/process.py PORT IDLE_S LEASE STATE    # shared
 
 It imports nothing of the project.
 """

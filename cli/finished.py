@@ -98,7 +98,7 @@ def append_summary(out: Path, rows: list[Mapping[str, Any]]) -> None:
 def skip_if_finished(plans: list[Any]) -> bool:
     """Every job of the command finished and recorded: say so for each (start-up line, skipped cells,
     summary) and return True; otherwise False, with nothing printed or written."""
-    from flows.preview import announce  # noqa: PLC0415
+    from cli.preview import announce  # noqa: PLC0415
 
     if not plans or not all(receipt_path(p.dir, p.key).is_file() and finished_rows(p) for p in plans):
         return False
@@ -112,7 +112,7 @@ def skip_if_finished(plans: list[Any]) -> bool:
 def skip_finished(plan: Any) -> bool:
     """If the plan's sweep is finished and recorded: append the skip's rows, print what a full run
     prints, and return True (having started nothing); else False, having written nothing."""
-    from flows.leftovers import lock_sweep  # noqa: PLC0415
+    from server.leftovers import lock_sweep  # noqa: PLC0415
 
     if not plan.resume or not receipt_path(plan.dir, plan.key).is_file():
         return False

@@ -1,6 +1,6 @@
 """One Prefect server per user and database, shared by that user's sweeps and gone when idle.
 
-Booting a Prefect server costs seconds of every command (flows/server.py). Without PREFECT_API_URL
+Booting a Prefect server costs seconds of every command (server/private.py). Without PREFECT_API_URL
 a sweep therefore looks for a server that an earlier or concurrent sweep started, and starts one
 for the others when there is none:
 
@@ -9,7 +9,7 @@ for the others when there is none:
   *key*, the hash of the environment that decides the server's database (PREFECT_HOME, the profile,
   PREFECT_SERVER_* and the database URLs): a sweep only ever meets a server on its own database.
 - **State file** `prefect-server-<key>.json` (pid, port, url, Prefect version, idle timeout), written
-  by the server itself once its API answers (flows/server_process.py). A file whose pid is dead or
+  by the server itself once its API answers (server/process.py). A file whose pid is dead or
   is not our server process is stale: it is replaced. A live server of another Prefect version is
   left alone and this sweep uses a private server, as before.
 - **Lease** `prefect-server-<key>.lease`: each sweep holds a shared flock on it while it runs (the
@@ -135,7 +135,7 @@ def is_server(state: dict) -> bool:
         command = psutil.Process(int(state["pid"])).cmdline()
     except (psutil.Error, ValueError, TypeError):
         return False
-    return any(part.endswith("server_process.py") for part in command) and str(state["port"]) in command
+    return any(part.endswith("server/process.py") for part in command) and str(state["port"]) in command
 
 
 def answers(url: str, version: str, timeout_s: float = 5.0) -> bool:

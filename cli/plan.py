@@ -25,6 +25,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from cli.overrides import check_reached, for_hydra, read_command_line
 from fedsweep.config import CellSettings, ConfigError, validate
 from fedsweep.config.compose import compose_config
 from fedsweep.config.environment import (
@@ -46,7 +47,6 @@ from fedsweep.grid import (
     override_key,
     reaches,
 )
-from flows.overrides import check_reached, for_hydra, read_command_line
 
 # What a grid may not vary: these describe the sweep as a whole, not one of its cells.
 SWEEP_KEYS = ("sweep_name", "output_dir", "resume", "grid", "tracking", "report")

@@ -10,7 +10,7 @@ code as soon as a resumed sweep reaches its task.
 
 Rules:
 
-- `guard_results(results_dir)` runs before the sweep flow starts (flows/runner.py calls it). Every
+- `guard_results(results_dir)` runs before the sweep flow starts (cli/run.py calls it). Every
   file under `results_dir` must be a record as fedsweep's tasks write it: a JSON object with exactly
   `metadata` and `result`; `metadata.serializer` equal to Prefect's default `JSONSerializer`; no
   storage block; `result` a JSON text of plain data (no `__class__` / `__exc_type__` markers).

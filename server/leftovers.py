@@ -1,7 +1,7 @@
 """What a killed run leaves behind, and how the next run deals with it.
 
-- An orphaned private Prefect server: impossible, it dies with us (flows/server.py). The shared
-  server outlives us by design and exits when no sweep holds its lease (flows/shared_server.py).
+- An orphaned private Prefect server: impossible, it dies with us (server/private.py). The shared
+  server outlives us by design and exits when no sweep holds its lease (server/shared.py).
 - Temp files of interrupted atomic writes: removed when their writer's pid is dead.
 - Flow runs stuck in Running in Prefect: marked Crashed, so the UI tells the truth. A flow run is
   ours if its tags name this sweep folder and this host, and stale if the process its tag names is

@@ -14,8 +14,8 @@ nor MLflow, and write nothing:
 
 from collections import Counter
 
+from cli.plan import SweepPlan
 from fedsweep.cell import committed_round
-from flows.plan import SweepPlan
 
 _ANNOUNCED: set[int] = set()
 
