@@ -27,6 +27,7 @@ from typing import Any
 
 from fedsweep import summary
 from fedsweep.checkpoint.storage import LocalStorage
+from fedsweep.summary import append_summary
 
 log = logging.getLogger("fedsweep")
 RECEIPTS = ".finished"
@@ -61,7 +62,7 @@ def write_receipt(
 
 def finished_rows(plan: Any) -> list[dict[str, Any]] | None:
     """The receipt's rows when the plan's sweep is finished and recorded exactly as planned, else None."""
-    from fedsweep.cell import verified_round  # noqa: PLC0415
+    from fedsweep.cell.layout import verified_round  # noqa: PLC0415
 
     if not plan.resume or not plan.cells:
         return None
@@ -84,15 +85,6 @@ def finished_rows(plan: Any) -> list[dict[str, Any]] | None:
     if any(verified_round(c["dir"]) < int(c["config"]["rounds"]) for c in plan.cells):
         return None  # a checkpoint is gone or damaged: the full path says what and recomputes
     return [rows[c["key"]] for c in plan.cells]
-
-
-def append_summary(out: Path, rows: list[Mapping[str, Any]]) -> None:
-    """Append this run's rows to the sweep folder's summary.csv and summary.md (each written atomically)."""
-    previous = out / "summary.csv"
-    every = summary.merge(previous.read_text() if previous.is_file() else "", list(rows))
-    storage = LocalStorage(out)
-    storage.write("summary.csv", summary.to_csv(every).encode())
-    storage.write("summary.md", summary.to_markdown(every).encode())
 
 
 def skip_if_finished(plans: list[Any]) -> bool:

@@ -17,17 +17,23 @@ happen to each, and it exits with 0 having written nothing. A key that exists in
 (`strategy.mu=0.1` in a FedAvg-vs-FedProx grid, cli/overrides.py) reaches Hydra as `++strategy.mu=0.1`.
 """
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from cli.aliases import translate
 from fedsweep.interrupt import finish
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 CONFIG_NAME = "config"
 DRY_RUN = "--dry-run"
 USAGE_ERROR = 2  # argparse's exit status for a bad command line; ours for every user mistake
+# Prefect reads its logging settings when it is first imported: fedsweep's quiet defaults go first
+# (a user's own settings win). The terminal shows fedsweep's lines and Prefect's warnings.
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def fail(err: BaseException | str) -> NoReturn:
@@ -49,7 +55,7 @@ def check_command(argv: list[str]) -> list:
 
     parser = get_args_parser()
     parser.error = usage_error  # type: ignore[method-assign] - argparse would print usage and exit
-    args = parser.parse_args(argv)
+    args = parser.parse_args(translate(argv))
     queries = (
         args.help,
         args.hydra_help,
@@ -90,22 +96,11 @@ def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
     return [[o.input_line for o in parse_overrides(job) if not o.is_hydra_override()] for job in jobs]
 
 
-def connect_dask(settings: dict) -> None:
-    """Reach the sweep's Dask cluster before anything is written (a ConfigError is one line, exit 2)."""
-    from fedsweep.config import ConfigError  # noqa: PLC0415
-    from fedsweep.execution.choose import start_dask  # noqa: PLC0415
-
-    try:
-        start_dask(settings)
-    except ConfigError as err:
-        fail(err)
-
-
 def cli(main: Callable[[], Any], argv: list[str] | None = None) -> None:
     """Check the command, then run it with Hydra (`main`: the entry's `hydra.main` function)."""
     from fedsweep.config import ConfigError  # noqa: PLC0415
 
-    args = sys.argv[1:] if argv is None else argv
+    args = translate(sys.argv[1:] if argv is None else argv)
     dry_run = DRY_RUN in args
     args = [a for a in args if a != DRY_RUN]
     try:
@@ -133,6 +128,7 @@ def cli(main: Callable[[], Any], argv: list[str] | None = None) -> None:
     except SweepLocked as err:
         fail(err)
     if plans:
+        from fedsweep import execution  # noqa: PLC0415 - torch: only for a command that runs
         from server.private import check_database, prefect_server  # noqa: PLC0415
 
         try:
@@ -140,9 +136,10 @@ def cli(main: Callable[[], Any], argv: list[str] | None = None) -> None:
         except ConfigError as err:
             fail(err)
         announce(plans[0])
-        dask = [p.cells[0]["config"]["runner"] for p in plans if p.cells]
-        if any(runner["pool"] == "dask" for runner in dask):
-            connect_dask(next(r["dask"] for r in dask if r["pool"] == "dask"))
+        try:  # worker processes fork now, while this process has no other thread; a cluster is reached
+            execution.start([cell for plan in plans for cell in plan.cells])
+        except ConfigError as err:
+            fail(err)
         # The input is valid: find the shared Prefect server, or start one now, so that its ~6 s of start-up
         # run beside Hydra's set-up and the imports (its log goes to the first job's folder).
         prefect_server(plans[0].dir)

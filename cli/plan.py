@@ -30,7 +30,6 @@ from fedsweep.config import CellSettings, ConfigError, validate
 from fedsweep.config.compose import compose_config
 from fedsweep.config.environment import (
     check_creatable,
-    check_dask,
     check_dataset_files,
     check_device,
     check_location,
@@ -159,8 +158,6 @@ def _plan_cell(
     key = cell_key(config)
     sweep_dir = Path(knobs.output_dir) / knobs.sweep_name
     location = settings.checkpoint.location or str(sweep_dir / "cells")
-    if settings.runner.pool == "dask" and "://" not in location:  # workers elsewhere have another cwd
-        location = str(Path(location).absolute())
     params = {
         **flatten(config),
         **{f"choice.{k}": v for k, v in choices.items() if not k.startswith("hydra")},
@@ -214,19 +211,17 @@ def _check_paths(sweep_dir: Path, settings: list[CellSettings], tracking: Tracki
 
 
 def _check_inputs(cells: list[dict[str, Any]], settings: list[CellSettings]) -> None:
-    """Is everything the cells read there: the device, the dataset files, the Dask cluster? (Nothing
-    is loaded or written.)"""
+    """Is everything the cells read there: the device, the dataset files, the engine? (Nothing is
+    loaded, started or written.)"""
+    from fedsweep import execution  # noqa: PLC0415 - torch: after the cheap checks, as the plug-ins
+    from fedsweep.cell.cell import build_parts  # noqa: PLC0415
+
     for device in sorted({s.runner.device for s in settings}):
         check_device(device)
-    on_dask = [(c, s) for c, s in zip(cells, settings, strict=True) if s.runner.pool == "dask"]
-    if on_dask:  # the first cell's settings: the sweep has one cluster
-        locations = sorted({c["dir"].rsplit("/", 1)[0] for c, _ in on_dask})
-        check_dask(on_dask[0][1].runner.model_dump(), locations)
+    execution.check_plan(cells)
     datasets = {repr(sorted(c["config"]["dataset"].items())): c["config"]["dataset"] for c in cells}
     for dataset in datasets.values():
         check_dataset_files(dataset)
     for cell in cells:  # last: a simulated deadline is checked on the cell's clients (its data and model)
         if (cell["config"].get("systems") or {}).get("deadline_s") is not None:
-            from fedsweep.cell import build_runtime  # noqa: PLC0415 - torch: only for such cells
-
-            build_runtime(cell["config"])  # ConfigError if no client can meet it; the data stay cached
+            build_parts(cell["config"])  # ConfigError if no client can meet it; the data stay cached

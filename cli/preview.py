@@ -15,7 +15,7 @@ nor MLflow, and write nothing:
 from collections import Counter
 
 from cli.plan import SweepPlan
-from fedsweep.cell import committed_round
+from fedsweep.cell.layout import committed_round
 
 _ANNOUNCED: set[int] = set()
 

@@ -5,7 +5,6 @@ and MLflow opens its database, so a sweep pays roughly the longest of them rathe
 """
 
 import logging
-import os
 import shutil
 import sys
 import threading
@@ -13,9 +12,31 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from prefect import tags
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
+from prefect.settings import (
+    PREFECT_CLIENT_MAX_RETRIES,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+    temporary_settings,
+)
+
+from cli.finished import forget, write_receipt
 from cli.plan import SweepPlan
+from fedsweep import execution
+from fedsweep.cell.cell import open_cell
+from fedsweep.cell.layout import write_cell_config
+from fedsweep.checkpoint.storage import open_storage
+from fedsweep.failures import failure_kind
 from fedsweep.interrupt import run_interruptible, stop_requested
+from flows import view
+from flows.cell_flow import register, rows_of
+from flows.sweep_flow import sweep_flow
+from server.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep, run_tags, stop_own_flow_runs
 from server.private import LocalServer, SharedServer, prefect_server
+from server.untrusted import guard_results
+from tasks import track
 
 RESULTS_DIR = "prefect-results"
 
@@ -34,18 +55,11 @@ def _show_info_lines() -> None:
     logger.setLevel(logging.INFO)
 
 
-def _prefect_env(plan: SweepPlan) -> LocalServer | SharedServer | None:
-    """Point Prefect at the user's server, or at ours (shared or private); set quiet console defaults."""
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    return prefect_server(plan.dir)
 
 
 def _start_over(plan: SweepPlan) -> None:
     """`resume=false`: forget every cell's checkpoints and persisted task results (its MLflow runs
     are superseded by `_open_tracking`)."""
-    from fedsweep.checkpoint.storage import open_storage  # noqa: PLC0415
-
     for cell in plan.cells:
         parent, _, leaf = cell["dir"].rstrip("/").rpartition("/")
         open_storage(parent).delete_tree(leaf)
@@ -54,31 +68,22 @@ def _start_over(plan: SweepPlan) -> None:
 
 def _prepare(plan: SweepPlan) -> None:
     """Write each cell's config and warm the first cell's runtime (dataset loaded once per process)."""
-    from fedsweep.cell import cell_env, write_cell_config  # noqa: PLC0415
-
     for cell in plan.cells:
         write_cell_config(cell["dir"], key=cell["key"], name=cell["name"], config=cell["config"])
     if plan.cells:
-        cell_env(plan.cells[0]["dir"])
+        open_cell(plan.cells[0]["dir"])
 
 
 def run_sweep(plan: SweepPlan) -> int:
     """Run the sweep; returns the number of failed cells (SweepLocked if it already runs)."""
-    from cli.finished import forget  # noqa: PLC0415
-    from server.leftovers import lock_sweep  # noqa: PLC0415
-
     plan.dir.mkdir(parents=True, exist_ok=True)
     lock = lock_sweep(plan.dir)  # noqa: F841 - held until exit; the kernel drops it if we are killed
     forget(plan.dir, plan.key)  # a full run: the receipt is written again only if it finishes everything
     _show_info_lines()
-    server = _prefect_env(plan)  # first: its start-up is the longest chain of all
-    from fedsweep import execution  # noqa: PLC0415
-
-    # Worker processes next, while this process has no other thread: they fork (no imports to pay).
-    execution.start([(cell["config"], cell["dir"]) for cell in plan.cells])
-    where = execution.describe()
-    if where:
-        print(f"dask: scheduler {where['dask_scheduler']}, dashboard {where['dask_dashboard']}", flush=True)
+    server = prefect_server(plan.dir)  # found or started: the command line already started it
+    execution.start(plan.cells)  # already started by the command line for its first job
+    for info in execution.describe():
+        print(info.line, flush=True)
     try:
         return _run(plan, server)
     finally:
@@ -88,9 +93,6 @@ def run_sweep(plan: SweepPlan) -> int:
 def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
     started = datetime.now(UTC)
     run = started.strftime("%Y-%m-%dT%H:%M:%SZ")  # names this run's rows in summary.csv (and its flow run)
-    from server.leftovers import clean_temp_files, crash_stale_flow_runs, run_tags  # noqa: PLC0415
-    from server.untrusted import guard_results  # noqa: PLC0415
-
     if not plan.resume:
         _start_over(plan)
     clean_temp_files([cell["dir"] for cell in plan.cells])
@@ -102,17 +104,6 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
         if server is not None:
             server.wait_ready()
         tracking_info = tracking.result() if tracking else {}
-    from prefect import tags  # noqa: PLC0415
-    from prefect.settings import (  # noqa: PLC0415
-        PREFECT_CLIENT_MAX_RETRIES,
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        PREFECT_RESULTS_LOCAL_STORAGE_PATH,
-        temporary_settings,
-    )
-
-    from flows import view  # noqa: PLC0415
-    from flows.cells import register, rows_of, sweep_flow  # noqa: PLC0415
-
     logging.getLogger("prefect.task_runs").addFilter(_task_log_worth_showing)
     view.quiet_task_runs()
 
@@ -153,8 +144,6 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
             _flush_prefect_client()
     failed = sum(1 for row in rows if row["status"] != "FINISHED")
     if not failed and len(rows) == len(plan.cells) and not stop_requested():
-        from cli.finished import write_receipt  # noqa: PLC0415
-
         write_receipt(
             sweep_dir=plan.dir,
             plan_key=plan.key,
@@ -175,14 +164,11 @@ def _task_log_worth_showing(record: logging.LogRecord) -> bool:
     - Client epochs run in worker threads, where Prefect warns on every task that a timeout cannot
       interrupt a blocking call; fedsweep's hangs are interruptible, so the warning is noise.
     """
-    from fedsweep.faults.base import failure_kind  # noqa: PLC0415
-    from fedsweep.rounds import FAILURE_KINDS  # noqa: PLC0415
-
     message = record.getMessage()
     if "running in a worker thread" in message or message.startswith("Finished in state Failed("):
         return False
     error = record.exc_info[1] if record.exc_info else None
-    return error is None or failure_kind(error) not in FAILURE_KINDS or failure_kind(error) == "other"
+    return error is None or failure_kind(error) == "other"
 
 
 def _hard_stop_steps(
@@ -190,9 +176,6 @@ def _hard_stop_steps(
 ) -> list:
     """What a hard stop (a second Ctrl-C, or a round that did not end in time) does before exiting:
     tell Prefect and MLflow that this process's runs stopped, flush, stop the server last."""
-    from server.leftovers import stop_own_flow_runs  # noqa: PLC0415
-    from tasks import track  # noqa: PLC0415
-
     steps = [lambda: stop_own_flow_runs(plan.dir), lambda: _flush_prefect_client(timeout_s=2)]
     if tracking:
         steps.insert(0, lambda: track.stop_runs(tracking["uri"], tracking["parent_run_id"]))
@@ -204,17 +187,12 @@ def _hard_stop_steps(
 def _flush_prefect_client(timeout_s: float = 15) -> None:
     """Send what Prefect's client still holds (task-run events, logs) to the API now: at exit it
     would race the private server's shutdown, and the last task runs would be missing in the UI."""
-    from prefect.events.worker import EventsWorker  # noqa: PLC0415
-    from prefect.logging.handlers import APILogWorker  # noqa: PLC0415
-
     for service in (EventsWorker, APILogWorker):
         service.drain_all(timeout=timeout_s, at_exit=False)
 
 
 def _open_tracking(plan: SweepPlan) -> dict[str, Any]:
     """The sweep's MLflow experiment and parent run (before Prefect is up: plain calls, not tasks)."""
-    from tasks import track  # noqa: PLC0415
-
     uri, root = plan.tracking.uri, plan.tracking.artifact_root
     exp_id, parent = track.open_sweep_run.fn(
         uri,
@@ -225,8 +203,7 @@ def _open_tracking(plan: SweepPlan) -> dict[str, Any]:
         fresh=not plan.resume,
         cell_keys=tuple(cell["key"] for cell in plan.cells),
     )
-    from fedsweep.execution import describe  # noqa: PLC0415
-
-    for tag, value in describe().items():  # tags, not params: a resumed sweep may run on another cluster
-        track.client(uri).set_tag(parent, tag, value)
+    for info in execution.describe():  # tags, not params: a resumed sweep may run on another cluster
+        for tag, value in info.tags.items():
+            track.client(uri).set_tag(parent, tag, value)
     return {"uri": uri, "experiment_id": exp_id, "parent_run_id": parent, "ui_url": plan.tracking.ui_url}

@@ -19,8 +19,10 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from fedsweep.checkpoint.storage import LocalStorage
 from fedsweep.compare.stats import rounds_to_target
 
 COLUMNS = (
@@ -171,3 +173,12 @@ def to_text(rows: Sequence[Mapping[str, Any]]) -> str:
     table = [list(TEXT_COLUMNS), *(row_values(r, TEXT_COLUMNS) for r in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(TEXT_COLUMNS))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
+
+
+def append_summary(out: Path, rows: list[Mapping[str, Any]]) -> None:
+    """Append this run's rows to the sweep folder's summary.csv and summary.md (each written atomically)."""
+    previous = out / "summary.csv"
+    every = merge(previous.read_text() if previous.is_file() else "", list(rows))
+    storage = LocalStorage(out)
+    storage.write("summary.csv", to_csv(every).encode())
+    storage.write("summary.md", to_markdown(every).encode())

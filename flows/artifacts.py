@@ -17,6 +17,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.logging import get_run_logger
 
+from fedsweep.cell.cell import Cell
+from fedsweep.rounds.state import CellState
+from flows.callbacks import CellCallback, Final, MlflowRun
 from flows.view import artifact_key
 
 COLUMNS = ("round", "accuracy", "loss", "clients_ok", "clients_failed", "retries", "round_seconds")
@@ -60,21 +63,27 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-class CellStory:
-    """The Prefect side of one cell's flow run; created inside the run, once its state is known.
-    Artifact keys name the sweep and the cell (`quickstart-fedprox-c50-r5-s0`), so the UI's Artifacts
-    page keeps one entry per cell of each sweep, its versions the cell's runs."""
+class CellStory(CellCallback):
+    """The Prefect side of one cell's flow run (a round-loop callback, flows/callbacks.py). Artifact
+    keys name the sweep and the cell (`quickstart-fedprox-c50-r5-s0`), so the UI's Artifacts page
+    keeps one entry per cell of each sweep, its versions the cell's runs."""
 
-    def __init__(self, *, sweep: str, name: str, rounds: int, history: Sequence[dict[str, Any]]) -> None:
-        self.sweep, self.name, self.rounds, self.log = sweep, name, rounds, get_run_logger()
-        done = len(history)
-        if done >= rounds:
-            self.log.info("cell %s already finished its %d rounds: nothing to train (skipped)", name, rounds)
+    def __init__(self, cell: Cell, tracking: dict[str, Any], mlflow_run: MlflowRun) -> None:
+        self.sweep, self.name, self.rounds = cell.knobs.sweep_name, cell.name, cell.knobs.rounds
+        self.tracking, self.mlflow_run, self.log = tracking, mlflow_run, get_run_logger()
+        self.updates: ThreadPoolExecutor | None = None
+
+    def on_start(self, state: CellState) -> None:
+        done, history = state.round, state.history
+        if done >= self.rounds:
+            self.log.info(
+                "cell %s already finished its %d rounds: nothing to train (skipped)", self.name, self.rounds
+            )
         elif done:
-            self.log.info("resuming cell %s after round %d of %d", name, done, rounds)
+            self.log.info("resuming cell %s after round %d of %d", self.name, done, self.rounds)
         self.progress = create_progress_artifact(
-            progress=100.0 * done / rounds,
-            key=artifact_key(sweep, name, "progress"),
+            progress=100.0 * done / self.rounds,
+            key=artifact_key(self.sweep, self.name, "progress"),
             description=self._said(history),
         )
         # Updates go through one client (`update_progress_artifact` makes one per call: several task
@@ -88,8 +97,9 @@ class CellStory:
             return f"{self.name}: round 0 of {self.rounds}"
         return f"{self.name}: round {len(history)} of {self.rounds}, accuracy {history[-1]['accuracy']:.4f}"
 
-    def round_done(self, history: Sequence[dict[str, Any]]) -> None:
-        """After each round: one INFO line, and the progress artifact moves."""
+    def after_round(self, state: CellState) -> None:
+        """One INFO line, and the progress artifact moves."""
+        history = state.history
         row = history[-1]
         self.log.info(
             "round %d of %d: accuracy %.4f, loss %.4f, %d of %d clients ok, %s",
@@ -102,6 +112,7 @@ class CellStory:
             failures_text(row),
         )
         update = ArtifactUpdate(data=100.0 * len(history) / self.rounds, description=self._said(history))
+        assert self.updates is not None
         self.updates.submit(self._update, update)
 
     def _update(self, update: ArtifactUpdate) -> None:
@@ -110,23 +121,23 @@ class CellStory:
         except Exception as err:  # noqa: BLE001 - the progress bar is not worth a cell
             logging.getLogger("fedsweep").warning("%s: progress artifact not updated: %s", self.name, err)
 
-    def close(self) -> None:
-        """Wait for the last progress update (the cell's run ends after it)."""
-        self.updates.shutdown(wait=True)
-
-    def finish(self, history: Sequence[dict[str, Any]], tracking: dict[str, Any], run_id: str | None) -> None:
-        """The cell's Markdown artifact: final metrics, the per-round table, its MLflow run."""
-        self.close()
+    def on_end(self, state: CellState, status: str, final: Final) -> None:
+        """Wait for the last progress update; a finished cell gets its Markdown artifact: final
+        metrics, the per-round table, its MLflow run."""
+        if self.updates is not None:
+            self.updates.shutdown(wait=True)
+        if status != "FINISHED":
+            return
+        history = state.history
         accuracies = [h["accuracy"] for h in history]
-        final = (
+        final_line = (
             f"final accuracy **{accuracies[-1]:.4f}**, best {max(accuracies):.4f}, "
             f"{len(history)} rounds, {int(sum(h['clients_failed'] for h in history))} client failures"
             if accuracies
             else "no round recorded"
         )
-        markdown = "\n\n".join(
-            [f"# Cell {self.name}", final, mlflow_where(tracking, run_id), table(history, COLUMNS)]
-        )
+        where = mlflow_where(self.tracking, self.mlflow_run.run_id)
+        markdown = "\n\n".join([f"# Cell {self.name}", final_line, where, table(history, COLUMNS)])
         create_markdown_artifact(
             markdown, key=artifact_key(self.sweep, self.name), description=f"{self.name}: per-round metrics"
         )

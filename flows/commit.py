@@ -1,42 +1,37 @@
-"""Committing rounds off the training path: checkpoint, then MLflow, one round in flight at most.
+"""Committing rounds off the training path: the checkpoint task, then what follows a commit (the
+round's MLflow metrics), one round in flight at most.
 
-After round r is aggregated and evaluated, the loop hands the round to `RoundCommitter.submit` and
-starts round r+1 at once. A background thread (fedsweep.checkpoint.writer) runs the `checkpoint`
-task and then logs the round to MLflow; `submit` first waits, with a bound, for round r-1's commit,
-so at most one is in flight and a slow disk applies back-pressure instead of piling up memory. A
-failed commit is retried, reported, and superseded by the next round's; `finish` retries the last
-one in the foreground so the final state is on disk before the run is marked FINISHED.
+After round r is aggregated and evaluated, the round hands its state to `RoundCommitter.submit` and
+the next round starts at once. A background thread (fedsweep.checkpoint.writer) runs the
+`checkpoint` task and then `after_commit` (the round's row); the next round's `drain` first waits,
+with a bound, for round r's commit, so at most one is in flight and a slow disk applies
+back-pressure instead of piling up memory. A failed commit is retried, reported, and superseded by
+the next round's; `finish` retries the last one in the foreground so the final state is on disk
+before the run is marked FINISHED.
 """
 
 import contextvars
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from fedsweep.checkpoint.cellstate import CellState
+from fedsweep.cell.cell import Cell
 from fedsweep.checkpoint.writer import BackgroundWriter
-from fedsweep.config.schema import CheckpointSettings
-from tasks import track
+from fedsweep.rounds.state import CellState
 from tasks.checkpoint import commit_round
 
 log = logging.getLogger("fedsweep")
 
 
 class RoundCommitter:
-    """Checkpoint + track jobs for one cell, run by one background writer."""
+    """Checkpoint jobs for one cell, run by one background writer; `after_commit(row)` follows each."""
 
-    def __init__(
-        self, *, cell_dir: str, uri: str | None, run_id: str | None, logged: int, settings: CheckpointSettings
-    ) -> None:
-        self.cell_dir, self.uri, self.run_id, self.logged = cell_dir, uri, run_id, logged
-        self.background = settings.background
+    def __init__(self, cell: Cell, *, after_commit: Callable[[dict[str, Any]], None] | None = None) -> None:
+        settings = cell.settings.checkpoint
+        self.cell, self.after_commit, self.background = cell, after_commit, settings.background
         self.writer = BackgroundWriter(max_retries=settings.write_retries, timeout_s=settings.write_timeout_s)
         self.last: CellState | None = None
-
-    def log_missing(self, history: tuple[dict[str, Any], ...]) -> None:
-        """Rounds committed before a crash but not yet in MLflow (a kill between the two steps)."""
-        for metrics in history:
-            self._log(metrics)
 
     def drain(self) -> float:
         """Wait (bounded) for the previous round's commit; returns the seconds the loop waited.
@@ -69,13 +64,6 @@ class RoundCommitter:
             self._commit(self.last)
 
     def _commit(self, state: CellState) -> None:
-        commit_round(self.cell_dir, state.round, state)
-        self._log(state.history[-1])
-
-    def _log(self, metrics: dict[str, Any]) -> None:
-        rnd = int(metrics["round"])
-        if self.run_id and rnd > self.logged:
-            track.log_round(
-                self.uri, self.run_id, rnd, {k: float(v) for k, v in metrics.items() if k != "round"}
-            )
-            self.logged = rnd
+        commit_round(self.cell, state.round, state)
+        if self.after_commit is not None:
+            self.after_commit(state.history[-1])

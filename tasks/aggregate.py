@@ -7,9 +7,11 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from fedsweep import steps
-from fedsweep.cell import cell_env
-from fedsweep.checkpoint.store import round_dir
+from fedsweep.cell.cell import Cell
+from fedsweep.cell.layout import round_dir
+from fedsweep.failures import Failure
+from fedsweep.rounds.aggregate import aggregate
+from fedsweep.rounds.refs import ClientRef, RoundStart
 
 
 def aggregate_key(context: TaskRunContext, p: dict[str, Any]) -> str:
@@ -22,7 +24,7 @@ def aggregate_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     if p.get("weights") is not None:  # the selector's aggregation weights (absent: the key of before)
         inputs.append(sorted(p["weights"].items()))
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
-    return f"{cell_env(p['cell_dir']).key}/{round_dir(p['round'])}/aggregate-{digest}"
+    return f"{p['cell'].key}/{round_dir(p['round'])}/aggregate-{digest}"
 
 
 @task(
@@ -33,23 +35,17 @@ def aggregate_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     result_serializer="json",
 )
 def aggregate_round(
-    cell_dir: str,
+    cell: Cell,
     round: int,
-    start: dict,
-    results: list[dict],
-    failures: list[dict],
+    start: RoundStart,
+    results: list[ClientRef],
+    failures: list[Failure],
     selected: list[int],
     keep: bool,
     weights: dict[int, float] | None = None,
-) -> dict:
-    """{"global": ref, "server": ref} of round `round + 1` (`steps.aggregate`), on the server."""
-    return steps.aggregate(
-        cell_env(cell_dir),
-        round=round,
-        start=start,
-        results=results,
-        failures=failures,
-        selected=selected,
-        keep=keep,
+) -> RoundStart:
+    """{"global": ref, "server": ref} of round `round + 1` (`fedsweep.rounds.aggregate`), on the server."""
+    return aggregate(
+        cell, round=round, start=start, results=results, failures=failures, selected=selected, keep=keep,
         weights=weights,
-    )
+    )  # fmt: skip

@@ -3,12 +3,12 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from fedsweep.cell import cell_env
-from fedsweep.checkpoint.cellstate import CellState, commit
+from fedsweep.cell.cell import Cell
+from fedsweep.rounds.state import CellState, commit
 
 
 @task(cache_policy=NO_CACHE, name="checkpoint", task_run_name="r{round}-checkpoint")
-def commit_round(cell_dir: str, round: int, state: CellState) -> int:
+def commit_round(cell: Cell, round: int, state: CellState) -> int:
     """Write round `round`'s checkpoint (manifest last), then drop what no kept checkpoint needs."""
-    commit(cell_env(cell_dir), state)
+    commit(cell, state)
     return round

@@ -15,17 +15,15 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from fedsweep import jobs
-from fedsweep.cell import cell_env
-from fedsweep.checkpoint.store import round_dir
+from fedsweep.cell.cell import Cell
+from fedsweep.cell.layout import round_dir
+from fedsweep.checkpoint.blobs import BlobRef
 from fedsweep.execution import executor_for
 
 
 def probe_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     asked = hashlib.sha256(json.dumps([sorted(p["clients"]), p["samples"]]).encode()).hexdigest()[:16]
-    return (
-        f"{cell_env(p['cell_dir']).key}/{round_dir(p['round'])}/"
-        f"probe-{p['global_ref']['sha256'][:24]}-{asked}"
-    )
+    return f"{p['cell'].key}/{round_dir(p['round'])}/probe-{p['global_ref']['sha256'][:24]}-{asked}"
 
 
 @task(
@@ -36,11 +34,11 @@ def probe_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     result_serializer="json",
 )
 def probe_losses(
-    cell_dir: str, round: int, global_ref: dict, clients: list[int], samples: int | None
+    cell: Cell, round: int, global_ref: BlobRef, clients: list[int], samples: int | None
 ) -> dict[str, float]:
     """{str(client): its mean training loss at `global_ref`} for each of `clients` (on `samples` of
     its samples, or all of them); the keys are strings because the result is stored as JSON."""
-    executor = executor_for(cell_dir)
+    executor = executor_for(cell)
     calls = [(global_ref, round, client, samples) for client in clients]
-    losses = executor.map(cell_dir, jobs.probe_loss, calls)
+    losses = executor.map(jobs.probe_loss, calls)
     return {str(client): float(loss) for client, loss in zip(clients, losses, strict=True)}

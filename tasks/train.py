@@ -27,10 +27,12 @@ from prefect.task_engine import TaskRunTimeoutError
 from prefect.utilities.timeout import timeout
 
 from fedsweep import jobs
-from fedsweep.cell import cell_env
-from fedsweep.checkpoint.store import round_dir
+from fedsweep.cell.cell import Cell
+from fedsweep.cell.layout import round_dir
+from fedsweep.checkpoint.blobs import BlobRef
 from fedsweep.execution import executor_for
-from fedsweep.faults.base import DeadlinePassed, retryable
+from fedsweep.failures import DeadlinePassed, retryable
+from fedsweep.rounds.refs import ClientRef
 
 
 def client_epoch_key(context: TaskRunContext, p: dict[str, Any]) -> str:
@@ -38,7 +40,7 @@ def client_epoch_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     inp = (p["input_ref"] or {}).get("sha256", "global")[:16]
     state = f"-s{p['state_ref']['sha256'][:16]}" if p["state_ref"] else ""
     return (
-        f"{cell_env(p['cell_dir']).key}/{round_dir(p['round'])}/"
+        f"{p['cell'].key}/{round_dir(p['round'])}/"
         f"c{p['client']:05d}-e{p['epoch']}x{p['span']}of{p['epochs']}-{p['global_ref']['sha256'][:16]}-{inp}{state}"
     )
 
@@ -80,22 +82,24 @@ def retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
     result_serializer="json",
 )
 def train_client_epoch(
-    cell_dir: str,
+    cell: Cell,
     round: int,
     client: int,
     epoch: int,
     span: int,
     epochs: int,
-    global_ref: dict,
-    input_ref: dict | None,
-    state_ref: dict | None,
+    global_ref: BlobRef,
+    input_ref: ClientRef | None,
+    state_ref: BlobRef | None,
     deadline: float | None = None,
-) -> dict:
+) -> ClientRef:
     """Train one client for `span` of its `epochs` local epochs from `epoch`, before `deadline`
     (the round's, on `time.monotonic()`'s clock) if any; returns a reference to the last result."""
-    attempt = TaskRunContext.get().task_run.run_count  # 1 on the first try, 2 on the first retry
-    with bounded(deadline, cell_env(cell_dir).runtime.settings.runner.task_timeout_s):
-        executor = executor_for(cell_dir)
+    context = TaskRunContext.get()
+    assert context is not None and context.task_run is not None  # a task run's body
+    attempt = context.task_run.run_count  # 1 on the first try, 2 on the first retry
+    with bounded(deadline, cell.runner.task_timeout_s):
+        executor = executor_for(cell)
         for e in range(epoch, epoch + span):
             kwargs = {
                 "round": round,
@@ -107,5 +111,6 @@ def train_client_epoch(
                 "state_ref": state_ref,
                 "attempt": attempt,
             }
-            input_ref = executor.run(cell_dir, jobs.client_epoch, kwargs)
+            input_ref = executor.run(jobs.client_epoch, kwargs)
+    assert input_ref is not None  # span >= 1
     return input_ref

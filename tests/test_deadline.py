@@ -64,7 +64,7 @@ def _sleep_in_steps(seconds: float) -> None:
 
 
 def test_an_attempt_is_cut_by_the_deadline_or_the_task_timeout_whichever_comes_first() -> None:
-    from fedsweep.faults.base import DeadlinePassed, retryable
+    from fedsweep.failures import DeadlinePassed, retryable
     from tasks.train import TaskRunTimeoutError, bounded
 
     # Execute / Assert: no deadline, nothing bounds the attempt here (Prefect's timeout_seconds does)

@@ -16,13 +16,19 @@ Rules:
 """
 
 import hashlib
-from typing import Any
+from typing import Any, TypedDict
 
 from fedsweep.checkpoint.storage import CheckpointError, Storage, check_path
 from fedsweep.weights import Params, from_bytes, meta_of, to_bytes
 
 SUFFIX = ".safetensors"
-Ref = dict[str, Any]  # {"key": ..., "sha256": ...} and whatever small meta the producer adds
+
+
+class BlobRef(TypedDict):
+    """A blob by its key and the sha256 of its bytes (what a reader verifies)."""
+
+    key: str
+    sha256: str
 
 
 class BlobStore:
@@ -53,12 +59,12 @@ class BlobStore:
         except Exception:  # noqa: BLE001 - any parse failure means "not safetensors"
             raise CheckpointError(f"blob {key!r} in {self.storage.location} is not safetensors") from None
 
-    def read(self, ref: Ref) -> Params:
+    def read(self, ref: BlobRef) -> Params:
         """The tensors a reference names, verified."""
         tensors, _ = self.get(ref["key"], ref["sha256"])
         return tensors
 
-    def holds(self, ref: Ref) -> bool:
+    def holds(self, ref: BlobRef) -> bool:
         """Whether the blob a reference `{"key", "sha256"}` names is still there, with the same bytes."""
         try:
             self.get(ref["key"], ref["sha256"])

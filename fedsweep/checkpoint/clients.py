@@ -18,11 +18,11 @@ O(clients × state), not O(rounds).
 
 import re
 
-from fedsweep.checkpoint.blobs import SUFFIX, BlobStore, Ref
+from fedsweep.checkpoint.blobs import SUFFIX, BlobRef, BlobStore
 from fedsweep.checkpoint.storage import Storage
 from fedsweep.weights import Params
 
-Index = dict[str, Ref]  # str(client) -> ref: a JSON object's keys are strings
+Index = dict[str, BlobRef | None]  # str(client) -> ref: a JSON object's keys are strings
 _ENTRY = re.compile(r"c(\d{6,})-r(\d{6,})(-init)?")
 
 
@@ -36,7 +36,7 @@ class ClientStateStore:
     def __init__(self, *, storage: Storage) -> None:
         self.blobs = BlobStore(storage=storage)
 
-    def put(self, *, client: int, round: int, state: Params, initial: bool = False) -> Ref | None:
+    def put(self, *, client: int, round: int, state: Params, initial: bool = False) -> BlobRef | None:
         """Write a client's state after `round` (`initial`: before it); None for the empty state,
         which is not written."""
         if not state:
@@ -44,7 +44,7 @@ class ClientStateStore:
         key = entry_key(client, round, initial=initial)
         return {"key": key, "sha256": self.blobs.put(key, state, {"client": client, "round": round})}
 
-    def get(self, ref: Ref | None) -> Params:
+    def get(self, ref: BlobRef | None) -> Params:
         """The state a reference names (verified), {} for None."""
         return {} if ref is None else self.blobs.read(ref)
 

@@ -80,58 +80,6 @@ def check_tracking(tracking: Mapping[str, Any]) -> None:
         check_creatable(root.removeprefix("file://"), key="tracking.artifact_root")
 
 
-def check_dask(runner: Mapping[str, Any], locations: list[str]) -> None:
-    """`runner.pool=dask` can work: dask is installed, the cluster class imports and takes its keys,
-    a scheduler answers at `address` (one TCP connect), and the cells' state (`locations`) is not a
-    `memory://` store that workers cannot reach. Prints one warning when remote workers must share a
-    local path."""
-    import importlib.util  # noqa: PLC0415
-    import socket  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    from fedsweep.config.plugins import check_params, plugin_class  # noqa: PLC0415
-
-    if importlib.util.find_spec("distributed") is None:
-        raise ConfigError('runner.pool=dask needs dask: pip install "fedsweep[dask]"', key="runner.pool")
-    for location in locations:
-        if not location.startswith("memory://"):
-            continue
-        raise ConfigError(
-            f"checkpoint.location={location} lives in this process only and Dask workers cannot "
-            "reach it; use a path or URL every worker can read (runner.pool=dask)",
-            key="checkpoint.location",
-        )
-    dask = runner["dask"]
-    if dask["cluster"]:
-        key = "runner.dask.cluster"
-        check_params(dask["cluster"], plugin_class(dask["cluster"], key=key), key=key)
-    address = dask["address"]
-    if not address:
-        return
-    host, port = address.split("://")[-1].rsplit(":", 1)
-    timeout = min(float(dask["connect_timeout_s"]), 5.0)
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(
-            f"runner.dask.address={address}: no Dask scheduler answers there ({reason})",
-            key="runner.dask.address",
-        ) from None
-    local = [
-        Path(p.removeprefix("file://")).absolute()
-        for p in locations
-        if "://" not in p or p.startswith("file://")
-    ]
-    if local:
-        print(
-            f"warning: runner.dask.address is set: every Dask worker must see {local[0]} (where the cells' "
-            "state lives, checkpoint.location) at the same path: shared storage",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
 def check_prefect_database(url: str, *, key: str) -> None:
     """The database a private Prefect server is told to use (`key`, an environment variable) can
     be used: a sqlite+aiosqlite file, or a PostgreSQL server (asyncpg installed) that answers a TCP

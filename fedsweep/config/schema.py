@@ -39,7 +39,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from fedsweep.config.errors import ConfigError, show
-from fedsweep.config.plugins import check_plugin
+from fedsweep.config.plugins import build, check_plugin
 from fedsweep.config.validation import STRICT, parse
 
 PLUGIN_GROUPS = ("dataset", "partition", "model", "strategy", "selection")  # `_target_` required
@@ -202,42 +202,14 @@ class MemorySettings(Settings):
         return self
 
 
-_DASK_ADDRESS = re.compile(r"([a-z]+://)?[^/:\s]+:\d+")
-
-
-class DaskSettings(Settings):
-    """runner.dask: the cluster `runner.pool=dask` uses (fedsweep/execution/dask.py). With neither
-    `address` nor `cluster`, a temporary LocalCluster of `n_workers` single-thread processes."""
-
-    address: str | None = setting(semantic=False)  # tcp://HOST:8786: an existing scheduler
-    cluster: dict[str, Any] | None = setting(semantic=False)  # {_target_: a cluster class, its kwargs}
-    n_workers: int = setting(semantic=False, ge=0)  # 0: one per usable CPU (LocalCluster); else scale(n)
-    connect_timeout_s: float = setting(semantic=False, gt=0)
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        if value is not None and not _DASK_ADDRESS.fullmatch(value):
-            raise _refuse(
-                "must be null or a scheduler address such as tcp://HOST:8786 (got {got})", got=show(value)
-            )
-        return value
-
-    @field_validator("cluster")
-    @classmethod
-    def _cluster(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and not isinstance(value.get("_target_"), str):
-            raise _refuse(
-                "must be null or a mapping with a _target_ (a cluster class such as "
-                "distributed.LocalCluster or dask_jobqueue.SLURMCluster)"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _one_cluster(self) -> "DaskSettings":
-        if self.address is not None and self.cluster is not None:
-            raise _refuse("sets both address and cluster; choose one (address: a running scheduler)")
-        return self
+# Runner keys that moved when engines became plug-ins: a config that still sets one is told where it went
+# (the command line's `runner.pool=NAME` and `runner.dask.KEY=VALUE` are translated, cli/aliases.py), and
+# MLflow params of runs made before never count as settings that change results (`semantic_params`).
+RETIRED_RUNNER_KEYS = {
+    "pool": "the engine group: runner/engine=NAME on the command line, `override /runner/engine: NAME` "
+    "in a preset",
+    "dask": "runner.engine.* with runner/engine=dask (or runner=dask)",
+}
 
 
 class RunnerSettings(Settings):
@@ -247,7 +219,7 @@ class RunnerSettings(Settings):
     retry_delay_s: float = setting(semantic=False, ge=0)
     task_timeout_s: float = setting(semantic=False, ge=0)
     granularity: str = setting(semantic=False)
-    pool: str = setting(semantic=False)
+    engine: dict[str, Any] = setting(semantic=False)  # where jobs run: a plug-in (conf/runner/engine/*.yaml)
     max_parallel_clients: int = setting(semantic=False, ge=0)
     torch_threads: int = setting(baseline=1, ge=1)
     device: str = setting(baseline="cpu")
@@ -255,7 +227,6 @@ class RunnerSettings(Settings):
     progress: bool = setting(semantic=False)
     stop_timeout_s: float = setting(semantic=False, ge=0)
     memory: MemorySettings = setting(semantic=False)
-    dask: DaskSettings = setting(semantic=False)
     parallel_cells: int = setting(semantic=False, ge=1)
 
     @field_validator("granularity")
@@ -265,11 +236,22 @@ class RunnerSettings(Settings):
             raise _refuse("must be epoch or client (got {got})", got=show(value))
         return value
 
-    @field_validator("pool")
+    @model_validator(mode="before")
     @classmethod
-    def _pool(cls, value: str) -> str:
-        if value not in ("thread", "process", "dask"):
-            raise _refuse("must be thread, process or dask (got {got})", got=show(value))
+    def _moved(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            for old, new in RETIRED_RUNNER_KEYS.items():
+                if old in value:
+                    raise _refuse(f"{old} is now {new}")
+        return value
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value.get("_target_"), str):
+            raise _refuse(
+                "must be a mapping with a _target_ (an engine: runner/engine=process, thread or dask)"
+            )
         return value
 
     @field_validator("device")
@@ -288,7 +270,7 @@ GROUP_SETTINGS: dict[str, type[Settings]] = {
 
 
 def _aggregation(knobs: Knobs, node: Any, key: str) -> Any:
-    from fedsweep.policy import aggregation_policy  # noqa: PLC0415 - its owner's validator
+    from fedsweep.rounds.policy import aggregation_policy  # noqa: PLC0415 - its owner's validator
 
     return aggregation_policy(node, clients_per_round=knobs.clients_per_round, key=key)
 
@@ -358,6 +340,8 @@ def validate(config: Mapping[str, Any], *, groups: Iterable[str] = (), plugins: 
         if settled or (group not in PLUGIN_GROUPS and not config.get(group)):
             continue  # an optional group left out or empty ({}) configures nothing
         check_plugin(config, group)
+    if plugins:  # the engine is a plug-in inside a settings group (conf/runner/engine/*.yaml)
+        build(config["runner"]["engine"], key="runner.engine")
     return CellSettings(knobs=knobs, nodes=nodes, **settings)
 
 
@@ -412,6 +396,8 @@ def semantic_params(params: Mapping[str, str]) -> dict[str, str]:
             field, path = Knobs.model_fields[head], rest
         elif head in GROUP_SETTINGS and rest:
             name, _, path = rest.partition(".")
+            if head == "runner" and name in RETIRED_RUNNER_KEYS:  # a run made before they moved
+                continue
             field = GROUP_SETTINGS[head].model_fields.get(name)
         else:
             field, path = None, ""

@@ -1,4 +1,5 @@
-"""The Dask backend: a cell's jobs on a Dask cluster (`runner.pool=dask`, settings in `runner.dask`).
+"""The Dask engine: a cell's jobs on a Dask cluster (`runner/engine=dask`, or `runner=dask`; its
+settings are `runner.engine.*`, conf/runner/engine/dask.yaml).
 
 Prefect stays the orchestrator in the sweep's process; only the pure jobs (fedsweep/jobs.py) go to
 Dask, each as one `client.submit(..., pure=False)` whose answer is a small reference. Rules:
@@ -8,7 +9,7 @@ Dask, each as one `client.submit(..., pure=False)` whose answer is a small refer
   the end, `scale(n_workers)` when `n_workers` > 0); neither: a temporary LocalCluster of
   `n_workers` (0: one per usable CPU) single-thread worker processes on loopback.
 - **Data moves once.** A job carries the cell's folder and small arguments; a worker rebuilds the
-  cell from the folder's cell.json once per process (`cell_env`), dataset and torch threads
+  cell from the folder's cell.json once per process (`open_cell`), dataset and torch threads
   included. The folder must therefore be visible to every worker (a shared filesystem or an fsspec
   URL): `check_cell_visible` asks every worker before a cell's first job.
 - **Faults.** A worker lost mid-job: the scheduler runs the job again elsewhere; a job whose
@@ -23,23 +24,28 @@ Dask, each as one `client.submit(..., pure=False)` whose answer is a small refer
 import contextlib
 import logging
 import os
+import re
+import socket
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from fedsweep.cell.cell import Cell
 from fedsweep.config.errors import ConfigError
-from fedsweep.execution.base import Job
-from fedsweep.execution.workers import WorkerLost, usable_cpus
+from fedsweep.execution.base import Engine, EngineInfo, EngineLost, Executor, Job, PlannedCell, WorkerLost
+from fedsweep.execution.workers import usable_cpus
+from fedsweep.params import ParamError, count, positive
 
+_ADDRESS = re.compile(r"([a-z]+://)?[^/:\s]+:\d+")
 POLL_S = 0.05  # a waiting thread wakes this often, so that a task timeout raised in it lands
 LOST_AFTER_S = 10.0  # a client that cannot reach its scheduler this long has lost it
 
 
-class SchedulerLost(RuntimeError):
+class SchedulerLost(EngineLost):
     """The Dask scheduler stopped answering: the sweep cannot go on (re-running resumes)."""
-
-    kind = "scheduler_lost"
 
 
 class CellNotShared(RuntimeError):
@@ -56,7 +62,7 @@ def _on_worker(job: Job, cell_dir: str, *args: Any) -> tuple[str, Any]:
 def _warm() -> None:
     """Pay a worker's imports (torch, the jobs, torch._dynamo) while the sweep starts up."""
     from fedsweep import jobs  # noqa: F401, PLC0415
-    from fedsweep.cell import warm_imports  # noqa: PLC0415
+    from fedsweep.cell.methods import warm_imports  # noqa: PLC0415
 
     warm_imports()
 
@@ -73,16 +79,16 @@ class DaskBackend:
             from distributed import Client, LocalCluster, fire_and_forget  # noqa: PLC0415
         except ImportError:
             raise ConfigError(
-                'runner.pool=dask needs dask: pip install "fedsweep[dask]"', key="runner.pool"
+                'runner/engine=dask needs dask: pip install "fedsweep[dask]"', key="runner.engine"
             ) from None
         timeout, self.cluster = f"{settings['connect_timeout_s']}s", None
         if settings["address"]:
-            target, key = settings["address"], "runner.dask.address"
+            target, key = settings["address"], "runner.engine.address"
         elif settings["cluster"]:
-            self.cluster, key = _build_cluster(settings), "runner.dask.cluster"
+            self.cluster, key = _build_cluster(settings), "runner.engine.cluster"
             target = self.cluster
         else:
-            key = "runner.dask.n_workers"
+            key = "runner.engine.n_workers"
             try:
                 with _quiet():
                     self.cluster = LocalCluster(
@@ -95,7 +101,7 @@ class DaskBackend:
                     )
             except Exception as exc:  # noqa: BLE001 - any failure to start is the user's setting to fix
                 raise ConfigError(
-                    f"runner.pool=dask: a LocalCluster could not start: {_line(exc)}", key=key
+                    f"runner/engine=dask: a LocalCluster could not start: {_line(exc)}", key=key
                 ) from None
             target = self.cluster
         try:
@@ -207,34 +213,160 @@ class DaskBackend:
 class DaskExecutor:
     """Jobs of one cell as Dask futures; `width` is the cluster's worker threads now."""
 
-    def __init__(self, backend: DaskBackend) -> None:
-        self.backend = backend
+    def __init__(self, backend: DaskBackend, cell_dir: str) -> None:
+        self.backend, self.cell_dir = backend, cell_dir
 
     @property
     def width(self) -> int:  # asked of the scheduler only when needed (evaluation splits by it)
         return self.backend.width()
 
-    def run(self, cell_dir: str, job: Job, *args: Any) -> Any:
-        return self.backend.wait(cell_dir, self.backend.submit(job, cell_dir, args))
+    def run(self, job: Job, *args: Any) -> Any:
+        return self.backend.wait(self.cell_dir, self.backend.submit(job, self.cell_dir, args))
 
-    def map(self, cell_dir: str, job: Job, calls: list[tuple]) -> list[Any]:
+    def map(self, job: Job, calls: list[tuple]) -> list[Any]:
         futures = []
         try:
-            futures = [self.backend.submit(job, cell_dir, args) for args in calls]
-            return [self.backend.wait(cell_dir, f) for f in futures]
+            futures = [self.backend.submit(job, self.cell_dir, args) for args in calls]
+            return [self.backend.wait(self.cell_dir, f) for f in futures]
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
 
 
+class DaskEngine(Engine):
+    """A Dask cluster: an existing scheduler (`address`), any cluster class (`cluster`, by `_target_`),
+    or a temporary LocalCluster of `n_workers` single-thread workers (0: one per usable CPU)."""
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        cluster: dict[str, Any] | None = None,
+        n_workers: int = 0,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        owner = type(self).__name__
+        if address is not None and not _ADDRESS.fullmatch(address):
+            reason = f"must be null or a scheduler address such as tcp://HOST:8786 (got {address!r})"
+            raise ParamError(owner, "address", reason)
+        if cluster is not None and not isinstance(cluster.get("_target_"), str):
+            reason = (
+                "must be null or a mapping with a _target_ (a cluster class: dask_jobqueue.SLURMCluster, ...)"
+            )
+            raise ParamError(owner, "cluster", reason)
+        if address is not None and cluster is not None:
+            raise ParamError(
+                owner, "cluster", "is set with address; choose one (address: a running scheduler)"
+            )
+        count(owner, "n_workers", n_workers, least=0)
+        positive(owner, "connect_timeout_s", connect_timeout_s)
+        self.settings = {
+            "address": address,
+            "cluster": cluster,
+            "n_workers": n_workers,
+            "connect_timeout_s": connect_timeout_s,
+        }
+        self.backend: DaskBackend | None = None
+        self._lock = threading.Lock()
+
+    def start(self, cells: Sequence[PlannedCell]) -> None:
+        """Connect to (or start) the cluster; a ConfigError, naming the key, when none can be had."""
+        with self._lock:
+            if self.backend is None:
+                self.backend = DaskBackend(self.settings)
+
+    def _started(self) -> DaskBackend:
+        if self.backend is None:
+            self.start([])
+        assert self.backend is not None
+        return self.backend
+
+    def executor(self, cell: Cell) -> Executor:
+        backend = self._started()
+        backend.check_cell_visible(cell.dir)
+        return DaskExecutor(backend, cell.dir)
+
+    def width(self) -> int:
+        return self._started().width()
+
+    def describe(self) -> EngineInfo | None:
+        if self.backend is None:
+            return None
+        address, dashboard = self.backend.address, self.backend.dashboard
+        return EngineInfo(
+            line=f"dask: scheduler {address}, dashboard {dashboard}",
+            tags={"dask_scheduler": address, "dask_dashboard": dashboard},
+            links=(("dask-dashboard", dashboard, f"Dask scheduler {address}"),),
+        )
+
+    def round_measures(self, cell: Cell) -> dict[str, float]:
+        """`workers`: the Dask workers that ran the cell's jobs since the last call."""
+        return {} if self.backend is None else {"workers": float(self.backend.served(cell.dir))}
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self.backend is not None:
+                self.backend.close()
+                self.backend = None
+
+    @classmethod
+    def check_plan(cls, settings: Mapping[str, Any], locations: Sequence[str]) -> None:
+        """dask is installed, the cluster class imports and takes its keys, a scheduler answers at
+        `address` (one TCP connect), and the cells' state is not a `memory://` store that workers
+        cannot reach. Prints one warning when remote workers must share a local path."""
+        import importlib.util  # noqa: PLC0415 - the optional extra: found, not imported
+
+        from fedsweep.config.plugins import check_params, plugin_class  # noqa: PLC0415 - plan time only
+
+        if importlib.util.find_spec("distributed") is None:
+            raise ConfigError(
+                'runner/engine=dask needs dask: pip install "fedsweep[dask]"', key="runner.engine"
+            )
+        for location in locations:
+            if location.startswith("memory://"):
+                raise ConfigError(
+                    f"checkpoint.location={location} lives in this process only and Dask workers cannot "
+                    "reach it; use a path or URL every worker can read (runner/engine=dask)",
+                    key="checkpoint.location",
+                )
+        if settings.get("cluster"):
+            key = "runner.engine.cluster"
+            check_params(settings["cluster"], plugin_class(settings["cluster"], key=key), key=key)
+        address = settings.get("address")
+        if not address:
+            return
+        host, port = address.split("://")[-1].rsplit(":", 1)
+        timeout = min(float(settings.get("connect_timeout_s", 10.0)), 5.0)
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"runner.engine.address={address}: no Dask scheduler answers there ({reason})",
+                key="runner.engine.address",
+            ) from None
+        local = [
+            Path(p.removeprefix("file://")).absolute()
+            for p in locations
+            if "://" not in p or p.startswith("file://")
+        ]
+        if local:
+            print(
+                f"warning: runner.engine.address is set: every Dask worker must see {local[0]} (where the "
+                "cells' state lives, checkpoint.location) at the same path: shared storage",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
 def _build_cluster(settings: Mapping[str, Any]) -> Any:
-    """The cluster `runner.dask.cluster` describes, scaled to `n_workers` when that is > 0."""
+    """The cluster `runner.engine.cluster` describes, scaled to `n_workers` when that is > 0."""
     from distributed import LocalCluster  # noqa: PLC0415
 
     from fedsweep.config.plugins import build, plugin_class  # noqa: PLC0415
 
-    key, node = "runner.dask.cluster", dict(settings["cluster"])
+    key, node = "runner.engine.cluster", dict(settings["cluster"])
     if issubclass(plugin_class(node, key=key), LocalCluster):  # its worker processes log to our terminal
         node.setdefault("silence_logs", logging.CRITICAL)
     try:

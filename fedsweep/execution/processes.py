@@ -1,38 +1,96 @@
-"""The process backend: jobs run in the sweep's worker processes, over data shipped once.
+"""The process engine: jobs in the sweep's long-lived worker processes, over data shipped once
+(`runner/engine=process`, the default).
 
+On a small CPU, training clients in single-thread processes side by side beats one process with as
+many intra-op threads (benchmarks/process_vs_threads.py); the pool is fedsweep/execution/workers.py.
 Sent to a worker through torch.multiprocessing, a dataset's tensors travel as shared memory: the
 worker maps the same pages instead of loading or copying the data, so one copy serves every process.
 A worker receives a cell's data before its first job for that data (`WorkerPool.call`'s `setup`).
+
+A cell whose jobs cannot leave this process runs them in the calling thread instead: one on a GPU
+(driven from this process), or one whose state lives in memory (`checkpoint.location=memory://`).
 """
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from fedsweep.cell import cell_env, data_key, load_data, remember_data
+from fedsweep.cell.cell import Cell
+from fedsweep.cell.data import data_key, load_data, remember_data
+from fedsweep.cell.methods import resolve_device, warm_imports
+from fedsweep.checkpoint.storage import visible_to_other_processes
 from fedsweep.data.base import LoadedData, Split
-from fedsweep.execution.base import Job
-from fedsweep.execution.workers import WorkerPool
+from fedsweep.execution.base import Config, Engine, Executor, InThread, Job, PlannedCell
+from fedsweep.execution.workers import WorkerPool, usable_cpus
+
+
+class ProcessEngine(Engine):
+    """A pool of single-thread worker processes, one per usable CPU unless the cells ask for more
+    client chains at once (`runner.max_parallel_clients`)."""
+
+    def __init__(self) -> None:
+        self.pool: WorkerPool | None = None
+        self._lock = threading.Lock()
+
+    def start(self, cells: Sequence[PlannedCell]) -> None:
+        """Fork the workers now, while this process has no other thread (no imports to pay)."""
+        configs = [c["config"] for c in cells if _leaves_process(c["config"], c["dir"])]
+        with self._lock:
+            if self.pool is not None or not configs:
+                return
+            warm_imports()  # paid once here and inherited, instead of once per worker
+            size = max(c["runner"]["max_parallel_clients"] or usable_cpus() for c in configs)
+            # A round deadline that fires kills the workers of the clients it cuts: keep a spare ready.
+            spare = any((c.get("aggregation") or {}).get("round_timeout_s") for c in configs)
+            # Jobs set their cell's intra-op threads themselves (fedsweep/jobs.py).
+            self.pool = WorkerPool(size, torch_threads=1, spare=spare, warm=_warm_worker)
+
+    def width(self) -> int:
+        return usable_cpus()
+
+    def executor(self, cell: Cell) -> Executor:
+        if not _leaves_process(cell.config, cell.dir):
+            return InThread(cell.dir)
+        if self.pool is None:
+            self.start([{"config": cell.config, "dir": cell.dir}])  # a cell run on its own (tests)
+        assert self.pool is not None
+        return Processes(self.pool, cell)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self.pool is not None:
+                self.pool.close()
+                self.pool = None
+
+
+def _leaves_process(config: Config, cell_dir: str) -> bool:
+    """Whether a cell's jobs can run in another process: on the CPU, with state other processes see."""
+    return resolve_device(config["runner"]["device"]).type == "cpu" and visible_to_other_processes(cell_dir)
+
+
+def _warm_worker() -> None:
+    """What a spare worker imports before it is needed: the jobs (the library) and torch._dynamo."""
+    from fedsweep import jobs  # noqa: F401, PLC0415 - imported in the worker, ahead of its first job
+
+    warm_imports()
 
 
 class Processes:
-    """Jobs in an idle worker of `pool`."""
+    """A cell's jobs in an idle worker of `pool`."""
 
-    def __init__(self, pool: WorkerPool) -> None:
-        self.pool = pool
+    def __init__(self, pool: WorkerPool, cell: Cell) -> None:
+        self.pool, self.cell_dir = pool, cell.dir
         self.width = pool.size
+        config = cell.config
+        self._setup = (data_key(config), install_data, lambda: packed_data(config))
 
-    def run(self, cell_dir: str, job: Job, *args: Any) -> Any:
-        return self.pool.call(job, cell_dir, *args, setup=_setup(cell_dir))
+    def run(self, job: Job, *args: Any) -> Any:
+        return self.pool.call(job, self.cell_dir, *args, setup=self._setup)
 
-    def map(self, cell_dir: str, job: Job, calls: list[tuple]) -> list[Any]:
-        return self.pool.map(job, [(cell_dir, *args) for args in calls], setup=_setup(cell_dir))
-
-
-def _setup(cell_dir: str) -> tuple[str, Any, Any]:
-    config = cell_env(cell_dir).runtime.config
-    return data_key(config), install_data, lambda: packed_data(config)
+    def map(self, job: Job, calls: list[tuple]) -> list[Any]:
+        return self.pool.map(job, [(self.cell_dir, *args) for args in calls], setup=self._setup)
 
 
 def packed_data(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

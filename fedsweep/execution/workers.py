@@ -49,14 +49,11 @@ from typing import Any
 import torch
 import torch.multiprocessing  # registers the pickling of tensors as shared memory
 
+from fedsweep.execution.base import WorkerLost
 from fedsweep.lifeline import die_with_parent
 
 POLL_S = 0.05  # how often a waiting caller checks that its worker is alive (and can be interrupted)
 _REFILL_TRIES = 3  # starts of a replacement before its slot is given up (the pool then serves with fewer)
-
-
-class WorkerLost(RuntimeError):
-    """A worker process died in the middle of a call (killed, out of memory, crashed)."""
 
 
 def usable_cpus() -> int:

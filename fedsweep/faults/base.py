@@ -5,8 +5,9 @@ raises before a local epoch (a transient error, a permanent failure, a node that
 simulated out-of-memory), sleeps (a hang past the task timeout, a slow straggler), asks for fewer
 local epochs (a straggler's partial work, FedProx's systems heterogeneity) or changes the update a
 client sends (NaN/Inf, a scaled or sign-flipped model). The round's library code calls the hooks
-(`available` and `epochs_to_run` in fedsweep/rounds.py when a round is planned, `before_epoch` and
-`after_training` in fedsweep/steps.py inside a client's job); a fault never calls back.
+(`online` and `epochs_to_run` when a round is planned, fedsweep/cell/fleet.py and
+fedsweep/rounds/work.py; `before_epoch` and `after_training` inside a client's job, fedsweep/rounds/work.py);
+a fault never calls back.
 
 Rules:
 
@@ -33,12 +34,10 @@ Rules:
   raises is retried by Prefect and what it sleeps is cut by the task timeout;
   `after_training(round_ctx, params, global_params)` once on the client's final parameters, before
   the update is validated and aggregated (it returns a new dict and never edits its inputs).
-- **Failures are exceptions of a known kind.** `TransientFailure` and `SimulatedOOM` are worth a
-  retry; `PermanentFailure` (and its `NodeDown`), and `DeadlinePassed` (the round's deadline, not a
-  fault), are not: `retryable(exc)` says which, for Prefect's
-  `retry_condition_fn`. `failure_kind(exc)` is the short name reported in the round's failure
-  records (`{client, kind, message}`, fedsweep/rounds.py). A NaN/Inf update is no exception: the
-  client's last epoch marks its reference invalid and the round reports `invalid_update`.
+- **Failures are exceptions of a known kind** (fedsweep/failures.py): `TransientFailure` and
+  `SimulatedOOM` are worth a retry; `PermanentFailure` (and its `NodeDown`) is not. A NaN/Inf
+  update is no exception: the client's last epoch marks its reference invalid and the round reports
+  `invalid_update`.
 - **Sleeps are interruptible.** A hang sleeps in steps of `HANG_STEP_S` seconds, so a timeout that
   raises into the thread running it (Prefect's `timeout_seconds`, jobs run in this thread) ends it
   within one step; a job in a worker process is ended by killing and replacing that worker.
@@ -73,57 +72,12 @@ from fedsweep.weights import Params
 HANG_STEP_S = 0.05  # the longest a timeout waits for a sleeping fault to notice it
 
 
-class TransientFailure(Exception):
-    """An injected error that a retry may get past."""
-
-    kind = "transient"
-
-
-class PermanentFailure(Exception):
-    """An injected error that every retry repeats: not worth retrying."""
-
-    kind = "permanent"
-
-
-class NodeDown(PermanentFailure):
-    """The client is down for this round (a scheduled outage)."""
-
-    kind = "node_down"
-
-
-class SimulatedOOM(MemoryError):
-    """An injected out-of-memory error."""
-
-    kind = "oom"
-
-
-class DeadlinePassed(Exception):
-    """Not injected: the round's deadline (aggregation.round_timeout_s) passed during the attempt."""
-
-    kind = "deadline"
-
-
 class FaultConfigError(ValueError):
     """An impossible fault hyper-parameter; `field` names it, `reason` says why."""
 
     def __init__(self, owner: str, field: str, reason: str) -> None:
         super().__init__(f"{owner}: {field} {reason}")
         self.owner, self.field, self.reason = owner, field, reason
-
-
-def retryable(exc: BaseException) -> bool:
-    """Whether a failed client-epoch attempt is worth retrying (Prefect's `retry_condition_fn`)."""
-    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: never swallowed by a retry
-        return False
-    return not isinstance(exc, PermanentFailure | DeadlinePassed)
-
-
-def failure_kind(exc: BaseException) -> str:
-    """The short name a failure is reported under (`transient`, `oom`, `timeout`, or the class name)."""
-    kind = getattr(type(exc), "kind", None)
-    if isinstance(kind, str):
-        return kind
-    return "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
 @dataclass(frozen=True, kw_only=True)

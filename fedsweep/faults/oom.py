@@ -8,7 +8,7 @@ models devices that never fit.
 from dataclasses import dataclass
 from typing import ClassVar
 
-from fedsweep.faults.base import SimulatedOOM
+from fedsweep.failures import SimulatedOOM
 from fedsweep.faults.transient import Transient
 
 

@@ -10,7 +10,8 @@ from typing import Literal
 
 import torch
 
-from fedsweep.faults.base import ClientCtx, Fault, FaultConfigError, NodeDown, client_ids, set_field, where
+from fedsweep.failures import NodeDown
+from fedsweep.faults.base import ClientCtx, Fault, FaultConfigError, client_ids, set_field, where
 
 
 @dataclass(frozen=True, kw_only=True)

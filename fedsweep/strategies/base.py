@@ -22,7 +22,8 @@ Rules:
   the server state and every client's state belong to the same round, and a client that rejoins
   after an outage gets its own state back. A client that fails keeps the state it had.
 - **Aggregation** receives the round's global parameters, the `ClientResults` of the clients that
-  trained (in client-id order), the `ClientFailure`s, the server state and the `RoundContext`. Each
+  trained (in client-id order), the `Failure` records (fedsweep/failures.py), the server state and
+  the `RoundContext`. Each
   result carries its new parameters, the client's state before and after (so a server update that
   needs the change of a client's state, SCAFFOLD's c ← c + |S|/N · mean(c_i⁺ − c_i), needs no
   hidden memory), its sample count, loss and number of local steps. It returns the new global
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from fedsweep.failures import Failure
 from fedsweep.weights import Params
 
 
@@ -122,15 +124,6 @@ class ListResults(ClientResults):
 
 
 @dataclass(frozen=True)
-class ClientFailure:
-    """A selected client that returned no usable update this round."""
-
-    client: int
-    kind: str
-    message: str
-
-
-@dataclass(frozen=True)
 class Aggregated:
     """What `aggregate` returns."""
 
@@ -189,7 +182,7 @@ class Strategy(ABC):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

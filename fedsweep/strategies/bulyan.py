@@ -14,9 +14,10 @@ Memory: the K × K distances, then clients-per-round × one tensor at a time.
 from collections.abc import Mapping
 from typing import Any
 
+from fedsweep.failures import Failure
 from fedsweep.params import clients_per_round, count
 from fedsweep.strategies.aggregate import keep
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.strategies.robust import (
     bulyan_select,
     closest_to_median_mean,
@@ -49,7 +50,7 @@ class Bulyan(Strategy):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

@@ -7,8 +7,9 @@ failed clients are simply left out of the average (Flower's FedAvg does the same
 The weights are `ClientMeta.weight`: sample counts, or the selector's (fedsweep/selection/base.py).
 """
 
+from fedsweep.failures import Failure
 from fedsweep.strategies.aggregate import RunningMean
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.weights import Params
 
 
@@ -23,7 +24,7 @@ class FedAvg(Strategy):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

@@ -16,9 +16,10 @@ Integer buffers get FedAvg's weighted mean (rounded); an empty round keeps the m
 
 import torch
 
+from fedsweep.failures import Failure
 from fedsweep.params import decay, positive
 from fedsweep.strategies.aggregate import cast_like, keep
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.strategies.fedopt import pseudo_gradient
 from fedsweep.weights import Params
 
@@ -48,7 +49,7 @@ class FedAvgM(Strategy):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

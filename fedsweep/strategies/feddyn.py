@@ -18,9 +18,10 @@ buffer's memory only feeds the server's h); integer buffers are averaged.
 
 import torch
 
+from fedsweep.failures import Failure
 from fedsweep.params import positive
 from fedsweep.strategies.aggregate import RunningMean
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.strategies.scaffold import zeros_like_floats
 from fedsweep.weights import Params
 
@@ -85,7 +86,7 @@ class FedDyn(Strategy):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

@@ -7,8 +7,9 @@ Flower's FedMedian); for an even number of clients it is the mean of the two mid
 convention, which Flower uses). Holds clients-per-round × one tensor at a time.
 """
 
+from fedsweep.failures import Failure
 from fedsweep.strategies.aggregate import keep
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.strategies.robust import coordinate_median, per_tensor
 from fedsweep.weights import Params
 
@@ -24,7 +25,7 @@ class FedMedian(Strategy):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

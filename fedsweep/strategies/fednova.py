@@ -25,9 +25,10 @@ from typing import Any
 
 import torch
 
+from fedsweep.failures import Failure
 from fedsweep.params import decay
 from fedsweep.strategies.aggregate import RunningMean
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.weights import Params
 
 
@@ -68,7 +69,7 @@ class FedNova(Strategy):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

@@ -31,9 +31,10 @@ from abc import abstractmethod
 
 import torch
 
+from fedsweep.failures import Failure
 from fedsweep.params import decay, non_negative, positive
 from fedsweep.strategies.aggregate import RunningMean, cast_like, keep
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.weights import Params
 
 
@@ -111,7 +112,7 @@ class FedOpt(Strategy):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

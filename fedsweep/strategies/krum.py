@@ -22,9 +22,10 @@ Choices:
 from collections.abc import Mapping
 from typing import Any
 
+from fedsweep.failures import Failure
 from fedsweep.params import clients_per_round, count
 from fedsweep.strategies.aggregate import keep
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.strategies.robust import float_names, krum_select, mean_of, pairwise_sq_distances
 from fedsweep.weights import Params
 
@@ -55,7 +56,7 @@ class Krum(Strategy):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

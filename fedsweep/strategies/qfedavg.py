@@ -24,9 +24,10 @@ Choices, where implementations disagree:
 
 import torch
 
+from fedsweep.failures import Failure
 from fedsweep.params import non_negative, positive
 from fedsweep.strategies.aggregate import RunningMean, cast_like, keep
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.weights import Params
 
 EPS = 1e-10
@@ -52,7 +53,7 @@ class QFedAvg(Strategy):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

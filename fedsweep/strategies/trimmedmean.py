@@ -8,9 +8,10 @@ FedTrimmedAvg follows); unweighted. The paper requires β < 1/2 and leaves its v
 fraction of Byzantine clients; β = 0.2 is Flower's default.
 """
 
+from fedsweep.failures import Failure
 from fedsweep.params import ParamError, non_negative
 from fedsweep.strategies.aggregate import keep
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext, Strategy
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.strategies.robust import per_tensor, trimmed_mean
 from fedsweep.weights import Params
 
@@ -36,7 +37,7 @@ class TrimmedMean(Strategy):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from fedsweep.faults.base import ClientCtx, SimulatedOOM, failure_kind, retryable
+from fedsweep.failures import SimulatedOOM, failure_kind, retryable
+from fedsweep.faults.base import ClientCtx
 from fedsweep.faults.oom import OOM
 
 

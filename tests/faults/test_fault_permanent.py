@@ -2,7 +2,8 @@
 
 import pytest
 
-from fedsweep.faults.base import ClientCtx, PermanentFailure, retryable
+from fedsweep.failures import PermanentFailure, retryable
+from fedsweep.faults.base import ClientCtx
 from fedsweep.faults.permanent import Permanent
 
 

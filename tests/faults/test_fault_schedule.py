@@ -2,7 +2,8 @@
 
 import pytest
 
-from fedsweep.faults.base import ClientCtx, NodeDown, retryable
+from fedsweep.failures import NodeDown, retryable
+from fedsweep.faults.base import ClientCtx
 from fedsweep.faults.schedule import Schedule
 
 

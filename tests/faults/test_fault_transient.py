@@ -2,7 +2,8 @@
 
 import pytest
 
-from fedsweep.faults.base import ClientCtx, TransientFailure, retryable
+from fedsweep.failures import TransientFailure, retryable
+from fedsweep.faults.base import ClientCtx
 from fedsweep.faults.transient import Transient
 
 

@@ -9,9 +9,10 @@ an outage or a resume, or sent the server state to clients fails the cell.
 
 import torch
 
+from fedsweep.failures import Failure
 from fedsweep.selection.base import Selection
 from fedsweep.selection.uniform import Uniform
-from fedsweep.strategies.base import Aggregated, ClientFailure, ClientResults, RoundContext
+from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext
 from fedsweep.strategies.fedavg import FedAvg
 from fedsweep.weights import Params
 
@@ -40,7 +41,7 @@ class Counting(FedAvg):
         *,
         global_params: Params,
         results: ClientResults,
-        failures: list[ClientFailure],
+        failures: list[Failure],
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:

@@ -8,7 +8,8 @@ import torch
 from hydra.utils import instantiate
 from test_strategy_conf import CONF, load_option
 
-from fedsweep.strategies.base import ClientFailure, ClientResult, ListResults, RoundContext, Strategy
+from fedsweep.failures import Failure
+from fedsweep.strategies.base import ClientResult, ListResults, RoundContext, Strategy
 
 GLOBAL = {
     "w": torch.tensor([[0.5, -1.0], [2.0, 0.0]]),
@@ -61,7 +62,7 @@ def test_an_empty_round_keeps_the_model_and_the_state(path: Path) -> None:
     # Prepare
     strategy = build(path)
     state = strategy.init_server_state(GLOBAL)
-    failures = [ClientFailure(client=c, kind="timeout", message="no answer") for c in range(3)]
+    failures = [Failure(client=c, kind="timeout", message="no answer") for c in range(3)]
     # Execute
     out = strategy.aggregate(
         global_params=GLOBAL, results=ListResults([]), failures=failures, server_state=state, context=CONTEXT
@@ -82,7 +83,7 @@ def test_a_round_moves_the_model_keeps_dtypes_and_ignores_failures(path: Path) -
     kwargs = {"global_params": GLOBAL, "results": results, "server_state": state, "context": CONTEXT}
     # Execute
     out = strategy.aggregate(failures=[], **kwargs)
-    again = strategy.aggregate(failures=[ClientFailure(client=9, kind="nan", message="nan")], **kwargs)
+    again = strategy.aggregate(failures=[Failure(client=9, kind="nan", message="nan")], **kwargs)
     # Assert
     assert {k: (v.dtype, v.shape) for k, v in out.params.items()} == {
         k: (v.dtype, v.shape) for k, v in GLOBAL.items()

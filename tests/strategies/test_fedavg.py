@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import torch
 
+from fedsweep.failures import Failure
 from fedsweep.strategies.base import (
-    ClientFailure,
     ClientMeta,
     ClientResult,
     ClientResults,
@@ -75,7 +75,7 @@ def test_results_are_read_once_in_client_order() -> None:
 
 def test_empty_round_returns_global_params_unchanged() -> None:
     # Prepare
-    failures = [ClientFailure(client=1, kind="timeout", message="no answer")]
+    failures = [Failure(client=1, kind="timeout", message="no answer")]
     state = {"c": torch.ones(2)}
     # Execute
     out = FedAvg().aggregate(
@@ -104,7 +104,7 @@ def test_clients_without_samples_do_not_move_the_model() -> None:
 def test_failures_do_not_change_the_average() -> None:
     # Prepare
     results = [result(0, 2, [2.0, 2.0], 4)]
-    failures = [ClientFailure(client=5, kind="nan", message="loss is nan")]
+    failures = [Failure(client=5, kind="nan", message="loss is nan")]
     # Execute
     with_failures = FedAvg().aggregate(
         global_params=GLOBAL,

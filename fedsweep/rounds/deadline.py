@@ -20,11 +20,11 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from fedsweep.cell import CellEnv
+from fedsweep.cell.cell import Cell
+from fedsweep.cell.layout import round_dir
 from fedsweep.checkpoint.storage import CheckpointError
-from fedsweep.checkpoint.store import round_dir
+from fedsweep.failures import Failure
 
 RECORD = "deadline.json"
 GRACE_S = 1.0  # how long past the deadline the round loop waits for attempts to notice it
@@ -46,28 +46,28 @@ class Deadline:
     def passed(self) -> bool:
         return self.left() <= 0
 
-    def failures(self, clients: Iterable[int]) -> list[dict[str, Any]]:
+    def failures(self, clients: Iterable[int]) -> list[Failure]:
         """The failure records of cut clients; the same words in every run, as aggregation hashes them."""
         message = f"not done by the round deadline ({self.seconds:g} s)"
-        return [{"client": c, "kind": "deadline", "message": message, "retries": 0} for c in sorted(clients)]
+        return [Failure(client=c, kind="deadline", message=message, retries=0) for c in sorted(clients)]
 
 
-def start(env: CellEnv, rnd: int) -> Deadline | None:
+def start(cell: Cell, rnd: int) -> Deadline | None:
     """Round `rnd`'s deadline from now, with the clients an earlier run cut off; None without one."""
-    seconds = env.runtime.policy.round_timeout_s
+    seconds = cell.methods.policy.round_timeout_s
     if seconds is None:
         return None
     at = time.monotonic() + seconds
-    return Deadline(round=rnd, seconds=float(seconds), at=at, earlier=cut_off(env, rnd))
+    return Deadline(round=rnd, seconds=float(seconds), at=at, earlier=cut_off(cell, rnd))
 
 
 def _path(rnd: int) -> str:
     return f"{round_dir(rnd)}/{RECORD}"
 
 
-def cut_off(env: CellEnv, rnd: int) -> frozenset[int]:
+def cut_off(cell: Cell, rnd: int) -> frozenset[int]:
     """The clients a deadline cut off in round `rnd` of an earlier run (none without a record)."""
-    storage = env.blobs.storage
+    storage = cell.stores.blobs.storage
     if not storage.exists(_path(rnd)):
         return frozenset()
     try:
@@ -83,8 +83,8 @@ def cut_off(env: CellEnv, rnd: int) -> frozenset[int]:
     return frozenset(clients)
 
 
-def record(env: CellEnv, deadline: Deadline, clients: Iterable[int]) -> None:
+def record(cell: Cell, deadline: Deadline, clients: Iterable[int]) -> None:
     """Write (atomically) that `clients`, with those cut earlier, did not make round's deadline."""
     cut = sorted(set(clients) | deadline.earlier)
     text = json.dumps({"round": deadline.round, "seconds": deadline.seconds, "clients": cut})
-    env.blobs.storage.write(_path(deadline.round), text.encode())
+    cell.stores.blobs.storage.write(_path(deadline.round), text.encode())

@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
-from fedsweep import steps
-from fedsweep.cell import CellEnv
+from fedsweep.cell.cell import Cell
 from fedsweep.checkpoint.clients import Index
+from fedsweep.rounds.blobs import prune_rounds, read_global, start_round
+from fedsweep.rounds.refs import RoundStart
 from fedsweep.weights import Params, to_bytes, weights_sha256
 
 MODEL, SERVER, SELECTION = "model", "server_state", "selection"
@@ -32,7 +33,7 @@ class CellState:
     """Everything a cell carries from round to round; `start` is where round `round + 1` begins."""
 
     round: int
-    start: dict[str, steps.Ref]
+    start: RoundStart
     selection: dict[str, torch.Tensor] = field(default_factory=dict)
     client_states: Index = field(default_factory=dict)
     history: tuple[dict[str, float], ...] = ()
@@ -41,18 +42,21 @@ class CellState:
         return replace(self, round=self.round + 1, **changes)
 
 
-def resume(env: CellEnv) -> CellState:
+def resume(cell: Cell) -> CellState:
     """The state after the newest valid committed round, or before round 1."""
-    latest = env.checkpoints.load_latest()
+    latest = cell.stores.checkpoints.load_latest()
     if latest is None:
-        params = env.runtime.initial_params
-        start = steps.start_round(
-            env, round=1, params=params, server_state=env.runtime.strategy.init_server_state(params)
+        params = cell.methods.initial_params
+        start = start_round(
+            cell, round=1, params=params, server_state=cell.methods.strategy.init_server_state(params)
         )
         return CellState(round=0, start=start)
     history = tuple(latest.meta["history"])
-    start = steps.start_round(
-        env, round=len(history) + 1, params=latest.tensors[MODEL], server_state=latest.tensors.get(SERVER, {})
+    start = start_round(
+        cell,
+        round=len(history) + 1,
+        params=latest.tensors[MODEL],
+        server_state=latest.tensors.get(SERVER, {}),
     )
     return CellState(
         round=len(history),
@@ -63,34 +67,34 @@ def resume(env: CellEnv) -> CellState:
     )
 
 
-def commit(env: CellEnv, state: CellState) -> None:
+def commit(cell: Cell, state: CellState) -> None:
     """Write `state` as round `state.round`'s checkpoint (manifest last), then collect garbage."""
-    params, _ = steps.read_global(env.blobs, state.start["global"])
-    groups: dict[str, Params] = {MODEL: params, SERVER: env.blobs.read(state.start["server"])}
+    params, _ = read_global(cell.stores.blobs, state.start["global"])
+    groups: dict[str, Params] = {MODEL: params, SERVER: cell.stores.blobs.read(state.start["server"])}
     if state.selection:
         groups[SELECTION] = state.selection
     meta: dict[str, Any] = {"round": state.round, "history": list(state.history)}
     if state.client_states:
         meta["client_states"] = state.client_states
-    env.checkpoints.save(round=state.round, tensors=groups, meta=meta)
+    cell.stores.checkpoints.save(round=state.round, tensors=groups, meta=meta)
     # Only after the commit: until then a resumed run still needs the round's client results.
     # Earlier rounds too: their own commit may have failed and been superseded by this one.
-    steps.prune_rounds(env.blobs, up_to=state.round)
-    _collect_client_states(env, state.round)
+    prune_rounds(cell.stores.blobs, up_to=state.round)
+    _collect_client_states(cell, state.round)
 
 
-def _collect_client_states(env: CellEnv, committed: int) -> None:
+def _collect_client_states(cell: Cell, committed: int) -> None:
     """Drop client-state entries that no kept checkpoint's index names (best effort)."""
     try:
-        indexes = [meta.get("client_states", {}) for meta in env.checkpoints.kept_metas()]
+        indexes = [meta.get("client_states", {}) for meta in cell.stores.checkpoints.kept_metas()]
     except Exception as exc:  # noqa: BLE001 - unsure what is referenced: keep everything this time
         log.warning("client-state cleanup after round %d skipped: %s", committed, exc)
         return
     referenced = {ref["key"] for index in indexes for ref in index.values() if ref}
-    env.client_states.collect(referenced=referenced, up_to=committed)
+    cell.stores.client_states.collect(referenced=referenced, up_to=committed)
 
 
-def final_model(env: CellEnv, state: CellState) -> tuple[str, bytes]:
+def final_model(cell: Cell, state: CellState) -> tuple[str, bytes]:
     """(`final_weights_sha256`, safetensors bytes) of the model the cell ended with."""
-    params, _ = steps.read_global(env.blobs, state.start["global"])
+    params, _ = read_global(cell.stores.blobs, state.start["global"])
     return weights_sha256(params), to_bytes(params)
