@@ -74,7 +74,8 @@ def check_command(argv: list[str]) -> list:
 
 
 def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
-    """The task overrides of each job Hydra would launch (one job unless `-m`), hydra.* keys left out."""
+    """The task overrides of each job Hydra would launch (one job unless `-m`), hydra.* keys left out
+    but `hydra.searchpath`."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # noqa: PLC0415
     from hydra.core.global_hydra import GlobalHydra  # noqa: PLC0415
     from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: PLC0415
@@ -93,7 +94,14 @@ def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
             raise ConfigError(str(err)) from None
     else:
         jobs = [[o.input_line for o in parsed]]
-    return [[o.input_line for o in parse_overrides(job) if not o.is_hydra_override()] for job in jobs]
+    # Hydra's own keys stay with Hydra, but for `hydra.searchpath`: config folders of the user's own
+    # (conf/model/mynet.yaml, conf/runner/engine/toy.yaml beside their package) that the cells compose from.
+    return [[o.input_line for o in parse_overrides(job) if _composes(o)] for job in jobs]
+
+
+def _composes(override: Any) -> bool:
+    """Whether an override composes the cells: every one but Hydra's own, less its search path."""
+    return not override.is_hydra_override() or override.key_or_group == "hydra.searchpath"
 
 
 def cli(main: Callable[[], Any], argv: list[str] | None = None) -> None:

@@ -55,8 +55,6 @@ def _show_info_lines() -> None:
     logger.setLevel(logging.INFO)
 
 
-
-
 def _start_over(plan: SweepPlan) -> None:
     """`resume=false`: forget every cell's checkpoints and persisted task results (its MLflow runs
     are superseded by `_open_tracking`)."""

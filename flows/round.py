@@ -34,7 +34,6 @@ from fedsweep.rounds.plan import RoundPlan, plan_round
 from fedsweep.rounds.refs import ClientRef, RoundStart
 from fedsweep.rounds.report import after_round, round_row, split_invalid
 from fedsweep.rounds.state import CellState
-from fedsweep.selection.base import Probe
 from flows.commit import RoundCommitter
 from tasks.aggregate import aggregate_round
 from tasks.evaluate import evaluate_round
@@ -92,7 +91,7 @@ def play_round(cell: Cell, state: CellState, rnd: int, parallel: int, committer:
     return after
 
 
-def probe(cell: Cell, rnd: int, start: RoundStart, asked: Probe) -> dict[int, float]:
+def probe(cell: Cell, rnd: int, start: RoundStart, asked: Any) -> dict[int, float]:
     """The probe task's losses (candidate -> loss) for what a selector's `Probe` asked (`clients`,
     `samples`), with the client tasks' retries; says so when an earlier run's losses are reused."""
     runner = cell.runner

@@ -29,14 +29,15 @@ def cell_config() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
-def make_env(tmp_path) -> Callable[..., Any]:
-    """`make_env(config)` -> the `CellEnv` of a cell folder written for `config` under tmp_path."""
-    from fedsweep.cell import cell_env, write_cell_config
+def make_cell(tmp_path) -> Callable[..., Any]:
+    """`make_cell(config)` -> the `Cell` of a cell folder written for `config` under tmp_path."""
+    from fedsweep.cell.cell import open_cell
+    from fedsweep.cell.layout import write_cell_config
     from fedsweep.grid import cell_key
 
     def make(config: dict[str, Any], where: str = "cell") -> Any:
         cell_dir = str(tmp_path / where)
         write_cell_config(cell_dir, key=cell_key(config), name=where, config=config)
-        return cell_env(cell_dir)
+        return open_cell(cell_dir)
 
     return make

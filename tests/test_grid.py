@@ -115,7 +115,7 @@ def old_cell_key(config: dict[str, Any]) -> str:
         ("runner.retries=7", False),
         ("runner.retry_delay_s=2", False),
         ("runner.task_timeout_s=9", False),
-        ("runner.pool=thread", False),
+        ("runner/engine=thread", False),
         ("runner.granularity=client", False),
         ("runner.max_parallel_clients=3", False),
         ("runner.torch_threads=2", True),  # the float rounding depends on it; 1, the default, keeps old keys
@@ -166,7 +166,7 @@ def test_nested_keys_are_read_after_the_grid_and_grid_scoped_when_their_group_va
     line = [
         "strategy.mu=0.1",
         "+strategy.mu=0.1",
-        "runner.pool=thread",
+        "runner.retries=5",
         "rounds=3",
         "grid.strategy=[fedprox]",
     ]

@@ -186,18 +186,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    "guard_results" not in (ROOT / "flows" / "runner.py").read_text(),
-    reason="cli/run.py does not call server.untrusted.guard_results yet",
-)
 def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Path) -> None:
     # Prepare: hostile records where the one cell's round-1 client epochs will look for theirs
     from hydra import initialize_config_dir
 
     from cli.main import CONF_DIR
     from cli.plan import plan_overrides
-    from fedsweep import steps
-    from fedsweep.cell import cell_env, write_cell_config
+    from fedsweep.cell.cell import open_cell
+    from fedsweep.cell.layout import write_cell_config
+    from fedsweep.rounds.blobs import start_round
 
     args = [
         "num_clients=4",
@@ -211,12 +208,12 @@ def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Pat
         cell = plan_overrides("config", args).cells[0]
     scratch = str(tmp_path / "scratch")
     write_cell_config(scratch, key=cell["key"], name="scratch", config=cell["config"])
-    rt = cell_env(scratch).runtime
-    ref = steps.start_round(
-        cell_env(scratch),
+    methods = open_cell(scratch).methods
+    ref = start_round(
+        open_cell(scratch),
         round=1,
-        params=rt.initial_params,
-        server_state=rt.strategy.init_server_state(rt.initial_params),
+        params=methods.initial_params,
+        server_state=methods.strategy.init_server_state(methods.initial_params),
     )["global"]
     epochs = cell["config"]["local_epochs"]
     marker = tmp_path / "pwned"

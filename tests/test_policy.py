@@ -2,7 +2,7 @@
 
 import pytest
 
-from fedsweep.policy import (
+from fedsweep.rounds.policy import (
     AggregationPolicy,
     CellFailed,
     accept_straggler,

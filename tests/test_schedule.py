@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
-from fedsweep import steps
 from fedsweep.config import ConfigError, validate
 from fedsweep.grid import cell_key
+from fedsweep.rounds.blobs import start_round
+from fedsweep.rounds.work import client_task, planned_work, tasks_for
 from fedsweep.schedule import chunks_for, lr_at, steps_in_chunk
 from fedsweep.strategies.base import Strategy
 from fedsweep.strategies.fedavg import FedAvg
@@ -78,9 +79,9 @@ class _Recording(FedAvg):
 
 
 @pytest.mark.parametrize("tau", [1, 5, 13])
-def test_a_client_runs_exactly_local_steps_and_finish_client_sees_them(cell_config, make_env, tau) -> None:
+def test_a_client_runs_exactly_local_steps_and_finish_client_sees_them(cell_config, make_cell, tau) -> None:
     # Prepare: batch 16 over a synthetic client; tau within, at and past one pass
-    env = make_env(
+    cell = make_cell(
         cell_config(
             "local_epochs=null",
             f"local_steps={tau}",
@@ -90,18 +91,20 @@ def test_a_client_runs_exactly_local_steps_and_finish_client_sees_them(cell_conf
         ),
         where=f"t{tau}",
     )
-    rt = env.runtime
-    object.__setattr__(rt, "strategy", _Recording())
+    object.__setattr__(cell.methods, "strategy", _Recording())
     _Recording.seen.clear()
-    start = steps.start_round(env, round=2, params=rt.initial_params, server_state={})
+    start = start_round(cell, round=2, params=cell.methods.initial_params, server_state={})
     client = 0
-    n, per_pass = int(rt.clients[client].numel()), math.ceil(int(rt.clients[client].numel()) / 16)
-    chunks = steps.tasks_for(rt, client, steps.planned_work(rt, 2, client))
+    n, per_pass = (
+        int(cell.data.clients[client].numel()),
+        math.ceil(int(cell.data.clients[client].numel()) / 16),
+    )
+    chunks = tasks_for(cell, client, planned_work(cell, 2, client))
     # Execute
     ref = None
     for chunk in range(chunks):
-        ref = steps.client_epoch(
-            env,
+        ref = client_task(
+            cell,
             round=2,
             client=client,
             epoch=chunk,
@@ -113,25 +116,26 @@ def test_a_client_runs_exactly_local_steps_and_finish_client_sees_them(cell_conf
     # Assert: tau steps in ceil(tau / B) chunks; round 2 trains at 0.08 * 0.5
     assert n > 0 and chunks == math.ceil(tau / per_pass)
     assert ref["steps"] == tau and _Recording.seen == [(tau, 0.04)]
-    assert isinstance(rt.strategy, Strategy)
+    assert isinstance(cell.methods.strategy, Strategy)
 
 
-def test_local_config_follows_the_schedule_and_is_unchanged_without_one(cell_config, make_env) -> None:
-    env = make_env(cell_config("lr=0.5", "lr_schedule.milestones=[2,3]", "lr_schedule.gamma=0.5"), where="s")
-    plain = make_env(cell_config("lr=0.5"), where="p")
-    assert [steps.local_config(env.runtime, r).lr for r in (1, 2, 3, 4)] == [0.5, 0.5, 0.25, 0.125]
-    assert steps.local_config(plain.runtime, 9) is plain.runtime.local
+def test_local_config_follows_the_schedule_and_is_unchanged_without_one(cell_config, make_cell) -> None:
+    cell = make_cell(
+        cell_config("lr=0.5", "lr_schedule.milestones=[2,3]", "lr_schedule.gamma=0.5"), where="s"
+    )
+    plain = make_cell(cell_config("lr=0.5"), where="p")
+    assert [cell.methods.local_at(r).lr for r in (1, 2, 3, 4)] == [0.5, 0.5, 0.25, 0.125]
+    assert plain.methods.local_at(9) is plain.methods.local
 
 
-def test_straggler_partial_work_counts_in_steps(cell_config, make_env) -> None:
+def test_straggler_partial_work_counts_in_steps(cell_config, make_cell) -> None:
     # Prepare: every client straggles and runs x ~ U{1..tau} steps
-    env = make_env(
+    cell = make_cell(
         cell_config("local_epochs=null", "local_steps=40", "faults=stragglers", "faults.fraction=1.0"),
         where="st",
     )
-    rt = env.runtime
     # Execute
-    work = [steps.planned_work(rt, r, c) for r in (1, 2, 3) for c in range(4)]
+    work = [planned_work(cell, r, c) for r in (1, 2, 3) for c in range(4)]
     # Assert: step counts in [1, 40], not all the same
     assert all(1 <= w <= 40 for w in work) and len(set(work)) > 1
     assert torch.tensor(work).sum() < 40 * len(work)

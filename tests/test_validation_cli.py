@@ -60,22 +60,22 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "unknown-checkpoint-protocol": (["checkpoint.location=nope://x"], ["checkpoint.location", "'nope'"]),
     "dask-no-scheduler": (
         ["runner.pool=dask", "runner.dask.address=tcp://127.0.0.1:1"],
-        ["runner.dask.address=tcp://127.0.0.1:1", "no Dask scheduler answers"],
+        ["runner.engine.address=tcp://127.0.0.1:1", "no Dask scheduler answers"],
     ),
     "dask-bad-address": (
         ["runner.pool=dask", "runner.dask.address=nope"],
-        ["runner.dask.address", "tcp://HOST:8786"],
+        ["runner.engine.address", "tcp://HOST:8786"],
     ),
     "dask-cluster-not-importable": (
         ["runner.pool=dask", "runner.dask.cluster={{_target_:nope.Cluster}}"],
-        ["runner.dask.cluster._target_", "cannot import 'nope.Cluster'"],
+        ["runner.engine.cluster._target_", "cannot import 'nope.Cluster'"],
     ),
     "dask-cluster-not-built": (
         [
             "runner.pool=dask",
             "runner.dask.cluster={{_target_:distributed.LocalCluster,host:203.0.113.1,n_workers:1}}",
         ],
-        ["runner.dask.cluster", "could not start", "Cannot assign requested address"],
+        ["runner.engine.cluster", "could not start", "Cannot assign requested address"],
     ),
     "grid-key-in-no-cell": (
         ["+experiment=quickstart", "grid.strategy=[fedavg,fedavgm]", "strategy.mu=0.1"],
@@ -176,7 +176,7 @@ def test_dask_missing_is_one_error_line(tmp_path: Path) -> None:
     proc = run_cli(["runner.pool=dask"], cwd, PYTHONPATH=path)
     # Assert
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == 'error: runner.pool=dask needs dask: pip install "fedsweep[dask]"'
+    assert proc.stderr.strip() == 'error: runner/engine=dask needs dask: pip install "fedsweep[dask]"'
     assert list(cwd.iterdir()) == []
 
 

@@ -107,19 +107,30 @@ def test_valid_command_plans_every_cell_and_writes_nothing(in_empty_folder: Path
 
 
 def test_runner_dask_preset_plans_the_same_cells_on_dask(in_empty_folder: Path) -> None:
-    # Execute: no cluster is reached while planning (flows/sweep.py cli() connects afterwards)
+    # Execute: no cluster is reached while planning (cli/main.py starts the engine afterwards)
     (local,) = check_command(["+experiment=quickstart", "rounds=2"])
     (dask,) = check_command(["+experiment=quickstart", "rounds=2", "runner=dask"])
-    # Assert: the local runner's settings with pool=dask and two cells at once; the cells' keys
-    # (and so their folders, results and resume) do not depend on the backend
+    (alias,) = check_command(
+        ["+experiment=quickstart", "rounds=2", "runner.pool=dask", "runner.dask.n_workers=3"]
+    )
+    # Assert: the local runner's settings with the Dask engine and two cells at once; the cells' keys
+    # (and so their folders, results and resume) do not depend on the engine
     runner = dask.cells[0]["config"]["runner"]
-    assert runner["pool"] == "dask" and runner["parallel_cells"] == 2
-    assert runner["dask"] == {"address": None, "cluster": None, "n_workers": 0, "connect_timeout_s": 10}
-    same = {k: v for k, v in runner.items() if k not in ("pool", "parallel_cells")}
-    assert same == {
-        k: v for k, v in local.cells[0]["config"]["runner"].items() if k not in ("pool", "parallel_cells")
-    }
-    assert [c["key"] for c in dask.cells] == [c["key"] for c in local.cells]
+    assert runner["engine"] == {
+        "_target_": "fedsweep.execution.dask.DaskEngine", "_recursive_": False,
+        "address": None, "cluster": None, "n_workers": 0, "connect_timeout_s": 10,
+    }  # fmt: skip
+    assert runner["parallel_cells"] == 2
+    same = {k: v for k, v in runner.items() if k not in ("engine", "parallel_cells")}
+    local_runner = local.cells[0]["config"]["runner"]
+    assert same == {k: v for k, v in local_runner.items() if k not in ("engine", "parallel_cells")}
+    assert local_runner["engine"] == {"_target_": "fedsweep.execution.processes.ProcessEngine"}
+    assert (
+        [c["key"] for c in dask.cells] == [c["key"] for c in local.cells] == [c["key"] for c in alias.cells]
+    )
+    # The old spelling changes the engine alone (runner/engine=dask), its keys the engine's
+    old = alias.cells[0]["config"]["runner"]
+    assert old["engine"]["n_workers"] == 3 and old["parallel_cells"] == local_runner["parallel_cells"]
     assert list(in_empty_folder.iterdir()) == []
 
 

@@ -17,10 +17,13 @@ from hydra import initialize_config_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fedsweep import steps
 from fedsweep.config import ConfigError, validate
 from fedsweep.config.compose import compose_config
 from fedsweep.rng import generator
+from fedsweep.rounds.aggregate import aggregate
+from fedsweep.rounds.blobs import start_round
+from fedsweep.rounds.evaluate import combine_evaluations, evaluate_global
+from fedsweep.rounds.work import client_task
 
 _CELLS = itertools.count()  # hypothesis reuses the function's tmp_path: one cell folder per example
 
@@ -127,30 +130,32 @@ def test_every_valid_configuration_passes_and_round_trips(hydra_conf: None, cell
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cell=valid_cell(tiny=True))
-def test_valid_tiny_configurations_run_one_round(hydra_conf: None, make_env, cell: tuple) -> None:
+def test_valid_tiny_configurations_run_one_round(hydra_conf: None, make_cell, cell: tuple) -> None:
     # Prepare
     config, choices = compose_config("config", as_overrides(cell))
     validate(config, groups=choices)
-    env = make_env(config, where=f"cell-{next(_CELLS)}")
-    rt = env.runtime
-    selection = rt.selector.select(
+    cell = make_cell(config, where=f"cell-{next(_CELLS)}")
+    selection = cell.methods.selector.select(
         round=1,
-        available=torch.arange(rt.num_clients),
+        available=torch.arange(cell.num_clients),
         k=config["clients_per_round"],
         generator=generator(config["seed"], "select", 1),
         state={},
-        population=rt.population(1),
+        population=cell.fleet.population(1),
     )
     # Execute
-    start = steps.start_round(
-        env, round=1, params=rt.initial_params, server_state=rt.strategy.init_server_state(rt.initial_params)
+    start = start_round(
+        cell,
+        round=1,
+        params=cell.methods.initial_params,
+        server_state=cell.methods.strategy.init_server_state(cell.methods.initial_params),
     )
     results = []
     for client in selection.clients:
         ref = None
         for epoch in range(config["local_epochs"]):
-            ref = steps.client_epoch(
-                env,
+            ref = client_task(
+                cell,
                 round=1,
                 client=client,
                 epoch=epoch,
@@ -160,8 +165,8 @@ def test_valid_tiny_configurations_run_one_round(hydra_conf: None, make_env, cel
                 state_ref=None,
             )
         results.append(ref)
-    aggregated = steps.aggregate(
-        env,
+    aggregated = aggregate(
+        cell,
         round=1,
         start=start,
         results=[r for r in results if r["valid"]],
@@ -169,7 +174,7 @@ def test_valid_tiny_configurations_run_one_round(hydra_conf: None, make_env, cel
         selected=selection.clients,
         keep=False,
     )
-    metrics = steps.combine_evaluations([steps.evaluate_global(env, aggregated["global"])])
+    metrics = combine_evaluations([evaluate_global(cell, aggregated["global"])])
     # Assert
     assert len(results) == config["clients_per_round"]
     assert 0.0 <= metrics["accuracy"] <= 1.0

@@ -36,7 +36,7 @@ class ProcessEngine(Engine):
 
     def start(self, cells: Sequence[PlannedCell]) -> None:
         """Fork the workers now, while this process has no other thread (no imports to pay)."""
-        configs = [c["config"] for c in cells if _leaves_process(c["config"], c["dir"])]
+        configs = [c["config"] for c in cells if leaves_process(c["config"], c["dir"])]
         with self._lock:
             if self.pool is not None or not configs:
                 return
@@ -51,7 +51,7 @@ class ProcessEngine(Engine):
         return usable_cpus()
 
     def executor(self, cell: Cell) -> Executor:
-        if not _leaves_process(cell.config, cell.dir):
+        if not leaves_process(cell.config, cell.dir):
             return InThread(cell.dir)
         if self.pool is None:
             self.start([{"config": cell.config, "dir": cell.dir}])  # a cell run on its own (tests)
@@ -65,7 +65,7 @@ class ProcessEngine(Engine):
                 self.pool = None
 
 
-def _leaves_process(config: Config, cell_dir: str) -> bool:
+def leaves_process(config: Config, cell_dir: str) -> bool:
     """Whether a cell's jobs can run in another process: on the CPU, with state other processes see."""
     return resolve_device(config["runner"]["device"]).type == "cpu" and visible_to_other_processes(cell_dir)
 

@@ -6,16 +6,8 @@ Membership is drawn once per client from generator(seed, "fault", "permanent", c
 
 from dataclasses import dataclass
 
-from fedsweep.faults.base import (
-    ClientCtx,
-    Fault,
-    PermanentFailure,
-    bernoulli,
-    client_ids,
-    probability,
-    set_field,
-    where,
-)
+from fedsweep.failures import PermanentFailure
+from fedsweep.faults.base import ClientCtx, Fault, bernoulli, client_ids, probability, set_field, where
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,10 +8,10 @@ generator(seed, "fault", "transient", round, client, epoch, attempt).
 from dataclasses import dataclass
 from typing import ClassVar
 
+from fedsweep.failures import TransientFailure
 from fedsweep.faults.base import (
     ClientCtx,
     Fault,
-    TransientFailure,
     bernoulli,
     client_ids,
     probability,

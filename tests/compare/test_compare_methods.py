@@ -61,12 +61,19 @@ def test_method_params_are_the_cell_keys_view_less_the_seed(cell_config) -> None
 
 
 def test_cells_group_by_method_whatever_their_sweep_and_runner(params) -> None:
-    # Prepare: fedavg seed 0 again, recorded by another sweep that ran its clients in Dask
-    again = Run("fedavg-c10-r3-s0", params("fedavg", 0, "sweep_name=other", "runner.pool=dask"), [(1, 0.1)])
+    # Prepare: fedavg seed 0 again, recorded by another sweep that ran its clients in Dask, and once more
+    # by a run made before engines were plug-ins (its params name `runner.pool` and `runner.dask.*`)
+    again = Run("fedavg-c10-r3-s0", params("fedavg", 0, "sweep_name=other", "runner/engine=dask"), [(1, 0.1)])
+    old_params = {
+        **params("fedavg", 0, "sweep_name=old"),
+        "runner.pool": "dask",
+        "runner.dask.n_workers": "2",
+    }
+    old = Run("fedavg-c10-r3-s0", old_params, [(1, 0.2)])
     # Execute
-    cells, repeats = group_cells([*runs(params), again])
-    # Assert: the repeat is counted, not averaged in
-    assert repeats == 1
+    cells, repeats = group_cells([*runs(params), again, old])
+    # Assert: the repeats are counted, not averaged in
+    assert repeats == 2
     assert [(c.method, c.seed, c.final) for c in cells][:3] == [
         ("fedavg-c10-r3", 0, 0.8),
         ("fedavg-c10-r3", 1, 0.85),

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import torch
 
-from fedsweep.cell import data_key, load_data
+from fedsweep.cell.data import data_key, load_data
 from fedsweep.execution.processes import install_data, packed_data
 from fedsweep.execution.workers import WorkerLost, WorkerPool
 
@@ -221,22 +221,30 @@ def test_map_runs_calls_side_by_side_and_answers_in_order(pool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("runner", "location", "expected"),
+    ("device", "location", "expected"),
     [
-        ({"pool": "process", "device": "cpu"}, "/tmp/cell", True),
-        ({"pool": "thread", "device": "cpu"}, "/tmp/cell", False),
-        ({"pool": "process", "device": "cpu"}, "memory://cell", False),  # other processes cannot see it
-        (
-            {"pool": "process", "device": "cuda"},
-            "/tmp/cell",
-            False,
-        ),  # a GPU is driven from the sweep's process
+        ("cpu", "/tmp/cell", True),
+        ("cpu", "memory://cell", False),  # other processes cannot see it
+        ("cuda", "/tmp/cell", False),  # a GPU is driven from the sweep's process
     ],
 )
-def test_which_cells_train_in_worker_processes(runner, location, expected) -> None:
-    from fedsweep.execution.choose import wants_processes
+def test_which_cells_train_in_worker_processes(device, location, expected) -> None:
+    from fedsweep.execution.processes import leaves_process
 
-    assert wants_processes({"runner": runner}, location) is expected
+    assert leaves_process({"runner": {"device": device}}, location) is expected
+
+
+def test_the_thread_engine_runs_every_job_in_the_calling_thread() -> None:
+    from types import SimpleNamespace
+
+    from fedsweep.execution.base import InThread
+    from fedsweep.execution.thread import ThreadEngine
+
+    executor = ThreadEngine().executor(SimpleNamespace(dir="/tmp/cell"))
+    assert isinstance(executor, InThread) and executor.run(lambda cell_dir, x: (cell_dir, x), 3) == (
+        "/tmp/cell",
+        3,
+    )
 
 
 def test_a_replacement_is_the_warm_spare_started_before_it_was_needed() -> None:

@@ -7,20 +7,22 @@ import time
 import pytest
 import torch
 
+from fedsweep.failures import (
+    NodeDown,
+    PermanentFailure,
+    SimulatedOOM,
+    TransientFailure,
+    failure_kind,
+    retryable,
+)
 from fedsweep.faults.base import (
     ClientCtx,
     ClientRound,
     Fault,
     FaultPlan,
-    NodeDown,
-    PermanentFailure,
-    SimulatedOOM,
-    TransientFailure,
     as_plan,
     bernoulli,
-    failure_kind,
     interruptible_sleep,
-    retryable,
     uniform,
     validate_faults,
 )
@@ -82,10 +84,10 @@ def test_retryable_and_kinds() -> None:
         (TransientFailure("x"), True, "transient"),
         (SimulatedOOM("x"), True, "oom"),
         (TimeoutError("x"), True, "timeout"),
-        (RuntimeError("x"), True, "RuntimeError"),
+        (RuntimeError("x"), True, "other"),
         (PermanentFailure("x"), False, "permanent"),
         (NodeDown("x"), False, "node_down"),
-        (KeyboardInterrupt(), False, "KeyboardInterrupt"),
+        (KeyboardInterrupt(), False, "other"),
     ]
     # Execute / Assert
     for exc, expected, kind in cases:
@@ -218,7 +220,7 @@ def test_as_plan_wraps_a_single_fault() -> None:
             "faults.clients: client 9 does not exist (num_clients=4)",
         ),
         ({"_target_": "fedsweep.faults.nope.Nope"}, "faults._target_: cannot import"),
-        ({"_target_": "fedsweep.policy.AggregationPolicy"}, "is not a fault model"),
+        ({"_target_": "fedsweep.rounds.policy.AggregationPolicy"}, "is not a fault model"),
         ({"_target_": "fedsweep.faults.base.FaultPlan", "faults": 3}, "faults.faults must be a list"),
         ([1, 2], "faults must be a mapping"),
     ],

@@ -12,7 +12,7 @@ from fedsweep.faults.base import Fault, FaultPlan, as_plan, validate_faults
 from fedsweep.faults.schedule import Schedule
 from fedsweep.faults.transient import Transient
 from fedsweep.grid import expand_grid
-from fedsweep.policy import aggregation_policy
+from fedsweep.rounds.policy import aggregation_policy
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

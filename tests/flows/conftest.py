@@ -30,20 +30,27 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def run_cell_here(prefect_harness, tmp_path, cell_config):
-    """`run_cell_here(*overrides)` -> (summary row, checkpoint history) of one cell run in-process."""
-    from fedsweep.cell import write_cell_config
+    """`run_cell_here(*overrides)` -> (summary row, checkpoint history) of one cell run in-process,
+    its round loop (`flows.cell_flow.run_cell`) inside a flow run of its own, errors raised as they are."""
+    from prefect import flow
+
+    from fedsweep.cell.cell import open_cell
+    from fedsweep.cell.layout import write_cell_config
     from fedsweep.checkpoint.storage import open_storage
     from fedsweep.checkpoint.store import CheckpointStore
     from fedsweep.grid import cell_key
-    from flows.experiment import run_cell
+    from flows.cell_flow import run_cell
+
+    @flow(name="test-cell", persist_result=False)
+    def one_cell(cell_dir: str) -> dict:
+        return run_cell(open_cell(cell_dir), {})
 
     def run(*overrides: str, where: str = "a", location: str | None = None):
         config = cell_config(*overrides)
         key = cell_key(config)
         cell_dir = f"{location or tmp_path / where}/{key}"
         write_cell_config(cell_dir, key=key, name=f"test-{where}", config=config)
-        cell = {"name": f"test-{where}", "key": key, "dir": cell_dir, "config": config, "params": {}}
-        row = run_cell(cell, {})
+        row = one_cell(cell_dir)
         latest = CheckpointStore(storage=open_storage(f"{cell_dir}/checkpoints")).load_latest()
         return row, latest.meta["history"] if latest else []
 

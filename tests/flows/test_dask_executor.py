@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from fedsweep.config import ConfigError
-from fedsweep.config.schema import DaskSettings
-from fedsweep.execution.dask import DaskBackend, DaskExecutor
-from fedsweep.execution.workers import WorkerLost
+from fedsweep.execution.base import WorkerLost
+from fedsweep.execution.dask import DaskBackend, DaskEngine, DaskExecutor
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,16 +40,16 @@ def _scheduled(backend: DaskBackend) -> int:
 @pytest.mark.slow
 def test_run_map_errors_and_width(backend: DaskBackend) -> None:
     # Prepare
-    executor = DaskExecutor(backend)
+    executor = DaskExecutor(backend, "cell")
     # Execute
-    one = executor.run("cell", lambda cell_dir, x: (cell_dir, x * 2), 21)
-    many = executor.map("cell", lambda cell_dir, x: x * x, [(i,) for i in range(6)])
+    one = executor.run(lambda cell_dir, x: (cell_dir, x * 2), 21)
+    many = executor.map(lambda cell_dir, x: x * x, [(i,) for i in range(6)])
     # Assert
     assert executor.width == 2
     assert one == ("cell", 42) and many == [0, 1, 4, 9, 16, 25]
     assert backend.served("cell") >= 1 and backend.served("cell") == 0  # counted once, then reset
     with pytest.raises(ZeroDivisionError):
-        executor.run("cell", lambda cell_dir: 1 / 0)
+        executor.run(lambda cell_dir: 1 / 0)
 
 
 @pytest.mark.slow
@@ -58,11 +57,11 @@ def test_prefect_timeout_cancels_the_dask_future(backend: DaskBackend, prefect_h
     # Prepare: a task whose job outlives its timeout
     from prefect import task
 
-    executor = DaskExecutor(backend)
+    executor = DaskExecutor(backend, "cell")
 
     @task(timeout_seconds=1, retries=0)
     def slow() -> None:
-        executor.run("cell", lambda cell_dir: time.sleep(30))
+        executor.run(lambda cell_dir: time.sleep(30))
 
     # Execute
     tick = time.monotonic()
@@ -81,12 +80,12 @@ def test_a_job_that_kills_its_workers_is_a_retryable_worker_lost(backend: DaskBa
     # Prepare
     import dask
 
-    executor = DaskExecutor(backend)
+    executor = DaskExecutor(backend, "cell")
     # Execute / Assert: the scheduler gives up after allowed-failures deaths
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         backend.client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0))
         with pytest.raises(WorkerLost, match="kept dying"):
-            executor.run("cell", lambda cell_dir: os._exit(1))
+            executor.run(lambda cell_dir: os._exit(1))
 
 
 @pytest.mark.parametrize(
@@ -100,9 +99,12 @@ def test_a_job_that_kills_its_workers_is_a_retryable_worker_lost(backend: DaskBa
 )
 def test_dask_settings_are_checked(settings: dict, message: str) -> None:
     # Prepare
-    from fedsweep.config.validation import parse
+    from fedsweep.config.plugins import build
 
-    node = {"address": None, "cluster": None, "n_workers": 0, "connect_timeout_s": 10, **settings}
-    # Execute / Assert
-    with pytest.raises(ConfigError, match=message):
-        parse(DaskSettings, node, prefix="runner.dask.")
+    node = {"_target_": "fedsweep.execution.dask.DaskEngine", "_recursive_": False, **settings}
+    # Execute / Assert: one line naming the key, as every plug-in's
+    with pytest.raises(ConfigError, match=f"runner.engine.*{message}"):
+        build(node, key="runner.engine")
+    assert isinstance(
+        build({"_target_": "fedsweep.execution.dask.DaskEngine"}, key="runner.engine"), DaskEngine
+    )

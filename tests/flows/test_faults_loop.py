@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from fedsweep.policy import CellFailed
+from fedsweep.rounds.policy import CellFailed
 
 BASE = ("runner.progress=false", "rounds=3", "num_clients=4", "clients_per_round=4", "runner.retry_delay_s=0")
 
@@ -44,11 +44,12 @@ def test_not_enough_survivors_skips_the_round_by_default(run_cell_here, cell_con
     # Execute
     row, history = run_cell_here(*BASE, "faults=permanent", "faults.clients=[0,1,2,3]")
     # Assert: nothing aggregated, the model is the initial one
-    from fedsweep.cell import build_runtime
+    from fedsweep.cell.cell import build_parts
     from fedsweep.weights import weights_sha256
 
     assert [h["skipped"] for h in history] == [1, 1, 1]
-    assert row["final_weights_sha256"] == weights_sha256(build_runtime(cell_config(*BASE)).initial_params)
+    _, _, methods, _ = build_parts(cell_config(*BASE))
+    assert row["final_weights_sha256"] == weights_sha256(methods.initial_params)
 
 
 def test_a_hung_client_holds_the_round_no_longer_than_its_timeout(run_cell_here) -> None:
@@ -65,7 +66,7 @@ def test_a_hung_client_holds_the_round_no_longer_than_its_timeout(run_cell_here)
         "faults.clients=[2]",
         "runner.task_timeout_s=1",
         "runner.retries=1",
-        "runner.pool=thread",
+        "runner/engine=thread",
     )
     # Assert
     assert history[0]["failed_timeout"] == 1 and history[0]["clients_ok"] == 3

@@ -20,7 +20,7 @@ def test_state_can_live_at_an_fsspec_url(run_cell_here, tmp_path, scheme) -> Non
     )
     # memory:// lives in one process, so its clients train in this one: compare like with like
     # (the number of intra-op threads changes the float rounding).
-    args = (*BASE, "runner.pool=thread")
+    args = (*BASE, "runner/engine=thread")
     reference, _ = run_cell_here(*args, where="local")
     # Execute
     row, history = run_cell_here(*args, location=location)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-import shared_server
 
 import server.private as server
+import server.shared as shared_server
 from fedsweep.config import ConfigError
 
 

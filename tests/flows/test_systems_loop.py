@@ -3,7 +3,7 @@ a simulated deadline, the per-round clock and traffic, and the clock across a re
 
 import pytest
 
-from fedsweep.cell import build_runtime
+from fedsweep.cell.cell import build_parts
 
 # Every device alike (100 samples/s, 1000 B/s both ways): a client's duration is its samples / 100
 # plus two model transfers, so the clients with fewer samples finish first.
@@ -25,10 +25,10 @@ BASE = ("runner.progress=false", "rounds=2", "num_clients=4", "clients_per_round
 
 
 def _durations(cell_config, *args: str) -> tuple[dict[int, float], int]:
-    rt = build_runtime(cell_config(*BASE, *args))
-    seconds = [n / 100 + 2 * rt.model_bytes / 1000 for n in rt.num_samples.tolist()]
-    assert rt.expected_seconds.tolist() == pytest.approx(seconds)
-    return dict(enumerate(seconds)), rt.model_bytes
+    _, data, methods, fleet = build_parts(cell_config(*BASE, *args))
+    seconds = [n / 100 + 2 * methods.model_bytes / 1000 for n in data.num_samples.tolist()]
+    assert fleet.expected_seconds.tolist() == pytest.approx(seconds)
+    return dict(enumerate(seconds)), methods.model_bytes
 
 
 def test_over_selection_trains_the_first_k_to_finish(run_cell_here, cell_config) -> None:
@@ -83,8 +83,8 @@ def test_stragglers_from_the_system_model_do_what_fits_by_the_deadline(run_cell_
     # compute: clients above 3/4 of that size fit 1 epoch (FedProx's partial work) instead of being
     # cut, the others their 2
     args = ("clients_per_round=4", "local_epochs=2", "faults=stragglers", "+faults.from_systems=true")
-    rt = build_runtime(cell_config(*BASE, *args))
-    sizes, comm = rt.num_samples.tolist(), 2 * rt.model_bytes / 1000
+    _, data, methods, _ = build_parts(cell_config(*BASE, *args))
+    sizes, comm = data.num_samples.tolist(), 2 * methods.model_bytes / 1000
     deadline = 1.5 * max(sizes) / 100 + comm
     epochs = [2 if n <= 0.75 * max(sizes) else 1 for n in sizes]
     assert 1 in epochs and 2 in epochs, sizes
