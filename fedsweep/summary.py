@@ -178,7 +178,7 @@ def to_text(rows: Sequence[Mapping[str, Any]]) -> str:
 def append_summary(out: Path, rows: list[Mapping[str, Any]]) -> None:
     """Append this run's rows to the sweep folder's summary.csv and summary.md (each written atomically)."""
     previous = out / "summary.csv"
-    every = merge(previous.read_text() if previous.is_file() else "", list(rows))
+    every = merge(previous.read_text() if previous.is_file() else "", [dict(r) for r in rows])
     storage = LocalStorage(out)
     storage.write("summary.csv", to_csv(every).encode())
     storage.write("summary.md", to_markdown(every).encode())

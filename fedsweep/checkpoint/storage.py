@@ -24,6 +24,7 @@ Rules:
 # Lazy annotations: inside the classes below, the method `list` shadows the builtin `list[str]`.
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import shutil
@@ -144,7 +145,7 @@ class LocalStorage:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self._full(dir))
 
-    def clean_temp(self) -> list[str]:
+    def clean_temp(self) -> builtins.list[str]:  # `list` is a method name here
         """Remove temp files left by dead processes (a killed run); return their relative paths."""
         removed = []
         for tmp in sorted(self.root.rglob(f"{TEMP_PREFIX}*")) if self.root.is_dir() else []:

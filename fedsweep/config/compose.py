@@ -12,7 +12,7 @@ a hint about HYDRA_FULL_ERROR. Here each becomes a `ConfigError` naming the key 
 """
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from hydra import compose
 from hydra.errors import HydraException, MissingConfigException
@@ -45,9 +45,10 @@ def compose_config(config_name: str, overrides: Iterable[str]) -> tuple[dict[str
         with open_dict(composed):
             del composed["hydra"]
         config = OmegaConf.to_container(composed, resolve=True)
+        assert isinstance(config, dict)  # a composed config is a mapping
     except (HydraException, OmegaConfBaseException) as exc:
         raise explain(exc) from None
-    return config, choices
+    return cast(dict[str, Any], config), choices
 
 
 def parse_overrides(overrides: Iterable[str]) -> list[Any]:

@@ -15,7 +15,7 @@ or find its data stops with one line instead of failing in its first task. Rules
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,7 @@ def check_device(device: str) -> None:
         return
     import torch  # noqa: PLC0415
 
-    available = {
+    available: dict[str, Callable[[], bool]] = {
         "cuda": torch.cuda.is_available,
         "mps": torch.backends.mps.is_available,
         "xpu": lambda: hasattr(torch, "xpu") and torch.xpu.is_available(),

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import OmegaConf
-from pydantic import BaseModel, Field, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from fedsweep.config.errors import ConfigError, show
 from fedsweep.config.validation import STRICT, check
@@ -41,7 +41,7 @@ HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_a
 
 def check_plugin(config: Mapping[str, Any], group: str) -> Any:
     """Check `config[group]`; returns the built plug-in (a `functools.partial` for `_partial_` nodes)."""
-    node = config.get(group)
+    node: Any = config.get(group)
     cls = plugin_class(node, key=group)
     check_params(node, cls, key=group)
     hook = getattr(cls, "check_config", None)
@@ -158,14 +158,16 @@ def _params_model(cls: type) -> type[BaseModel]:
     """A pydantic model of `cls`'s constructor parameters, every one optional (its presence is
     checked by `build`); a field's alias is the parameter's name, so no name clashes with pydantic's."""
     try:
-        hints = typing.get_type_hints(cls.__init__, include_extras=True)
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)  # type: ignore[misc]
     except Exception:  # noqa: BLE001 - unresolvable annotations: accept any value (the constructor decides)
         hints = {}
-    fields = {}
+    fields: dict[str, Any] = {}
     for i, (name, p) in enumerate(_parameters(cls)[0].items()):
         annotation = hints.get(name, p.annotation)
         fields[f"p{i}"] = (_checkable(annotation), Field(default=None, alias=name))
-    return create_model(f"{cls.__name__}Params", __config__={**STRICT, "extra": "ignore"}, **fields)
+    config = ConfigDict(**STRICT)
+    config["extra"] = "ignore"
+    return create_model(f"{cls.__name__}Params", __config__=config, **fields)
 
 
 def _checkable(annotation: Any) -> Any:

@@ -53,11 +53,14 @@ _DEVICE = re.compile(r"(cpu|auto|mps|cuda|xpu)(:\d+)?")
 _ALWAYS = object()
 
 
-def setting(*, semantic: bool = True, baseline: Any = _ALWAYS, **bounds: float) -> Any:
+def setting(*, semantic: bool = True, baseline: Any = _ALWAYS, **field: Any) -> Any:
     """A schema field: `semantic` says whether it can change a cell's results (then it is hashed
-    into the cell key, unless it equals its `baseline`); `bounds` are pydantic's ge, gt, le, lt."""
-    extra = {"semantic": semantic} if baseline is _ALWAYS else {"semantic": semantic, "baseline": baseline}
-    return Field(json_schema_extra=extra, **bounds)
+    into the cell key, unless it equals its `baseline`); `field` is pydantic's (the bounds ge, gt, le,
+    lt, a default)."""
+    extra: dict[str, Any] = {"semantic": semantic}
+    if baseline is not _ALWAYS:
+        extra["baseline"] = baseline
+    return Field(json_schema_extra=extra, **field)
 
 
 def _refuse(template: str, **context: Any) -> PydanticCustomError:
@@ -86,7 +89,7 @@ class LRSchedule(Settings):
         return value
 
 
-NO_SCHEDULE = {"milestones": [], "gamma": 0.1}
+NO_SCHEDULE: dict[str, Any] = {"milestones": [], "gamma": 0.1}
 
 
 class Knobs(Settings):
@@ -392,6 +395,7 @@ def semantic_params(params: Mapping[str, str]) -> dict[str, str]:
             continue
         if rest in BLOCK_BASELINES.get(head, {}) and value == str(BLOCK_BASELINES[head][rest]):
             continue
+        field: FieldInfo | None
         if head in Knobs.model_fields:
             field, path = Knobs.model_fields[head], rest
         elif head in GROUP_SETTINGS and rest:

@@ -69,6 +69,7 @@ def build_teacher(gen: torch.Generator) -> nn.Sequential:
                 # torch's default init uses global RNG; redraw with its bounds from our generator.
                 bound = 1.0 / math.sqrt(layer.weight[0].numel())
                 layer.weight.uniform_(-bound, bound, generator=gen)
+                assert layer.bias is not None
                 layer.bias.uniform_(-bound, bound, generator=gen)
     # channels_last runs these small convs ~4x faster on CPU (oneDNN) with the same results.
     return net.to(memory_format=torch.channels_last).eval()

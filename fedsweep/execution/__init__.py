@@ -11,7 +11,7 @@ name an engine: `check_plan` at planning, `start` before anything else, `executo
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from fedsweep.cell.cell import Cell
 from fedsweep.config.plugins import build, plugin_class
@@ -64,7 +64,7 @@ def check_plan(cells: Sequence[PlannedCell]) -> None:
         by_engine.setdefault(_key(_node(cell["config"])), []).append(cell)
     for group in by_engine.values():
         node = _node(group[0]["config"])
-        cls = plugin_class(node, key="runner.engine", expect=ENGINE)
+        cls = cast(type[Engine], plugin_class(node, key="runner.engine", expect=ENGINE))
         settings = {k: v for k, v in node.items() if not k.startswith("_")}
         cls.check_plan(settings, sorted({c["dir"].rsplit("/", 1)[0] for c in group}))
 

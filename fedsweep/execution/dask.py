@@ -403,8 +403,8 @@ _LOG_ENV = "DASK_LOGGING__DISTRIBUTED"
 
 def _line(exc: BaseException) -> str:
     """The error and its root cause, on one line (dask wraps the cause: "Cluster failed to start")."""
-    root = exc
-    while root.__cause__ is not None or root.__context__ is not None:
-        root = root.__cause__ or root.__context__
+    root, deeper = exc, exc.__cause__ or exc.__context__
+    while deeper is not None:
+        root, deeper = deeper, deeper.__cause__ or deeper.__context__
     text = f"{type(exc).__name__}: {exc}" + (f" ({type(root).__name__}: {root})" if root is not exc else "")
     return " ".join(text.split())[:400]

@@ -145,7 +145,7 @@ class WorkerPool:
             return self._starter
 
     def _start_now(self, method: str, *, spare: bool = False) -> _Worker:
-        ctx = mp.get_context(method)
+        ctx: Any = mp.get_context(method)  # typeshed's BaseContext lacks Process
         mine, theirs = ctx.Pipe()
         process = ctx.Process(
             target=_serve, args=(theirs, self.torch_threads), name="fedsweep-worker", daemon=True

@@ -213,15 +213,16 @@ class FaultPlan(Fault):
 
     def __post_init__(self) -> None:
         faults = []
-        for i, fault in enumerate(self.faults):
-            if isinstance(fault, Mapping) and "_target_" in fault:
+        for i, given in enumerate(self.faults):
+            fault: Any = given
+            if isinstance(given, Mapping) and "_target_" in given:
                 # A raw spec (`_recursive_: false` in the yaml): built here, so that an error names
                 # its place in the list, `faults[1].p must be in [0, 1]`.
-                fault = build(fault, key=f"faults[{i}]", expect=FAULT_MODEL)
-            elif isinstance(fault, DictConfig):
+                fault = build(given, key=f"faults[{i}]", expect=FAULT_MODEL)
+            elif isinstance(given, DictConfig):
                 # Recursive instantiation hands a list of built dataclasses back as structured
                 # DictConfigs (unless `_convert_: all`); turn them back into the objects.
-                fault = OmegaConf.to_object(fault)
+                fault = OmegaConf.to_object(given)
             if not isinstance(fault, Fault):
                 got = type(fault).__name__
                 raise FaultConfigError("FaultPlan", f"faults[{i}]", f"is not a Fault, got {got}")

@@ -1,6 +1,6 @@
 """The round's valid client updates into the start of the next round, by the cell's strategy."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from fedsweep.cell.cell import Cell
 from fedsweep.failures import Failure
@@ -25,13 +25,13 @@ class BlobResults(ClientResults):
                 steps=r["steps"],
                 epochs_done=r["epochs_done"],
                 epochs_planned=tasks_for(cell, r["client"], work),
-                weight=None if weights is None else float(weights[r["client"]]),
+                weight=float(r["num_samples"] if weights is None else weights[r["client"]]),
             )
             for r in self.refs
         ]
 
     @property
-    def meta(self) -> list[ClientMeta]:
+    def meta(self) -> Sequence[ClientMeta]:
         return self._meta
 
     def __iter__(self) -> Iterator[ClientResult]:

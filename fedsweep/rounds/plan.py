@@ -57,9 +57,11 @@ def plan_round(
     wanted = methods.selector.probe(
         round=rnd, available=available, k=asked, generator=draws, state=state.selection, population=population
     )
-    if wanted is not None and probe is None:
-        raise RuntimeError(f"{methods.selector!r} asked for a probe and the loop answers none")
-    losses = probe(wanted) if wanted is not None else None
+    losses = None
+    if wanted is not None:
+        if probe is None:
+            raise RuntimeError(f"{methods.selector!r} asked for a probe and the loop answers none")
+        losses = probe(wanted)
     chosen = methods.selector.select(
         round=rnd,
         available=available,

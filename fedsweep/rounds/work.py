@@ -8,6 +8,7 @@ engine puts them.
 """
 
 import math
+from typing import Any, cast
 
 import torch
 
@@ -118,7 +119,7 @@ def client_task(
     steps = out.steps + (input_ref["steps"] if input_ref is not None else 0)
     num_samples = int(cell.data.clients[client].numel())
     meta = {"loss": out.loss, "loss_sq": out.loss_sq, "steps": out.steps, "num_samples": num_samples}
-    sent, extra = out.params, {}
+    sent, extra = out.params, cast(dict[str, Any], {})
     if epoch + 1 == epochs:
         new_state = methods.strategy.finish_client(
             params=out.params,

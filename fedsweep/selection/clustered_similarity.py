@@ -78,6 +78,7 @@ def similarity_buckets(
     known = clients[seen[clients]]
     unknown = clients[~seen[clients]]
     if max_clustered is not None and known.numel() > max_clustered:
+        assert generator is not None, "max_clustered samples from a generator"
         sampled = torch.zeros(known.numel(), dtype=torch.bool)
         sampled[at_most(torch.arange(known.numel()), max_clustered, generator)] = True
         known, unknown = known[sampled], torch.sort(torch.cat([unknown, known[~sampled]])).values
@@ -188,6 +189,7 @@ def remember_sketches(
     if not trained:
         return state
     ids = torch.tensor([f.client for f in trained], dtype=torch.int64)
-    state["sketch"].index_copy_(0, ids, torch.stack([f.sketch.to(torch.float32) for f in trained]))
+    sketches = [f.sketch.to(torch.float32) for f in trained if f.sketch is not None]
+    state["sketch"].index_copy_(0, ids, torch.stack(sketches))
     state["seen"].index_fill_(0, ids, round)
     return state

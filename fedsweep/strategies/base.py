@@ -42,8 +42,9 @@ Rules:
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
@@ -70,7 +71,8 @@ class ClientMeta:
     steps: int
     epochs_done: int
     epochs_planned: int
-    weight: float | None = None  # relative aggregation weight; None: float(num_samples) (set at init)
+    # The relative aggregation weight; left out, float(num_samples) (set at init).
+    weight: float = cast(float, None)
 
     def __post_init__(self) -> None:
         if self.weight is None:
@@ -91,7 +93,7 @@ class ClientResults(ABC):
 
     @property
     @abstractmethod
-    def meta(self) -> list[ClientMeta]:
+    def meta(self) -> Sequence[ClientMeta]:
         """Every result's metadata, in iteration order, without reading tensors."""
 
     @abstractmethod
@@ -116,7 +118,7 @@ class ListResults(ClientResults):
         self._results = sorted(results, key=lambda r: r.client)
 
     @property
-    def meta(self) -> list[ClientMeta]:
+    def meta(self) -> Sequence[ClientMeta]:
         return self._results  # a ClientResult is a ClientMeta
 
     def __iter__(self) -> Iterator[ClientResult]:
@@ -149,7 +151,7 @@ class Strategy(ABC):
     def local_penalty(
         self,
         *,
-        params: dict[str, torch.Tensor],
+        params: Mapping[str, torch.Tensor],
         global_params: Params,
         server_state: Params,
         client_state: Params,

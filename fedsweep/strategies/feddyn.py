@@ -16,6 +16,9 @@ paper. The penalty covers trainable parameters; the state is kept for every floa
 buffer's memory only feeds the server's h); integer buffers are averaged.
 """
 
+from collections.abc import Mapping
+from typing import cast
+
 import torch
 
 from fedsweep.failures import Failure
@@ -59,7 +62,7 @@ class FedDyn(Strategy):
     def local_penalty(
         self,
         *,
-        params: dict[str, torch.Tensor],
+        params: Mapping[str, torch.Tensor],
         global_params: Params,
         server_state: Params,
         client_state: Params,
@@ -67,7 +70,7 @@ class FedDyn(Strategy):
         """−⟨∇L_i^{t−1}, θ⟩ + α/2 ‖θ − θ^{t−1}‖² over trainable parameters."""
         linear = sum((client_state[k] * w).sum() for k, w in params.items())
         prox = sum(((w - global_params[k]) ** 2).sum() for k, w in params.items())
-        return 0.5 * self.alpha * prox - linear
+        return cast(torch.Tensor, 0.5 * self.alpha * prox - linear)
 
     def finish_client(
         self,

@@ -5,6 +5,9 @@ Li et al. 2020, "Federated Optimization in Heterogeneous Networks", MLSys,
 https://arxiv.org/abs/1812.06127 (Algorithm 2). Aggregation is FedAvg's sample-weighted mean.
 """
 
+from collections.abc import Mapping
+from typing import cast
+
 import torch
 
 from fedsweep.strategies.fedavg import FedAvg
@@ -23,7 +26,7 @@ class FedProx(FedAvg):
     def local_penalty(
         self,
         *,
-        params: dict[str, torch.Tensor],
+        params: Mapping[str, torch.Tensor],
         global_params: Params,
         server_state: Params,
         client_state: Params,
@@ -32,7 +35,7 @@ class FedProx(FedAvg):
         # Computed even for μ = 0: the term is then exactly zero, as are its gradients, so training
         # is bitwise FedAvg's (a test holds us to it).
         total = sum(((w - global_params[name].to(w.device)) ** 2).sum() for name, w in params.items())
-        return 0.5 * self.mu * total
+        return cast(torch.Tensor, 0.5 * self.mu * total)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(mu={self.mu})"

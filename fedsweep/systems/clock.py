@@ -41,7 +41,8 @@ def arrivals(seconds: Mapping[int, float], *, k: int, deadline_s: float | None) 
     if late:
         clock = seconds[on_time[-1]]
     elif cut:
-        clock = float(deadline_s)  # type: ignore[arg-type] - only a deadline cuts
+        assert deadline_s is not None  # only a deadline cuts
+        clock = float(deadline_s)
     else:
         clock = max((seconds[c] for c in on_time), default=0.0)
     return Arrivals(

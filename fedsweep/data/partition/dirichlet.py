@@ -42,8 +42,8 @@ def dirichlet_parts(
     rng = np.random.default_rng(seed_from(generator))
     parts: list[list[int]] = [[] for _ in range(num_clients)]
     for c in torch.unique(labels).tolist():
-        idx = torch.nonzero(labels == c).flatten()
-        idx = idx[torch.randperm(idx.numel(), generator=generator)].numpy()
+        members = torch.nonzero(labels == c).flatten()
+        idx = members[torch.randperm(members.numel(), generator=generator)].numpy()
         q = rng.dirichlet(np.full(num_clients, alpha))
         cuts = np.floor(np.cumsum(q)[:-1] * len(idx)).astype(np.int64)
         for client, chunk in enumerate(np.split(idx, cuts)):
