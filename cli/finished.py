@@ -28,6 +28,7 @@ from typing import Any
 from fedsweep import summary
 from fedsweep.checkpoint.storage import LocalStorage
 from fedsweep.summary import append_summary
+from server.leftovers import lock_sweep
 
 log = logging.getLogger("fedsweep")
 RECEIPTS = ".finished"
@@ -62,7 +63,7 @@ def write_receipt(
 
 def finished_rows(plan: Any) -> list[dict[str, Any]] | None:
     """The receipt's rows when the plan's sweep is finished and recorded exactly as planned, else None."""
-    from fedsweep.cell.layout import verified_round  # noqa: PLC0415
+    from fedsweep.cell.layout import verified_round  # noqa: PLC0415 - torch: only with a receipt
 
     if not plan.resume or not plan.cells:
         return None
@@ -90,7 +91,7 @@ def finished_rows(plan: Any) -> list[dict[str, Any]] | None:
 def skip_if_finished(plans: list[Any]) -> bool:
     """Every job of the command finished and recorded: say so for each (start-up line, skipped cells,
     summary) and return True; otherwise False, with nothing printed or written."""
-    from cli.preview import announce  # noqa: PLC0415
+    from cli.preview import announce  # noqa: PLC0415 - torch, as verified_round
 
     if not plans or not all(receipt_path(p.dir, p.key).is_file() and finished_rows(p) for p in plans):
         return False
@@ -104,7 +105,6 @@ def skip_if_finished(plans: list[Any]) -> bool:
 def skip_finished(plan: Any) -> bool:
     """If the plan's sweep is finished and recorded: append the skip's rows, print what a full run
     prints, and return True (having started nothing); else False, having written nothing."""
-    from server.leftovers import lock_sweep  # noqa: PLC0415
 
     if not plan.resume or not receipt_path(plan.dir, plan.key).is_file():
         return False

@@ -23,7 +23,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from hydra import initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+
 from cli.aliases import translate
+from cli.overrides import for_hydra
+from cli.plan import plan_overrides
+from fedsweep.config import ConfigError
+from fedsweep.config.compose import parse_overrides
 from fedsweep.interrupt import finish
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -44,11 +55,6 @@ def fail(err: BaseException | str) -> NoReturn:
 
 def check_command(argv: list[str]) -> list:
     """Plan every job the command line would run (their SweepPlans); ConfigError on the first mistake."""
-    from hydra import initialize_config_dir  # noqa: PLC0415
-    from hydra._internal.utils import get_args_parser  # noqa: PLC0415
-
-    from cli.plan import plan_overrides  # noqa: PLC0415
-    from fedsweep.config import ConfigError  # noqa: PLC0415
 
     def usage_error(message: str) -> NoReturn:
         raise ConfigError(f"{message} (see python flows/sweep.py --help)")
@@ -76,14 +82,6 @@ def check_command(argv: list[str]) -> list:
 def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
     """The task overrides of each job Hydra would launch (one job unless `-m`), hydra.* keys left out
     but `hydra.searchpath`."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # noqa: PLC0415
-    from hydra.core.global_hydra import GlobalHydra  # noqa: PLC0415
-    from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: PLC0415
-    from hydra.errors import HydraException  # noqa: PLC0415
-
-    from fedsweep.config import ConfigError  # noqa: PLC0415
-    from fedsweep.config.compose import parse_overrides  # noqa: PLC0415
-
     parsed = parse_overrides(overrides)  # names the override that does not parse
     if multirun:
         # The same expansion as Hydra's default sweeper, so each job here is a job there.
@@ -106,8 +104,6 @@ def _composes(override: Any) -> bool:
 
 def cli(main: Callable[[], Any], argv: list[str] | None = None) -> None:
     """Check the command, then run it with Hydra (`main`: the entry's `hydra.main` function)."""
-    from fedsweep.config import ConfigError  # noqa: PLC0415
-
     args = translate(sys.argv[1:] if argv is None else argv)
     dry_run = DRY_RUN in args
     args = [a for a in args if a != DRY_RUN]
@@ -115,8 +111,7 @@ def cli(main: Callable[[], Any], argv: list[str] | None = None) -> None:
         plans = check_command(args)
     except ConfigError as err:
         fail(err)
-    from cli.overrides import for_hydra  # noqa: PLC0415
-    from cli.preview import announce, dry_run_text  # noqa: PLC0415
+    from cli.preview import announce, dry_run_text  # noqa: PLC0415 - torch: once the command is valid
 
     if dry_run:
         if not plans:
@@ -127,8 +122,8 @@ def cli(main: Callable[[], Any], argv: list[str] | None = None) -> None:
         print(dry_run_text(plans), flush=True)
         return
     sys.argv = [sys.argv[0], *for_hydra(args, tuple(o for p in plans for o in p.scoped))]
-    from cli.finished import skip_if_finished  # noqa: PLC0415
-    from server.leftovers import SweepLocked  # noqa: PLC0415
+    from cli.finished import skip_if_finished  # noqa: PLC0415 - torch, as cli.preview
+    from server.leftovers import SweepLocked  # noqa: PLC0415 - psutil: as late as it can be
 
     try:
         if skip_if_finished(plans):  # from the sweep folder alone: no server, no Prefect, no MLflow
@@ -137,7 +132,7 @@ def cli(main: Callable[[], Any], argv: list[str] | None = None) -> None:
         fail(err)
     if plans:
         from fedsweep import execution  # noqa: PLC0415 - torch: only for a command that runs
-        from server.private import check_database, prefect_server  # noqa: PLC0415
+        from server.private import check_database, prefect_server  # noqa: PLC0415 - as execution
 
         try:
             check_database()  # a PostgreSQL server for Prefect that does not answer: one line, exit 2

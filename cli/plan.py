@@ -214,7 +214,7 @@ def _check_inputs(cells: list[dict[str, Any]], settings: list[CellSettings]) -> 
     """Is everything the cells read there: the device, the dataset files, the engine? (Nothing is
     loaded, started or written.)"""
     from fedsweep import execution  # noqa: PLC0415 - torch: after the cheap checks, as the plug-ins
-    from fedsweep.cell.cell import build_parts  # noqa: PLC0415
+    from fedsweep.cell.cell import build_parts  # noqa: PLC0415 - as execution
 
     for device in sorted({s.runner.device for s in settings}):
         check_device(device)

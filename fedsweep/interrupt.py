@@ -21,6 +21,8 @@ handler (which crashes the flow run at once) only when a flow runs in the main t
 - **A third signal** exits at once.
 """
 
+import atexit
+import contextvars
 import os
 import signal
 import sys
@@ -116,8 +118,6 @@ def install(timeout_s: float | None = None) -> None:
 def run_interruptible(fn: Callable[[], T], *, timeout_s: float, on_hard_stop: list[Callable[[], None]]) -> T:
     """Run `fn` in a thread of its own (with this thread's context variables: Prefect's settings
     and tags) while this, the main thread, handles the signals; returns what `fn` returns."""
-    import contextvars  # noqa: PLC0415
-
     install(timeout_s)
     context = contextvars.copy_context()
     outcome: dict[str, Any] = {}
@@ -153,8 +153,6 @@ def finish(code: int | str | None) -> NoReturn:
     the garbage collection of every module that torch, Prefect and MLflow loaded: measured 5 s of a
     loaded 2-core machine at the end of each sweep, with nothing left to save.
     """
-    import atexit  # noqa: PLC0415
-
     deadline = time.monotonic() + 10
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:

@@ -24,14 +24,15 @@ import hydra
 from omegaconf import DictConfig
 
 from cli.main import CONF_DIR, CONFIG_NAME, cli, fail
+from cli.plan import plan_sweep
+from fedsweep.config import ConfigError
+from server.leftovers import SweepLocked
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=CONFIG_NAME)
 def main(cfg: DictConfig) -> None:
     """Hydra's job: run the plan `cli` made for it; exit 1 if a cell failed, 130 / 143 if stopped."""
-    from cli.plan import plan_sweep  # noqa: PLC0415 - keep `--help` and bad input fast
-    from cli.preview import announce  # noqa: PLC0415
-    from fedsweep.config import ConfigError  # noqa: PLC0415
+    from cli.preview import announce  # noqa: PLC0415 - torch: once the command is checked
 
     try:
         plan = plan_sweep(cfg)
@@ -39,7 +40,6 @@ def main(cfg: DictConfig) -> None:
         fail(err)
     announce(plan)  # the first job's line was printed by cli(), before the Prefect server started
     from cli.run import run_sweep  # noqa: PLC0415 - imports Prefect: only once input is valid
-    from server.leftovers import SweepLocked  # noqa: PLC0415
 
     try:
         failed = run_sweep(plan)

@@ -104,16 +104,16 @@ def _dead(pid: int, created: datetime) -> bool:
 def _mark_flow_runs(
     sweep_dir: Path, select: Callable[[int, datetime], bool], state: str, message: str
 ) -> int:
-    from prefect.client.orchestration import get_client  # noqa: PLC0415
-    from prefect.client.schemas.filters import (  # noqa: PLC0415
+    from prefect.client.orchestration import get_client  # noqa: PLC0415 - Prefect: only once a server answers
+    from prefect.client.schemas.filters import (  # noqa: PLC0415 - as get_client
         FlowRunFilter,
         FlowRunFilterState,
         FlowRunFilterStateType,
         FlowRunFilterTags,
     )
-    from prefect.client.schemas.objects import StateType  # noqa: PLC0415
-    from prefect.client.schemas.sorting import FlowRunSort  # noqa: PLC0415
-    from prefect.states import Cancelled, Crashed  # noqa: PLC0415
+    from prefect.client.schemas.objects import StateType  # noqa: PLC0415 - as get_client
+    from prefect.client.schemas.sorting import FlowRunSort  # noqa: PLC0415 - as get_client
+    from prefect.states import Cancelled, Crashed  # noqa: PLC0415 - as get_client
 
     here = run_tags(sweep_dir)[:2]  # this folder on this host, any process
     stuck = FlowRunFilter(

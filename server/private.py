@@ -27,14 +27,13 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import psutil
 
+import server.shared as shared_server
+from fedsweep.config.environment import check_prefect_database
 from fedsweep.lifeline import die_with_parent
-
-if TYPE_CHECKING:
-    from server.shared import Found
 
 # Server services a sweep has no use for; they only compete for the sqlite database. The event
 # persister stores every state-change event (three per task run) in the `events` tables, which grow
@@ -81,12 +80,9 @@ def check_database() -> None:
     """ConfigError unless the database our server would be told to use can be used (nothing to check
     when PREFECT_API_URL names a server of the user's own, or no database is named), or when
     FEDSWEEP_PREFECT_SERVER / FEDSWEEP_SERVER_IDLE_S are wrong."""
-    from fedsweep.config.environment import check_prefect_database  # noqa: PLC0415
-    from server.shared import check_settings  # noqa: PLC0415
-
     if os.environ.get("PREFECT_API_URL"):
         return
-    check_settings()
+    shared_server.check_settings()
     for name in DATABASE_VARIABLES:
         if os.environ.get(name):
             check_prefect_database(os.environ[name], key=name)
@@ -106,8 +102,6 @@ def prefect_server(log_dir: Path) -> "LocalServer | SharedServer | None":
 
 
 def _shared() -> "SharedServer | None":
-    import server.shared as shared_server  # noqa: PLC0415
-
     folder = shared_server.runtime_dir() if shared_server.mode() == "shared" else None
     if folder is None:
         return None
@@ -246,7 +240,7 @@ class SharedServer:
     """This process's use of the shared server (server/shared.py): found running, or started
     here for every sweep; `stop` only ends this process's lease, the server stops when idle."""
 
-    def __init__(self, *, found: "Found", starting: LocalServer | None, state: Path) -> None:
+    def __init__(self, *, found: shared_server.Found, starting: LocalServer | None, state: Path) -> None:
         self._found, self._starting, self._state = found, starting, state
         self.url = found.url or starting.url
         self.pid = found.pid or starting.process.pid
@@ -260,10 +254,10 @@ class SharedServer:
             return
         try:
             self._starting.wait_ready(timeout_s)
-            from server.shared import read_state  # noqa: PLC0415
-
             deadline = time.monotonic() + 10
-            while (read_state(self._state) or {}).get("pid") != self.pid and time.monotonic() < deadline:
+            while (shared_server.read_state(self._state) or {}).get(
+                "pid"
+            ) != self.pid and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
             if self._found.start_lock is not None:

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import uvicorn
@@ -54,8 +55,6 @@ def _unclaimed(state: Path) -> None:
 
 def announce(server: uvicorn.Server, *, port: int, idle_s: float, state: Path) -> None:
     """Once the API answers, write the state file that sweeps find this server by (atomically)."""
-    from importlib.metadata import version  # noqa: PLC0415
-
     while not server.started:
         if server.should_exit:
             return

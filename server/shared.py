@@ -39,6 +39,8 @@ from typing import IO
 
 import psutil
 
+from fedsweep.config import ConfigError
+
 MODE_VARIABLE, IDLE_VARIABLE = "FEDSWEEP_PREFECT_SERVER", "FEDSWEEP_SERVER_IDLE_S"
 RUNTIME_VARIABLE = "FEDSWEEP_RUNTIME_DIR"
 MODES = ("shared", "private")
@@ -59,8 +61,6 @@ def idle_seconds() -> float:
 
 def check_settings() -> None:
     """ConfigError naming the variable when FEDSWEEP_PREFECT_SERVER or FEDSWEEP_SERVER_IDLE_S is wrong."""
-    from fedsweep.config import ConfigError  # noqa: PLC0415
-
     if mode() not in MODES:
         raise ConfigError(f"{MODE_VARIABLE}={mode()}: expected one of {', '.join(MODES)}", key=MODE_VARIABLE)
     try:

@@ -34,7 +34,7 @@ def headline(rows: list[dict[str, Any]], wall_s: float) -> dict[str, float]:
 
 def curves(uri: str, parent_run_id: str, cell_keys: list[str]) -> list["CellCurve"]:
     """The histories of the parent's child runs for `cell_keys`, in that order."""
-    from fedsweep.plots import CellCurve  # noqa: PLC0415
+    from fedsweep.plots import CellCurve  # noqa: PLC0415 - matplotlib: seconds, only to draw
 
     mlc = client(uri)
     parent = mlc.get_run(parent_run_id)
@@ -76,7 +76,7 @@ def report_sweep(
     being stopped: drawing them would delay the exit by seconds)."""
     if not plots:
         return headline(rows, wall_s), {}
-    from fedsweep.plots import sweep_figures  # noqa: PLC0415
+    from fedsweep.plots import sweep_figures  # noqa: PLC0415 - matplotlib: seconds, only to draw
 
     return headline(rows, wall_s), sweep_figures(
         curves(tracking["uri"], tracking["parent_run_id"], cell_keys)

@@ -7,6 +7,7 @@ thread-local and tasks may run in other threads.
 """
 
 import os
+import sqlite3
 import tempfile
 import time
 from functools import lru_cache
@@ -21,7 +22,7 @@ from tasks.tags import CELL_KEY, EXPERIMENT_KIND, SUPERSEDED_BY, SWEEP_KEY, TRAI
 
 @lru_cache(maxsize=4)
 def client(uri: str):  # mlflow is imported lazily: it costs seconds at start-up
-    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415 - mlflow: seconds, off the start-up path
 
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
@@ -39,9 +40,7 @@ def _new_database(path: Path) -> None:
     MLflow itself (in ~/.cache/fedsweep, or $XDG_CACHE_HOME), and the copy's "Default" experiment
     gets the artifact location MLflow would have given it here.
     """
-    import sqlite3  # noqa: PLC0415
-
-    import mlflow  # noqa: PLC0415
+    import mlflow  # noqa: PLC0415 - as MlflowClient
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fedsweep"
     template = cache / f"mlflow-{mlflow.__version__}-empty.db"
@@ -164,14 +163,14 @@ def open_cell_run(
 
 
 def _set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
-    from mlflow.entities import RunTag  # noqa: PLC0415
+    from mlflow.entities import RunTag  # noqa: PLC0415 - as MlflowClient
 
     if tags:
         client(uri).log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def _log_params(uri: str, run_id: str, params: dict) -> None:
-    from mlflow.entities import Param  # noqa: PLC0415
+    from mlflow.entities import Param  # noqa: PLC0415 - as MlflowClient
 
     items = [Param(k, str(v)[:6000]) for k, v in params.items()]
     for start in range(0, len(items), 100):  # MLflow's batch limit is 100 params
@@ -184,7 +183,7 @@ def log_round(uri: str, run_id: str, round: int, metrics: dict[str, float]) -> N
     A plain call, not a task: it runs after the round's checkpoint task, in the same background
     job, and a task run per round would cost the Prefect server more than the write itself.
     """
-    from mlflow.entities import Metric  # noqa: PLC0415
+    from mlflow.entities import Metric  # noqa: PLC0415 - as MlflowClient
 
     stamp = int(time.time() * 1000)
     batch = [Metric(k, float(v), stamp, round) for k, v in sorted(metrics.items())]
@@ -201,7 +200,7 @@ def finish_run(
     metrics: dict[str, float] | None = None,
 ) -> None:
     """Tags, metrics (step 0), artifacts (`path -> bytes`) and the final status of a run."""
-    from mlflow.entities import Metric  # noqa: PLC0415
+    from mlflow.entities import Metric  # noqa: PLC0415 - as MlflowClient
 
     mlc = client(uri)
     _set_tags(uri, run_id, tags)

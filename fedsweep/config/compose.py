@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from hydra import compose
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -53,8 +54,6 @@ def compose_config(config_name: str, overrides: Iterable[str]) -> tuple[dict[str
 
 def parse_overrides(overrides: Iterable[str]) -> list[Any]:
     """Hydra's parsed overrides, or ConfigError naming the one that does not parse."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: PLC0415
-
     parser = OverridesParser.create()
     parsed = []
     for override in overrides:

@@ -14,10 +14,13 @@ or find its data stops with one line instead of failing in its first task. Rules
 - Each check raises `ConfigError` naming the key and the path or package.
 """
 
+import importlib.util
 import os
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fedsweep.config.errors import ConfigError
 from fedsweep.config.plugins import build
@@ -46,8 +49,8 @@ def check_location(location: str, *, key: str) -> None:
     if protocol == "file":
         check_creatable(rest, key=key)
         return
-    import fsspec  # noqa: PLC0415
-    from fsspec.registry import known_implementations  # noqa: PLC0415
+    import fsspec  # noqa: PLC0415 - only for a location given as a URL
+    from fsspec.registry import known_implementations  # noqa: PLC0415 - as fsspec
 
     try:
         fsspec.get_filesystem_class(protocol)
@@ -84,9 +87,6 @@ def check_prefect_database(url: str, *, key: str) -> None:
     """The database a private Prefect server is told to use (`key`, an environment variable) can
     be used: a sqlite+aiosqlite file, or a PostgreSQL server (asyncpg installed) that answers a TCP
     connect within a few seconds. The password never appears in the message."""
-    import importlib.util  # noqa: PLC0415
-    import socket  # noqa: PLC0415
-    from urllib.parse import urlsplit  # noqa: PLC0415
 
     if url.startswith("sqlite+aiosqlite:"):
         return
@@ -118,7 +118,7 @@ def check_device(device: str) -> None:
     kind = device.split(":", 1)[0]
     if kind in ("cpu", "auto"):
         return
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - only for a GPU device: a typo is reported without it
 
     available: dict[str, Callable[[], bool]] = {
         "cuda": torch.cuda.is_available,

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from fedsweep.cell.cell import Cell
+from fedsweep.cell.methods import warm_imports
 from fedsweep.config.errors import ConfigError
+from fedsweep.config.plugins import build, plugin_class
 from fedsweep.execution.base import Engine, EngineInfo, EngineLost, Executor, Job, PlannedCell, WorkerLost
 from fedsweep.execution.workers import usable_cpus
 from fedsweep.params import ParamError, count, positive
@@ -61,8 +63,7 @@ def _on_worker(job: Job, cell_dir: str, *args: Any) -> tuple[str, Any]:
 
 def _warm() -> None:
     """Pay a worker's imports (torch, the jobs, torch._dynamo) while the sweep starts up."""
-    from fedsweep import jobs  # noqa: F401, PLC0415
-    from fedsweep.cell.methods import warm_imports  # noqa: PLC0415
+    from fedsweep import jobs  # noqa: F401, PLC0415 - on the worker, ahead of its first job
 
     warm_imports()
 
@@ -76,7 +77,7 @@ class DaskBackend:
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         try:
-            from distributed import Client, LocalCluster, fire_and_forget  # noqa: PLC0415
+            from distributed import Client, LocalCluster, fire_and_forget  # noqa: PLC0415 - the optional extra
         except ImportError:
             raise ConfigError(
                 'runner/engine=dask needs dask: pip install "fedsweep[dask]"', key="runner.engine"
@@ -156,7 +157,7 @@ class DaskBackend:
 
     def wait(self, cell_dir: str, future: Any) -> Any:
         """The future's answer; cancels it if this thread is interrupted (a Prefect timeout)."""
-        from distributed import KilledWorker  # noqa: PLC0415
+        from distributed import KilledWorker  # noqa: PLC0415 - the optional extra
 
         done = threading.Event()
         future.add_done_callback(lambda _: done.set())
@@ -362,9 +363,7 @@ class DaskEngine(Engine):
 
 def _build_cluster(settings: Mapping[str, Any]) -> Any:
     """The cluster `runner.engine.cluster` describes, scaled to `n_workers` when that is > 0."""
-    from distributed import LocalCluster  # noqa: PLC0415
-
-    from fedsweep.config.plugins import build, plugin_class  # noqa: PLC0415
+    from distributed import LocalCluster  # noqa: PLC0415 - the optional extra
 
     key, node = "runner.engine.cluster", dict(settings["cluster"])
     if issubclass(plugin_class(node, key=key), LocalCluster):  # its worker processes log to our terminal

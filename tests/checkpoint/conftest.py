@@ -7,7 +7,7 @@ import pytest
 import torch
 from fsspec.implementations.memory import MemoryFileSystem
 
-from fedsweep.checkpoint import FsspecStorage, LocalStorage, Storage
+from fedsweep.checkpoint.storage import FsspecStorage, LocalStorage, Storage
 from fedsweep.weights import Params
 
 

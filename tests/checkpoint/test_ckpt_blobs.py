@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from fedsweep.checkpoint import BlobStore, CheckpointError, Storage
+from fedsweep.checkpoint.blobs import BlobStore
+from fedsweep.checkpoint.storage import CheckpointError, Storage
 
 KEY = "round-000003/client-0007/epoch-1"
 

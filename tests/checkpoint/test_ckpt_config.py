@@ -4,7 +4,9 @@ import pathlib
 
 from omegaconf import OmegaConf
 
-from fedsweep.checkpoint import BackgroundWriter, CheckpointStore, open_storage
+from fedsweep.checkpoint.storage import open_storage
+from fedsweep.checkpoint.store import CheckpointStore
+from fedsweep.checkpoint.writer import BackgroundWriter
 
 CONF = pathlib.Path(__file__).parents[2] / "conf" / "checkpoint" / "default.yaml"
 

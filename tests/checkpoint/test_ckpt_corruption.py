@@ -11,7 +11,8 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from fedsweep.checkpoint import CheckpointError, CheckpointStore, Storage
+from fedsweep.checkpoint.storage import CheckpointError, Storage
+from fedsweep.checkpoint.store import CheckpointStore
 
 R2 = "round-000002"
 

@@ -8,7 +8,7 @@ import uuid
 import fsspec
 import pytest
 
-from fedsweep.checkpoint import FsspecStorage, LocalStorage, Storage, open_storage
+from fedsweep.checkpoint.storage import FsspecStorage, LocalStorage, Storage, open_storage
 
 
 def test_write_read_list_delete(storage: Storage) -> None:

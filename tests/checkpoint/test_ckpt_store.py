@@ -6,7 +6,8 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from fedsweep.checkpoint import CheckpointStore, Storage
+from fedsweep.checkpoint.storage import Storage
+from fedsweep.checkpoint.store import CheckpointStore
 from fedsweep.weights import Params
 
 META = {"round": 2, "history": [{"accuracy": 0.5, "loss": 1.25}], "selection": {"last": [3, 1]}, "x": None}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from fedsweep.checkpoint import BackgroundWriter
+from fedsweep.checkpoint.writer import BackgroundWriter
 
 
 def test_at_most_one_job_in_flight() -> None:
