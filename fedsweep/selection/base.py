@@ -41,22 +41,21 @@ counts as the aggregation weight of the strategies that weight clients (FedAvg, 
 FedOpt, FedNova); strategies that do not weight (median, Krum, ...) ignore them. A selector's
 class docstring says which of the two it uses.
 
-State: a selector keeps what it knows in a `dict[str, Tensor]` that the runner checkpoints with the
-round and hands back. Each round the runner calls `select` (which may update the state), and after
-the round is aggregated `observe` with one `ClientFeedback` per selected client, in client-id order
-(samples, loss, local steps and simulated seconds of those that trained; the failure kind of those
-that did not), so a selector that learns from the clients' losses or speeds (Oort, rpow-d) learns
-only through its checkpointed state and a resumed run selects exactly what an uninterrupted one
-would. `select` must not modify the tensors of the `state` it is given (the previous round's
-checkpoint may still be being written from them in the background): it returns new ones for what it
-changes. `observe` may update its `state` in place and return it, so that a round costs O(clients
-that reported), not a copy of every per-client table: the runner waits for the previous round's
-commit before calling it, and passes a copy instead if that bounded wait ran out (fedsweep/rounds.py
-`after_round`). Per-client state is a few scalars per client (tensors of length num_clients), so that a
-million clients cost megabytes, not gigabytes. The exception is a selector that compares clients by
-their updates: it sets `update_sketch_dim = D`, receives a D-float sketch of each trained client's
-update (fedsweep/selection/sketch.py) and keeps the last one per client, num_clients × D floats
-(its docstring states what that costs).
+State: a selector keeps what it knows in a `dict[str, Tensor]` that the runner checkpoints with the round and
+hands back. Each round the runner calls `select` (which may update the state), and after the round is
+aggregated `observe` with one `ClientFeedback` per selected client, in client-id order (samples, loss, local
+steps and simulated seconds of those that trained; the failure kind of those that did not), so a selector that
+learns from the clients' losses or speeds (Oort, rpow-d) learns only through its checkpointed state and a
+resumed run selects exactly what an uninterrupted one would. `select` must not modify the tensors of the
+`state` it is given (the previous round's checkpoint may still be being written from them in the background):
+it returns new ones for what it changes. `observe` may update its `state` in place and return it, so that a
+round costs O(clients that reported), not a copy of every per-client table: the runner waits for the previous
+round's commit before calling it, and passes a copy instead if that bounded wait ran out
+(fedsweep/rounds/report.py `after_round`). Per-client state is a few scalars per client (tensors of length
+num_clients), so that a million clients cost megabytes, not gigabytes. The exception is a selector that
+compares clients by their updates: it sets `update_sketch_dim = D`, receives a D-float sketch of each trained
+client's update (fedsweep/selection/sketch.py) and keeps the last one per client, num_clients × D floats (its
+docstring states what that costs).
 """
 
 from abc import ABC, abstractmethod

@@ -1,7 +1,10 @@
 """The strategy contract (after Flower's `Strategy`: failures are data passed to `aggregate`).
 
-A strategy is the server's method and the part of the client's local objective it owns. The round
-loop (flows/experiment.py) calls it through the library (fedsweep/steps.py); it never calls back.
+A strategy is the server's method and the part of the client's local objective it owns. The round's
+library calls it and it never calls back: `init_server_state`, `broadcast` and `aggregate` on the
+server (fedsweep/rounds/state.py, blobs.py, aggregate.py), `init_client_state` when a client first
+takes part (fedsweep/rounds/plan.py), `local_penalty` and `correct_gradients` in every local step
+(fedsweep/train.py), `finish_client` after a client's last task (fedsweep/rounds/work.py).
 
 Rules:
 
