@@ -285,8 +285,9 @@ class DaskEngine(Engine):
 
     def executor(self, cell: Cell) -> Executor:
         backend = self._started()
-        backend.check_cell_visible(cell.dir)
-        return DaskExecutor(backend, cell.dir)
+        where = _for_workers(cell.dir)
+        backend.check_cell_visible(where)
+        return DaskExecutor(backend, where)
 
     def width(self) -> int:
         return self._started().width()
@@ -303,7 +304,7 @@ class DaskEngine(Engine):
 
     def round_measures(self, cell: Cell) -> dict[str, float]:
         """`workers`: the Dask workers that ran the cell's jobs since the last call."""
-        return {} if self.backend is None else {"workers": float(self.backend.served(cell.dir))}
+        return {} if self.backend is None else {"workers": float(self.backend.served(_for_workers(cell.dir)))}
 
     def shutdown(self) -> None:
         with self._lock:
@@ -359,6 +360,11 @@ class DaskEngine(Engine):
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _for_workers(cell_dir: str) -> str:
+    """The cell's folder as workers elsewhere name it: absolute (their working directory differs)."""
+    return cell_dir if "://" in cell_dir else str(Path(cell_dir).absolute())
 
 
 def _build_cluster(settings: Mapping[str, Any]) -> Any:
