@@ -2,7 +2,7 @@
 
 A flow run's parameters are what the UI shows on its page, so the flows receive compact views (a
 cell's name, key and a short config) instead of the expanded sweep; the full cells stay in this
-process (flows/cells.py). Tags say what a run is about, so the UI's filters find, e.g., every
+process (flows/sweep_flow.py). Tags say what a run is about, so the UI's filters find, e.g., every
 FedProx cell of every sweep: `experiment:<sweep name>` on every run, and on a cell's run
 `strategy:`, `selection:`, `dataset:`, `partition:`, `model:`, `clients:`.
 """

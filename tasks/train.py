@@ -5,10 +5,10 @@ is tiny (a logistic regression on a few hundred samples) Prefect's per-task cost
 `runner.granularity=client` runs all of a client's epochs of a round in one task (`span=E`). The
 training itself is a job handed to the execution seam (fedsweep/execution/).
 
-With a round deadline (`aggregation.round_timeout_s`, fedsweep/deadline.py) the task bounds each
+With a round deadline (`aggregation.round_timeout_s`, fedsweep/rounds/deadline.py) the task bounds each
 attempt itself, by `runner.task_timeout_s` or the time left, whichever is shorter, with Prefect's
 timeout machinery, which raises into the thread waiting for the job. What that ends depends on
-where the job runs: in this thread (`runner.pool=thread`), the job itself (the hang fault sleeps in
+where the job runs: in this thread (`runner/engine=thread`), the job itself (the hang fault sleeps in
 short steps); in a worker process, the worker is killed and a warm spare takes its place (or one
 started in the background, fedsweep/execution/workers.py); on Dask, the future is cancelled and a
 job already running goes on on its worker until it ends, its answer dropped. A deadline that cuts

@@ -4,7 +4,7 @@ Layout under the store's `Storage` root (one directory per round)::
 
     round-000005/
         model.safetensors               one safetensors file per tensor group (the groups a cell
-        server_state.safetensors        saves are named in fedsweep/checkpoint/cellstate.py; a
+        server_state.safetensors        saves are named in fedsweep/rounds/state.py; a
         selection.safetensors           group name may contain `/`)
         meta.json                       small JSON-able state: metric history, client-state index, …
         MANIFEST.json                   format, round, groups, and size + sha256 of every file above

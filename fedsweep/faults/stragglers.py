@@ -3,7 +3,7 @@ x local epochs, x uniform in [1, E], and/or run `delay_s` slower per epoch.
 
 Li et al. 2020, "Federated Optimization in Heterogeneous Networks" (FedProx), MLSys,
 https://arxiv.org/abs/1812.06127, Section 5.2: FedAvg drops such clients, FedProx aggregates their
-partial work (`aggregation.stragglers: drop | partial`, fedsweep/policy.py). Who straggles is drawn
+partial work (`aggregation.stragglers: drop | partial`, fedsweep/rounds/policy.py). Who straggles is drawn
 from generator(seed, "fault", "straggler", round, client); x from (..., "epochs", round, client).
 
 `from_systems: true` takes the slowness from the system model instead (conf/systems/, with a

@@ -16,7 +16,7 @@ Two decisions, pure functions of counts, configured by the group-free `aggregati
   work. A client that did no epoch at all has no update under either policy.
 - `round_timeout_s` follows p2pfl's aggregation timeout (https://github.com/p2pfl/p2pfl): once the
   deadline passes, the clients still training are cut off, recorded as `deadline` failures, and
-  the round aggregates what arrived under `min_fit` / `on_insufficient` (fedsweep/deadline.py).
+  the round aggregates what arrived under `min_fit` / `on_insufficient` (fedsweep/rounds/deadline.py).
 """
 
 import math
