@@ -1,7 +1,7 @@
 """The bench workload on a 2-worker Dask cluster on loopback vs the local process pool, side by side.
 
-(a) `python flows/sweep.py +experiment=bench rounds=R runner.pool=process` (2 worker processes);
-(b) the same with `runner.pool=dask runner.dask.address=...`: a `dask scheduler` and two
+(a) `python flows/sweep.py +experiment=bench rounds=R runner/engine=process` (2 worker processes);
+(b) the same with `runner/engine=dask runner.engine.address=...`: a `dask scheduler` and two
     single-thread `dask worker` processes started here on 127.0.0.1 before the sweep (their start-up
     is not timed: a cluster is there before a sweep uses it).
 
@@ -136,7 +136,7 @@ def main() -> None:
         address, procs = start_cluster(Path(where), args.workers)
         sides = {
             "process": [f"runner.max_parallel_clients={args.workers}"],
-            "dask": ["runner.pool=dask", f"runner.dask.address={address}"],
+            "dask": ["runner/engine=dask", f"runner.engine.address={address}"],
         }
         order = [("process", "dask") if i % 2 == 0 else ("dask", "process") for i in range(args.repeat)]
         runs: dict[str, list[dict[str, Any]]] = {"process": [], "dask": []}
