@@ -375,7 +375,14 @@ def test_the_toy_engine_runs_the_quickstart_to_the_default_engines_weights(
     from fedsweep.checkpoint.store import CheckpointStore
     from fedsweep.weights import weights_sha256
 
-    args = ("+experiment=quickstart", "rounds=2", "tracking.enabled=false", "runner.progress=false")
+    # Its two strategies at 10 clients, 2 rounds: both engines' sweeps in well under a minute here.
+    args = (
+        "+experiment=quickstart",
+        "num_clients=10",
+        "rounds=2",
+        "tracking.enabled=false",
+        "runner.progress=false",
+    )
     env = sweep_env(prefect_home)
 
     def final_weights(cwd: Path) -> dict[str, str]:
@@ -392,10 +399,10 @@ def test_the_toy_engine_runs_the_quickstart_to_the_default_engines_weights(
     sweep(default, project, *args, env=env)
     log = toy / "jobs.jsonl"
     out = sweep(toy, project, *args, "runner/engine=toy", f"runner.engine.log={log}", env=env)
-    # Assert: the toy engine ran every job of the four cells, and the weights are the default engine's
+    # Assert: the toy engine ran every job of both cells, and the weights are the default engine's
     assert "toy engine: jobs in 2 threads of its own" in out
     jobs = [json.loads(line) for line in log.read_text().splitlines()]
     assert {j["job"] for j in jobs} == {"client_epoch", "evaluate_part"}
-    assert len({j["cell"] for j in jobs}) == 4 and {j["thread"][:3] for j in jobs} == {"toy"}
+    assert len({j["cell"] for j in jobs}) == 2 and {j["thread"][:3] for j in jobs} == {"toy"}
     expected = final_weights(default)
-    assert len(expected) == 4 and final_weights(toy) == expected
+    assert len(expected) == 2 and final_weights(toy) == expected
