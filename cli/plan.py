@@ -74,7 +74,9 @@ _PLANS: dict[tuple[str, tuple[str, ...]], SweepPlan] = {}
 def plan_sweep(cfg: DictConfig) -> SweepPlan:
     """Inside `hydra.main`: the plan for this job's overrides (ConfigError on any user mistake)."""
     hydra_cfg = HydraConfig.get()
-    return plan_overrides(hydra_cfg.job.config_name, list(hydra_cfg.overrides.task))
+    # The user's config folders are Hydra's own overrides, not the job's, yet the cells compose from them.
+    searchpath = [o for o in hydra_cfg.overrides.hydra if override_key(o) == "hydra.searchpath"]
+    return plan_overrides(hydra_cfg.job.config_name, [*searchpath, *hydra_cfg.overrides.task])
 
 
 def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
@@ -82,6 +84,8 @@ def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
 
     Needs an initialised Hydra (`hydra.main` or `initialize_config_dir`); raises ConfigError.
     """
+    # Hydra's keys (hydra.searchpath) first, wherever they were typed: the job finds the same plan.
+    overrides = sorted(overrides, key=lambda o: override_key(o).split(".", 1)[0] != "hydra")
     memo = (config_name, tuple(overrides))
     if memo in _PLANS:
         return _PLANS[memo]

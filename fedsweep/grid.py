@@ -48,9 +48,10 @@ def override_key(override: str) -> str:
 
 def deferred(override: str) -> bool:
     """Whether an override sets a key inside a mapping (`strategy.mu=0.1`, `grid.method.a.lr=1`), which
-    may exist in some cells only: the grid is read before these are applied (`grid.x=[...]` is not)."""
+    may exist in some cells only: the grid is read before these are applied (`grid.x=[...]` is not, nor
+    Hydra's `hydra.searchpath`, which says where the grid's own options are found)."""
     parts = override_key(override).split(".")
-    return len(parts) > 1 and not (parts[0] == "grid" and len(parts) == 2)
+    return len(parts) > 1 and parts[0] != "hydra" and not (parts[0] == "grid" and len(parts) == 2)
 
 
 def varied_groups(points: Iterable[CellPlan], groups: Iterable[str]) -> dict[str, list[str]]:

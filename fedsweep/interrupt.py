@@ -8,11 +8,11 @@ handler (which crashes the flow run at once) only when a flow runs in the main t
 - **Before the flows start** (planning, start-up) nothing needs committing: a signal prints one
   line and the process exits at once (the private server and the workers die with it).
 - **First signal while the flows run:** one line saying the sweep is stopping. The round loop sees
-  `stop_requested()` at the top of its next round, commits and returns a STOPPED row (flows/callbacks.py,
-  flows/cell_flow.py), and calls `wrapping_up()`: the wrap-up gets a fresh `timeout_s` (at least `WRAP_UP_S`).
-  The sweep flow runs no further cell; the summary is written, the flow runs end Cancelled (as the MLflow runs
-  end KILLED), Prefect's client is flushed, the private server is stopped last, and the process exits
-  with 128 + signal.
+  `stop_requested()` at the top of its next round (the `Interrupts` callback of flows/callbacks.py),
+  commits and returns a STOPPED row (flows/cell_flow.py), and calls `wrapping_up()`: the wrap-up
+  gets a fresh `timeout_s` (at least `WRAP_UP_S`). The sweep flow runs no further cell; the summary
+  is written, the flow runs end Cancelled (as the MLflow runs end KILLED), Prefect's client is
+  flushed, the private server is stopped last, and the process exits with 128 + signal.
 - **If the running round takes longer than `timeout_s`, or the wrap-up longer than its bound, or on
   a second signal:** the hard stop. The callbacks given to `run_interruptible` (mark this process's
   flow runs Cancelled and MLflow runs KILLED, flush, stop the server) run for a few seconds at

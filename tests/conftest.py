@@ -18,6 +18,13 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+@pytest.fixture(scope="session")
+def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Prefect database for the session's sweeps, outside the user's ~/.prefect (their shared
+    Prefect server lives beside it: tests/flows/sweep_cli.py)."""
+    return tmp_path_factory.mktemp("prefect-home")
+
+
 @pytest.fixture
 def cell_config() -> Callable[..., dict[str, Any]]:
     """`cell_config("rounds=2", ...)` -> a resolved cell config (tiny synthetic defaults)."""

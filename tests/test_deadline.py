@@ -1,4 +1,4 @@
-"""fedsweep/deadline.py: a round's deadline, and the record of the clients it cut off."""
+"""fedsweep/rounds/deadline.py: a round's deadline, and the record of the clients it cut off."""
 
 import time
 

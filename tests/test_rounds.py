@@ -1,5 +1,6 @@
-"""fedsweep/rounds.py without Prefect: the round's `available` ids, and the selector's state handed to
-`observe` in place unless the previous round's commit may still be writing it."""
+"""The round library (fedsweep/rounds/) without Prefect: the round's `available` ids, and the
+selector's state handed to `observe` in place unless the previous round's commit may still be
+writing it."""
 
 import torch
 

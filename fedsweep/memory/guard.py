@@ -17,8 +17,8 @@ limit is lower than the machine's RAM, since that limit is what the OOM killer e
 total - available. With `total_bytes=N`, a budget for this process: used = RSS of this process and
 its children, out of N. Tests inject `read`, a callable returning (used, total) in bytes.
 
-Plain psutil, no Prefect or MLflow: the round loop (flows/callbacks.py, `MemoryLimit`) decides
-what a level does.
+Plain psutil, no Prefect or MLflow: the round loop's `MemoryLimit` callback
+(flows/callbacks.py) decides what a level does.
 """
 
 from collections.abc import Callable

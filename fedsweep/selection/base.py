@@ -8,7 +8,7 @@ docstring says otherwise, e.g. FedCS packs fewer under a deadline).
 
 **`available`** is a 1-D int64 tensor of the ids selection may pick this round, in increasing order
 (hence distinct), made once per round by the runner from the round's availability mask
-(`torch.nonzero`, fedsweep/cell.py), never a Python list: at a million clients a list costs ~36
+(`torch.nonzero`, fedsweep/cell/fleet.py), never a Python list: at a million clients a list costs ~36
 bytes and a conversion each way per client. Ids rather than a bool mask because every selector
 works on the available clients as a sequence (positions drawn by `randperm` or `multinomial`,
 per-client tables read with `index_select`), so a mask would be turned into ids by each of them.
@@ -21,7 +21,7 @@ take for this round and the round's simulated deadline. Tensors are indexed by c
 selector must work on `available` and these tensors with vectorised operations: its cost per round
 is at most O(clients · log clients), never O(clients²) (benchmarks/selection_cost.py).
 
-A round runs in up to two steps:
+A round runs in up to two steps, both in fedsweep/rounds/plan.py (`plan_round`):
 
 1. `probe` (optional): a selector that needs the clients' loss at the current global model before
    choosing (power-of-choice) returns a `Probe` naming candidates. The runner evaluates each
@@ -41,21 +41,22 @@ counts as the aggregation weight of the strategies that weight clients (FedAvg, 
 FedOpt, FedNova); strategies that do not weight (median, Krum, ...) ignore them. A selector's
 class docstring says which of the two it uses.
 
-State: a selector keeps what it knows in a `dict[str, Tensor]` that the runner checkpoints with the round and
-hands back. Each round the runner calls `select` (which may update the state), and after the round is
-aggregated `observe` with one `ClientFeedback` per selected client, in client-id order (samples, loss, local
-steps and simulated seconds of those that trained; the failure kind of those that did not), so a selector that
-learns from the clients' losses or speeds (Oort, rpow-d) learns only through its checkpointed state and a
-resumed run selects exactly what an uninterrupted one would. `select` must not modify the tensors of the
-`state` it is given (the previous round's checkpoint may still be being written from them in the background):
-it returns new ones for what it changes. `observe` may update its `state` in place and return it, so that a
-round costs O(clients that reported), not a copy of every per-client table: the runner waits for the previous
-round's commit before calling it, and passes a copy instead if that bounded wait ran out
-(fedsweep/rounds/report.py `after_round`). Per-client state is a few scalars per client (tensors of length
-num_clients), so that a million clients cost megabytes, not gigabytes. The exception is a selector that
-compares clients by their updates: it sets `update_sketch_dim = D`, receives a D-float sketch of each trained
-client's update (fedsweep/selection/sketch.py) and keeps the last one per client, num_clients × D floats (its
-docstring states what that costs).
+State: a selector keeps what it knows in a `dict[str, Tensor]` that the runner checkpoints with the
+round and hands back. Each round the runner calls `select` (which may update the state), and after
+the round is aggregated `observe` with one `ClientFeedback` per selected client, in client-id order
+(samples, loss, local steps and simulated seconds of those that trained; the failure kind of those
+that did not), so a selector that learns from the clients' losses or speeds (Oort, rpow-d) learns
+only through its checkpointed state and a resumed run selects exactly what an uninterrupted one
+would. `select` must not modify the tensors of the `state` it is given (the previous round's
+checkpoint may still be being written from them in the background): it returns new ones for what it
+changes. `observe` may update its `state` in place and return it, so that a round costs O(clients
+that reported), not a copy of every per-client table: the runner waits for the previous round's
+commit before calling it, and passes a copy instead if that bounded wait ran out (fedsweep/rounds/report.py
+`after_round`). Per-client state is a few scalars per client (tensors of length num_clients), so that a
+million clients cost megabytes, not gigabytes. The exception is a selector that compares clients by
+their updates: it sets `update_sketch_dim = D`, receives a D-float sketch of each trained client's
+update (fedsweep/selection/sketch.py) and keeps the last one per client, num_clients × D floats
+(its docstring states what that costs).
 """
 
 from abc import ABC, abstractmethod

@@ -1,10 +1,13 @@
 """The strategy contract (after Flower's `Strategy`: failures are data passed to `aggregate`).
 
-A strategy is the server's method and the part of the client's local objective it owns. The round's
-library calls it and it never calls back: `init_server_state`, `broadcast` and `aggregate` on the
-server (fedsweep/rounds/state.py, blobs.py, aggregate.py), `init_client_state` when a client first
-takes part (fedsweep/rounds/plan.py), `local_penalty` and `correct_gradients` in every local step
-(fedsweep/train.py), `finish_client` after a client's last task (fedsweep/rounds/work.py).
+A strategy is the server's method and the part of the client's local objective it owns. The round
+(flows/round.py) reaches it only through the round library, which calls each method in one place:
+`init_server_state` before round 1 (fedsweep/rounds/state.py, `resume`), `init_client_state` when
+a client is first selected (fedsweep/rounds/plan.py), `broadcast` when a round's start is written
+(fedsweep/rounds/blobs.py), `local_penalty` and `correct_gradients` at every local step
+(fedsweep/train.py, `train_epoch`), `finish_client` after a client's last task of the round
+(fedsweep/rounds/work.py) and `aggregate` once per round (fedsweep/rounds/aggregate.py). It never
+calls back.
 
 Rules:
 

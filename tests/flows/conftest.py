@@ -7,12 +7,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
-def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One Prefect database for the session's sweeps, outside the user's ~/.prefect."""
-    return tmp_path_factory.mktemp("prefect-home")
-
-
-@pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
     """One Prefect test server for the session's in-process flow runs (DESIGN: shared harness)."""
     from prefect.settings import (

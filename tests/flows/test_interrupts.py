@@ -27,7 +27,7 @@ HANGING = (
     "faults.p=0.5",
     "faults.seconds=60",
 )
-EXIT_BOUND_S = 30  # generous: a loaded 2-core machine; measured 2-3 s (README)
+EXIT_BOUND_S = 30  # generous: a loaded 2-core machine; measured 2-3 s (docs/operations.md)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def play(
     losses: dict[int, float] | None = None,
     available: torch.Tensor | None = None,
 ) -> tuple[list[int] | None, Selection]:
-    """(the probed candidates or None, the selection) of one round, as fedsweep/rounds.py plays it;
+    """(the probed candidates or None, the selection) of one round, as fedsweep/rounds/plan.py plays it;
     `losses` answers the probe (client -> loss)."""
     draws = generator(seed, "select", round)
     available = torch.arange(pop.num_clients) if available is None else available
