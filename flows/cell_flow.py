@@ -74,42 +74,35 @@ def run_cell(cell: Cell, tracking: dict[str, Any], params: dict[str, Any] | None
         )
     for callback in callbacks:
         callback.on_start(state)
+    stopped: CellStopped | None = None
     try:
-        state = _rounds(cell, state, callbacks, committer)
-    except CellStopped as stop:  # not a crash: everything up to the last round is committed
-        wrapping_up()
-        log.log(stop.level, "%s: %s", cell.name, stop)
-        _end(callbacks, state, "STOPPED", None)
-        return summary.cell_row(
-            cell.name, "STOPPED", state.history, rounds_run=state.round - first, message=str(stop)
-        )
+        try:
+            for rnd in range(first + 1, rounds + 1):
+                parallel = execution.parallel_clients(cell.config)
+                for callback in callbacks:
+                    parallel = callback.before_round(rnd, parallel)
+                state = play_round(cell, state, rnd, parallel, committer)
+                for callback in callbacks:
+                    callback.after_round(state)
+        except CellStopped as stop:  # not a crash: everything up to the last round is committed
+            stopped = stop
+        committer.finish()  # the last round on disk before the cell ends
     except BaseException:
         _end(callbacks, state, "FAILED", None)
         raise
+    if stopped is not None:
+        wrapping_up()
+        log.log(stopped.level, "%s: %s", cell.name, stopped)
+        _end(callbacks, state, "STOPPED", None)
+        row = summary.cell_row(
+            cell.name, "STOPPED", state.history, rounds_run=state.round - first, message=str(stopped)
+        )
+        return row
     sha, weights = final_model(cell, state)
     _end(callbacks, state, "FINISHED", (sha, weights))
     return summary.cell_row(
         cell.name, "FINISHED", state.history, rounds_run=state.round - first, final_weights_sha256=sha
     )
-
-
-def _rounds(
-    cell: Cell, state: CellState, callbacks: list[CellCallback], committer: RoundCommitter
-) -> CellState:
-    """Every round left; the last one committed in the foreground (and on a stop, the one before)."""
-    try:
-        for rnd in range(state.round + 1, cell.knobs.rounds + 1):
-            parallel = execution.parallel_clients(cell.config)
-            for callback in callbacks:
-                parallel = callback.before_round(rnd, parallel)
-            state = play_round(cell, state, rnd, parallel, committer)
-            for callback in callbacks:
-                callback.after_round(state)
-    except CellStopped:
-        committer.finish()  # everything up to the previous round is on disk
-        raise
-    committer.finish()
-    return state
 
 
 def _end(
