@@ -11,6 +11,7 @@ import torch
 
 from fedsweep.cell.cell import Cell, open_cell
 from fedsweep.checkpoint.blobs import BlobRef
+from fedsweep.rounds.batch import BatchAnswer, batch_task
 from fedsweep.rounds.evaluate import evaluate_global
 from fedsweep.rounds.evaluate import probe_loss as loss_at
 from fedsweep.rounds.refs import ClientRef
@@ -29,6 +30,11 @@ def _open(cell_dir: str) -> Cell:
 def client_epoch(cell_dir: str, kwargs: dict[str, Any]) -> ClientRef:
     """One task of a client's round (`fedsweep.rounds.work.client_task`'s keyword arguments)."""
     return client_task(_open(cell_dir), **kwargs)
+
+
+def client_batch(cell_dir: str, kwargs: dict[str, Any]) -> BatchAnswer:
+    """One task of a batch of clients (`fedsweep.rounds.batch.batch_task`'s keyword arguments)."""
+    return batch_task(_open(cell_dir), **kwargs)
 
 
 def probe_loss(cell_dir: str, ref: BlobRef, round: int, client: int, samples: int | None) -> float:
