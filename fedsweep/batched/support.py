@@ -96,12 +96,15 @@ def check_config(config: Mapping[str, Any]) -> None:
     from fedsweep.rng import derive_seed  # noqa: PLC0415
 
     data = load_data(config)
-    model = build_model(
-        build(config["model"], key="model"),
-        input_shape=tuple(data.train.x.shape[1:]),
-        num_classes=data.num_classes,
-        generator_seed=derive_seed(int(config["seed"]), "init"),
-    )
+    try:
+        model = build_model(
+            build(config["model"], key="model"),
+            input_shape=tuple(data.train.x.shape[1:]),
+            num_classes=data.num_classes,
+            generator_seed=derive_seed(int(config["seed"]), "init"),
+        )
+    except (ValueError, TypeError) as exc:  # a model that does not fit the data: the model's mistake
+        raise ConfigError(f"model: {' '.join(str(exc).split())}", key="model") from None
     cfg = LocalConfig(lr=float(config["lr"]), batch_size=int(config["batch_size"]))
     reason = refusal(
         model=model, strategy=build(config["strategy"], key="strategy"), data=data.train, cfg=cfg
