@@ -8,8 +8,17 @@ import pytest
 from sweep_cli import recorded, run_sweep
 
 pytestmark = pytest.mark.slow
-ARGS = ("+experiment=quickstart", "sweep_name=dask-batches", "strategy=fedavg", "num_clients=10", "rounds=2",
-        "runner=dask", "runner.engine.n_workers=2", "runner.batch_clients=3", "runner.progress=false")  # fmt: skip
+ARGS = (
+    "+experiment=quickstart",
+    "sweep_name=dask-batches",
+    "strategy=fedavg",
+    "num_clients=10",
+    "rounds=2",
+    "runner=dask",
+    "runner.engine.n_workers=2",
+    "runner.batch_clients=3",
+    "runner.progress=false",
+)
 
 
 def test_a_rounds_batches_spread_over_the_workers(tmp_path: Path, prefect_home: Path) -> None:
