@@ -1,6 +1,7 @@
 """A batch job over a cell's stores (fedsweep/rounds/batch.py), without Prefect: members' results as
 one by one writes them, each fault kind on its member only, GPU out-of-memory halving, grouping."""
 
+import logging
 import time
 
 import pytest
@@ -221,3 +222,29 @@ def test_a_cell_that_cannot_batch_is_refused_when_run_directly(cell_config, make
     cell = make_cell(cell_config("runner.batch_clients=2", "seed=7"), where="refused")
     with pytest.raises(ConfigError, match="runner.batch_clients=2: the model keeps running statistics"):
         batching(cell)
+
+
+def test_auto_on_a_gpu_falls_back_to_one_by_one_with_an_info_line(
+    cell_config, make_cell, monkeypatch, caplog
+) -> None:
+    # Prepare: a cell that believes it is on CUDA, whose model cannot batch
+    cell = make_cell(cell_config("runner.batch_clients=auto", "seed=11"), where="gpu")
+    object.__setattr__(cell.methods, "device", torch.device("cuda"))
+    monkeypatch.setattr(batch, "refusal", lambda **_: "the model keeps running statistics")
+    # Execute
+    with caplog.at_level(logging.INFO, logger="fedsweep"):
+        limit = batching(cell)
+        again = batching(cell)
+    # Assert: one by one, said once
+    assert limit is None and again is None
+    said = [r.getMessage() for r in caplog.records if "one client at a time" in r.getMessage()]
+    assert said == [
+        f"cell {cell.name} trains one client at a time (runner.batch_clients=auto): "
+        "the model keeps running statistics"
+    ]
+
+
+def test_auto_on_a_gpu_batches_as_many_as_fit(cell_config, make_cell) -> None:
+    cell = make_cell(cell_config("runner.batch_clients=auto", "seed=12"), where="gpu-ok")
+    object.__setattr__(cell.methods, "device", torch.device("cuda"))
+    assert batching(cell) == AUTO

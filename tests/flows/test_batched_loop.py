@@ -46,6 +46,7 @@ def test_a_batched_cell_tells_the_same_story_as_one_by_one(run_cell_here, settin
     again, _ = run_cell_here(*BASE, *setting, "runner.batch_clients=4", where="again")
     # Assert
     same_story(one, batched)
+    assert not any("gpu_mem_mb" in h for h in batched)  # a CUDA metric only
     assert (
         row["final_weights_sha256"] == again["final_weights_sha256"]
     )  # (a linear model may even match one by one)
