@@ -2,7 +2,9 @@
 
 A job is a module-level function of the cell's folder and small JSON-able arguments, so that any
 engine can run it: in this thread, in a worker process, on another machine. It opens the cell from
-its folder (`open_cell`, once per process) and calls the round's library (fedsweep/rounds/).
+its folder (`open_cell`, once per process) and calls the round's library (fedsweep/rounds/): a
+client's task, a batch of clients' tasks trained together (`runner.batch_clients`), a probe, a part of
+the evaluation.
 """
 
 from typing import Any
