@@ -216,8 +216,9 @@ def _check_paths(sweep_dir: Path, settings: list[CellSettings], tracking: Tracki
 
 def _check_inputs(cells: list[dict[str, Any]], settings: list[CellSettings]) -> None:
     """Is everything the cells read there: the device, the dataset files, the engine? (Nothing is
-    loaded, started or written.)"""
+    started or written; data are loaded only for the checks that need them, and kept.)"""
     from fedsweep import execution  # noqa: PLC0415 - torch: after the cheap checks, as the plug-ins
+    from fedsweep.batched.support import check_config as check_batchable  # noqa: PLC0415 - as execution
     from fedsweep.cell.cell import build_parts  # noqa: PLC0415 - as execution
 
     for device in sorted({s.runner.device for s in settings}):
@@ -229,3 +230,6 @@ def _check_inputs(cells: list[dict[str, Any]], settings: list[CellSettings]) -> 
     for cell in cells:  # last: a simulated deadline is checked on the cell's clients (its data and model)
         if (cell["config"].get("systems") or {}).get("deadline_s") is not None:
             build_parts(cell["config"])  # ConfigError if no client can meet it; the data stay cached
+    for cell in cells:  # batch_clients=N: the model and strategy must batch (a trial step; data cached)
+        if isinstance(cell["config"]["runner"]["batch_clients"], int):
+            check_batchable(cell["config"])

@@ -2,7 +2,9 @@
 
 A job is a module-level function of the cell's folder and small JSON-able arguments, so that any
 engine can run it: in this thread, in a worker process, on another machine. It opens the cell from
-its folder (`open_cell`, once per process) and calls the round's library (fedsweep/rounds/).
+its folder (`open_cell`, once per process) and calls the round's library (fedsweep/rounds/): a
+client's task, a batch of clients' tasks trained together (`runner.batch_clients`), a probe, a part of
+the evaluation.
 """
 
 from typing import Any
@@ -11,6 +13,7 @@ import torch
 
 from fedsweep.cell.cell import Cell, open_cell
 from fedsweep.checkpoint.blobs import BlobRef
+from fedsweep.rounds.batch import BatchAnswer, batch_task
 from fedsweep.rounds.evaluate import evaluate_global
 from fedsweep.rounds.evaluate import probe_loss as loss_at
 from fedsweep.rounds.refs import ClientRef
@@ -29,6 +32,11 @@ def _open(cell_dir: str) -> Cell:
 def client_epoch(cell_dir: str, kwargs: dict[str, Any]) -> ClientRef:
     """One task of a client's round (`fedsweep.rounds.work.client_task`'s keyword arguments)."""
     return client_task(_open(cell_dir), **kwargs)
+
+
+def client_batch(cell_dir: str, kwargs: dict[str, Any]) -> BatchAnswer:
+    """One task of a batch of clients (`fedsweep.rounds.batch.batch_task`'s keyword arguments)."""
+    return batch_task(_open(cell_dir), **kwargs)
 
 
 def probe_loss(cell_dir: str, ref: BlobRef, round: int, client: int, samples: int | None) -> float:

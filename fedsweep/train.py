@@ -31,6 +31,8 @@ from fedsweep.data.base import Split
 from fedsweep.strategies.base import Strategy
 from fedsweep.weights import Params, state_of
 
+AMP_DTYPES = ("auto", "bfloat16", "float16")  # LocalConfig.amp_dtype
+
 
 @dataclass(frozen=True, kw_only=True)
 class LocalConfig:
@@ -41,7 +43,10 @@ class LocalConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     clip_norm: float = 0.0  # gradient clipping by global norm; 0 turns it off
-    amp: bool = False  # mixed precision: bfloat16 autocast on CPU, float16 + gradient scaling on CUDA
+    amp: bool = False  # mixed precision: autocast the forward pass to `amp_dtype` (`amp_dtype`)
+    # auto: bfloat16 (no loss scaling) on the CPU, and on CUDA where the GPU supports it, else float16
+    # with gradient scaling; bfloat16 | float16 (float16 always with a GradScaler)
+    amp_dtype: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.lr > 0.0:
@@ -54,6 +59,20 @@ class LocalConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not self.clip_norm >= 0.0:
             raise ValueError(f"clip_norm must be >= 0 (0 = off), got {self.clip_norm}")
+        if self.amp_dtype not in AMP_DTYPES:
+            raise ValueError(f"amp_dtype must be one of {', '.join(AMP_DTYPES)}, got {self.amp_dtype!r}")
+
+
+def amp_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype `LocalConfig.amp_dtype` names on `device`: `auto` is bfloat16 on the CPU and
+    on a CUDA GPU that supports it (no loss scaling needed), float16 on an older GPU."""
+    if name == "bfloat16":
+        return torch.bfloat16
+    if name == "float16":
+        return torch.float16
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
 
 
 @dataclass(frozen=True)
@@ -111,8 +130,8 @@ def train_epoch(
     loss_sq_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
     # Mixed precision: the forward pass autocasts; parameters, the penalty and the update stay
-    # float32. float16 (CUDA) needs loss scaling against underflow; bfloat16 (CPU) does not.
-    half = torch.float16 if device.type == "cuda" else torch.bfloat16
+    # float32. float16 needs loss scaling against underflow; bfloat16 does not.
+    half = amp_dtype(cfg.amp_dtype, device)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and half == torch.float16)
     with _isolated_rng(model_seed, device):
         for start in batches:

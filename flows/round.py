@@ -6,7 +6,8 @@ decision, and holds only small references, never model tensors:
 1. **plan**: availability, a selector's probe task if it asks for one, selection, first participants'
    state, stragglers under the aggregation policy, the simulated clock (`plan_round`);
 2. **train**: each selected client's chain of client-epoch tasks (one per local epoch, or one per
-   client with `runner.granularity=client`), at most `parallel` chains at once, until the round's
+   client with `runner.granularity=client`), or with `runner.batch_clients` groups of clients as
+   chains of batch tasks (flows/batches.py), at most `parallel` chains at once, until the round's
    deadline if there is one (`aggregation.round_timeout_s`: the loop waits no longer than the deadline
    plus a grace period, starts nothing once it has passed, and records whom it cut);
 3. **aggregate**: the aggregation policy decides (aggregate, keep the global model, or fail the
@@ -23,18 +24,22 @@ import logging
 import time
 from typing import Any
 
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture
 
 from fedsweep import execution
+from fedsweep.batched.memory import peak_mb, reset_peak
 from fedsweep.cell.cell import Cell
 from fedsweep.failures import DeadlinePassed, Failure, failure_record
 from fedsweep.memory.rss import rss_mb
 from fedsweep.rounds import deadline as deadlines
+from fedsweep.rounds.batch import batching
 from fedsweep.rounds.plan import RoundPlan, plan_round
 from fedsweep.rounds.refs import ClientRef, RoundStart
 from fedsweep.rounds.report import after_round, round_row, split_invalid
 from fedsweep.rounds.state import CellState
+from flows.batches import Trained, train_batches
 from flows.commit import RoundCommitter
+from flows.pending import Ran, next_done
 from tasks.aggregate import aggregate_round
 from tasks.evaluate import evaluate_round
 from tasks.probe import probe_losses
@@ -50,8 +55,14 @@ def play_round(cell: Cell, state: CellState, rnd: int, parallel: int, committer:
     planned = time.perf_counter() - tick  # availability, probe and selection, first participants' state
 
     trained = time.perf_counter()
+    reset_peak(cell.methods.device)  # gpu_mem_mb: the round's peak, on CUDA
     deadline = deadlines.start(cell, rnd)
-    results, failures, reused, cut = train_clients(cell, plan, state.start, parallel, deadline)
+    limit, batched = batching(cell), Trained()
+    if limit is None:
+        results, failures, reused, cut = train_clients(cell, plan, state.start, parallel, deadline)
+    else:  # runner.batch_clients: groups of clients train together (flows/batches.py)
+        results, failures, batched, cut = train_batches(cell, plan, state.start, parallel, deadline, limit)
+        reused = batched.reused
     trained = time.perf_counter() - trained
     if deadline is not None and cut:
         _cut_off(cell, deadline, cut)
@@ -71,7 +82,7 @@ def play_round(cell: Cell, state: CellState, rnd: int, parallel: int, committer:
         plan, results, failures, num_clients=cell.num_clients, kept=decision == "skip", evaluation=evaluation,
         tasks_reused=reused, parallel_clients=parallel, round_seconds=time.perf_counter() - tick,
         plan_seconds=planned, train_seconds=trained, eval_seconds=time.perf_counter() - evaluated,
-        **execution.round_measures(cell),
+        **execution.round_measures(cell), **gpu_memory(cell, batched),
     )  # fmt: skip
 
     row["checkpoint_wait_seconds"] = committer.drain()  # the selector may now update its state in place
@@ -89,6 +100,12 @@ def play_round(cell: Cell, state: CellState, rnd: int, parallel: int, committer:
     after.history[-1]["rss_mb"] = rss_mb()
     committer.submit(after)
     return after
+
+
+def gpu_memory(cell: Cell, batched: Trained) -> dict[str, float]:
+    """`gpu_mem_mb`, on CUDA only: the round's peak GPU memory, here and in its batch jobs elsewhere."""
+    peaks = [p for p in (peak_mb(cell.methods.device), batched.gpu_mem_mb) if p is not None]
+    return {"gpu_mem_mb": max(peaks)} if peaks else {}
 
 
 def probe(cell: Cell, rnd: int, start: RoundStart, asked: Any) -> dict[int, float]:
@@ -137,28 +154,6 @@ def _cut_off(cell: Cell, deadline: deadlines.Deadline, cut: set[int]) -> None:
         )  # fmt: skip
 
 
-class _Ran:
-    """A task run that already finished in this thread, read like a finished PrefectFuture."""
-
-    def __init__(self, state: Any) -> None:
-        self.state = state
-
-    def result(self, raise_on_failure: bool = False) -> Any:
-        return self.state.result(raise_on_failure=raise_on_failure)
-
-
-def _next_done(pending: dict, deadline: deadlines.Deadline | None) -> Any:
-    """The next finished task run; None once a round deadline is a grace period past."""
-    ran = next((f for f in pending if isinstance(f, _Ran)), None)
-    if ran is not None:
-        return ran
-    wait = None if deadline is None else max(0.0, deadline.left() + deadlines.GRACE_S)
-    try:
-        return next(iter(as_completed(list(pending), timeout=wait)))
-    except TimeoutError:
-        return None
-
-
 def train_clients(
     cell: Cell, plan: RoundPlan, start: RoundStart, parallel: int, deadline: deadlines.Deadline | None = None
 ) -> tuple[list[ClientRef], list[Failure], int, set[int]]:
@@ -179,7 +174,7 @@ def train_clients(
     # One client at a time: run its tasks in this (the flow's) thread rather than hop through the task
     # runner's thread for nothing (the work itself goes where the cell's engine puts it).
     inline = parallel == 1
-    pending: dict[PrefectFuture | _Ran, tuple[int, int, ClientRef | None]] = {}
+    pending: dict[PrefectFuture | Ran, tuple[int, int, ClientRef | None]] = {}
 
     def submit(client: int, epoch: int, input_ref: ClientRef | None, refresh: bool = False) -> None:
         epochs = plan.epochs[client]
@@ -187,7 +182,7 @@ def train_clients(
         span = epochs - epoch if per_client else 1
         args = (cell, plan.round, client, epoch, span, epochs, global_ref, input_ref, plan.states[client],
                 deadline.at if deadline else None)  # fmt: skip
-        future = _Ran(chosen(*args, return_state=True)) if inline else chosen.submit(*args)
+        future = Ran(chosen(*args, return_state=True)) if inline else chosen.submit(*args)
         pending[future] = (client, epoch, input_ref)
 
     waiting = sorted(set(plan.epochs) - cut)
@@ -198,7 +193,7 @@ def train_clients(
     failures: list[Failure] = []
     reused = 0
     while pending:
-        future = _next_done(pending, deadline)
+        future = next_done(pending, deadline)
         if future is None:  # chains still running a grace period past the deadline: left behind
             break
         client, epoch, input_ref = pending.pop(future)

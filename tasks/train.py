@@ -14,8 +14,14 @@ started in the background, fedsweep/execution/workers.py); on Dask, the future i
 job already running goes on on its worker until it ends, its answer dropped. A deadline that cuts
 the attempt raises
 `DeadlinePassed`, which is not retried; a retry that would start after the deadline fails at once.
+
+With `runner.batch_clients` (fedsweep/rounds/batch.py) a group of clients trains as one task,
+`client-batch`, named by round and client range (`r3-c0-c9`), keyed by every member's inputs and
+attempt; its members' retries are the round's (flows/batches.py), not Prefect's.
 """
 
+import hashlib
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +38,7 @@ from fedsweep.cell.layout import round_dir
 from fedsweep.checkpoint.blobs import BlobRef
 from fedsweep.execution import executor_for
 from fedsweep.failures import DeadlinePassed, retryable
+from fedsweep.rounds.batch import BatchAnswer, MemberTask
 from fedsweep.rounds.refs import ClientRef
 
 
@@ -114,3 +121,54 @@ def train_client_epoch(
             input_ref = executor.run(jobs.client_epoch, kwargs)
     assert input_ref is not None  # span >= 1
     return input_ref
+
+
+def batch_key(context: TaskRunContext, p: dict[str, Any]) -> str:
+    """The round, the global model and every member's coordinates, inputs and attempt (a member's
+    attempt decides its faults, hence who trains in the batch): a resumed run finds the result."""
+    members = [
+        (m["client"], m["epoch"], m["span"], m["epochs"], (m["input_ref"] or {}).get("sha256", "global")[:16],
+         (m["state_ref"] or {}).get("sha256", "")[:16], m["attempt"])
+        for m in p["members"]
+    ]  # fmt: skip
+    digest = hashlib.sha256(json.dumps([p["global_ref"]["sha256"], members]).encode()).hexdigest()[:32]
+    first, last = p["members"][0]["client"], p["members"][-1]["client"]
+    return f"{p['cell'].key}/{round_dir(p['round'])}/batch-c{first:05d}-c{last:05d}-{digest}"
+
+
+@task(
+    name="client-batch",
+    task_run_name="{name}",
+    cache_key_fn=batch_key,
+    persist_result=True,
+    result_serializer="json",
+)
+def train_client_batch(
+    cell: Cell,
+    round: int,
+    name: str,
+    members: list[MemberTask],
+    global_ref: BlobRef,
+    deadline: float | None = None,
+) -> BatchAnswer:
+    """Train a batch of clients (`members`, in id order) together for their span of tasks, before
+    `deadline` if any: what each finished and how each failed (fedsweep/rounds/batch.py). A member's
+    attempts are counted by the round (flows/batches.py), so Prefect does not retry this task; the task
+    timeout is `runner.task_timeout_s` per member and task of the batch (a batch does their work)."""
+    work = max(m["span"] for m in members) * len(members)
+    limit = cell.runner.task_timeout_s * work
+    with bounded(deadline, limit) if deadline is not None else _timeout(limit):
+        left = None if deadline is None else deadline - time.monotonic()
+        kwargs = {"round": round, "global_ref": global_ref, "members": members, "seconds_left": left}
+        answer: BatchAnswer = executor_for(cell).run(jobs.client_batch, kwargs)
+    return answer
+
+
+@contextmanager
+def _timeout(seconds: float) -> Iterator[None]:
+    """Prefect's timeout machinery for `seconds` (0: none), raising TaskRunTimeoutError."""
+    if seconds <= 0:
+        yield
+        return
+    with timeout(seconds=seconds, timeout_exc_type=TaskRunTimeoutError):
+        yield

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from fedsweep.config.plugins import build
-from fedsweep.data.base import LoadedData
+from fedsweep.data.base import LoadedData, Split
 from fedsweep.data.clients import ClientIndex
 from fedsweep.data.partition.natural import Natural
 from fedsweep.rng import generator
@@ -89,3 +89,25 @@ def remember_data(key: str, data: LoadedData) -> None:
     """Make `data` this process's dataset for `key` (a worker process, given the sweep's copy)."""
     with _DATA_LOCK:
         _remember(key, data)
+
+
+_ON_DEVICE: "OrderedDict[tuple[int, str, str], tuple[LoadedData, Split]]" = OrderedDict()
+
+
+def on_device(data: LoadedData, split: str, device: torch.device) -> Split:
+    """`data.train` or `data.test` on `device`: moved there once per process and kept (the latest
+    `_DATA_KEPT` of them); on the CPU, the split itself."""
+    part: Split = getattr(data, split)
+    if device.type == "cpu":
+        return part
+    key = (id(data), split, str(device))
+    with _DATA_LOCK:
+        held = _ON_DEVICE.get(key)
+        if held is not None and held[0] is data:
+            _ON_DEVICE.move_to_end(key)
+            return held[1]
+        moved = Split(part.x.to(device), part.y.to(device))
+        _ON_DEVICE[key] = (data, moved)
+        while len(_ON_DEVICE) > 2 * _DATA_KEPT:
+            _ON_DEVICE.popitem(last=False)
+        return moved

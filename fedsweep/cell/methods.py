@@ -97,6 +97,7 @@ def build_methods(config: Mapping[str, Any], settings: CellSettings, data: CellD
         weight_decay=knobs.weight_decay,
         clip_norm=knobs.clip_norm,
         amp=runner.amp,
+        amp_dtype=runner.amp_dtype,
     )
     return CellMethods(
         model=model.to(device),

@@ -19,9 +19,10 @@ turns pydantic's errors into these lines). Rules:
 - **Semantic keys** (`semantic_view`, hashed by `fedsweep.grid.cell_key`) are those that can change
   a cell's results. Every key is semantic unless its field says `setting(semantic=False)`: plug-in
   groups and blocks entirely, the knobs but sweep_name, output_dir, resume and grid, and of the
-  settings groups only `runner.amp`, `runner.device` and `runner.torch_threads` (intra-op threads
-  per job: the float rounding depends on them; a fixed default keeps results independent of the
-  machine). These have a `baseline` (amp=false, device=cpu, torch_threads=1): they count only when
+  settings groups only `runner.amp`, `runner.amp_dtype`, `runner.batch_clients`, `runner.device` and
+  `runner.torch_threads` (intra-op threads per job: the float rounding depends on them; a fixed
+  default keeps results independent of the machine). These have a `baseline` (amp=false,
+  amp_dtype=auto, batch_clients=off, device=cpu, torch_threads=1): they count only when
   they differ from it, so every cell keyed before they became semantic keeps its key (and its folder
   and MLflow run). Block keys added later have theirs in `BLOCK_BASELINES` (aggregation.round_timeout_s:
   null); optional groups added later count only when not empty (`KEYLESS_WHEN_EMPTY`: `systems: none`
@@ -216,7 +217,8 @@ RETIRED_RUNNER_KEYS = {
 
 
 class RunnerSettings(Settings):
-    """conf/runner/*.yaml (how a cell's tasks run). Only amp, device and torch_threads change the maths."""
+    """conf/runner/*.yaml (how a cell's tasks run). Only amp, amp_dtype, batch_clients, device and
+    torch_threads change the maths."""
 
     retries: int = setting(semantic=False, ge=0)
     retry_delay_s: float = setting(semantic=False, ge=0)
@@ -227,6 +229,12 @@ class RunnerSettings(Settings):
     torch_threads: int = setting(baseline=1, ge=1)
     device: str = setting(baseline="cpu")
     amp: bool = setting(baseline=False)
+    # auto: bfloat16 where the device supports it (the CPU; CUDA from Ampere on), else float16 with loss
+    # scaling; bfloat16 | float16. Only read with amp=true.
+    amp_dtype: str = setting(baseline="auto", default="auto")
+    # off: one client at a time | auto: batched on CUDA where the model allows | N: at most N clients per
+    # batch (fedsweep/rounds/batch.py); batched results differ from one-by-one ones in float rounding.
+    batch_clients: str | int = setting(baseline="off", default="off")
     progress: bool = setting(semantic=False)
     stop_timeout_s: float = setting(semantic=False, ge=0)
     memory: MemorySettings = setting(semantic=False)
@@ -256,6 +264,22 @@ class RunnerSettings(Settings):
                 "must be a mapping with a _target_ (an engine: runner/engine=process, thread or dask)"
             )
         return value
+
+    @field_validator("amp_dtype")
+    @classmethod
+    def _amp_dtype(cls, value: str) -> str:
+        if value not in ("auto", "bfloat16", "float16"):
+            raise _refuse("must be auto, bfloat16 or float16 (got {got})", got=show(value))
+        return value
+
+    @field_validator("batch_clients", mode="before")
+    @classmethod
+    def _batch_clients(cls, value: Any) -> Any:
+        number = isinstance(value, int) and not isinstance(value, bool)
+        if value in ("off", "auto") or (number and value >= 1):
+            return value
+        hint = " (YAML reads a bare off as false: quote it)" if value is False else ""
+        raise _refuse("must be off, auto or a number of clients >= 1 (got {got})" + hint, got=show(value))
 
     @field_validator("device")
     @classmethod

@@ -30,6 +30,10 @@ nothing outside fedsweep/execution/ names an engine. Rules:
 
 Every engine trains with `runner.torch_threads` intra-op threads per job (set by the job itself), so
 a cell's results do not depend on where or how widely it ran.
+
+Clients batched on a GPU (`runner.batch_clients`, docs/gpu.md) are a kind of job, not an engine: a
+batch is one job (`fedsweep.jobs.client_batch`) that every engine runs like any other, so a Dask
+cluster spreads a round's batches over its workers; `Executor.width` says how many run at once.
 """
 
 from abc import ABC, abstractmethod

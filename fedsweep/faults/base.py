@@ -34,6 +34,13 @@ Rules:
   raises is retried by Prefect and what it sleeps is cut by the task timeout;
   `after_training(round_ctx, params, global_params)` once on the client's final parameters, before
   the update is validated and aggregated (it returns a new dict and never edits its inputs).
+- **Batched clients** (`runner.batch_clients`, fedsweep/rounds/batch.py) train many clients in one
+  job, where one client's sleep would stall the others: there the round calls
+  `before_batched_epoch(ctx)` instead of `before_epoch`, which raises as `before_epoch` would and
+  returns the seconds it would sleep instead of sleeping. The batch then leaves out a client whose
+  sleep passes the task timeout (a retryable timeout) or the round's deadline (cut), and waits for
+  the longest remaining sleep once. The default calls `before_epoch` (a fault that does not say how
+  long it sleeps sleeps there, holding up its batch); `Hang` and `Stragglers` say.
 - **Failures are exceptions of a known kind** (fedsweep/failures.py): `TransientFailure` and
   `SimulatedOOM` are worth a retry; `PermanentFailure` (and its `NodeDown`) is not. A NaN/Inf
   update is no exception: the client's last epoch marks its reference invalid and the round reports
@@ -193,6 +200,12 @@ class Fault(ABC):
     def before_epoch(self, ctx: ClientCtx) -> None:
         """Called at the start of every client-epoch attempt; may raise or sleep."""
 
+    def before_batched_epoch(self, ctx: ClientCtx) -> float:
+        """`before_epoch` for a client trained in a batch: raise as it would, and return the seconds
+        it would sleep instead of sleeping (default: call `before_epoch`, return 0)."""
+        self.before_epoch(ctx)
+        return 0.0
+
     def epochs_to_run(self, ctx: ClientRound) -> int:
         """How many of its `local_epochs` the client runs this round (in [1, local_epochs])."""
         return ctx.local_epochs
@@ -244,6 +257,10 @@ class FaultPlan(Fault):
         """Each fault in order; the first to raise wins."""
         for fault in self.faults:
             fault.before_epoch(ctx)
+
+    def before_batched_epoch(self, ctx: ClientCtx) -> float:
+        """Each fault in order (the first to raise wins); the seconds they would sleep, added."""
+        return sum((fault.before_batched_epoch(ctx) for fault in self.faults), 0.0)
 
     def epochs_to_run(self, ctx: ClientRound) -> int:
         """The fewest epochs any fault allows."""

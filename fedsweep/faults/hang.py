@@ -49,3 +49,7 @@ class Hang(Fault):
         """Sleep interruptibly, then return."""
         if self.hangs(ctx):
             interruptible_sleep(self.seconds, step=self.step)
+
+    def before_batched_epoch(self, ctx: ClientCtx) -> float:
+        """The hang's seconds, not slept (a batch decides: fedsweep/faults/base.py)."""
+        return self.seconds if self.hangs(ctx) else 0.0

@@ -78,3 +78,7 @@ class Stragglers(Fault):
         """A straggler is also `delay_s` slower per epoch."""
         if self.delay_s > 0 and self.is_straggler(ctx):
             interruptible_sleep(self.delay_s)
+
+    def before_batched_epoch(self, ctx: ClientCtx) -> float:
+        """The straggler's delay, not slept (a batch decides: fedsweep/faults/base.py)."""
+        return self.delay_s if self.delay_s > 0 and self.is_straggler(ctx) else 0.0

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from fedsweep.cell.cell import Cell
+from fedsweep.cell.data import on_device
 from fedsweep.checkpoint.blobs import BlobRef
 from fedsweep.data.base import Split
 from fedsweep.rng import generator
@@ -39,7 +40,7 @@ def evaluate_global(cell: Cell, ref: BlobRef, *, part: int = 0, parts: int = 1) 
     """Sums for a global model on part `part` of `parts` equal slices of the cell's test split
     (`combine_evaluations` turns the parts' sums into accuracy and loss)."""
     params, _ = read_global(cell.stores.blobs, ref)
-    test = cell.data.data.test
+    test = on_device(cell.data.data, "test", cell.methods.device)  # on a GPU: moved there once
     lo, hi = len(test) * part // parts, len(test) * (part + 1) // parts
     hits, loss_sum = evaluation_hits(
         model=cell.methods.thread_model(),

@@ -13,14 +13,16 @@ from typing import Any, cast
 import torch
 
 from fedsweep.cell.cell import Cell
+from fedsweep.cell.data import on_device
 from fedsweep.checkpoint.blobs import BlobRef
+from fedsweep.data.base import Split
 from fedsweep.faults.base import ClientRound
 from fedsweep.rng import generator
 from fedsweep.rounds.blobs import OPT, client_key, join_prefixed, read_global, split_prefixed
 from fedsweep.rounds.refs import ClientRef
 from fedsweep.schedule import chunks_for, steps_in_chunk
 from fedsweep.selection.sketch import update_sketch
-from fedsweep.train import train_epoch
+from fedsweep.train import EpochOut, train_epoch
 from fedsweep.weights import Params
 
 
@@ -99,12 +101,10 @@ def client_task(
     global_params, broadcast = read_global(blobs, global_ref)
     client_state = states.get(state_ref)
     local = methods.local_at(round)
-    params, opt_state = (
-        (global_params, {}) if input_ref is None else split_prefixed(blobs.read(input_ref), OPT)
-    )
+    params, opt_state = task_start(cell, global_params, input_ref)
     out = train_epoch(
         model=methods.thread_model(),
-        data=cell.data.data.train,
+        data=train_split(cell),
         indices=cell.data.clients[client],
         params=params,
         optimizer_state=opt_state,
@@ -116,6 +116,56 @@ def client_task(
         generator=generator(cell.knobs.seed, "batches", round, client, epoch),
         max_batches=max_batches(cell, round, client, epoch),
     )
+    return task_result(
+        cell,
+        out,
+        round=round,
+        client=client,
+        epoch=epoch,
+        epochs=epochs,
+        input_ref=input_ref,
+        state_ref=state_ref,
+        attempt=attempt,
+        global_params=global_params,
+        broadcast=broadcast,
+        client_state=client_state,
+        lr=local.lr,
+    )
+
+
+def task_start(cell: Cell, global_params: Params, input_ref: ClientRef | None) -> tuple[Params, Params]:
+    """(parameters, optimiser state) a client's task starts from: the global model, or its last task's."""
+    if input_ref is None:
+        return global_params, {}
+    return split_prefixed(cell.stores.blobs.read(input_ref), OPT)
+
+
+def train_split(cell: Cell) -> Split:
+    """The training split where the cell trains: on a GPU, moved there once per process and kept
+    (fedsweep/cell/data.py); on the CPU, the shared tensors themselves."""
+    return on_device(cell.data.data, "train", cell.methods.device)
+
+
+def task_result(
+    cell: Cell,
+    out: EpochOut,
+    *,
+    round: int,
+    client: int,
+    epoch: int,
+    epochs: int,
+    input_ref: ClientRef | None,
+    state_ref: BlobRef | None,
+    attempt: int,
+    global_params: Params,
+    broadcast: Params,
+    client_state: Params,
+    lr: float,
+) -> ClientRef:
+    """The reference a client's task returns, its blob written: after its last task of the round, the
+    strategy's `finish_client` writes its new state, the faults' `after_training` shapes the update it
+    sends, and the reference says whether that update is finite (and carries its sketch)."""
+    methods, blobs, states = cell.methods, cell.stores.blobs, cell.stores.client_states
     steps = out.steps + (input_ref["steps"] if input_ref is not None else 0)
     num_samples = int(cell.data.clients[client].numel())
     meta = {"loss": out.loss, "loss_sq": out.loss_sq, "steps": out.steps, "num_samples": num_samples}
@@ -127,7 +177,7 @@ def client_task(
             server_state=broadcast,
             client_state=client_state,
             steps=steps,
-            lr=local.lr,
+            lr=lr,
         )
         extra["client_state"] = states.put(client=client, round=round, state=new_state)
         sent = methods.faults.after_training(client_round(cell, round, client), out.params, global_params)

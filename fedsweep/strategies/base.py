@@ -45,6 +45,16 @@ Rules:
   clients-per-round × that tensor (plus one client's tensors while reading): memory bounded by
   clients-per-round × the largest tensor, never clients-per-round × the model.
 - **Experiment-wide sizes** a method needs come in the `RoundContext` (`num_clients`, `selected`).
+- **Batched clients** (`runner.batch_clients`, fedsweep/batched/): many clients train together, one
+  `torch.func.vmap` over the functional loss of one client. The local hooks are then called for one
+  client at a time *under vmap*: `local_penalty` receives that client's parameters as plain tensors
+  (not Parameters) and its client state; `correct_gradients`, which edits `.grad` in place, is not
+  called: its functional form `corrected_gradients(grads=...)` is, and returns new gradients. So the
+  hooks must be pure tensor functions: no in-place edits of their inputs, no `.item()` or
+  `float(tensor)`, no Python branch on a tensor's value. A strategy that overrides
+  `correct_gradients` must also override `corrected_gradients` with the same maths (SCAFFOLD does),
+  or its cells cannot batch (refused under `batch_clients=N`, one by one under `auto`). The one-by-one
+  path never calls `corrected_gradients`, so its results do not change.
 """
 
 from abc import ABC, abstractmethod
@@ -171,6 +181,13 @@ class Strategy(ABC):
     ) -> None:
         """Edit `.grad` in place after backward(); default: leave gradients alone."""
 
+    def corrected_gradients(
+        self, *, grads: Mapping[str, torch.Tensor], server_state: Params, client_state: Params
+    ) -> Mapping[str, torch.Tensor]:
+        """`correct_gradients` as a function, for batched clients (called under vmap, one client's
+        gradients by parameter name): the corrected gradients, inputs untouched; default: `grads`."""
+        return grads
+
     def finish_client(
         self,
         *,
@@ -183,6 +200,18 @@ class Strategy(ABC):
     ) -> Params:
         """The client's new state after its local training of the round (`steps` in all)."""
         return client_state
+
+    def batch_refusal(self) -> str | None:
+        """Why this strategy's clients cannot train batched (None: they can): an in-place
+        `correct_gradients` without its functional form `corrected_gradients`."""
+        cls = type(self)
+        in_place = cls.correct_gradients is not Strategy.correct_gradients
+        if in_place and cls.corrected_gradients is Strategy.corrected_gradients:
+            return (
+                f"{cls.__name__} edits gradients in place (correct_gradients) and has no functional "
+                "form (corrected_gradients) to batch clients with"
+            )
+        return None
 
     @abstractmethod
     def aggregate(

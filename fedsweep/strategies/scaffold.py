@@ -89,6 +89,12 @@ class Scaffold(Strategy):
             if p.grad is not None:
                 p.grad.add_(server_state[name] - client_state[name])
 
+    def corrected_gradients(
+        self, *, grads: Mapping[str, torch.Tensor], server_state: Params, client_state: Params
+    ) -> Mapping[str, torch.Tensor]:
+        """g − c_i + c, as `correct_gradients` computes it, for batched clients."""
+        return {name: g + (server_state[name] - client_state[name]) for name, g in grads.items()}
+
     def finish_client(
         self,
         *,
