@@ -47,7 +47,7 @@ def check_command(argv: list[str]) -> list:
     from hydra import initialize_config_dir  # noqa: PLC0415
     from hydra._internal.utils import get_args_parser  # noqa: PLC0415
 
-    from cli.plan import plan_overrides  # noqa: PLC0415
+    from cli.plan import name_jobs, plan_overrides  # noqa: PLC0415
     from fedsweep.config import ConfigError  # noqa: PLC0415
 
     def usage_error(message: str) -> NoReturn:
@@ -67,10 +67,12 @@ def check_command(argv: list[str]) -> list:
     if any(queries) or args.config_path or args.config_dir:
         return []  # Hydra's own commands, or another config tree: Hydra handles them (and the job validates)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="sweep"):
-        return [
+        plans = [
             plan_overrides(args.config_name or CONFIG_NAME, job)
             for job in job_overrides(args.overrides, multirun=args.multirun)
         ]
+    name_jobs(plans)
+    return plans
 
 
 def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:

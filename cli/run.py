@@ -25,7 +25,7 @@ from prefect.settings import (
 from cli.finished import forget, write_receipt
 from cli.plan import SweepPlan
 from fedsweep import execution
-from fedsweep.cell.cell import open_cell
+from fedsweep.cell.cell import forget_cell, open_cell
 from fedsweep.cell.layout import write_cell_config
 from fedsweep.checkpoint.storage import open_storage
 from fedsweep.failures import failure_kind
@@ -67,7 +67,10 @@ def _start_over(plan: SweepPlan) -> None:
 def _prepare(plan: SweepPlan) -> None:
     """Write each cell's config and warm the first cell's runtime (dataset loaded once per process)."""
     for cell in plan.cells:
-        write_cell_config(cell["dir"], key=cell["key"], name=cell["name"], config=cell["config"])
+        write_cell_config(
+            cell["dir"], key=cell["key"], name=cell["name"], config=cell["config"], suffix=cell.get("suffix")
+        )
+        forget_cell(cell["dir"])  # an earlier job of this process may have opened it with other rounds
     if plan.cells:
         open_cell(plan.cells[0]["dir"])
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from fedsweep.checkpoint.storage import LocalStorage
 from fedsweep.compare.stats import rounds_to_target
+from fedsweep.config.errors import did_you_mean
 
 COLUMNS = (
     "run",
@@ -99,8 +100,9 @@ def report_settings(node: Mapping[str, Any] | None, *, key: str = "report") -> R
     node = dict(node or {})
     unknown = sorted(set(node) - {"target_accuracy", "target_fraction"})
     if unknown:
+        hint = did_you_mean(unknown[0], ("target_accuracy", "target_fraction"))
         raise ValueError(
-            f"{key}.{unknown[0]}: unknown key (expected one of: target_accuracy, target_fraction)"
+            f"{key}.{unknown[0]}: unknown key{hint} (expected one of: target_accuracy, target_fraction)"
         )
     for name, value in node.items():
         if value is None and name == "target_accuracy":

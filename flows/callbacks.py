@@ -117,7 +117,13 @@ class MlflowRun(CellCallback):
         self.logged, self.status = 0, None
         if self.uri:
             self.run_id, self.logged, self.status = track.open_cell_run(
-                self.uri, tracking["experiment_id"], tracking["parent_run_id"], cell.name, cell.key, params
+                self.uri,
+                tracking["experiment_id"],
+                tracking["parent_run_id"],
+                cell.name,
+                cell.key,
+                params,
+                rounds=cell.knobs.rounds,
             )
 
     def on_start(self, state: CellState) -> None:

@@ -18,6 +18,8 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.tags import CELL_KEY, EXPERIMENT_KIND, SUPERSEDED_BY, SWEEP_KEY, TRAINING, group_tags
 
+ROUND_METRIC = "round_seconds"  # a metric every round logs: the last round logged is its last step
+
 
 @lru_cache(maxsize=4)
 def client(uri: str):  # mlflow is imported lazily: it costs seconds at start-up
@@ -143,20 +145,27 @@ def open_cell_run(
     cell_key: str,
     params: dict,
     fresh: bool = False,
+    rounds: int | None = None,
 ) -> tuple[str, int, str]:
     """(run id, last logged round, status before) of the cell's child run, found again or created;
-    tagged with the cell's options (`strategy`, `num_clients`, ...) for the UI to group by."""
+    tagged with the cell's options (`strategy`, `num_clients`, ...) for the UI to group by. A run
+    found again takes the cell's current name (its `-rN` moves when the cell is extended), and one
+    FINISHED with fewer rounds than `rounds` runs again (RUNNING) until the cell finishes them."""
     mlc = client(uri)
     if fresh:
-        _supersede(uri, exp_id, CELL_KEY, cell_key)
+        _supersede(uri, exp_id, CELL_KEY, [cell_key], by=parent_run_id)
     found = _find_run(uri, exp_id, CELL_KEY, cell_key)
     if found is not None:
-        status = found.info.status
-        if status != "FINISHED":
-            mlc.update_run(found.info.run_id, status="RUNNING")
-        _set_tags(uri, found.info.run_id, group_tags(params))  # a run made before these tags existed
-        history = mlc.get_metric_history(found.info.run_id, "accuracy")
-        return found.info.run_id, max((m.step for m in history), default=0), status
+        run_id, status = found.info.run_id, found.info.status
+        # The last round logged: every round logs `round_seconds` (not always `accuracy`: evaluate_every).
+        logged = max((m.step for m in mlc.get_metric_history(run_id, ROUND_METRIC)), default=0)
+        if status != "FINISHED" or (rounds is not None and logged < rounds):
+            mlc.update_run(run_id, status="RUNNING")
+            status = "RUNNING" if status == "FINISHED" else status
+        if found.info.run_name != cell_name:
+            mlc.update_run(run_id, name=cell_name)
+        _set_tags(uri, run_id, group_tags(params))  # a run made before these tags existed
+        return run_id, logged, status
     tags = {CELL_KEY: cell_key, "mlflow.parentRunId": parent_run_id, **group_tags(params)}
     run = mlc.create_run(exp_id, run_name=cell_name, tags=tags)
     _log_params(uri, run.info.run_id, params)

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fedsweep.config.errors import did_you_mean
+
 Decision = Literal["aggregate", "skip", "fail"]
 OnInsufficient = Literal["skip", "fail"]
 StragglerPolicy = Literal["drop", "partial"]
@@ -133,7 +135,8 @@ def aggregation_policy(
     cfg = dict(cfg or {})
     unknown = sorted(set(cfg) - set(KEYS))
     if unknown:
-        raise ValueError(f"{key}.{unknown[0]}: unknown key (expected one of: {', '.join(KEYS)})")
+        hint = did_you_mean(unknown[0], KEYS)
+        raise ValueError(f"{key}.{unknown[0]}: unknown key{hint} (expected one of: {', '.join(KEYS)})")
     try:
         policy = AggregationPolicy(**cfg)
         policy.check_against(clients_per_round=clients_per_round)
