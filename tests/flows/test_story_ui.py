@@ -3,6 +3,7 @@ against a real Prefect server, read back through Prefect's API and MlflowClient 
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from sweep_cli import recorded, run_sweep
 
 from fedsweep.plots import CellCurve, sweep_figures
 from flows.artifacts import failures_text, mlflow_where
-from flows.view import artifact_key, short_config
+from flows.view import artifact_key, short_config, sweep_artifact_key
 
 ARGS = ("+experiment=quickstart", "rounds=2", "num_clients=10", "tracking.ui_url=http://127.0.0.1:5000")
 CELLS = ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0")
@@ -140,23 +141,21 @@ def test_artifacts_show_each_cells_rounds_progress_and_mlflow_run_and_the_summar
     cwd, mlflow_runs = swept
     runs = {run.name: run for run in flow_runs(cwd)}
     # Execute: the latest version of each key, as the UI's Artifacts page shows it
-    keys = [
-        *(f"quickstart-{n}" for n in CELLS),
-        *(f"quickstart-{n}-progress" for n in CELLS),
-        "quickstart-summary",
-    ]
-    by_key = latest_artifacts(keys)
+    key = partial(sweep_artifact_key, "quickstart", cwd / "outputs" / "quickstart")
+    by_key = latest_artifacts(
+        [*(key(n) for n in CELLS), *(key(n, "progress") for n in CELLS), key("summary")]
+    )
     # Assert
     for name in CELLS:
         child = mlflow_runs[name][0]
-        markdown = by_key[f"quickstart-{name}"]
+        markdown = by_key[key(name)]
         assert markdown.type == "markdown" and markdown.flow_run_id == runs[name].id
         url = f"http://127.0.0.1:5000/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}"
         assert url in markdown.data and "final accuracy **" in markdown.data
         assert "| 1 |" in markdown.data and "| 2 |" in markdown.data
-        progress = by_key[f"quickstart-{name}-progress"]
+        progress = by_key[key(name, "progress")]
         assert progress.type == "progress" and progress.data == 100.0
-    summary = by_key["quickstart-summary"]
+    summary = by_key[key("summary")]
     assert summary.flow_run_id == next(r.id for r in runs.values() if r.name.startswith("quickstart-"))
     assert (
         all(name in summary.data for name in CELLS)
@@ -277,3 +276,18 @@ def test_texts_say_failures_where_the_run_is_and_a_short_config() -> None:
     )
     assert short_config(params) == {"strategy": "fedprox", "seed": 0, "strategy.mu": 0.1}
     assert artifact_key("quickstart", "FedProx_mu0.1") == "quickstart-fedprox-mu0-1"
+
+
+def test_artifact_keys_are_the_sweep_folders_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: two clones that use one sweep name, and the same folder named two ways
+    from flows.view import folder_id, sweep_artifact_key
+
+    one, two = tmp_path / "one" / "outputs" / "quickstart", tmp_path / "two" / "outputs" / "quickstart"
+    (tmp_path / "one").mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    # Execute
+    keys = [sweep_artifact_key("quickstart", d, "fedavg-c10-r5-s0", "progress") for d in (one, two)]
+    # Assert
+    assert keys[0] != keys[1]
+    assert all(re.fullmatch(r"quickstart-[0-9a-f]{6}-fedavg-c10-r5-s0-progress", k) for k in keys)
+    assert folder_id("outputs/quickstart") == folder_id(one) != folder_id(two)
