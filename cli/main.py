@@ -34,6 +34,9 @@ USAGE_ERROR = 2  # argparse's exit status for a bad command line; ours for every
 # (a user's own settings win). The terminal shows fedsweep's lines and Prefect's warnings.
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect's client prints a telemetry notice on its first import in a terminal (and then reports usage)
+# unless DO_NOT_TRACK is set; its server's analytics are off above. A user's own value wins.
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 def fail(err: BaseException | str) -> NoReturn:

@@ -21,6 +21,7 @@ from prefect.settings import (
     PREFECT_RESULTS_LOCAL_STORAGE_PATH,
     temporary_settings,
 )
+from tqdm import tqdm
 
 from cli.finished import forget, write_receipt
 from cli.plan import SweepPlan
@@ -41,12 +42,22 @@ from tasks import track
 RESULTS_DIR = "prefect-results"
 
 
+class _LineHandler(logging.StreamHandler):
+    """Each record on a line of its own, above the cells' progress bars (tqdm redraws them below)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging's own rule: a failed line never breaks the run
+            self.handleError(record)
+
+
 def _show_info_lines() -> None:
     """fedsweep's INFO lines (a resume, a stop, routine clean-up) on stderr as plain lines; its
     warnings go to the console handler Prefect puts on the root logger (here until it exists)."""
     logger = logging.getLogger("fedsweep")
     if not any(getattr(h, "fedsweep_info", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _LineHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         # Warnings too until Prefect (imported later) has put its console handler on the root logger.
         handler.addFilter(lambda record: record.levelno < logging.WARNING or not logging.getLogger().handlers)

@@ -78,8 +78,8 @@ def run_cell(cell: Cell, tracking: dict[str, Any], params: dict[str, Any] | None
         state = _rounds(cell, state, callbacks, committer)
     except CellStopped as stop:  # not a crash: everything up to the last round is committed
         wrapping_up()
+        _end(callbacks, state, "STOPPED", None)  # the progress bar ends its line first
         log.log(stop.level, "%s: %s", cell.name, stop)
-        _end(callbacks, state, "STOPPED", None)
         return summary.cell_row(
             cell.name, "STOPPED", state.history, rounds_run=state.round - first, message=str(stop)
         )
