@@ -20,6 +20,7 @@ from prefect.logging import get_run_logger
 
 from fedsweep.cell.cell import Cell
 from fedsweep.rounds.state import CellState
+from fedsweep.summary import evaluated
 from flows.callbacks import CellCallback, Final, MlflowRun
 from flows.view import sweep_artifact_key
 
@@ -99,20 +100,26 @@ class CellStory(CellCallback):
         self.updates = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsweep-progress")
 
     def _said(self, history: Sequence[dict[str, Any]]) -> str:
-        if not history:
-            return f"{self.name}: round 0 of {self.rounds}"
-        return f"{self.name}: round {len(history)} of {self.rounds}, accuracy {history[-1]['accuracy']:.4f}"
+        rows = evaluated(history)
+        accuracy = f", accuracy {rows[-1]['accuracy']:.4f}" if rows else ""
+        if rows and rows[-1] is not history[-1]:  # evaluate_every: the last evaluated round's
+            accuracy += f" (round {int(rows[-1]['round'])})"
+        return f"{self.name}: round {len(history)} of {self.rounds}{accuracy}"
 
     def after_round(self, state: CellState) -> None:
         """One INFO line, and the progress artifact moves."""
         history = state.history
         row = history[-1]
+        evaluation = (
+            f"accuracy {row['accuracy']:.4f}, loss {row['loss']:.4f}"
+            if "accuracy" in row
+            else "not evaluated"
+        )
         self.log.info(
-            "round %d of %d: accuracy %.4f, loss %.4f, %d of %d clients ok, %s",
+            "round %d of %d: %s, %d of %d clients ok, %s",
             int(row["round"]),
             self.rounds,
-            row["accuracy"],
-            row["loss"],
+            evaluation,
             int(row["clients_ok"]),
             int(row["clients_selected"]),
             failures_text(row),
@@ -135,7 +142,7 @@ class CellStory(CellCallback):
         if status != "FINISHED":
             return
         history = state.history
-        accuracies = [h["accuracy"] for h in history]
+        accuracies = [h["accuracy"] for h in evaluated(history)]
         final_line = (
             f"final accuracy **{accuracies[-1]:.4f}**, best {max(accuracies):.4f}, "
             f"{len(history)} rounds, {int(sum(h['clients_failed'] for h in history))} client failures"

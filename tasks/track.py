@@ -172,6 +172,16 @@ def open_cell_run(
     return run.info.run_id, 0, "RUNNING"
 
 
+def drop_tags(uri: str, run_id: str, names: list[str]) -> None:
+    """Delete the run's tags `names` that it has (a per-round constant tagged when a cell finished,
+    charted since it moved in an extension)."""
+    mlc = client(uri)
+    present = mlc.get_run(run_id).data.tags
+    for name in names:
+        if name in present:
+            mlc.delete_tag(run_id, name)
+
+
 def _set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
     from mlflow.entities import RunTag  # noqa: PLC0415
 
@@ -188,7 +198,12 @@ def _log_params(uri: str, run_id: str, params: dict) -> None:
 
 
 def log_round(uri: str, run_id: str, round: int, metrics: dict[str, float]) -> None:
-    """All of a round's metrics in one batch (one transaction), at step = round.
+    """All of a round's metrics in one batch (one transaction), at step = round."""
+    log_points(uri, run_id, {round: metrics})
+
+
+def log_points(uri: str, run_id: str, points: dict[int, dict[str, float]]) -> None:
+    """Metrics at their steps (round -> metric -> value), in batches of MLflow's limit (1000).
 
     A plain call, not a task: it runs after the round's checkpoint task, in the same background
     job, and a task run per round would cost the Prefect server more than the write itself.
@@ -196,8 +211,13 @@ def log_round(uri: str, run_id: str, round: int, metrics: dict[str, float]) -> N
     from mlflow.entities import Metric  # noqa: PLC0415
 
     stamp = int(time.time() * 1000)
-    batch = [Metric(k, float(v), stamp, round) for k, v in sorted(metrics.items())]
-    client(uri).log_batch(run_id, metrics=batch)
+    batch = [
+        Metric(k, float(v), stamp, step)
+        for step, metrics in sorted(points.items())
+        for k, v in sorted(metrics.items())
+    ]
+    for start in range(0, len(batch), 1000):
+        client(uri).log_batch(run_id, metrics=batch[start : start + 1000])
 
 
 @task(cache_policy=NO_CACHE, name="track-finish")
@@ -208,15 +228,13 @@ def finish_run(
     tags: dict[str, str],
     files: dict[str, bytes],
     metrics: dict[str, float] | None = None,
+    step: int = 0,
 ) -> None:
-    """Tags, metrics (step 0), artifacts (`path -> bytes`) and the final status of a run."""
-    from mlflow.entities import Metric  # noqa: PLC0415
-
+    """Tags, metrics (at `step`), artifacts (`path -> bytes`) and the final status of a run."""
     mlc = client(uri)
     _set_tags(uri, run_id, tags)
     if metrics:
-        stamp = int(time.time() * 1000)
-        mlc.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()])
+        log_points(uri, run_id, {step: metrics})
     with tempfile.TemporaryDirectory() as tmp:
         for rel, data in files.items():
             path = Path(tmp, rel)

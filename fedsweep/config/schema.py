@@ -112,6 +112,8 @@ class Knobs(Settings):
     weight_decay: float = setting(ge=0)
     clip_norm: float = setting(ge=0)
     eval_batch_size: int = setting(ge=1)
+    # Evaluate the global model every N rounds and in the last; training is the same either way.
+    evaluate_every: int = setting(semantic=False, ge=1, default=1)
     resume: bool = setting(semantic=False)
     output_dir: str = setting(semantic=False)
     grid: dict[str, Any] = setting(semantic=False)
