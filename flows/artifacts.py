@@ -48,7 +48,7 @@ def mlflow_where(tracking: dict[str, Any], run_id: str | None, what: str = "run"
         return f"MLflow: [{what} {run_id}]({url})"
     return (
         f"MLflow: {what} `{run_id}` in experiment `{tracking['experiment_id']}`; "
-        f"open it with `mlflow ui --backend-store-uri {tracking['uri']}`."
+        f"open it with `python cli/ui.py --backend-store-uri {tracking['uri']}`."
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.tags import CELL_KEY, EXPERIMENT_KIND, SUPERSEDED_BY, SWEEP_KEY, TRAINING, group_tags
+from tasks.tags import CELL_KEY, EXPERIMENT_KIND, SUPERSEDED_BY, SWEEP_KEY, SWEEP_NAME, TRAINING, group_tags
 
 ROUND_METRIC = "round_seconds"  # a metric every round logs: the last round logged is its last step
 
@@ -72,15 +72,15 @@ def experiment_id(uri: str, artifact_root: str, name: str) -> str:
     """The experiment named after the sweep, created with artifacts under `artifact_root`, and
     marked as training runs (MLflow's classic view, not its GenAI view)."""
     mlc = client(uri)
+    tags = {EXPERIMENT_KIND: TRAINING, SWEEP_NAME: name}
     found = mlc.get_experiment_by_name(name)
     if found is not None:
-        if found.tags.get(EXPERIMENT_KIND) != TRAINING:  # an experiment made before fedsweep set it
-            mlc.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, TRAINING)
+        for tag, value in tags.items():  # an experiment made before fedsweep set them
+            if found.tags.get(tag) != value:
+                mlc.set_experiment_tag(found.experiment_id, tag, value)
         return found.experiment_id
     location = Path(artifact_root).absolute().as_uri() if "://" not in artifact_root else artifact_root
-    return mlc.create_experiment(
-        name, artifact_location=f"{location.rstrip('/')}/{name}", tags={EXPERIMENT_KIND: TRAINING}
-    )
+    return mlc.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}", tags=tags)
 
 
 def parent_run_name(uri: str, exp_id: str, sweep_name: str) -> str:

@@ -194,6 +194,7 @@ def test_mlflow_children_are_tagged_for_grouping_and_the_experiment_is_a_trainin
     experiment = client.get_experiment(parent.info.experiment_id)
     # Assert
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["fedsweep.sweep"] == "quickstart"  # how cli/ui.py finds it
     for name in CELLS:
         tags = runs[name][0].data.tags
         assert {k: tags.get(k) for k in ("strategy", "selection", "dataset", "partition", "num_clients")} == {
@@ -271,7 +272,7 @@ def test_texts_say_failures_where_the_run_is_and_a_short_config() -> None:
     # Execute / Assert
     assert failures_text(row) == "2 failed (node_down 1, transient 1), 3 retries"
     assert failures_text({"clients_failed": 0.0}) == "none failed"
-    assert "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db" in mlflow_where(tracking, "abc")
+    assert "python cli/ui.py --backend-store-uri sqlite:///mlruns/mlflow.db" in mlflow_where(tracking, "abc")
     assert "`abc`" in mlflow_where(tracking, "abc")
     assert mlflow_where({**tracking, "ui_url": "http://h:5000/"}, "abc") == (
         "MLflow: [run abc](http://h:5000/#/experiments/7/runs/abc)"
