@@ -6,12 +6,13 @@ summary, time to target, the Prefect page, MLflow, the compare command) reads th
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from sweep_cli import REPO, SWEEP, recorded, run_sweep, sweep_env
+from sweep_cli import REPO, recorded, run_sweep
 
 pytestmark = pytest.mark.slow
 # One FedProx cell of the quickstart's kind, spelled out (the preset's own grid may change).
@@ -29,18 +30,17 @@ CELL = (
 )
 
 
-def command(cwd: Path, prefect_home: Path, *args: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(SWEEP), *args],
-        cwd=cwd,
-        env=sweep_env(prefect_home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    return proc.stdout
+def dry_run(cwd: Path, *args: str) -> str:
+    """What `--dry-run` prints for the command in `cwd` (planned here, in this process: seconds)."""
+    from cli.main import check_command
+    from cli.preview import dry_run_text
+
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return dry_run_text(check_command(list(args)))
+    finally:
+        os.chdir(before)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def runs(tmp_path_factory, prefect_home) -> dict[str, object]:
     a fresh 10-round run evaluated every round."""
     extended, fresh = tmp_path_factory.mktemp("extended"), tmp_path_factory.mktemp("fresh")
     first = run_sweep(extended, prefect_home, *CELL, "rounds=5", "evaluate_every=3")
-    dry = command(extended, prefect_home, *CELL, "rounds=10", "evaluate_every=3", "--dry-run")
+    dry = dry_run(extended, *CELL, "rounds=10", "evaluate_every=3")
     second = run_sweep(extended, prefect_home, *CELL, "rounds=10", "evaluate_every=3")
     run_sweep(fresh, prefect_home, *CELL, "rounds=10")
     return {"extended": extended, "fresh": fresh, "first": first, "dry": dry, "second": second}

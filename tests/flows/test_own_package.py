@@ -8,7 +8,8 @@ import os
 import textwrap
 
 import pytest
-from sweep_cli import recorded, run_sweep
+from mlflow import MlflowClient
+from sweep_cli import run_sweep
 
 pytestmark = pytest.mark.slow
 TINY = textwrap.dedent(
@@ -52,7 +53,11 @@ def test_a_model_from_the_users_package_runs_and_is_named_apart(tmp_path, prefec
         ("fedavg-c4-r1-s0", "FINISHED"),
         ("fedavg-c4-r1-s0-tinynet", "FINISHED"),
     ], out[-3000:]
-    runs = recorded(cwd, "default")
-    assert {"fedavg-c4-r1-s0", "fedavg-c4-r1-s0-tinynet"} <= set(runs)
-    tiny, _, _ = runs["fedavg-c4-r1-s0-tinynet"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("default").experiment_id
+    cells = {
+        r.info.run_name: r for r in client.search_runs([experiment]) if "mlflow.parentRunId" in r.data.tags
+    }
+    assert set(cells) == {"fedavg-c4-r1-s0", "fedavg-c4-r1-s0-tinynet"}  # one run per job's cell
+    tiny = cells["fedavg-c4-r1-s0-tinynet"]
     assert tiny.info.status == "FINISHED" and tiny.data.params["model._target_"] == "tiny.TinyNet"
