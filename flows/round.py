@@ -31,11 +31,11 @@ from fedsweep.cell.cell import Cell
 from fedsweep.failures import DeadlinePassed, Failure, failure_record
 from fedsweep.memory.rss import rss_mb
 from fedsweep.rounds import deadline as deadlines
-from fedsweep.rounds.evaluate import evaluates
 from fedsweep.rounds.plan import RoundPlan, plan_round
 from fedsweep.rounds.refs import ClientRef, RoundStart
 from fedsweep.rounds.report import after_round, round_row, split_invalid
 from fedsweep.rounds.state import CellState
+from fedsweep.schedule import evaluates
 from flows.commit import RoundCommitter
 from tasks.aggregate import aggregate_round
 from tasks.evaluate import evaluate_round

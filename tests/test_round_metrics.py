@@ -3,8 +3,8 @@ whose rounds are not all evaluated, and what a cell's MLflow run charts (fedswee
 
 import math
 
-from fedsweep.rounds.evaluate import evaluates
 from fedsweep.rounds.report import charted_points, constants
+from fedsweep.schedule import evaluates
 from fedsweep.summary import Report, cell_row, postfix, with_time_to_target
 
 

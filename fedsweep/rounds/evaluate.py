@@ -35,12 +35,6 @@ def probe_loss(cell: Cell, ref: BlobRef, *, round: int, client: int, samples: in
     return loss_sum / len(indices)
 
 
-def evaluates(round: int, *, every: int, rounds: int) -> bool:
-    """Whether round `round` evaluates the global model: every `every` rounds, and always the last
-    round of the run (`rounds`), so a finished cell's final accuracy is that of its final model."""
-    return round % every == 0 or round >= rounds
-
-
 def evaluate_global(cell: Cell, ref: BlobRef, *, part: int = 0, parts: int = 1) -> dict[str, Any]:
     """Sums for a global model on part `part` of `parts` equal slices of the cell's test split
     (`combine_evaluations` turns the parts' sums into accuracy and loss)."""
