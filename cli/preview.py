@@ -3,13 +3,17 @@
 Both read each cell's committed checkpoints (manifest and meta, no tensors), import neither Prefect
 nor MLflow, and write nothing:
 
-    starting 4 cells of quickstart in outputs/quickstart: 2 finished (skipped), 1 to resume, 1 new
+    starting 4 cells of quickstart in outputs/quickstart: 1 finished (skipped), 1 to extend, 2 new
 
-    python flows/sweep.py +experiment=quickstart --dry-run
-    dry run (nothing is run or written): 4 cells of quickstart in outputs/quickstart
-      fedavg-c10-r5-s0   finished (skipped)   strategy=fedavg num_clients=10
-      fedavg-c50-r5-s0   resumes after round 2 of 5   strategy=fedavg num_clients=50
-      ...
+    python flows/sweep.py +experiment=csfl rounds=120 --dry-run      (figures for illustration)
+    dry run (nothing is run or written): 3 cells of csfl in outputs/csfl
+      fedavg-c100-r120-s0-uniform  extends from round 100 to 120: about 12 min left at 35 s a round ...
+      fedavg-c100-r120-s0-pow_d    resumes after round 40 of 120: about 52 min left at 39 s a round ...
+      fedavg-c100-r120-s0-oort     new
+
+A cell `extends` when it had finished at fewer rounds than asked (its `cell.json` says the rounds its
+last run asked for), `resumes` when a run stopped before its end. The estimate (from the committed
+rounds' own times, checkpoint waits included) is shown once it is a minute or more.
 """
 
 from collections import Counter
