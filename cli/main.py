@@ -32,7 +32,7 @@ from hydra.errors import HydraException
 
 from cli.aliases import translate
 from cli.overrides import for_hydra
-from cli.plan import plan_overrides
+from cli.plan import name_jobs, plan_overrides
 from fedsweep.config import ConfigError
 from fedsweep.config.compose import parse_overrides
 from fedsweep.interrupt import finish
@@ -45,6 +45,9 @@ USAGE_ERROR = 2  # argparse's exit status for a bad command line; ours for every
 # (a user's own settings win). The terminal shows fedsweep's lines and Prefect's warnings.
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect's client prints a telemetry notice on its first import in a terminal (and then reports usage)
+# unless DO_NOT_TRACK is set; its server's analytics are off above. A user's own value wins.
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 def fail(err: BaseException | str) -> NoReturn:
@@ -73,10 +76,12 @@ def check_command(argv: list[str]) -> list:
     if any(queries) or args.config_path or args.config_dir:
         return []  # Hydra's own commands, or another config tree: Hydra handles them (and the job validates)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="sweep"):
-        return [
+        plans = [
             plan_overrides(args.config_name or CONFIG_NAME, job)
             for job in job_overrides(args.overrides, multirun=args.multirun)
         ]
+    name_jobs(plans)
+    return plans
 
 
 def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:

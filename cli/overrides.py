@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fedsweep.config import ConfigError
-from fedsweep.config.compose import compose_config
+from fedsweep.config.compose import Composed, compose_cell
 from fedsweep.grid import GridError, deferred, expand_grid, override_key, scoped_overrides, varied_groups
 
 
@@ -25,17 +25,17 @@ def for_hydra(overrides: list[str], scoped: tuple[str, ...]) -> list[str]:
 
 def read_command_line(
     config_name: str, overrides: list[str]
-) -> tuple[dict[str, Any], dict[str, str], list[str], list[str], dict[str, list[str]]]:
-    """(base config, its group choices, the overrides every cell gets, the overrides of a key inside a
-    group the grid varies: each cell gets those it has, the varied groups and their options). The grid
-    is read first without the overrides of nested keys, which may exist in some cells only."""
+) -> tuple[Composed, list[str], list[str], dict[str, list[str]]]:
+    """(the base config composed, the overrides every cell gets, the overrides of a key inside a group
+    the grid varies: each cell gets those it has, the varied groups and their options). The grid is
+    read first without the overrides of nested keys, which may exist in some cells only."""
     early = [o for o in overrides if not deferred(o)]
-    base, choices = compose_config(config_name, early)
-    grid = base.get("grid")
+    base = compose_cell(config_name, early)
+    grid = base.config.get("grid")
     if not isinstance(grid, Mapping):
         raise ConfigError(f"grid must be a mapping of key: [values] (got {grid!r})", key="grid")
     try:
-        varied = varied_groups(expand_grid(grid, early), choices)
+        varied = varied_groups(expand_grid(grid, early), base.choices)
     except GridError as err:
         raise ConfigError(str(err), key="grid") from None
     scoped = scoped_overrides(overrides, varied)
@@ -43,8 +43,8 @@ def read_command_line(
         _check_scoped_form(override, grid, varied)
     common = [o for o in overrides if o not in scoped]
     if common != early:
-        base, choices = compose_config(config_name, common)
-    return base, choices, common, scoped, varied
+        base = compose_cell(config_name, common)
+    return base, common, scoped, varied
 
 
 def _check_scoped_form(override: str, grid: Mapping[str, Any], varied: dict[str, list[str]]) -> None:

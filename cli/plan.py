@@ -14,6 +14,9 @@ mistyped command costs a one-line error and nothing else. Rules:
   (`+strategy.mu=…`, `grid.strategy.fedprox.mu=…`), are one error naming the rule and the options.
 - The plan for a command line is computed once per process: `flows/sweep.py` plans every job before
   handing over to Hydra, and the job then finds its plan here instead of composing it again.
+- Each cell is keyed without `rounds` unless its rounds are part of what it is, with `runner.device=auto`
+  resolved first, and placed in its folder (its own, or an earlier folder of the same cell) and named
+  by cli/identity.py, which reads the folders already there and writes nothing.
 """
 
 import copy
@@ -25,15 +28,17 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from cli.identity import Folder, assign_names, place
 from cli.overrides import check_reached, for_hydra, read_command_line
 from fedsweep.config import CellSettings, ConfigError, validate
-from fedsweep.config.compose import compose_config
+from fedsweep.config.compose import Composed, compose_cell
 from fedsweep.config.environment import (
     check_creatable,
     check_dataset_files,
     check_device,
     check_location,
     check_tracking,
+    with_device_resolved,
 )
 from fedsweep.config.schema import TrackingSettings
 from fedsweep.grid import (
@@ -41,6 +46,7 @@ from fedsweep.grid import (
     GridError,
     cell_key,
     cell_name,
+    cell_stem,
     expand_grid,
     flatten,
     override_key,
@@ -66,6 +72,7 @@ class SweepPlan:
     # Per cell: its grid point's overrides, then the command line's grid-scoped ones it has the key of.
     overrides: list[tuple[str, ...]] = field(default_factory=list)
     scoped: tuple[str, ...] = ()  # the command line's grid-scoped overrides (`strategy.mu=0.1`)
+    folders: tuple[Folder, ...] = ()  # cell folders already there that the cells' names were chosen beside
 
 
 _PLANS: dict[tuple[str, tuple[str, ...]], SweepPlan] = {}
@@ -89,14 +96,14 @@ def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
     memo = (config_name, tuple(overrides))
     if memo in _PLANS:
         return _PLANS[memo]
-    base, base_choices, common, scoped, varied = read_command_line(config_name, overrides)
-    grid = base.get("grid")
+    base, common, scoped, varied = read_command_line(config_name, overrides)
+    grid = base.config.get("grid")
     try:
         points = expand_grid(grid, common)
         _check_axes(points)
     except GridError as err:
         raise ConfigError(str(err), key="grid") from None
-    planned = [_plan_cell(config_name, common, scoped, point, base, base_choices) for point in points]
+    planned = [_plan_cell(config_name, common, scoped, point, base) for point in points]
     cells, settings = [cell for cell, _, _ in planned], [s for _, s, _ in planned]
     check_reached(scoped, [applied for _, _, applied in planned], varied)
     _check_unique(cells)
@@ -104,6 +111,8 @@ def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
     sweep_name = sweep.knobs.sweep_name
     sweep_dir = Path(sweep.knobs.output_dir) / sweep_name
     _check_paths(sweep_dir, settings, sweep.tracking)
+    folders = place(cells, with_device_resolved)  # reads the cell folders already there
+    assign_names(cells, folders)
     for cell, point in zip(cells, points, strict=True):  # the plug-ins: these imports cost seconds
         try:
             validate(cell["config"], groups=cell["choices"])
@@ -111,7 +120,8 @@ def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
             raise _in_cell(err, point) from None
     _check_inputs(cells, settings)
     for cell in cells:
-        del cell["choices"]
+        for planning_only in ("choices", "folder", "location"):
+            del cell[planning_only]
     keys = "".join(sorted(c["key"] for c in cells))
     plan = SweepPlan(
         name=sweep_name,
@@ -125,6 +135,7 @@ def plan_overrides(config_name: str, overrides: list[str]) -> SweepPlan:
             (*point.overrides, *applied) for point, (_, _, applied) in zip(points, planned, strict=True)
         ],
         scoped=tuple(scoped),
+        folders=tuple(folders),
     )
     _PLANS[memo] = _PLANS[(config_name, tuple(for_hydra(overrides, plan.scoped)))] = plan
     return plan
@@ -135,44 +146,51 @@ def _plan_cell(
     common: list[str],
     scoped: list[str],
     point: CellPlan,
-    base: dict[str, Any],
-    base_choices: dict[str, str],
+    base: Composed,
 ) -> tuple[dict[str, Any], CellSettings, tuple[str, ...]]:
-    """One cell (composed unless it is the base config: no grid), checked cheaply, named and keyed;
-    with its validated settings and the grid-scoped overrides it has the keys of."""
+    """One cell (composed unless it is the base config: no grid), checked cheaply and keyed; with its
+    validated settings and the grid-scoped overrides it has the keys of. Its folder and name come
+    later (`place`, `assign_names`), once every cell of the job is known."""
     try:
-        if point.overrides:
-            config, choices = compose_config(config_name, [*common, *point.overrides])
-        else:
-            config, choices = copy.deepcopy(base), dict(base_choices)
+        composed = compose_cell(config_name, [*common, *point.overrides]) if point.overrides else base
+        config, choices = copy.deepcopy(composed.config), dict(composed.choices)
         applied = tuple(o for o in scoped if reaches(config, override_key(o)))
         if applied:
-            config, choices = compose_config(config_name, [*common, *point.overrides, *applied])
+            composed = compose_cell(config_name, [*common, *point.overrides, *applied])
+            config, choices = composed.config, composed.choices
         settings = validate(config, groups=choices, plugins=False)
     except ConfigError as err:
         raise _in_cell(err, point) from None
+    config = with_device_resolved(config)  # `auto` on this machine: the cell of the device it runs on
     knobs = settings.knobs
-    name = cell_name(
-        strategy=choices["strategy"],
-        num_clients=knobs.num_clients,
-        rounds=knobs.rounds,
-        seed=knobs.seed,
-        labels=point.labels,
-    )
-    key = cell_key(config)
+    # Rounds are where a cell stops, unless the grid varies them or a setting is interpolated from them.
+    rounds_in_key = bool(composed.rounds_from) or any(override_key(o) == "rounds" for o in point.overrides)
+    naming = {
+        "strategy": choices["strategy"],
+        "num_clients": knobs.num_clients,
+        "seed": knobs.seed,
+        "labels": point.labels,
+    }
+    key = cell_key(config, with_rounds=rounds_in_key)
     sweep_dir = Path(knobs.output_dir) / knobs.sweep_name
-    location = settings.checkpoint.location or str(sweep_dir / "cells")
     params = {
         **flatten(config),
         **{f"choice.{k}": v for k, v in choices.items() if not k.startswith("hydra")},
     }
     cell = {
-        "name": name,
+        "name": cell_name(
+            rounds=knobs.rounds, **naming
+        ),  # until `assign_names` (the rounds committed, a suffix)
         "key": key,
-        "dir": f"{location.rstrip('/')}/{name}-{key[:8]}",
         "config": config,
         "params": params,
         "choices": choices,
+        "rounds_in_key": rounds_in_key,
+        "rounds_from": list(composed.rounds_from),
+        "stem": cell_stem(**naming, rounds=knobs.rounds if rounds_in_key else None),
+        "base": cell_stem(**naming),
+        "naming": naming,
+        "location": settings.checkpoint.location or str(sweep_dir / "cells"),
     }
     return cell, settings, applied
 
@@ -197,13 +215,13 @@ def _in_cell(err: ConfigError, point: CellPlan) -> ConfigError:
 def _check_unique(cells: list[dict[str, Any]]) -> None:
     seen: dict[str, str] = {}
     for cell in cells:
-        if cell["dir"] in seen:
+        if cell["key"] in seen:
             raise ConfigError(
-                f"grid: cells {seen[cell['dir']]} and {cell['name']} are the same experiment; "
+                f"grid: cells {seen[cell['key']]} and {cell['name']} are the same experiment; "
                 "remove the repeated value",
                 key="grid",
             )
-        seen[cell["dir"]] = cell["name"]
+        seen[cell["key"]] = cell["name"]
 
 
 def _check_paths(sweep_dir: Path, settings: list[CellSettings], tracking: TrackingSettings) -> None:
@@ -233,3 +251,10 @@ def _check_inputs(cells: list[dict[str, Any]], settings: list[CellSettings]) -> 
     for cell in cells:  # batch_clients=N: the model and strategy must batch (a trial step; data cached)
         if isinstance(cell["config"]["runner"]["batch_clients"], int):
             check_batchable(cell["config"])
+
+
+def name_jobs(plans: list[SweepPlan]) -> None:
+    """Names across every job of a command (`-m`): a later job's cell that differs from an earlier
+    job's cell of the same name gets a suffix, as cells of one grid do (cli/identity.py)."""
+    if len(plans) > 1:
+        assign_names([c for p in plans for c in p.cells], [f for p in plans for f in p.folders])

@@ -21,11 +21,12 @@ from prefect.settings import (
     PREFECT_RESULTS_LOCAL_STORAGE_PATH,
     temporary_settings,
 )
+from tqdm import tqdm
 
 from cli.finished import forget, write_receipt
 from cli.plan import SweepPlan
 from fedsweep import execution
-from fedsweep.cell.cell import open_cell
+from fedsweep.cell.cell import forget_cell, open_cell
 from fedsweep.cell.layout import write_cell_config
 from fedsweep.checkpoint.storage import open_storage
 from fedsweep.failures import failure_kind
@@ -41,12 +42,22 @@ from tasks import track
 RESULTS_DIR = "prefect-results"
 
 
+class _LineHandler(logging.StreamHandler):
+    """Each record on a line of its own, above the cells' progress bars (tqdm redraws them below)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging's own rule: a failed line never breaks the run
+            self.handleError(record)
+
+
 def _show_info_lines() -> None:
     """fedsweep's INFO lines (a resume, a stop, routine clean-up) on stderr as plain lines; its
     warnings go to the console handler Prefect puts on the root logger (here until it exists)."""
     logger = logging.getLogger("fedsweep")
     if not any(getattr(h, "fedsweep_info", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _LineHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         # Warnings too until Prefect (imported later) has put its console handler on the root logger.
         handler.addFilter(lambda record: record.levelno < logging.WARNING or not logging.getLogger().handlers)
@@ -67,7 +78,10 @@ def _start_over(plan: SweepPlan) -> None:
 def _prepare(plan: SweepPlan) -> None:
     """Write each cell's config and warm the first cell's runtime (dataset loaded once per process)."""
     for cell in plan.cells:
-        write_cell_config(cell["dir"], key=cell["key"], name=cell["name"], config=cell["config"])
+        write_cell_config(
+            cell["dir"], key=cell["key"], name=cell["name"], config=cell["config"], suffix=cell.get("suffix")
+        )
+        forget_cell(cell["dir"])  # an earlier job of this process may have opened it with other rounds
     if plan.cells:
         open_cell(plan.cells[0]["dir"])
 

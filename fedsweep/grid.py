@@ -20,6 +20,7 @@ composes each cell's config with Hydra.
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -133,17 +134,66 @@ def _format(value: Any) -> str:
 
 
 def cell_name(*, strategy: str, num_clients: int, rounds: int, seed: int, labels: Iterable[str]) -> str:
-    """`fedprox-c100-r50-s0`, then any labels of other axes."""
+    """`fedprox-c100-r50-s0`, then any labels of other axes; `-r50` says where the cell stops."""
     base = f"{strategy}-c{num_clients}-r{rounds}-s{seed}"
     return "-".join([base, *labels])
 
 
-def cell_key(config: Mapping[str, Any]) -> str:
+def cell_stem(
+    *, strategy: str, num_clients: int, seed: int, labels: Iterable[str], rounds: int | None = None
+) -> str:
+    """The name a cell's folder starts with: its name without `-rN` (`fedprox-c100-s0`), since the
+    rounds are where a cell stops, not what it is; with `rounds` when they are (`cell_key`)."""
+    base = f"{strategy}-c{num_clients}" + (f"-r{rounds}" if rounds is not None else "") + f"-s{seed}"
+    return "-".join([base, *labels])
+
+
+def cell_key(config: Mapping[str, Any], *, with_rounds: bool = False) -> str:
     """A content key: sha256 over the resolved config's semantic keys (the schema says which, see
     `fedsweep.config.schema.semantic_view`: runner.amp, runner.device and runner.torch_threads count
-    only off their baselines, so cells keyed before they counted keep their keys)."""
-    text = json.dumps(semantic_view(config), sort_keys=True, default=str)
+    only off their baselines, so cells keyed before they counted keep their keys), less `rounds`:
+    a cell's first rounds do not depend on how many follow, so `rounds=10` after 5 continues the same
+    cell. `with_rounds=True` keeps `rounds` in: the key of a cell whose rounds are part of what it is
+    (a grid that varies them, a setting interpolated from them), and the key every cell had before
+    (`legacy_key`)."""
+    view = semantic_view(config)
+    if not with_rounds:
+        view.pop("rounds", None)
+    text = json.dumps(view, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def legacy_key(config: Mapping[str, Any]) -> str:
+    """The key cells had when `rounds` was part of every key (their folders `<name>-<key[:8]>`)."""
+    return cell_key(config, with_rounds=True)
+
+
+def differing_settings(config: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The dotted semantic keys (less `rounds`) whose value in `config` differs from any of `others`."""
+    mine = flatten(semantic_view(config))
+    keys: set[str] = set()
+    for other in others:
+        theirs = flatten(semantic_view(other))
+        keys |= {k for k in mine.keys() | theirs.keys() if mine.get(k, _MISSING) != theirs.get(k, _MISSING)}
+    keys.discard("rounds")
+    return sorted(keys)
+
+
+def name_suffix(config: Mapping[str, Any], differing: list[str], key: str) -> str:
+    """What tells a cell from others of the same name: the class a differing `_target_` names
+    (`tinynet`), the one differing setting (`mu0.1`), else the start of its key (`k3fa9b1`)."""
+    targets = [k for k in differing if k.endswith("_target_")]
+    flat = flatten(config)
+    if targets:
+        return "-".join(str(flat.get(k, "none")).rsplit(".", 1)[-1].lower() for k in targets)
+    if len(differing) == 1:
+        label = f"{_short(differing[0])}{_format(flat.get(differing[0]))}"
+        if re.fullmatch(r"[A-Za-z0-9_.+=-]{1,32}", label):
+            return label
+    return f"k{key[:6]}"
+
+
+_MISSING = object()
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""What a client does in round r, as pure functions: its learning rate and its local work in tasks.
+"""What round r does, as pure functions: a client's learning rate and local work in tasks, and
+whether the round evaluates the global model.
 
 **Learning rate.** Step decay by round (`lr_schedule: {milestones, gamma}`), as torch's
 `MultiStepLR` stepped once per round: round r (1-based) trains with lr · gamma^k, k the number of
@@ -13,6 +14,9 @@ milestones m < r, so milestone m decays the lr from round m + 1 on. No milestone
   ceil(τ / B) tasks, the last one cut at τ, and exactly τ steps in all (for a client with data).
   A straggler's partial work (faults) counts in the same unit as the knob: x of E epochs, or x of
   τ steps. A client without data runs one empty chunk (0 steps).
+
+**Evaluation** (`evaluate_every: N`): in the rounds that are multiples of N, and always in the last
+round of the run, so that a finished cell's final accuracy is its final model's (docs/evaluation.md).
 """
 
 import math
@@ -39,3 +43,9 @@ def steps_in_chunk(chunk: int, *, steps: int, num_samples: int, batch_size: int)
     """Mini-batch steps of chunk `chunk` (0-based) of a client's `steps` in all."""
     per_pass = batches_per_pass(num_samples, batch_size)
     return max(0, min(per_pass, steps - chunk * per_pass))
+
+
+def evaluates(round: int, *, every: int, rounds: int) -> bool:
+    """Whether round `round` evaluates the global model: every `every` rounds, and always the last
+    round of the run (`rounds`)."""
+    return round % every == 0 or round >= rounds

@@ -24,6 +24,7 @@ from typing import Any
 
 from fedsweep.checkpoint.storage import LocalStorage
 from fedsweep.compare.stats import rounds_to_target
+from fedsweep.config.errors import did_you_mean
 
 COLUMNS = (
     "run",
@@ -58,9 +59,15 @@ def failures(history: Sequence[Mapping[str, float]]) -> dict[str, int]:
     return {column: int(sum(h.get(column, 0) for h in history)) for column in FAILURES}
 
 
+def evaluated(history: Sequence[Mapping[str, float]]) -> list[Mapping[str, float]]:
+    """The rounds that evaluated the global model (`evaluate_every`: not every round does)."""
+    return [h for h in history if "accuracy" in h]
+
+
 def postfix(history: Sequence[Mapping[str, float]]) -> dict[str, str]:
     """The progress bar's postfix: the last accuracy, then what failed so far (only what happened)."""
-    shown = {"acc": f"{history[-1]['accuracy']:.3f}"} if history else {}
+    rows = evaluated(history)
+    shown = {"acc": f"{rows[-1]['accuracy']:.3f}"} if rows else {}
     shown.update({FAILURES[k]: str(v) for k, v in failures(history).items() if v})
     return shown
 
@@ -70,8 +77,9 @@ def cell_row(
 ) -> dict[str, Any]:
     """A cell's row from its whole history; `rounds_run`: the rounds this run played (0: skipped).
     `curve` (round, accuracy, simulated clock or None) is for `with_time_to_target`, not a column."""
-    accuracies = [h["accuracy"] for h in history]
-    curve = tuple((int(h["round"]), h["accuracy"], h.get("sim_clock_s")) for h in history)
+    rows = evaluated(history)  # final and best accuracy, and time to target, of the evaluated rounds
+    accuracies = [h["accuracy"] for h in rows]
+    curve = tuple((int(h["round"]), h["accuracy"], h.get("sim_clock_s")) for h in rows)
     return {
         "cell": name,
         "status": status,
@@ -99,8 +107,9 @@ def report_settings(node: Mapping[str, Any] | None, *, key: str = "report") -> R
     node = dict(node or {})
     unknown = sorted(set(node) - {"target_accuracy", "target_fraction"})
     if unknown:
+        hint = did_you_mean(unknown[0], ("target_accuracy", "target_fraction"))
         raise ValueError(
-            f"{key}.{unknown[0]}: unknown key (expected one of: target_accuracy, target_fraction)"
+            f"{key}.{unknown[0]}: unknown key{hint} (expected one of: target_accuracy, target_fraction)"
         )
     for name, value in node.items():
         if value is None and name == "target_accuracy":

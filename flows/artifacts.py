@@ -10,6 +10,7 @@ The sweep's flow run gets the summary table as a Markdown artifact.
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact
@@ -19,8 +20,9 @@ from prefect.logging import get_run_logger
 
 from fedsweep.cell.cell import Cell
 from fedsweep.rounds.state import CellState
+from fedsweep.summary import evaluated
 from flows.callbacks import CellCallback, Final, MlflowRun
-from flows.view import artifact_key
+from flows.view import sweep_artifact_key
 
 COLUMNS = ("round", "accuracy", "loss", "clients_ok", "clients_failed", "retries", "round_seconds")
 
@@ -46,7 +48,7 @@ def mlflow_where(tracking: dict[str, Any], run_id: str | None, what: str = "run"
         return f"MLflow: [{what} {run_id}]({url})"
     return (
         f"MLflow: {what} `{run_id}` in experiment `{tracking['experiment_id']}`; "
-        f"open it with `mlflow ui --backend-store-uri {tracking['uri']}`."
+        f"open it with `python cli/ui.py --backend-store-uri {tracking['uri']}`."
     )
 
 
@@ -65,11 +67,16 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 class CellStory(CellCallback):
     """The Prefect side of one cell's flow run (a round-loop callback, flows/callbacks.py). Artifact
-    keys name the sweep and the cell (`quickstart-fedprox-c50-r5-s0`), so the UI's Artifacts page
-    keeps one entry per cell of each sweep, its versions the cell's runs."""
+    keys name the sweep, its folder and the cell (`quickstart-1a2b3c-fedprox-c50-r5-s0`), so the UI's
+    Artifacts page keeps one entry per cell of each sweep folder, its versions the cell's runs."""
 
     def __init__(self, cell: Cell, tracking: dict[str, Any], mlflow_run: MlflowRun) -> None:
-        self.sweep, self.name, self.rounds = cell.knobs.sweep_name, cell.name, cell.knobs.rounds
+        self.name, self.rounds = cell.name, cell.knobs.rounds
+        sweep, sweep_dir = cell.knobs.sweep_name, Path(cell.knobs.output_dir) / cell.knobs.sweep_name
+        self.keys = {
+            "progress": sweep_artifact_key(sweep, sweep_dir, cell.name, "progress"),
+            "page": sweep_artifact_key(sweep, sweep_dir, cell.name),
+        }
         self.tracking, self.mlflow_run, self.log = tracking, mlflow_run, get_run_logger()
         self.updates: ThreadPoolExecutor | None = None
 
@@ -83,7 +90,7 @@ class CellStory(CellCallback):
             self.log.info("resuming cell %s after round %d of %d", self.name, done, self.rounds)
         self.progress = create_progress_artifact(
             progress=100.0 * done / self.rounds,
-            key=artifact_key(self.sweep, self.name, "progress"),
+            key=self.keys["progress"],
             description=self._said(history),
         )
         # Updates go through one client (`update_progress_artifact` makes one per call: several task
@@ -93,20 +100,26 @@ class CellStory(CellCallback):
         self.updates = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsweep-progress")
 
     def _said(self, history: Sequence[dict[str, Any]]) -> str:
-        if not history:
-            return f"{self.name}: round 0 of {self.rounds}"
-        return f"{self.name}: round {len(history)} of {self.rounds}, accuracy {history[-1]['accuracy']:.4f}"
+        rows = evaluated(history)
+        accuracy = f", accuracy {rows[-1]['accuracy']:.4f}" if rows else ""
+        if rows and rows[-1] is not history[-1]:  # evaluate_every: the last evaluated round's
+            accuracy += f" (round {int(rows[-1]['round'])})"
+        return f"{self.name}: round {len(history)} of {self.rounds}{accuracy}"
 
     def after_round(self, state: CellState) -> None:
         """One INFO line, and the progress artifact moves."""
         history = state.history
         row = history[-1]
+        evaluation = (
+            f"accuracy {row['accuracy']:.4f}, loss {row['loss']:.4f}"
+            if "accuracy" in row
+            else "not evaluated"
+        )
         self.log.info(
-            "round %d of %d: accuracy %.4f, loss %.4f, %d of %d clients ok, %s",
+            "round %d of %d: %s, %d of %d clients ok, %s",
             int(row["round"]),
             self.rounds,
-            row["accuracy"],
-            row["loss"],
+            evaluation,
             int(row["clients_ok"]),
             int(row["clients_selected"]),
             failures_text(row),
@@ -129,7 +142,7 @@ class CellStory(CellCallback):
         if status != "FINISHED":
             return
         history = state.history
-        accuracies = [h["accuracy"] for h in history]
+        accuracies = [h["accuracy"] for h in evaluated(history)]
         final_line = (
             f"final accuracy **{accuracies[-1]:.4f}**, best {max(accuracies):.4f}, "
             f"{len(history)} rounds, {int(sum(h['clients_failed'] for h in history))} client failures"
@@ -139,15 +152,15 @@ class CellStory(CellCallback):
         where = mlflow_where(self.tracking, self.mlflow_run.run_id)
         markdown = "\n\n".join([f"# Cell {self.name}", final_line, where, table(history, COLUMNS)])
         create_markdown_artifact(
-            markdown, key=artifact_key(self.sweep, self.name), description=f"{self.name}: per-round metrics"
+            markdown, key=self.keys["page"], description=f"{self.name}: per-round metrics"
         )
 
 
-def sweep_artifact(name: str, summary_markdown: str, tracking: dict[str, Any]) -> None:
+def sweep_artifact(name: str, sweep_dir: str, summary_markdown: str, tracking: dict[str, Any]) -> None:
     """The sweep's Markdown artifact: its summary table and its MLflow parent run."""
     where = mlflow_where(tracking, tracking.get("parent_run_id"), what="parent run")
     create_markdown_artifact(
-        f"# Sweep {name}\n\n{where}\n\n{summary_markdown}",
-        key=artifact_key(name, "summary"),
+        f"# Sweep {name}\n\nFolder: `{Path(sweep_dir).resolve()}`\n\n{where}\n\n{summary_markdown}",
+        key=sweep_artifact_key(name, sweep_dir, "summary"),
         description=f"{name}: one row per cell",
     )

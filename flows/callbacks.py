@@ -21,6 +21,7 @@ from fedsweep import summary
 from fedsweep.cell.cell import Cell
 from fedsweep.interrupt import StopRequested, stop_requested
 from fedsweep.memory.guard import guard_from_config
+from fedsweep.rounds.report import QUIET_WHILE_CONSTANT, charted_points, constants
 from fedsweep.rounds.state import CellState
 from tasks import track
 
@@ -109,26 +110,42 @@ class ProgressBar(CellCallback):
 
 class MlflowRun(CellCallback):
     """The cell's MLflow child run: found again or created, each committed round logged once (its
-    step not there yet), ended FINISHED with the final weights, KILLED or FAILED."""
+    step not there yet), ended FINISHED with the final weights, KILLED or FAILED.
+
+    What it charts (fedsweep/rounds/report.py `charted_points`): every round's metrics but those with
+    no news yet (a failure counter still at 0, a per-round constant such as `bytes_down`), which join
+    the charts, earlier rounds included, once they move; a constant that never moved is a tag of the
+    run (its value). A FINISHED run also gets its summary: `final_accuracy`, `best_accuracy` and
+    `rounds` (step = its last round), what the runs table can show as columns."""
 
     def __init__(self, cell: Cell, tracking: dict[str, Any], params: dict[str, Any]) -> None:
         self.cell, self.uri = cell, tracking.get("uri")
         self.run_id: str | None = None
         self.logged, self.status = 0, None
+        self.history: list[dict[str, Any]] = []
         if self.uri:
             self.run_id, self.logged, self.status = track.open_cell_run(
-                self.uri, tracking["experiment_id"], tracking["parent_run_id"], cell.name, cell.key, params
+                self.uri,
+                tracking["experiment_id"],
+                tracking["parent_run_id"],
+                cell.name,
+                cell.key,
+                params,
+                rounds=cell.knobs.rounds,
             )
 
     def on_start(self, state: CellState) -> None:
+        self.history = []
         for row in state.history:  # rounds committed before a crash but not yet logged
             self.log_round(row)
 
     def log_round(self, row: dict[str, Any]) -> None:
         """Log a committed round's metrics (the committer calls this after each commit)."""
         rnd = int(row["round"])
+        if not self.history or rnd > int(self.history[-1]["round"]):
+            self.history.append({k: float(v) for k, v in row.items()})
         if self.run_id and rnd > self.logged:
-            track.log_round(self.uri, self.run_id, rnd, {k: float(v) for k, v in row.items() if k != "round"})
+            track.log_points(self.uri, self.run_id, charted_points(self.history))
             self.logged = rnd
 
     def on_end(self, state: CellState, status: str, final: Final) -> None:
@@ -140,4 +157,11 @@ class MlflowRun(CellCallback):
             sha, weights = final
             config = yaml.safe_dump(self.cell.config, sort_keys=False).encode()
             files = {"config.yaml": config, "model/final.safetensors": weights}
-            track.finish_run(self.uri, self.run_id, "FINISHED", {"final_weights_sha256": sha}, files)
+            row = summary.cell_row(self.cell.name, status, state.history, rounds_run=0)
+            metrics = {k: row[k] for k in ("final_accuracy", "best_accuracy", "rounds")}
+            still = constants(self.history)
+            tags = {"final_weights_sha256": sha, **{k: f"{v:g}" for k, v in still.items()}}
+            track.drop_tags(self.uri, self.run_id, [k for k in QUIET_WHILE_CONSTANT if k not in still])
+            track.finish_run(
+                self.uri, self.run_id, "FINISHED", tags, files, metrics=metrics, step=state.round
+            )

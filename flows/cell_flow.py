@@ -92,8 +92,8 @@ def run_cell(cell: Cell, tracking: dict[str, Any], params: dict[str, Any] | None
         raise
     if stopped is not None:
         wrapping_up()
+        _end(callbacks, state, "STOPPED", None)  # the progress bar ends its line first
         log.log(stopped.level, "%s: %s", cell.name, stopped)
-        _end(callbacks, state, "STOPPED", None)
         row = summary.cell_row(
             cell.name, "STOPPED", state.history, rounds_run=state.round - first, message=str(stopped)
         )
@@ -112,6 +112,13 @@ def _end(
         callback.on_end(state, status, final)
 
 
+def mlflow_params(cell: dict[str, Any]) -> dict[str, Any]:
+    """The params of a cell's MLflow run: its config, less `rounds` where they are where the cell
+    stops (a run's params cannot change, and the run grows when the cell is extended: the metric
+    `rounds` says how many it has)."""
+    return {k: v for k, v in cell["params"].items() if k != "rounds" or cell.get("rounds_in_key", True)}
+
+
 def since_start() -> float:
     """Seconds since this process started (restart latency, for the log and the benchmark)."""
     return time.time() - psutil.Process().create_time()
@@ -127,7 +134,7 @@ def cell_flow(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any] 
         # concurrency slots at the start of every tagged task run, a round trip to a server that
         # runs at a lower priority than training, which stalled rounds by ~2 s every few rounds.
         with TagsContext(current_tags=set()):
-            row = run_cell(open_cell(plan["dir"]), tracking, plan["params"])
+            row = run_cell(open_cell(plan["dir"]), tracking, mlflow_params(plan))
         return stopped(row["message"], row) if row["status"] == "STOPPED" else row
     except execution.EngineLost as err:
         print(f"cell {name} stopped: {err}", flush=True)

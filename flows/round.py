@@ -12,7 +12,8 @@ decision, and holds only small references, never model tensors:
    plus a grace period, starts nothing once it has passed, and records whom it cut);
 3. **aggregate**: the aggregation policy decides (aggregate, keep the global model, or fail the
    cell), then the aggregation task;
-4. **evaluate**: the evaluation task on the new global model;
+4. **evaluate**: the evaluation task on the new global model, every `evaluate_every` rounds and in the
+   last one (the others' rows have no `accuracy` or `loss`);
 5. **commit**: the round's row of metrics and the cell's next state; the committer waits (bounded)
    for the previous round's checkpoint, then writes this one in the background (flows/commit.py).
 
@@ -37,6 +38,7 @@ from fedsweep.rounds.plan import RoundPlan, plan_round
 from fedsweep.rounds.refs import ClientRef, RoundStart
 from fedsweep.rounds.report import after_round, round_row, split_invalid
 from fedsweep.rounds.state import CellState
+from fedsweep.schedule import evaluates
 from flows.batches import Trained, train_batches
 from flows.commit import RoundCommitter
 from flows.pending import Ran, next_done
@@ -77,7 +79,12 @@ def play_round(cell: Cell, state: CellState, rnd: int, parallel: int, committer:
     start = aggregate(cell, plan, state.start, valid, failures, keep=decision == "skip")
 
     evaluated = time.perf_counter()
-    evaluation = evaluate_round(cell, rnd, start["global"])
+    knobs = cell.knobs
+    evaluation = (
+        evaluate_round(cell, rnd, start["global"])
+        if evaluates(rnd, every=knobs.evaluate_every, rounds=knobs.rounds)
+        else {}  # a round without evaluation has no accuracy or loss in its row
+    )
     row = round_row(
         plan, results, failures, num_clients=cell.num_clients, kept=decision == "skip", evaluation=evaluation,
         tasks_reused=reused, parallel_clients=parallel, round_seconds=time.perf_counter() - tick,

@@ -77,7 +77,7 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
     summary.append_summary(out, rows)
     files = {"summary.csv": summary.to_csv(rows), "summary.md": summary.to_markdown(rows)}  # this run's
     print("\n" + summary.to_text(rows) + f"\n\nsummary: {out / 'summary.md'} (every run's rows)", flush=True)
-    sweep_artifact(sweep["name"], files["summary.md"], tracking)
+    sweep_artifact(sweep["name"], sweep["dir"], files["summary.md"], tracking)
     if tracking:
         statuses = {r["status"] for r in rows}
         status = "FINISHED" if statuses == {"FINISHED"} else "KILLED" if "STOPPED" in statuses else "FAILED"

@@ -7,9 +7,11 @@ FedProx cell of every sweep: `experiment:<sweep name>` on every run, and on a ce
 `strategy:`, `selection:`, `dataset:`, `partition:`, `model:`, `clients:`.
 """
 
+import hashlib
 import logging
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 # The config keys a cell's short view shows, besides its chosen options and its strategy's settings.
@@ -58,6 +60,17 @@ def cell_tags(cell: dict[str, Any]) -> list[str]:
 def artifact_key(*parts: str) -> str:
     """A Prefect artifact key (lowercase letters, digits and dashes) made of `parts`."""
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())).strip("-")
+
+
+def folder_id(sweep_dir: str | Path) -> str:
+    """Six hex digits of the sweep folder's absolute path: two folders (two clones, two machines'
+    outputs) that use one sweep name keep their own artifacts on a shared Prefect server."""
+    return hashlib.sha256(str(Path(sweep_dir).resolve()).encode()).hexdigest()[:6]
+
+
+def sweep_artifact_key(sweep_name: str, sweep_dir: str | Path, *parts: str) -> str:
+    """`quickstart-1a2b3c-fedprox-c50-r5-s0-progress`: the sweep, its folder, then `parts`."""
+    return artifact_key(sweep_name, folder_id(sweep_dir), *parts)
 
 
 def quiet_task_runs() -> None:

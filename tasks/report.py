@@ -50,7 +50,9 @@ def curves(uri: str, parent_run_id: str, cell_keys: list[str]) -> list["CellCurv
         if run is None:
             continue
         accuracy = sorted((m.step, m.value) for m in mlc.get_metric_history(run.info.run_id, "accuracy"))
-        failed = {m.step: m.value for m in mlc.get_metric_history(run.info.run_id, "clients_failed")}
+        failed = sorted(
+            {m.step: m.value for m in mlc.get_metric_history(run.info.run_id, "clients_failed")}.items()
+        )
         found.append(
             CellCurve(
                 name=run.info.run_name,
@@ -58,7 +60,8 @@ def curves(uri: str, parent_run_id: str, cell_keys: list[str]) -> list["CellCurv
                 num_clients=int(run.data.tags.get("num_clients", 0)),
                 rounds=tuple(s for s, _ in accuracy),
                 accuracy=tuple(v for _, v in accuracy),
-                failed=tuple(failed.get(s, 0.0) for s, _ in accuracy),
+                failed=tuple(v for _, v in failed),
+                failure_rounds=tuple(s for s, _ in failed),
             )
         )
     return found

@@ -4,11 +4,14 @@ No Prefect import here: the compare command reads MLflow without starting Prefec
 """
 
 SWEEP_KEY, CELL_KEY = "fedsweep.sweep_key", "fedsweep.cell_key"
+SWEEP_NAME = (
+    "fedsweep.sweep"  # the experiment of a sweep: its name (cli/ui.py finds fedsweep's experiments by it)
+)
 SUPERSEDED_BY = "fedsweep.superseded_by"
 
-# MLflow 3's UI opens an experiment in its GenAI view unless this experiment tag says otherwise (the
-# values its UI knows, read from MLflow 3.17's UI code: genai_development, custom_model_development,
-# finetuning); ours are training runs.
+# What an experiment is (values from MLflow's UI code: genai_development, custom_model_development,
+# finetuning); ours are training runs. MLflow 3.17's UI no longer reads it to choose the view an
+# experiment opens in (a switch kept in the browser does: cli/ui.py); other versions and tools may.
 EXPERIMENT_KIND, TRAINING = "mlflow.experimentKind", "custom_model_development"
 # Tags of a cell's child run that the runs table can group by: tag -> the param it comes from.
 GROUP_TAGS = {

@@ -17,7 +17,9 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.tags import CELL_KEY, EXPERIMENT_KIND, SUPERSEDED_BY, SWEEP_KEY, TRAINING, group_tags
+from tasks.tags import CELL_KEY, EXPERIMENT_KIND, SUPERSEDED_BY, SWEEP_KEY, SWEEP_NAME, TRAINING, group_tags
+
+ROUND_METRIC = "round_seconds"  # a metric every round logs: the last round logged is its last step
 
 
 @lru_cache(maxsize=4)
@@ -69,15 +71,15 @@ def experiment_id(uri: str, artifact_root: str, name: str) -> str:
     """The experiment named after the sweep, created with artifacts under `artifact_root`, and
     marked as training runs (MLflow's classic view, not its GenAI view)."""
     mlc = client(uri)
+    tags = {EXPERIMENT_KIND: TRAINING, SWEEP_NAME: name}
     found = mlc.get_experiment_by_name(name)
     if found is not None:
-        if found.tags.get(EXPERIMENT_KIND) != TRAINING:  # an experiment made before fedsweep set it
-            mlc.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, TRAINING)
+        for tag, value in tags.items():  # an experiment made before fedsweep set them
+            if found.tags.get(tag) != value:
+                mlc.set_experiment_tag(found.experiment_id, tag, value)
         return found.experiment_id
     location = Path(artifact_root).absolute().as_uri() if "://" not in artifact_root else artifact_root
-    return mlc.create_experiment(
-        name, artifact_location=f"{location.rstrip('/')}/{name}", tags={EXPERIMENT_KIND: TRAINING}
-    )
+    return mlc.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}", tags=tags)
 
 
 def parent_run_name(uri: str, exp_id: str, sweep_name: str) -> str:
@@ -142,24 +144,41 @@ def open_cell_run(
     cell_key: str,
     params: dict,
     fresh: bool = False,
+    rounds: int | None = None,
 ) -> tuple[str, int, str]:
     """(run id, last logged round, status before) of the cell's child run, found again or created;
-    tagged with the cell's options (`strategy`, `num_clients`, ...) for the UI to group by."""
+    tagged with the cell's options (`strategy`, `num_clients`, ...) for the UI to group by. A run
+    found again takes the cell's current name (its `-rN` moves when the cell is extended), and one
+    FINISHED with fewer rounds than `rounds` runs again (RUNNING) until the cell finishes them."""
     mlc = client(uri)
     if fresh:
-        _supersede(uri, exp_id, CELL_KEY, cell_key)
+        _supersede(uri, exp_id, CELL_KEY, [cell_key], by=parent_run_id)
     found = _find_run(uri, exp_id, CELL_KEY, cell_key)
     if found is not None:
-        status = found.info.status
-        if status != "FINISHED":
-            mlc.update_run(found.info.run_id, status="RUNNING")
-        _set_tags(uri, found.info.run_id, group_tags(params))  # a run made before these tags existed
-        history = mlc.get_metric_history(found.info.run_id, "accuracy")
-        return found.info.run_id, max((m.step for m in history), default=0), status
+        run_id, status = found.info.run_id, found.info.status
+        # The last round logged: every round logs `round_seconds` (not always `accuracy`: evaluate_every).
+        logged = max((m.step for m in mlc.get_metric_history(run_id, ROUND_METRIC)), default=0)
+        if status != "FINISHED" or (rounds is not None and logged < rounds):
+            mlc.update_run(run_id, status="RUNNING")
+            status = "RUNNING" if status == "FINISHED" else status
+        if found.info.run_name != cell_name:
+            mlc.update_run(run_id, name=cell_name)
+        _set_tags(uri, run_id, group_tags(params))  # a run made before these tags existed
+        return run_id, logged, status
     tags = {CELL_KEY: cell_key, "mlflow.parentRunId": parent_run_id, **group_tags(params)}
     run = mlc.create_run(exp_id, run_name=cell_name, tags=tags)
     _log_params(uri, run.info.run_id, params)
     return run.info.run_id, 0, "RUNNING"
+
+
+def drop_tags(uri: str, run_id: str, names: list[str]) -> None:
+    """Delete the run's tags `names` that it has (a per-round constant tagged when a cell finished,
+    charted since it moved in an extension)."""
+    mlc = client(uri)
+    present = mlc.get_run(run_id).data.tags
+    for name in names:
+        if name in present:
+            mlc.delete_tag(run_id, name)
 
 
 def _set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
@@ -178,7 +197,12 @@ def _log_params(uri: str, run_id: str, params: dict) -> None:
 
 
 def log_round(uri: str, run_id: str, round: int, metrics: dict[str, float]) -> None:
-    """All of a round's metrics in one batch (one transaction), at step = round.
+    """All of a round's metrics in one batch (one transaction), at step = round."""
+    log_points(uri, run_id, {round: metrics})
+
+
+def log_points(uri: str, run_id: str, points: dict[int, dict[str, float]]) -> None:
+    """Metrics at their steps (round -> metric -> value), in batches of MLflow's limit (1000).
 
     A plain call, not a task: it runs after the round's checkpoint task, in the same background
     job, and a task run per round would cost the Prefect server more than the write itself.
@@ -186,8 +210,13 @@ def log_round(uri: str, run_id: str, round: int, metrics: dict[str, float]) -> N
     from mlflow.entities import Metric  # noqa: PLC0415 - as MlflowClient
 
     stamp = int(time.time() * 1000)
-    batch = [Metric(k, float(v), stamp, round) for k, v in sorted(metrics.items())]
-    client(uri).log_batch(run_id, metrics=batch)
+    batch = [
+        Metric(k, float(v), stamp, step)
+        for step, metrics in sorted(points.items())
+        for k, v in sorted(metrics.items())
+    ]
+    for start in range(0, len(batch), 1000):
+        client(uri).log_batch(run_id, metrics=batch[start : start + 1000])
 
 
 @task(cache_policy=NO_CACHE, name="track-finish")
@@ -198,15 +227,13 @@ def finish_run(
     tags: dict[str, str],
     files: dict[str, bytes],
     metrics: dict[str, float] | None = None,
+    step: int = 0,
 ) -> None:
-    """Tags, metrics (step 0), artifacts (`path -> bytes`) and the final status of a run."""
-    from mlflow.entities import Metric  # noqa: PLC0415 - as MlflowClient
-
+    """Tags, metrics (at `step`), artifacts (`path -> bytes`) and the final status of a run."""
     mlc = client(uri)
     _set_tags(uri, run_id, tags)
     if metrics:
-        stamp = int(time.time() * 1000)
-        mlc.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()])
+        log_points(uri, run_id, {step: metrics})
     with tempfile.TemporaryDirectory() as tmp:
         for rel, data in files.items():
             path = Path(tmp, rel)

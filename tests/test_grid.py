@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fedsweep.grid import GridError, cell_key, cell_name, expand_grid, flatten, override_key
+from fedsweep.grid import GridError, cell_key, cell_name, expand_grid, flatten, legacy_key, override_key
 
 
 def test_grid_is_the_cartesian_product_in_written_order() -> None:
@@ -148,10 +148,48 @@ def test_amp_and_device_at_their_defaults_keep_every_existing_key(
 ) -> None:
     # Prepare
     config = cell_config(*overrides)
-    # Execute / Assert
+    # Execute / Assert: the key every cell had, rounds in, is `legacy_key` (cli/identity.py finds them by it)
     assert (config["runner"]["amp"], config["runner"]["device"]) == (False, "cpu")
-    assert cell_key(config) == old_cell_key(config)
-    assert cell_key(cell_config(*overrides, "runner.amp=true")) != old_cell_key(config)
+    assert legacy_key(config) == cell_key(config, with_rounds=True) == old_cell_key(config)
+    assert legacy_key(cell_config(*overrides, "runner.amp=true")) != old_cell_key(config)
+
+
+def test_rounds_are_where_a_cell_stops_not_part_of_its_key(
+    cell_config: Callable[..., dict[str, Any]],
+) -> None:
+    # Prepare
+    five, ten = cell_config("rounds=5"), cell_config("rounds=10")
+    # Execute / Assert: one cell whatever its rounds; the old key, and a key with rounds in, tell them apart
+    assert cell_key(five) == cell_key(ten)
+    assert cell_key(five, with_rounds=True) != cell_key(ten, with_rounds=True)
+    assert legacy_key(five) != legacy_key(ten) and cell_key(five) != legacy_key(five)
+    assert cell_key(cell_config("rounds=5", "lr=0.07")) != cell_key(five)
+
+
+def test_a_cell_folder_stem_is_its_name_without_the_rounds() -> None:
+    from fedsweep.grid import cell_stem
+
+    naming = {"strategy": "fedprox", "num_clients": 10, "seed": 0, "labels": ["mu1"]}
+    assert cell_stem(**naming) == "fedprox-c10-s0-mu1"
+    assert cell_stem(**naming, rounds=5) == "fedprox-c10-r5-s0-mu1"
+
+
+def test_a_name_suffix_says_what_differs() -> None:
+    from fedsweep.grid import differing_settings, name_suffix
+
+    # Prepare
+    base = {"rounds": 5, "lr": 0.1, "model": {"_target_": "fedsweep.models.logreg.LogisticRegression"}}
+    mine = {**base, "model": {"_target_": "tiny.TinyNet", "width": 8}}
+    mu = {**base, "strategy": {"mu": 0.1}}
+    theirs_mu = {**base, "strategy": {"mu": 1.0}}
+    many = {**base, "lr": 0.2, "rounds": 9, "seed": 3}
+    # Execute / Assert
+    assert differing_settings(mine, [base]) == ["model._target_", "model.width"]
+    assert name_suffix(mine, differing_settings(mine, [base]), "0123456789abcdef") == "tinynet"
+    assert name_suffix(mu, differing_settings(mu, [theirs_mu]), "0123456789abcdef") == "mu0.1"
+    assert differing_settings(many, [base]) == ["lr", "seed"]  # rounds are not what a cell is
+    assert name_suffix(many, differing_settings(many, [base]), "0123456789abcdef") == "k012345"
+    assert differing_settings({**base, "rounds": 9}, [base]) == []
 
 
 def test_flatten_uses_dotted_paths() -> None:

@@ -109,7 +109,7 @@ def test_config_block_defaults_and_values() -> None:
         ({"min_fit": 1.5}, "aggregation.min_fit must be a count (int >= 1) or a fraction in (0, 1]"),
         ({"min_fit": "half"}, "aggregation.min_fit must be a count"),
         ({"on_insufficient": "retry"}, "aggregation.on_insufficient must be 'skip' or 'fail'"),
-        ({"stragglers": "keep"}, "aggregation.stragglers must be 'drop' or 'partial'"),
+        ({"stragglers": "keep"}, "aggregation.stragglers must be 'drop', 'partial' or 'strategy'"),
         ({"min_fits": 2}, "aggregation.min_fits: unknown key"),
         (
             {"round_timeout_s": 0},
@@ -143,3 +143,27 @@ def test_config_block_errors_use_the_given_key() -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match=r"^agg\.min_fit must be <= clients_per_round \(2\), got 3$"):
         aggregation_policy({"min_fit": 3}, clients_per_round=2, key="agg")
+
+
+def test_stragglers_strategy_follows_each_methods_paper() -> None:
+    # Prepare
+    from fedsweep.strategies.fedavg import FedAvg
+    from fedsweep.strategies.fednova import FedNova
+    from fedsweep.strategies.fedprox import FedProx
+
+    policy = aggregation_policy({"stragglers": "strategy"}, clients_per_round=10)
+    # Execute
+    resolved = {
+        type(s).__name__: policy.for_strategy(s.partial_work) for s in (FedAvg(), FedProx(), FedNova())
+    }
+    # Assert: FedAvg drops a client that ran 2 of 5 epochs, FedProx and FedNova aggregate its work
+    assert {name: p.stragglers for name, p in resolved.items()} == {
+        "FedAvg": "drop",
+        "FedProx": "partial",
+        "FedNova": "partial",
+    }
+    assert not resolved["FedAvg"].accept(2, 5) and resolved["FedProx"].accept(2, 5)
+    fixed = aggregation_policy({"stragglers": "drop"}, clients_per_round=10)
+    assert fixed.for_strategy(True) is fixed  # an explicit policy is the cell's, whatever its method
+    with pytest.raises(ValueError, match="'drop', 'partial' or 'strategy', got 'some'"):
+        aggregation_policy({"stragglers": "some"}, clients_per_round=10)

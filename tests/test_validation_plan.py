@@ -16,6 +16,15 @@ REFUSED: list[tuple[list[str], list[str]]] = [
     (["strategy.foo=1"], ["unknown key strategy.foo"]),
     (["model=mlp", "+model.depth=3"], ["unknown key model.depth; MLP takes: hidden"]),
     (["+grid.foo=[1,2]"], ["unknown key foo", "(in the grid cell foo=1)"]),
+    # A mistyped key or option: the close one is suggested, by Hydra's composition and by the schema
+    (["rouds=5"], ["unknown key rouds (did you mean rounds?); top-level keys: "]),
+    (["+rouds=5"], ["unknown key rouds (did you mean rounds?); top-level keys: "]),
+    (["runner.retires=1"], ["unknown key runner.retires (did you mean retries?); keys of runner: "]),
+    (["+runner.retires=1"], ["unknown key runner.retires (did you mean retries?); keys of runner: "]),
+    (["strategy=fedprox", "+strategy.muu=1"], ["unknown key strategy.muu (did you mean mu?); FedProx takes"]),
+    (["strategy=fedprx"], ["unknown option strategy=fedprx (did you mean fedprox?); choose one of: "]),
+    (["+aggregation.min_fits=2"], ["aggregation.min_fits: unknown key (did you mean min_fit?)"]),
+    (["foo=1"], ["unknown key foo; top-level keys: "]),  # nothing close: no suggestion
     (
         ["+experiment=quickstart", "grid.strategy=[fedavg,nope]"],
         ["unknown option strategy=nope", "grid cell"],
@@ -102,7 +111,9 @@ def test_valid_command_plans_every_cell_and_writes_nothing(in_empty_folder: Path
         "fedprox-c50-r2-s0",
     ]
     assert plan.dir == Path("outputs/quickstart")
-    assert all(set(c) == {"name", "key", "dir", "config", "params"} for c in plan.cells)
+    planned = {"name", "key", "dir", "config", "params", "committed", "suffix"}
+    naming = {"rounds_in_key", "rounds_from", "stem", "base", "naming"}  # cli/identity.py
+    assert all(set(c) == planned | naming for c in plan.cells)
     assert list(in_empty_folder.iterdir()) == []
 
 

@@ -115,3 +115,10 @@ def open_cell(cell_dir: str) -> Cell:
             while len(_OPEN) > _OPEN_KEPT:
                 _OPEN.pop(next(iter(_OPEN)))
         return cell
+
+
+def forget_cell(cell_dir: str) -> None:
+    """Build the cell in `cell_dir` again at its next `open_cell`: its `cell.json` was rewritten (a
+    cell extended to more rounds by a later `-m` job of the same process)."""
+    with _OPEN_LOCK:
+        _OPEN.pop(cell_dir, None)

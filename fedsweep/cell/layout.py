@@ -46,9 +46,15 @@ def open_stores(cell_dir: str, *, keep: int) -> CellStores:
     )
 
 
-def write_cell_config(cell_dir: str, *, key: str, name: str, config: dict[str, Any]) -> None:
-    """Record the resolved config beside the cell's state (what every process rebuilds from)."""
-    text = json.dumps({"key": key, "name": name, "config": config}, indent=1, sort_keys=True)
+def write_cell_config(
+    cell_dir: str, *, key: str, name: str, config: dict[str, Any], suffix: str | None = None
+) -> None:
+    """Record the resolved config beside the cell's state (what every process rebuilds from), with
+    the suffix that tells its name from other cells' (cli/identity.py) when it was given one."""
+    record: dict[str, Any] = {"key": key, "name": name, "config": config}
+    if suffix is not None:
+        record["suffix"] = suffix
+    text = json.dumps(record, indent=1, sort_keys=True)
     open_storage(cell_dir).write(CONFIG_FILE, text.encode())
 
 
@@ -61,8 +67,17 @@ def read_cell_config(cell_dir: str) -> dict[str, Any]:
 def committed_round(cell_dir: str) -> int:
     """The newest round whose checkpoint manifest and meta verify (0: none), read without building
     the cell or reading its tensors, and without writing anything."""
+    return int(_newest_meta(cell_dir).get("round", 0))
+
+
+def committed_history(cell_dir: str) -> list[dict[str, Any]]:
+    """The metric rows of the committed rounds ([]: none), read as `committed_round` reads them."""
+    return list(_newest_meta(cell_dir).get("history", []))
+
+
+def _newest_meta(cell_dir: str) -> dict[str, Any]:
     store = CheckpointStore(storage=open_storage(f"{cell_dir.rstrip('/')}/{CHECKPOINTS}"))
-    return max((int(meta.get("round", 0)) for meta in store.kept_metas()), default=0)
+    return max(store.kept_metas(), key=lambda meta: int(meta.get("round", 0)), default={})
 
 
 def verified_round(cell_dir: str) -> int:

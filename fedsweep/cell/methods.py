@@ -99,13 +99,15 @@ def build_methods(config: Mapping[str, Any], settings: CellSettings, data: CellD
         amp=runner.amp,
         amp_dtype=runner.amp_dtype,
     )
+    strategy = build(config["strategy"], key="strategy")
+    policy = aggregation_policy(config.get("aggregation"), clients_per_round=knobs.clients_per_round)
     return CellMethods(
         model=model.to(device),
         initial_params=initial,
-        strategy=build(config["strategy"], key="strategy"),
+        strategy=strategy,
         selector=build(config["selection"], key="selection"),
         faults=validate_faults(config["faults"], num_clients=knobs.num_clients),
-        policy=aggregation_policy(config.get("aggregation"), clients_per_round=knobs.clients_per_round),
+        policy=policy.for_strategy(strategy.partial_work),
         local=local,
         lr_milestones=tuple(knobs.lr_schedule.milestones),
         lr_gamma=knobs.lr_schedule.gamma,

@@ -42,14 +42,24 @@ class Cell:
 
 
 def method_params(params: Mapping[str, str]) -> dict[str, str]:
-    """The params that identify a cell's method."""
-    return {k: v for k, v in semantic_params(params).items() if k != "seed" and not k.startswith("choice.")}
+    """The params that identify a cell's method (`rounds` aside: see `identity`)."""
+    skip = ("seed", "rounds")
+    return {k: v for k, v in semantic_params(params).items() if k not in skip and not k.startswith("choice.")}
+
+
+def method_identity(run: Run) -> tuple[tuple[str, str], ...]:
+    """A run's method and length: its method params and the rounds it has (its last step). A cell's
+    run has no `rounds` param when the cell can be extended (the run grows), and an older run's
+    `rounds` param says where it stopped first, not where it is."""
+    return tuple(
+        sorted({**method_params(run.params), "rounds": str(max(s for s, _ in run.accuracy))}.items())
+    )
 
 
 def group_cells(runs: Iterable[Run]) -> tuple[list[Cell], int]:
     """(cells, repeats): each run as a cell of its method, in the order read, less the repeats."""
     runs = [r for r in runs if r.accuracy]
-    identities = [tuple(sorted(method_params(r.params).items())) for r in runs]
+    identities = [method_identity(r) for r in runs]
     labels = _labels(runs, identities)
     cells, seen = [], set()
     for run, identity in zip(runs, identities, strict=True):

@@ -9,9 +9,13 @@ a hint about HYDRA_FULL_ERROR. Here each becomes a `ConfigError` naming the key 
     cannot parse override 'rounds=[1,': no viable alternative at input '[1,'
 
 `compose_config` needs an initialised Hydra (inside `hydra.main`, or `initialize_config_dir`).
+`compose_cell` also says which settings are interpolated from `rounds` (`${rounds}`): those make the
+number of rounds part of what a cell is (fedsweep/grid.py `cell_key`).
 """
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from hydra import compose
@@ -20,7 +24,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from fedsweep.config.errors import ConfigError
+from fedsweep.config.errors import ConfigError, did_you_mean
 
 _NOISE = (
     "Config search path:",
@@ -32,8 +36,28 @@ _NOISE = (
 )
 
 
+# Interpolations of the top-level `rounds`: `${rounds}`, `${oc.select:rounds,10}`, `${mul:${rounds},2}`.
+_READS_ROUNDS = re.compile(r"\$\{[^}]*?(?<![\w.])rounds(?![\w.])")
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A composed cell config (plain containers, resolved), its chosen option per group, and the
+    dotted keys whose value is interpolated from `rounds`."""
+
+    config: dict[str, Any]
+    choices: dict[str, str]
+    rounds_from: tuple[str, ...] = ()
+
+
 def compose_config(config_name: str, overrides: Iterable[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """(resolved config as plain containers, chosen option per group), or ConfigError."""
+    composed = compose_cell(config_name, overrides)
+    return composed.config, composed.choices
+
+
+def compose_cell(config_name: str, overrides: Iterable[str]) -> Composed:
+    """The composed config, its choices and what is interpolated from `rounds`, or ConfigError."""
     overrides = list(overrides)
     parse_overrides(overrides)
     try:
@@ -45,11 +69,28 @@ def compose_config(config_name: str, overrides: Iterable[str]) -> tuple[dict[str
         }
         with open_dict(composed):
             del composed["hydra"]
+        raw = OmegaConf.to_container(composed, resolve=False)
         config = OmegaConf.to_container(composed, resolve=True)
-        assert isinstance(config, dict)  # a composed config is a mapping
+        assert isinstance(config, dict) and isinstance(raw, dict)  # a composed config is a mapping
     except (HydraException, OmegaConfBaseException) as exc:
         raise explain(exc) from None
-    return cast(dict[str, Any], config), choices
+    return Composed(cast(dict[str, Any], config), choices, tuple(reads_rounds(raw)))
+
+
+def reads_rounds(raw: Any, prefix: str = "") -> list[str]:
+    """The dotted keys of an unresolved config whose value interpolates `rounds` (the grid and
+    `rounds` itself left out)."""
+    found: list[str] = []
+    items = raw.items() if isinstance(raw, Mapping) else enumerate(raw) if isinstance(raw, list) else ()
+    for key, value in items:
+        path = f"{prefix}{key}"
+        if path in ("grid", "rounds"):
+            continue
+        if isinstance(value, str) and _READS_ROUNDS.search(value):
+            found.append(path)
+        elif isinstance(value, Mapping | list):
+            found += reads_rounds(value, f"{path}.")
+    return found
 
 
 def parse_overrides(overrides: Iterable[str]) -> list[Any]:
@@ -71,7 +112,8 @@ def explain(exc: BaseException) -> ConfigError:
         if "/" in missing:
             group, name = missing.rsplit("/", 1)
             options = ", ".join(exc.options or []) or "(none)"
-            return ConfigError(f"unknown option {group}={name}; choose one of: {options}", key=group)
+            hint = did_you_mean(name, exc.options or [])
+            return ConfigError(f"unknown option {group}={name}{hint}; choose one of: {options}", key=group)
         return ConfigError(f"config {missing!r} not found", key=missing or None)
     cause = exc.__cause__
     if isinstance(cause, OmegaConfBaseException) and "not in struct" in str(cause):
@@ -79,9 +121,10 @@ def explain(exc: BaseException) -> ConfigError:
         parent = getattr(cause, "parent_node", None)
         head, _, _ = key.rpartition(".")
         names = parent.keys() if isinstance(parent, DictConfig) else ()
-        keys = ", ".join(sorted(str(k) for k in names if k != "hydra"))
+        known = sorted(str(k) for k in names if k != "hydra")
         where = f"keys of {head}" if head else "top-level keys"
-        return ConfigError(f"unknown key {key}; {where}: {keys or '(none)'}", key=key)
+        hint = did_you_mean(key.rpartition(".")[2], known)
+        return ConfigError(f"unknown key {key}{hint}; {where}: {', '.join(known) or '(none)'}", key=key)
     if isinstance(cause, OmegaConfBaseException):  # e.g. "Error merging override grid=[1,2]"
         return ConfigError(
             f"{_one_line(exc)}: {_one_line(cause)}", key=str(getattr(cause, "full_key", "")) or None

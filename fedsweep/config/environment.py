@@ -113,6 +113,25 @@ def check_prefect_database(url: str, *, key: str) -> None:
         ) from None
 
 
+def resolved_device(device: str) -> str:
+    """`auto` as this machine resolves it (`cuda` when CUDA is present, else `cpu`); any other device as
+    given. A cell is keyed with the device it runs on, so `auto` on a CPU-only machine is the cell
+    `cpu` is (and keeps the key it had before `auto` existed)."""
+    if device != "auto":
+        return device
+    import torch  # noqa: PLC0415 - only for `auto`: seconds to import
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def with_device_resolved(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with `runner.device=auto` resolved (a shallow copy; itself if there is nothing to do)."""
+    runner = config.get("runner")
+    if not isinstance(runner, Mapping) or runner.get("device") != "auto":
+        return config
+    return {**config, "runner": {**runner, "device": resolved_device("auto")}}
+
+
 def check_device(device: str) -> None:
     """A requested accelerator exists (`auto` falls back to the CPU by itself)."""
     kind = device.split(":", 1)[0]

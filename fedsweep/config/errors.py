@@ -4,6 +4,8 @@ Every check of fedsweep/config/ raises it; the entry point prints `error: <messa
 This module imports nothing of the project, so every other config module can import it.
 """
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -26,3 +28,10 @@ def show(value: Any) -> str:
         return str(value).lower()
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """` (did you mean rounds?)` when one of `choices` is close to the mistyped `name` (difflib's
+    ratio >= 0.6, the closest), else ''. Written right after the unknown name in an error line."""
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""

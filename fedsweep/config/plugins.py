@@ -33,7 +33,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
-from fedsweep.config.errors import ConfigError, show
+from fedsweep.config.errors import ConfigError, did_you_mean, show
 from fedsweep.config.validation import STRICT, check
 
 HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
@@ -119,7 +119,8 @@ def check_params(node: Mapping[str, Any], cls: type, *, key: str) -> dict[str, i
         # A partial's parameters without default (input_shape, …) come from the caller (build_model).
         takes = [n for n, p in params.items() if not partial or p.default is not inspect.Parameter.empty]
         known = f"takes: {', '.join(takes)}" if takes else "takes no keys"
-        raise ConfigError(f"unknown key {key}.{name}; {cls.__name__} {known}", key=f"{key}.{name}")
+        hint = did_you_mean(str(name), takes)
+        raise ConfigError(f"unknown key {key}.{name}{hint}; {cls.__name__} {known}", key=f"{key}.{name}")
     check(_params_model(cls), {n: v for n, v in node.items() if n in params}, prefix=f"{key}.")
     return params
 

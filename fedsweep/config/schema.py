@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from fedsweep.config.errors import ConfigError, show
+from fedsweep.config.errors import ConfigError, did_you_mean, show
 from fedsweep.config.plugins import build, check_plugin
 from fedsweep.config.validation import STRICT, parse
 
@@ -113,6 +113,8 @@ class Knobs(Settings):
     weight_decay: float = setting(ge=0)
     clip_norm: float = setting(ge=0)
     eval_batch_size: int = setting(ge=1)
+    # Evaluate the global model every N rounds and in the last; training is the same either way.
+    evaluate_every: int = setting(semantic=False, ge=1, default=1)
     resume: bool = setting(semantic=False)
     output_dir: str = setting(semantic=False)
     grid: dict[str, Any] = setting(semantic=False)
@@ -345,7 +347,8 @@ def validate(config: Mapping[str, Any], *, groups: Iterable[str] = (), plugins: 
     allowed = sorted(knob_names | set(group_names))
     for key in config:
         if key not in knob_names and key not in group_names:
-            raise ConfigError(f"unknown key {key}; top-level keys: {', '.join(allowed)}", key=str(key))
+            hint = did_you_mean(str(key), allowed)
+            raise ConfigError(f"unknown key {key}{hint}; top-level keys: {', '.join(allowed)}", key=str(key))
     knobs = parse(Knobs, {k: v for k, v in config.items() if k in knob_names})
     settings: dict[str, Any] = {}
     for group, model in GROUP_SETTINGS.items():  # they need no import, so a typo there is found fast

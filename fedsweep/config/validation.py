@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from fedsweep.config.errors import ConfigError, show
+from fedsweep.config.errors import ConfigError, did_you_mean, show
 
 STRICT = ConfigDict(
     strict=True, allow_inf_nan=False, extra="forbid", frozen=True, arbitrary_types_allowed=True
@@ -82,9 +82,10 @@ def one_line(error: ErrorDetails, model: type[BaseModel], data: Any, prefix: str
     if kind == "extra_forbidden":
         name = str(error["loc"][len(path)])
         where = key or "the top level"
-        fields = ", ".join(fields_of(owner)) if owner else ""
+        fields = list(fields_of(owner)) if owner else []
         unknown = f"{key}.{name}" if key else name
-        return ConfigError(f"unknown key {unknown}; keys of {where}: {fields}", key=unknown)
+        hint = did_you_mean(name, fields)
+        return ConfigError(f"unknown key {unknown}{hint}; keys of {where}: {', '.join(fields)}", key=unknown)
     value = _at(data, path)
     if kind == "config":  # a validator's own words, after the key
         message = error["msg"]

@@ -5,7 +5,7 @@ Two decisions, pure functions of counts, configured by the group-free `aggregati
     aggregation:
       min_fit: 1            # usable updates a round needs: a count (int >= 1) or a fraction (0, 1]
       on_insufficient: skip # fewer than that: skip (keep the global model) | fail (the cell fails)
-      stragglers: partial   # a client that ran fewer than E local epochs: drop | partial
+      stragglers: partial   # a client that ran fewer than E local epochs: drop | partial | strategy
       round_timeout_s: null # a round's deadline in seconds from the start of its training; null = none
 
 - `min_fit` follows Flower's `min_fit_clients` (a count) and `fraction_fit` (a fraction): an int is
@@ -13,7 +13,9 @@ Two decisions, pure functions of counts, configured by the group-free `aggregati
   `1.0` is all of them). Zero usable updates are never enough.
 - `stragglers` follows Li et al. 2020 (FedProx), https://arxiv.org/abs/1812.06127, Section 5.2:
   FedAvg *drops* devices that did not finish their E epochs; FedProx aggregates their *partial*
-  work. A client that did no epoch at all has no update under either policy.
+  work. A client that did no epoch at all has no update under either policy. `strategy` does what
+  the cell's method does in its paper: partial for a strategy whose `partial_work` is true (FedProx,
+  FedNova), drop for the others (the quickstart compares FedAvg and FedProx so).
 - `round_timeout_s` follows p2pfl's aggregation timeout (https://github.com/p2pfl/p2pfl): once the
   deadline passes, the clients still training are cut off, recorded as `deadline` failures, and
   the round aggregates what arrived under `min_fit` / `on_insufficient` (fedsweep/rounds/deadline.py).
@@ -21,12 +23,14 @@ Two decisions, pure functions of counts, configured by the group-free `aggregati
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
+
+from fedsweep.config.errors import did_you_mean
 
 Decision = Literal["aggregate", "skip", "fail"]
 OnInsufficient = Literal["skip", "fail"]
-StragglerPolicy = Literal["drop", "partial"]
+StragglerPolicy = Literal["drop", "partial", "strategy"]
 
 KEYS = ("min_fit", "on_insufficient", "stragglers", "round_timeout_s")
 
@@ -89,8 +93,10 @@ class AggregationPolicy:
             raise ValueError(
                 f"aggregation.on_insufficient must be 'skip' or 'fail', got {self.on_insufficient!r}"
             )
-        if self.stragglers not in ("drop", "partial"):
-            raise ValueError(f"aggregation.stragglers must be 'drop' or 'partial', got {self.stragglers!r}")
+        if self.stragglers not in ("drop", "partial", "strategy"):
+            raise ValueError(
+                f"aggregation.stragglers must be 'drop', 'partial' or 'strategy', got {self.stragglers!r}"
+            )
         timeout = self.round_timeout_s
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf
@@ -114,6 +120,13 @@ class AggregationPolicy:
         """`aggregate`, `skip` or `fail` for a round with `ok` usable updates."""
         return decide(ok, selected, min_fit=self.min_fit, on_insufficient=self.on_insufficient)
 
+    def for_strategy(self, partial_work: bool) -> "AggregationPolicy":
+        """The policy with `stragglers: strategy` resolved for a strategy that does (or does not)
+        aggregate partial work."""
+        if self.stragglers != "strategy":
+            return self
+        return replace(self, stragglers="partial" if partial_work else "drop")
+
     def accept(self, epochs_done: int, epochs_planned: int) -> bool:
         """Whether a (possibly partial) update is aggregated."""
         return accept_straggler(epochs_done, epochs_planned, self.stragglers)
@@ -133,7 +146,8 @@ def aggregation_policy(
     cfg = dict(cfg or {})
     unknown = sorted(set(cfg) - set(KEYS))
     if unknown:
-        raise ValueError(f"{key}.{unknown[0]}: unknown key (expected one of: {', '.join(KEYS)})")
+        hint = did_you_mean(unknown[0], KEYS)
+        raise ValueError(f"{key}.{unknown[0]}: unknown key{hint} (expected one of: {', '.join(KEYS)})")
     try:
         policy = AggregationPolicy(**cfg)
         policy.check_against(clients_per_round=clients_per_round)

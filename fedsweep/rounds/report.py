@@ -111,3 +111,56 @@ def round_row(
         **clock,
         **measured,
     }
+
+
+# What a cell's MLflow run charts (tasks/track.py logs it): every round's metrics, but those that
+# carry no news stay out of the run's charts until they do. Counters of what went wrong (or was
+# unusual) while every round so far has 0; per-round constants (what each round transfers, how many
+# clients it selects and trains at once) while every round so far has the first round's value.
+QUIET_WHILE_ZERO = (
+    *(f"failed_{kind}" for kind in FAILURE_KINDS),
+    "retries",
+    "skipped",
+    "clients_probed",
+    "clients_unavailable",
+    "clients_late",
+    "tasks_reused",
+)
+QUIET_WHILE_CONSTANT = ("bytes_down", "bytes_up", "clients_selected", "parallel_clients")
+
+
+def _moved(history: list[dict[str, float]], name: str) -> bool:
+    values = [h[name] for h in history if name in h]
+    if name in QUIET_WHILE_ZERO:
+        return any(v != 0 for v in values)
+    return len(set(values)) > 1
+
+
+def charted_points(history: list[dict[str, float]]) -> dict[int, dict[str, float]]:
+    """The points (round -> metric -> value) that the last round of `history` adds to the cell's
+    charts: its own metrics less the quiet ones still at rest, and every earlier round of a quiet
+    metric that moves in this round (so its chart is a whole series)."""
+    *before, last = history
+    rnd = int(last["round"])
+    points: dict[int, dict[str, float]] = {rnd: {}}
+    for name, value in last.items():
+        if name == "round":
+            continue
+        if name not in QUIET_WHILE_ZERO and name not in QUIET_WHILE_CONSTANT:
+            points[rnd][name] = value
+        elif _moved(history, name):
+            points[rnd][name] = value
+            if not _moved(before, name):  # it moves now: its earlier rounds join the chart
+                for row in before:
+                    if name in row:
+                        points.setdefault(int(row["round"]), {})[name] = row[name]
+    return points
+
+
+def constants(history: list[dict[str, float]]) -> dict[str, float]:
+    """The per-round constants that never moved (not charted): their one value, for the run's tags."""
+    return {
+        name: history[0][name]
+        for name in QUIET_WHILE_CONSTANT
+        if history and name in history[0] and not _moved(history, name)
+    }

@@ -152,6 +152,10 @@ class Aggregated:
 class Strategy(ABC):
     """Base class; subclasses override what their method changes."""
 
+    # Whether the method, in its paper, aggregates the partial work of clients that ran fewer local
+    # epochs than asked (FedProx, FedNova); `aggregation.stragglers: strategy` follows it.
+    partial_work: bool = False
+
     def init_server_state(self, params: Params) -> Params:
         """Server state before round 1."""
         return {}

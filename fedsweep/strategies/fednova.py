@@ -50,6 +50,8 @@ def normalised_step(*, x: Params, updates: list[tuple[float, float, Params]]) ->
 class FedNova(Strategy):
     """Averaging of the clients' updates normalised by their local work (plain SGD or momentum)."""
 
+    partial_work = True  # heterogeneous local work is what it normalises
+
     def __init__(self, *, local_momentum: float = 0.0) -> None:
         super().__init__()
         self.local_momentum = decay("FedNova", "local_momentum", local_momentum)

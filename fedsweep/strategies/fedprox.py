@@ -17,6 +17,8 @@ from fedsweep.weights import Params
 class FedProx(FedAvg):
     """FedAvg plus the proximal term μ/2 · Σ‖w − w_global‖² over trainable parameters."""
 
+    partial_work = True  # the paper aggregates stragglers' partial work (Section 5.2)
+
     def __init__(self, *, mu: float = 0.01) -> None:
         super().__init__()
         if not float(mu) >= 0.0:

@@ -57,19 +57,23 @@ def test_method_params_are_the_cell_keys_view_less_the_seed(cell_config) -> None
     flat = {k: str(v) for k, v in flatten(config).items()}
     assert set(semantic_params(flat)) == set(flatten(semantic_view(config)))
     assert "runner.amp" in semantic_params(flat) and "runner.torch_threads" not in semantic_params(flat)
-    assert set(method_params(flat)) == set(flatten(semantic_view(config))) - {"seed"}
+    assert set(method_params(flat)) == set(flatten(semantic_view(config))) - {"seed", "rounds"}
 
 
 def test_cells_group_by_method_whatever_their_sweep_and_runner(params) -> None:
     # Prepare: fedavg seed 0 again, recorded by another sweep that ran its clients in Dask, and once more
     # by a run made before engines were plug-ins (its params name `runner.pool` and `runner.dask.*`)
-    again = Run("fedavg-c10-r3-s0", params("fedavg", 0, "sweep_name=other", "runner/engine=dask"), [(1, 0.1)])
+    again = Run(
+        "fedavg-c10-r3-s0",
+        params("fedavg", 0, "sweep_name=other", "runner/engine=dask"),
+        [(1, 0.1), (2, 0.1), (3, 0.1)],
+    )
     old_params = {
         **params("fedavg", 0, "sweep_name=old"),
         "runner.pool": "dask",
         "runner.dask.n_workers": "2",
     }
-    old = Run("fedavg-c10-r3-s0", old_params, [(1, 0.2)])
+    old = Run("fedavg-c10-r3-s0", old_params, [(1, 0.2), (2, 0.2), (3, 0.2)])
     # Execute
     cells, repeats = group_cells([*runs(params), again, old])
     # Assert: the repeats are counted, not averaged in
@@ -146,3 +150,15 @@ def test_the_command_imports_neither_prefect_nor_mlflow_to_start() -> None:
         [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_method_is_told_apart_by_the_rounds_its_runs_have(params) -> None:
+    # Prepare: seed 0's cell at 3 rounds and, in another sweep, at 2 (an old run with its `rounds`
+    # param, a new one without: a cell's run grows when it is extended)
+    three = Run("fedavg-c10-r3-s0", params("fedavg", 0), list(enumerate(FEDAVG[0], 1)))
+    two = {k: v for k, v in params("fedavg", 1).items() if k != "rounds"}
+    runs = [three, Run("fedavg-c10-r2-s1", two, list(enumerate(FEDAVG[1][:2], 1)))]
+    # Execute
+    cells, repeats = group_cells(runs)
+    # Assert: two methods (3 rounds, 2 rounds), whatever the params say of rounds
+    assert repeats == 0 and [c.method for c in cells] == ["fedavg-c10-r3", "fedavg-c10-r2"]

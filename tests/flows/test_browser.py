@@ -1,7 +1,9 @@
 """The two UIs a user opens after a sweep, in a real browser (headless Chromium driven by
-Playwright): the Prefect UI shows the sweep, its cells and an artifact; the MLflow UI shows the
-sweep's runs and a comparison plot. `.ci/run` installs Debian's chromium; without it the test skips
-and says why. With FEDSWEEP_SCREENSHOTS=DIR the screenshots are kept there (the README's come so)."""
+Playwright): the Prefect UI shows the sweep, its cells and an artifact; the MLflow UI (`python
+cli/ui.py`) opens, in a fresh browser, from its home page's list of experiments onto the sweep's runs
+table, its cells and their final accuracy shown, and has the comparison plots. `.ci/run` installs
+Debian's chromium; without it the test skips and says why. With FEDSWEEP_SCREENSHOTS=DIR the
+screenshots are kept there (the README's come so)."""
 
 import os
 import shutil
@@ -72,16 +74,14 @@ def uis(tmp_path_factory, prefect_home):
             str(prefect_port),
         ],
         "mlflow": [
-            str(bin_dir / "mlflow"),
-            "server",
+            sys.executable,
+            str(Path(__file__).resolve().parents[2] / "cli" / "ui.py"),
             "--backend-store-uri",
             f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}",
             "--host",
             "127.0.0.1",
             "--port",
             str(mlflow_port),
-            "--workers",
-            "1",
         ],
     }
     procs = {}
@@ -114,13 +114,19 @@ def uis(tmp_path_factory, prefect_home):
 
 
 @pytest.fixture(scope="module")
-def page(uis):
+def browser(uis):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        browser.close()
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    """A page of a fresh browser: nothing in its storage, as a user's first visit."""
+    return browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
 
 
 def _show(page, url: str | None, *texts: str, shot: str, timeout_ms: int = 60_000) -> str:
@@ -144,15 +150,18 @@ def test_prefect_ui_shows_the_sweep_its_cells_and_their_artifacts(uis, page) -> 
     assert all(cell in body for cell in CELLS), body[:3000]
 
 
-def test_mlflow_ui_shows_the_runs_and_a_comparison_plot(uis, page) -> None:
+def test_mlflow_ui_opens_the_experiment_on_its_runs_and_shows_a_comparison_plot(uis, page) -> None:
     # Prepare
     runs = recorded(uis["cwd"], "ui")
     parent = next(run for run, _, _ in runs.values() if "mlflow.parentRunId" not in run.data.tags)
     exp = parent.info.experiment_id
-    # Execute / Assert: the experiment's runs: the sweep's parent run, its cells once unfolded
-    _show(page, f"{uis['mlflow']}/#/experiments/{exp}/runs", "ui #1", shot="mlflow-parent.png")
-    page.locator("[role='row'] button[data-component-id*='runnamecellrenderer']").first.click()
-    _show(page, None, *CELLS, shot="mlflow-runs.png")
+    final = f"{runs[CELLS[0]][0].data.metrics['final_accuracy']:.4f}"
+    # Execute: as a user does, from the home page's list of experiments
+    _show(page, f"{uis['mlflow']}/", "Experiments", shot="mlflow-home.png")
+    page.get_by_role("link", name="ui", exact=True).first.click(timeout=60_000)
+    # Assert: the experiment's runs, its cells unfolded under the sweep's run, their final accuracy
+    body = _show(page, None, "ui #1", *CELLS, "final_accuracy", final[:5], shot="mlflow-runs.png")
+    assert f"/experiments/{exp}" in page.url and "Traces\n0" not in body, (page.url, body[:2000])
     # Execute / Assert: the parent run's artifacts hold a plot, shown as an image
     page.goto(f"{uis['mlflow']}/#/experiments/{exp}/runs/{parent.info.run_id}/artifacts")
     page.get_by_text("plots", exact=True).first.click(timeout=60_000)
@@ -162,3 +171,30 @@ def test_mlflow_ui_shows_the_runs_and_a_comparison_plot(uis, page) -> None:
     assert image.evaluate("img => img.naturalWidth") > 100
     if os.environ.get("FEDSWEEP_SCREENSHOTS"):
         page.screenshot(path=str(Path(os.environ["FEDSWEEP_SCREENSHOTS"]) / "mlflow-plot.png"))
+
+
+def test_plain_mlflow_ui_would_open_the_genai_view(uis, browser) -> None:
+    """The control: in a fresh browser, MLflow's own page (without cli/ui.py's defaults) opens the
+    experiment in its GenAI view, whatever the experiment's tags say: the defaults are what moves it."""
+    # Prepare: another fresh browser, served index.html as plain `mlflow ui` serves it
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+
+    def plain(route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, body=_without_script(response))
+
+    page.route(f"{uis['mlflow']}/", plain)
+    # Execute
+    page.goto(f"{uis['mlflow']}/")
+    page.get_by_role("link", name="ui", exact=True).first.click(timeout=60_000)
+    page.get_by_text("Overview", exact=True).first.wait_for(timeout=60_000)
+    body = page.inner_text("body")
+    # Assert
+    assert "Traces" in body and "final_accuracy" not in body, body[:2000]
+
+
+def _without_script(response) -> str:
+    """MLflow's index.html as plain `mlflow ui` sends it: cli/ui.py's script taken out."""
+    text = response.text()
+    start = text.find("<script>(function(){try{var s=window.localStorage;")
+    return text if start < 0 else text[:start] + text[text.index("</script>", start) + len("</script>") :]

@@ -23,6 +23,8 @@ HANGING = (
     "strategy=fedavg",
     "num_clients=10",
     "rounds=3",
+    "local_epochs=1",  # one task per client epoch, half of them quick: round 1 persists results at once
+    "runner.granularity=epoch",
     "faults=hang",
     "faults.p=0.5",
     "faults.seconds=60",
@@ -93,6 +95,9 @@ def assert_stopped(
     assert seconds < EXIT_BOUND_S, f"exit took {seconds:.1f} s"
     assert_clean(out)
     assert sum("stopping after the running round" in line for line in out.splitlines()) == 1
+    # the stop's line is a line of its own, not glued to the progress bar (split on newlines only:
+    # the bar redraws itself with carriage returns)
+    assert any(line.startswith(f"{CELL}: stopped after round ") for line in out.split("\n")), out[-3000:]
     run, metrics, _ = recorded(cwd, "stop")[CELL]
     committed = [step for step, _ in metrics["accuracy"]]
     assert run.info.status == "KILLED" and committed == list(range(1, len(committed) + 1))

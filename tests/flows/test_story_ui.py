@@ -3,6 +3,7 @@ against a real Prefect server, read back through Prefect's API and MlflowClient 
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,16 @@ from sweep_cli import recorded, run_sweep
 
 from fedsweep.plots import CellCurve, sweep_figures
 from flows.artifacts import failures_text, mlflow_where
-from flows.view import artifact_key, short_config
+from flows.view import artifact_key, short_config, sweep_artifact_key
 
-ARGS = ("+experiment=quickstart", "rounds=2", "num_clients=10", "tracking.ui_url=http://127.0.0.1:5000")
+# The quickstart without its stragglers: every round's log line says "10 of 10 clients ok, none failed".
+ARGS = (
+    "+experiment=quickstart",
+    "rounds=2",
+    "num_clients=10",
+    "faults=none",
+    "tracking.ui_url=http://127.0.0.1:5000",
+)
 CELLS = ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0")
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -140,23 +148,21 @@ def test_artifacts_show_each_cells_rounds_progress_and_mlflow_run_and_the_summar
     cwd, mlflow_runs = swept
     runs = {run.name: run for run in flow_runs(cwd)}
     # Execute: the latest version of each key, as the UI's Artifacts page shows it
-    keys = [
-        *(f"quickstart-{n}" for n in CELLS),
-        *(f"quickstart-{n}-progress" for n in CELLS),
-        "quickstart-summary",
-    ]
-    by_key = latest_artifacts(keys)
+    key = partial(sweep_artifact_key, "quickstart", cwd / "outputs" / "quickstart")
+    by_key = latest_artifacts(
+        [*(key(n) for n in CELLS), *(key(n, "progress") for n in CELLS), key("summary")]
+    )
     # Assert
     for name in CELLS:
         child = mlflow_runs[name][0]
-        markdown = by_key[f"quickstart-{name}"]
+        markdown = by_key[key(name)]
         assert markdown.type == "markdown" and markdown.flow_run_id == runs[name].id
         url = f"http://127.0.0.1:5000/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}"
         assert url in markdown.data and "final accuracy **" in markdown.data
         assert "| 1 |" in markdown.data and "| 2 |" in markdown.data
-        progress = by_key[f"quickstart-{name}-progress"]
+        progress = by_key[key(name, "progress")]
         assert progress.type == "progress" and progress.data == 100.0
-    summary = by_key["quickstart-summary"]
+    summary = by_key[key("summary")]
     assert summary.flow_run_id == next(r.id for r in runs.values() if r.name.startswith("quickstart-"))
     assert (
         all(name in summary.data for name in CELLS)
@@ -181,8 +187,8 @@ def test_mlflow_parent_is_named_and_carries_headline_metrics_and_plots(swept, tm
     assert metrics["best_final_accuracy"] == pytest.approx(max(finals))
     assert (metrics["cells_finished"], metrics["cells_failed"]) == (2, 0) and metrics["sweep_wall_s"] > 0
     assert plots == {
-        f"plots/{n}.png" for n in ("accuracy_vs_round", "final_accuracy_by_method", "failures_per_round")
-    }
+        f"plots/{n}.png" for n in ("accuracy_vs_round", "final_accuracy_by_method")
+    }  # none failed
     assert image.read_bytes().startswith(PNG)
 
 
@@ -195,6 +201,7 @@ def test_mlflow_children_are_tagged_for_grouping_and_the_experiment_is_a_trainin
     experiment = client.get_experiment(parent.info.experiment_id)
     # Assert
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["fedsweep.sweep"] == "quickstart"  # how cli/ui.py finds it
     for name in CELLS:
         tags = runs[name][0].data.tags
         assert {k: tags.get(k) for k in ("strategy", "selection", "dataset", "partition", "num_clients")} == {
@@ -245,8 +252,10 @@ def test_the_figures_are_pngs_even_for_one_cell_or_none() -> None:
     )
     # Execute
     figures = [sweep_figures(cells) for cells in ([cell], [])]
-    # Assert
-    assert all(len(f) == 3 and all(png.startswith(PNG) for png in f.values()) for f in figures)
+    # Assert: the failures plot only where a client failed
+    assert [len(f) for f in figures] == [3, 2] and all(
+        png.startswith(PNG) for f in figures for png in f.values()
+    )
 
 
 def test_texts_say_failures_where_the_run_is_and_a_short_config() -> None:
@@ -270,10 +279,25 @@ def test_texts_say_failures_where_the_run_is_and_a_short_config() -> None:
     # Execute / Assert
     assert failures_text(row) == "2 failed (node_down 1, transient 1), 3 retries"
     assert failures_text({"clients_failed": 0.0}) == "none failed"
-    assert "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db" in mlflow_where(tracking, "abc")
+    assert "python cli/ui.py --backend-store-uri sqlite:///mlruns/mlflow.db" in mlflow_where(tracking, "abc")
     assert "`abc`" in mlflow_where(tracking, "abc")
     assert mlflow_where({**tracking, "ui_url": "http://h:5000/"}, "abc") == (
         "MLflow: [run abc](http://h:5000/#/experiments/7/runs/abc)"
     )
     assert short_config(params) == {"strategy": "fedprox", "seed": 0, "strategy.mu": 0.1}
     assert artifact_key("quickstart", "FedProx_mu0.1") == "quickstart-fedprox-mu0-1"
+
+
+def test_artifact_keys_are_the_sweep_folders_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: two clones that use one sweep name, and the same folder named two ways
+    from flows.view import folder_id, sweep_artifact_key
+
+    one, two = tmp_path / "one" / "outputs" / "quickstart", tmp_path / "two" / "outputs" / "quickstart"
+    (tmp_path / "one").mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    # Execute
+    keys = [sweep_artifact_key("quickstart", d, "fedavg-c10-r5-s0", "progress") for d in (one, two)]
+    # Assert
+    assert keys[0] != keys[1]
+    assert all(re.fullmatch(r"quickstart-[0-9a-f]{6}-fedavg-c10-r5-s0-progress", k) for k in keys)
+    assert folder_id("outputs/quickstart") == folder_id(one) != folder_id(two)

@@ -1,7 +1,8 @@
 """What the terminal and the sweep folder say across runs of one sweep name (real command, real
 Prefect): the start-up line, skipped cells, one summary.csv that keeps every run's rows and each
 cell's true training time (a kill -9 and a resume included), failures by what happened, the dry run,
-and a key set on the command line for the grid's FedProx cells only."""
+a key set on the command line for the grid's FedProx cells only, and `-m` jobs at other rounds that
+extend the cells of earlier ones (their names saying where they stop, and what differs)."""
 
 import csv
 import json
@@ -32,7 +33,8 @@ def files_of(cwd: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def three_runs(tmp_path_factory, prefect_home) -> tuple[Path, list[str]]:
     """The 2-cell sweep at 2 rounds, the same again, then `-m` jobs at 1 and 3 rounds with FedProx's
-    mu set."""
+    mu set: the FedAvg cell is finished at 1 (it has 2 rounds), then extended to 3; FedProx at mu=0.1
+    is a new cell, named apart from the mu=1 one, run to 1 round, then extended to 3."""
     cwd = tmp_path_factory.mktemp("terminal")
     first = run_sweep(cwd, prefect_home, *TINY, "rounds=2")
     again = run_sweep(cwd, prefect_home, *TINY, "rounds=2")
@@ -48,21 +50,20 @@ def test_one_summary_keeps_every_run_and_true_training_times(three_runs) -> None
     # Assert: 2 cells x (2 runs + 2 jobs), each run's rows marked with its own run
     runs = list(dict.fromkeys(r["run"] for r in rows))
     assert len(rows) == 8 and len(runs) == 4
-    assert [[r["cell"] for r in rows if r["run"] == run] for run in runs] == [
-        ["fedavg-c10-r2-s0", "fedprox-c10-r2-s0"]
-    ] * 2 + [["fedavg-c10-r1-s0", "fedprox-c10-r1-s0"], ["fedavg-c10-r3-s0", "fedprox-c10-r3-s0"]]
+    said = [[(r["cell"], r["rounds"], r["rounds_run"]) for r in rows if r["run"] == run] for run in runs]
+    assert said == [
+        [("fedavg-c10-r2-s0", "2", "2"), ("fedprox-c10-r2-s0", "2", "2")],
+        [("fedavg-c10-r2-s0", "2", "0"), ("fedprox-c10-r2-s0", "2", "0")],  # skipped
+        [("fedavg-c10-r2-s0", "2", "0"), ("fedprox-c10-r1-s0-mu0.1", "1", "1")],  # 2 rounds there: skipped
+        [("fedavg-c10-r3-s0", "3", "1"), ("fedprox-c10-r3-s0-mu0.1", "3", "2")],  # extended
+    ]
+    assert all(r["status"] == "FINISHED" for r in rows)
     first, again = rows[:2], rows[2:4]
-    assert all(r["status"] == "FINISHED" and r["rounds_run"] == r["rounds"] for r in rows if r not in again)
-    assert [r["rounds_run"] for r in again] == [
-        "0",
-        "0",
-    ]  # skipped: the time is the one trained, not the skip's
     assert [r["wall_s"] for r in again] == [r["wall_s"] for r in first] and all(
         float(r["wall_s"]) > 0 for r in first
-    )
-    for cell in (
-        cwd / "outputs" / "quickstart" / "cells"
-    ).iterdir():  # the time is the history's, cell by cell
+    )  # skipped: the time is the one trained, not the skip's
+    assert len({r["key"] for r in rows if r["cell"].startswith("fedavg")}) == 1  # one FedAvg cell
+    for cell in (cwd / "outputs" / "quickstart" / "cells").iterdir():  # the time is the history's
         name = json.loads((cell / "cell.json").read_text())["name"]
         history = (
             CheckpointStore(storage=open_storage(str(cell / "checkpoints"))).load_latest().meta["history"]
@@ -80,7 +81,8 @@ def test_the_start_up_line_comes_first_and_skipped_cells_say_so(three_runs) -> N
     for name in ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0"):
         assert f"cell {name} is already finished (2 rounds): skipped" in again
     assert "already finished" not in first
-    assert jobs.count("starting 2 cells of quickstart in outputs/quickstart: 2 new") == 2
+    assert "starting 2 cells of quickstart in outputs/quickstart: 1 finished (skipped), 1 new" in jobs
+    assert "starting 2 cells of quickstart in outputs/quickstart: 2 to extend" in jobs
 
 
 def test_a_command_line_key_reaches_the_fedprox_cells_of_the_grid_only(three_runs) -> None:
@@ -92,16 +94,9 @@ def test_a_command_line_key_reaches_the_fedprox_cells_of_the_grid_only(three_run
         for c in (cwd / "outputs" / "quickstart" / "cells").iterdir()
     ]
     mu = {c["name"]: c["config"]["strategy"].get("mu") for c in configs}
-    # Assert: the -m jobs' FedProx cells have mu=0.1, their FedAvg cells no mu, the first run's FedProx
-    # the default
-    assert mu == {
-        "fedavg-c10-r2-s0": None,
-        "fedprox-c10-r2-s0": 1.0,
-        "fedavg-c10-r1-s0": None,
-        "fedprox-c10-r1-s0": 0.1,
-        "fedavg-c10-r3-s0": None,
-        "fedprox-c10-r3-s0": 0.1,
-    }
+    # Assert: the -m jobs' FedProx cell has mu=0.1 (a cell of its own), their FedAvg cell no mu (the
+    # first run's, extended), the first run's FedProx the default
+    assert mu == {"fedavg-c10-r3-s0": None, "fedprox-c10-r2-s0": 1.0, "fedprox-c10-r3-s0-mu0.1": 0.1}
 
 
 def test_the_dry_run_says_which_cells_are_finished_and_writes_nothing(three_runs) -> None:
@@ -133,10 +128,11 @@ def test_the_dry_run_says_which_cells_are_finished_and_writes_nothing(three_runs
     # Assert
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [line.split()[:2] for line in proc.stdout.splitlines()[1:]] == [
-        ["fedavg-c10-r2-s0", "finished"],
+        ["fedavg-c10-r3-s0", "finished"],  # 3 rounds there: finished, and named for them
         ["fedprox-c10-r2-s0", "finished"],
         ["fedadam-c10-r2-s0", "new"],
     ]
+    assert "3 rounds committed, more than rounds=2; nothing is undone" in proc.stdout
     assert files_of(cwd) == before
 
 
