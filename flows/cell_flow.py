@@ -11,10 +11,22 @@ A failure ends the flow run in a Failed state carrying its one-line reason: Pref
 an engine traceback nor persists the exception (as a pickle) among the sweep's results. A stop
 (Ctrl-C, SIGTERM, the memory guard) ends it Cancelled, carrying the STOPPED row. A lost engine (a Dask
 scheduler gone) ends the cell LOST.
+
+A cell's flow run starts one ahead of its turn (`Turns`, flows/sweep_flow.py): Prefect's calls that
+create it and end it (a few round trips each, seconds when the server is busy) overlap the training
+of the cell before, and its round loop waits for its turn inside the flow run. Whatever Prefect's API
+does, a cell is never failed by it: a flow run that cannot be started is replaced by the sweep's own
+(the cell's tasks and lines are recorded there, and a line says so), one that cannot be ended keeps
+the cell's row; either is one line in the terminal (server/records.py says when records are late).
 """
 
+import contextvars
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -26,7 +38,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from fedsweep import execution, summary
 from fedsweep.cell.cell import Cell, open_cell
 from fedsweep.checkpoint.storage import CheckpointError
-from fedsweep.interrupt import wrapping_up
+from fedsweep.interrupt import stop_requested, wrapping_up
 from fedsweep.rounds.policy import CellFailed
 from fedsweep.rounds.state import CellState, final_model, resume
 from flows import view
@@ -34,6 +46,7 @@ from flows.artifacts import CellStory
 from flows.callbacks import CellCallback, CellStopped, Interrupts, MemoryLimit, MlflowRun, ProgressBar
 from flows.commit import RoundCommitter
 from flows.round import play_round
+from server.records import records
 
 log = logging.getLogger("fedsweep")
 # A cell that ends for one of these reasons says so in one line; any other exception is a bug and
@@ -124,41 +137,208 @@ def since_start() -> float:
     return time.time() - psutil.Process().create_time()
 
 
+class Turns:
+    """Which cells start and train now. At most `width` cells train at once, the first in the grid's
+    order among those whose flow run is ready; cells start their flow runs in the grid's order, at
+    most one more than train (`admit`), so Prefect's calls to start and end a cell's flow run are
+    made while another cell trains. `halt()` (a stopped or lost cell) and Ctrl-C / SIGTERM turn the
+    waiting away."""
+
+    def __init__(self, width: int) -> None:
+        self.width = max(1, width)
+        self._next = 0  # the next cell in the grid's order to start its flow run
+        self._started = 0  # cells admitted that have not finished training
+        self._ready: set[int] = set()
+        self._training = 0
+        self._changed = threading.Condition()
+        self.halted = threading.Event()
+
+    def _stopped(self) -> bool:
+        return self.halted.is_set() or stop_requested()
+
+    def admit(self, index: int) -> bool:
+        """Wait until cell `index` may start its flow run; False when the sweep stopped first."""
+        with self._changed:
+            while index != self._next or self._started > self.width:
+                if self._stopped():
+                    return False
+                self._changed.wait(0.2)
+            self._next += 1
+            if self._stopped():
+                self._changed.notify_all()
+                return False
+            self._started += 1
+            self._changed.notify_all()
+            return True
+
+    def trained(self) -> None:
+        """An admitted cell is done training (or will not train): the next may start its flow run."""
+        with self._changed:
+            self._started -= 1
+            self._changed.notify_all()
+
+    @contextmanager
+    def turn(self, index: int) -> Iterator[bool]:
+        """Wait for cell `index`'s turn; yields False when the sweep stopped first (it must not run)."""
+        granted = self._wait(index)
+        try:
+            yield granted
+        finally:
+            if granted:
+                with self._changed:
+                    self._training -= 1
+                    self._changed.notify_all()
+
+    def _wait(self, index: int) -> bool:
+        with self._changed:
+            self._ready.add(index)
+            try:
+                while self._training >= self.width or index != min(self._ready):
+                    if self._stopped():
+                        return False
+                    self._changed.wait(0.2)
+                if self._stopped():
+                    return False
+                self._training += 1
+                return True
+            finally:
+                self._ready.discard(index)
+                self._changed.notify_all()
+
+    def starved(self) -> bool:
+        """A slot is free and no ready cell takes it: training waits for a cell's flow run."""
+        with self._changed:
+            return self._training < self.width and not self._ready
+
+    def halt(self) -> None:
+        self.halted.set()
+        with self._changed:
+            self._changed.notify_all()
+
+
+@dataclass
+class _Start:
+    """What `run_one` and the cell's flow run share: its turn, and how far Prefect got with it."""
+
+    turns: Turns
+    index: int
+    waiting: int  # the records token of "the flow run is starting"
+    started: bool = False
+    ending: int | None = None  # the records token of "the flow run is ending"
+    row: dict[str, Any] | None = None
+    trained: bool = False
+
+    def done_training(self) -> None:
+        """Once: the next cell may start its flow run."""
+        if not self.trained:
+            self.trained = True
+            self.turns.trained()
+
+
+_START: contextvars.ContextVar[_Start] = contextvars.ContextVar("fedsweep_cell_start")
+
+
 @flow(name="cell", log_prints=False, persist_result=False)
 def cell_flow(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any] | State:
-    """One cell; `cell` is its compact view, the registered cell of its key is run."""
-    plan = _PLANNED[cell["key"]]
-    name = plan["name"]
+    """One cell; `cell` is its compact view, the registered cell of its key is run in its turn."""
+    start = _START.get(None) or _Start(turns=Turns(1), index=0, waiting=records().wait("a cell"))
+    start.started = True
+    records().done(start.waiting)
+    outcome = play(cell["key"], tracking, start)
+    start.ending = records().wait(f"cell {_PLANNED[cell['key']]['name']}'s flow run to end", lambda: False)
+    return outcome
+
+
+def play(key: str, tracking: dict[str, Any], start: _Start) -> dict[str, Any] | State:
+    """The cell of `key`, in its turn: its row, or the end state of its flow run."""
     try:
-        # The cell's tasks carry no tags (the flow runs do): Prefect asks its server for a tag's
-        # concurrency slots at the start of every tagged task run, a round trip to a server that
-        # runs at a lower priority than training, which stalled rounds by ~2 s every few rounds.
-        with TagsContext(current_tags=set()):
-            row = run_cell(open_cell(plan["dir"]), tracking, plan["params"])
-        return stopped(row["message"], row) if row["status"] == "STOPPED" else row
-    except execution.EngineLost as err:
-        print(f"cell {name} stopped: {err}", flush=True)
-        return {"cell": name, "status": "LOST", "message": str(err)}
-    except KNOWN_FAILURES as err:
-        return Failed(message=f"{type(err).__name__}: {' '.join(str(err).split())}")
-    except Exception as err:
-        log.exception("cell %s: unexpected error", name)
-        return Failed(message=f"{type(err).__name__}: {err}")
+        return _play(_PLANNED[key], tracking, start)
+    finally:
+        start.done_training()
 
 
-def run_one(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
-    """One planned cell's subflow, tagged with its options; its summary row (FAILED with the reason
-    printed when it fails)."""
+def _play(plan: dict[str, Any], tracking: dict[str, Any], start: _Start) -> dict[str, Any] | State:
+    name = plan["name"]
+    with start.turns.turn(start.index) as granted:
+        if not granted:
+            row = start.row = {"cell": name, "status": "NOT RUN"}
+            return Cancelled(
+                message="the sweep stopped before this cell's turn; re-running runs it", data=row
+            )
+        try:
+            # The cell's tasks carry no tags (the flow runs do): Prefect asks its server for a tag's
+            # concurrency slots at the start of every tagged task run, a round trip to a server that
+            # runs at a lower priority than training, which stalled rounds by ~2 s every few rounds.
+            with TagsContext(current_tags=set()):
+                row = start.row = run_cell(open_cell(plan["dir"]), tracking, plan["params"])
+            return stopped(row["message"], row) if row["status"] == "STOPPED" else row
+        except execution.EngineLost as err:
+            print(f"cell {name} stopped: {err}", flush=True)
+            row = start.row = {"cell": name, "status": "LOST", "message": str(err)}
+            return row
+        except KNOWN_FAILURES as err:
+            start.row = {"cell": name, "status": "FAILED"}
+            return Failed(message=f"{type(err).__name__}: {' '.join(str(err).split())}")
+        except Exception as err:
+            log.exception("cell %s: unexpected error", name)
+            start.row = {"cell": name, "status": "FAILED"}
+            return Failed(message=f"{type(err).__name__}: {err}")
+
+
+def run_one(
+    cell: dict[str, Any], tracking: dict[str, Any], turns: Turns | None = None, index: int = 0
+) -> dict[str, Any]:
+    """One planned cell's subflow, tagged with its options, trained in its turn (`turns`, its place
+    `index` in the grid); its summary row (FAILED with the reason printed when it fails)."""
     parallel = cell["config"]["runner"]["max_parallel_clients"] or execution.engine_of(cell["config"]).width()
     run = cell_flow.with_options(
         flow_run_name=cell["name"], task_runner=ThreadPoolTaskRunner(max_workers=parallel)
     )
-    with tags(*view.cell_tags(cell)):
-        state = run(view.compact_cell(cell), tracking, return_state=True)
-    if state.is_completed() or state.is_cancelled():  # LOST and STOPPED are clean, resumable ends
+    if turns is None:  # a cell on its own
+        turns = Turns(1)
+        turns.admit(index)
+    start = _Start(turns, index, records().wait(f"cell {cell['name']}'s flow run to start", turns.starved))
+    token = _START.set(start)
+    try:
+        with tags(*view.cell_tags(cell)):
+            state = run(view.compact_cell(cell), tracking, return_state=True)
+    except Exception as err:  # noqa: BLE001 - Prefect's API, not the cell: the cell's row stands
+        return _without_flow_run(cell, tracking, start, err)
+    finally:
+        _START.reset(token)
+        start.done_training()  # if its flow run ended before it trained (an error of Prefect's)
+        records().done(start.waiting)
+        if start.ending is not None:
+            records().done(start.ending)
+    if state.is_completed() or state.is_cancelled():  # LOST, STOPPED and NOT RUN are clean ends
         return rows_of(state)
     print(f"cell {cell['name']} failed: {state.message}", flush=True)
     return {"cell": cell["name"], "status": "FAILED"}
+
+
+def _without_flow_run(
+    cell: dict[str, Any], tracking: dict[str, Any], start: _Start, err: Exception
+) -> dict[str, Any]:
+    """The cell's row when Prefect failed to start or to end its flow run (retries spent)."""
+    name, why = cell["name"], " ".join(f"{type(err).__name__}: {err}".split())[:200]
+    if start.row is not None:  # it ran; only its end is missing from Prefect
+        print(f"records: cell {name}'s end was not recorded in Prefect ({why})", flush=True)
+        return start.row
+    if start.started:  # it was stopped by an error of Prefect's in the middle: a row of its own
+        print(f"cell {name} failed: Prefect's engine raised {why}", flush=True)
+        return {"cell": name, "status": "FAILED"}
+    print(
+        f"records: cell {name}'s flow run could not be started in Prefect ({why}); "
+        "it trains under the sweep's flow run",
+        flush=True,
+    )
+    records().done(start.waiting)
+    start.started = True
+    outcome = play(cell["key"], tracking, start)
+    if isinstance(outcome, State) and outcome.is_failed():
+        print(f"cell {name} failed: {outcome.message}", flush=True)
+        return {"cell": name, "status": "FAILED"}
+    return rows_of(outcome) if isinstance(outcome, State) else outcome
 
 
 def stopped(message: str, rows: Any) -> State:
