@@ -12,21 +12,17 @@ an engine traceback nor persists the exception (as a pickle) among the sweep's r
 (Ctrl-C, SIGTERM, the memory guard) ends it Cancelled, carrying the STOPPED row. A lost engine (a Dask
 scheduler gone) ends the cell LOST.
 
-A cell's flow run starts one ahead of its turn (`Turns`, flows/sweep_flow.py): Prefect's calls that
-create it and end it (a few round trips each, seconds when the server is busy) overlap the training
-of the cell before, and its round loop waits for its turn inside the flow run. Whatever Prefect's API
-does, a cell is never failed by it: a flow run that cannot be started is replaced by the sweep's own
-(the cell's tasks and lines are recorded there, and a line says so), one that cannot be ended keeps
-the cell's row; either is one line in the terminal (server/records.py says when records are late).
+A cell's flow run starts ahead of its turn (flows/turns.py): Prefect's calls that create it and end
+it (a few round trips each, seconds when the server is busy) overlap the training of the cell before,
+and its round loop waits for its turn inside the flow run. Whatever Prefect's API does, a cell is never
+failed by it: a cell whose flow run is late (`take_over`) or cannot be started at all trains under
+the sweep's flow run (its tasks and lines are recorded there), one whose flow run cannot be ended
+keeps its row; each is one line in the terminal (server/records.py says when records are late).
 """
 
 import contextvars
 import logging
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -38,7 +34,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from fedsweep import execution, summary
 from fedsweep.cell.cell import Cell, open_cell
 from fedsweep.checkpoint.storage import CheckpointError
-from fedsweep.interrupt import stop_requested, wrapping_up
+from fedsweep.interrupt import wrapping_up
 from fedsweep.rounds.policy import CellFailed
 from fedsweep.rounds.state import CellState, final_model, resume
 from flows import view
@@ -46,6 +42,7 @@ from flows.artifacts import CellStory
 from flows.callbacks import CellCallback, CellStopped, Interrupts, MemoryLimit, MlflowRun, ProgressBar
 from flows.commit import RoundCommitter
 from flows.round import play_round
+from flows.turns import CellStart, Turns
 from server.records import records
 
 log = logging.getLogger("fedsweep")
@@ -137,119 +134,50 @@ def since_start() -> float:
     return time.time() - psutil.Process().create_time()
 
 
-class Turns:
-    """Which cells start and train now. At most `width` cells train at once, the first in the grid's
-    order among those whose flow run is ready; cells start their flow runs in the grid's order, at
-    most one more than train (`admit`), so Prefect's calls to start and end a cell's flow run are
-    made while another cell trains. `halt()` (a stopped or lost cell) and Ctrl-C / SIGTERM turn the
-    waiting away."""
-
-    def __init__(self, width: int) -> None:
-        self.width = max(1, width)
-        self._next = 0  # the next cell in the grid's order to start its flow run
-        self._started = 0  # cells admitted that have not finished training
-        self._ready: set[int] = set()
-        self._training = 0
-        self._changed = threading.Condition()
-        self.halted = threading.Event()
-
-    def _stopped(self) -> bool:
-        return self.halted.is_set() or stop_requested()
-
-    def admit(self, index: int) -> bool:
-        """Wait until cell `index` may start its flow run; False when the sweep stopped first."""
-        with self._changed:
-            while index != self._next or self._started > self.width:
-                if self._stopped():
-                    return False
-                self._changed.wait(0.2)
-            self._next += 1
-            if self._stopped():
-                self._changed.notify_all()
-                return False
-            self._started += 1
-            self._changed.notify_all()
-            return True
-
-    def trained(self) -> None:
-        """An admitted cell is done training (or will not train): the next may start its flow run."""
-        with self._changed:
-            self._started -= 1
-            self._changed.notify_all()
-
-    @contextmanager
-    def turn(self, index: int) -> Iterator[bool]:
-        """Wait for cell `index`'s turn; yields False when the sweep stopped first (it must not run)."""
-        granted = self._wait(index)
-        try:
-            yield granted
-        finally:
-            if granted:
-                with self._changed:
-                    self._training -= 1
-                    self._changed.notify_all()
-
-    def _wait(self, index: int) -> bool:
-        with self._changed:
-            self._ready.add(index)
-            try:
-                while self._training >= self.width or index != min(self._ready):
-                    if self._stopped():
-                        return False
-                    self._changed.wait(0.2)
-                if self._stopped():
-                    return False
-                self._training += 1
-                return True
-            finally:
-                self._ready.discard(index)
-                self._changed.notify_all()
-
-    def starved(self) -> bool:
-        """A slot is free and no ready cell takes it: training waits for a cell's flow run."""
-        with self._changed:
-            return self._training < self.width and not self._ready
-
-    def halt(self) -> None:
-        self.halted.set()
-        with self._changed:
-            self._changed.notify_all()
-
-
-@dataclass
-class _Start:
-    """What `run_one` and the cell's flow run share: its turn, and how far Prefect got with it."""
-
-    turns: Turns
-    index: int
-    waiting: int  # the records token of "the flow run is starting"
-    started: bool = False
-    ending: int | None = None  # the records token of "the flow run is ending"
-    row: dict[str, Any] | None = None
-    trained: bool = False
-
-    def done_training(self) -> None:
-        """Once: the next cell may start its flow run."""
-        if not self.trained:
-            self.trained = True
-            self.turns.trained()
-
-
-_START: contextvars.ContextVar[_Start] = contextvars.ContextVar("fedsweep_cell_start")
+_START: contextvars.ContextVar[CellStart] = contextvars.ContextVar("fedsweep_cell_start")
 
 
 @flow(name="cell", log_prints=False, persist_result=False)
 def cell_flow(cell: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any] | State:
     """One cell; `cell` is its compact view, the registered cell of its key is run in its turn."""
-    start = _START.get(None) or _Start(turns=Turns(1), index=0, waiting=records().wait("a cell"))
-    start.started = True
+    start = _START.get(None) or _alone(cell["key"])
     records().done(start.waiting)
-    outcome = play(cell["key"], tracking, start)
+    if start.begin():
+        train(start, tracking)
+    outcome = start.outcome()  # a cell taken over while this flow run started: what it ended with
     start.ending = records().wait(f"cell {_PLANNED[cell['key']]['name']}'s flow run to end", lambda: False)
     return outcome
 
 
-def play(key: str, tracking: dict[str, Any], start: _Start) -> dict[str, Any] | State:
+def take_over(start: CellStart, tracking: dict[str, Any]) -> None:
+    """Train a cell whose flow run is late to start now, under the sweep's flow run (its tasks and
+    lines are recorded there); its own flow run, once started, ends with the cell's outcome."""
+    start.taken_over = True
+    records().announce(
+        f"records delayed: cell {_PLANNED[start.key]['name']}'s flow run has not started; the cell "
+        "trains now, its tasks recorded under the sweep's flow run"
+    )
+    records().done(start.waiting)
+    train(start, tracking)
+
+
+def _alone(key: str) -> CellStart:
+    """The start of a cell run on its own (no sweep's turns)."""
+    turns = Turns(1)
+    turns.admit(0)
+    return CellStart(turns, 0, records().wait("a cell's flow run to start"), key=key)
+
+
+def train(start: CellStart, tracking: dict[str, Any]) -> None:
+    """Play the cell of `start` (its caller began it) and record how it ended."""
+    outcome: Any = Failed(message="the cell's training ended abruptly")
+    try:
+        outcome = play(start.key, tracking, start)
+    finally:
+        start.finish(outcome)
+
+
+def play(key: str, tracking: dict[str, Any], start: CellStart) -> dict[str, Any] | State:
     """The cell of `key`, in its turn: its row, or the end state of its flow run."""
     try:
         return _play(_PLANNED[key], tracking, start)
@@ -257,11 +185,11 @@ def play(key: str, tracking: dict[str, Any], start: _Start) -> dict[str, Any] | 
         start.done_training()
 
 
-def _play(plan: dict[str, Any], tracking: dict[str, Any], start: _Start) -> dict[str, Any] | State:
+def _play(plan: dict[str, Any], tracking: dict[str, Any], start: CellStart) -> dict[str, Any] | State:
     name = plan["name"]
     with start.turns.turn(start.index) as granted:
         if not granted:
-            row = start.row = {"cell": name, "status": "NOT RUN"}
+            row = {"cell": name, "status": "NOT RUN"}
             return Cancelled(
                 message="the sweep stopped before this cell's turn; re-running runs it", data=row
             )
@@ -270,18 +198,15 @@ def _play(plan: dict[str, Any], tracking: dict[str, Any], start: _Start) -> dict
             # concurrency slots at the start of every tagged task run, a round trip to a server that
             # runs at a lower priority than training, which stalled rounds by ~2 s every few rounds.
             with TagsContext(current_tags=set()):
-                row = start.row = run_cell(open_cell(plan["dir"]), tracking, plan["params"])
+                row = run_cell(open_cell(plan["dir"]), tracking, plan["params"])
             return stopped(row["message"], row) if row["status"] == "STOPPED" else row
         except execution.EngineLost as err:
             print(f"cell {name} stopped: {err}", flush=True)
-            row = start.row = {"cell": name, "status": "LOST", "message": str(err)}
-            return row
+            return {"cell": name, "status": "LOST", "message": str(err)}
         except KNOWN_FAILURES as err:
-            start.row = {"cell": name, "status": "FAILED"}
             return Failed(message=f"{type(err).__name__}: {' '.join(str(err).split())}")
         except Exception as err:
             log.exception("cell %s: unexpected error", name)
-            start.row = {"cell": name, "status": "FAILED"}
             return Failed(message=f"{type(err).__name__}: {err}")
 
 
@@ -295,9 +220,11 @@ def run_one(
         flow_run_name=cell["name"], task_runner=ThreadPoolTaskRunner(max_workers=parallel)
     )
     if turns is None:  # a cell on its own
-        turns = Turns(1)
-        turns.admit(index)
-    start = _Start(turns, index, records().wait(f"cell {cell['name']}'s flow run to start", turns.starved))
+        start = _alone(cell["key"])
+    else:
+        waiting = records().wait(f"cell {cell['name']}'s flow run to start", turns.starved)
+        start = CellStart(turns, index, waiting, key=cell["key"])
+        turns.starting(start)
     token = _START.set(start)
     try:
         with tags(*view.cell_tags(cell)):
@@ -317,24 +244,22 @@ def run_one(
 
 
 def _without_flow_run(
-    cell: dict[str, Any], tracking: dict[str, Any], start: _Start, err: Exception
+    cell: dict[str, Any], tracking: dict[str, Any], start: CellStart, err: Exception
 ) -> dict[str, Any]:
     """The cell's row when Prefect failed to start or to end its flow run (retries spent)."""
     name, why = cell["name"], " ".join(f"{type(err).__name__}: {err}".split())[:200]
-    if start.row is not None:  # it ran; only its end is missing from Prefect
-        print(f"records: cell {name}'s end was not recorded in Prefect ({why})", flush=True)
-        return start.row
-    if start.started:  # it was stopped by an error of Prefect's in the middle: a row of its own
-        print(f"cell {name} failed: Prefect's engine raised {why}", flush=True)
-        return {"cell": name, "status": "FAILED"}
-    print(
-        f"records: cell {name}'s flow run could not be started in Prefect ({why}); "
-        "it trains under the sweep's flow run",
-        flush=True,
-    )
-    records().done(start.waiting)
-    start.started = True
-    outcome = play(cell["key"], tracking, start)
+    if start.begin():  # it never started: it trains now, under the sweep's flow run
+        records().announce(
+            f"records: cell {name}'s flow run could not be started in Prefect ({why}); "
+            "it trains under the sweep's flow run"
+        )
+        records().done(start.waiting)
+        train(start, tracking)
+    elif start.taken_over:
+        records().announce(f"records: cell {name}'s flow run could not be started in Prefect ({why})")
+    else:
+        records().announce(f"records: cell {name}'s end was not recorded in Prefect ({why})")
+    outcome = start.outcome()
     if isinstance(outcome, State) and outcome.is_failed():
         print(f"cell {name} failed: {outcome.message}", flush=True)
         return {"cell": name, "status": "FAILED"}

@@ -3,9 +3,9 @@ time, then the summary.
 
 The cells' subflows run in threads of this process (each with a copy of the flow's context, so
 Prefect files them under the sweep), their client work sharing the sweep's engines: `parallel_cells`
-train at once, and one more cell's flow run is started ahead and waits for its turn (`Turns`,
-flows/cell_flow.py), so that Prefect's calls to start and end a cell's flow run are made while
-another cell trains, not between them.
+train at once, and one more cell's flow run is started ahead and waits for its turn (flows/turns.py),
+so that Prefect's calls to start and end a cell's flow run are made while another cell trains, not
+between them; a cell whose flow run is late to start trains anyway, under the sweep's flow run.
 
 The summary keeps the grid's order, marks this run's rows with the run's start time and the cell's
 key, and is appended to the sweep folder's summary.csv (fedsweep/summary.py). A cell stopped by the
@@ -15,6 +15,7 @@ resumable end, as its MLflow run ends KILLED).
 """
 
 import contextvars
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +27,8 @@ from prefect.states import State
 from fedsweep import execution, summary
 from fedsweep.interrupt import stop_requested
 from flows.artifacts import link_artifact, sweep_artifact
-from flows.cell_flow import Turns, planned, run_one, stopped
+from flows.cell_flow import planned, run_one, stopped, take_over
+from flows.turns import Turns
 from server.records import records
 from tasks import track
 from tasks.report import report_sweep
@@ -52,11 +54,23 @@ def run_cells(cells: list[dict[str, Any]], tracking: dict[str, Any], parallel: i
     # A thread per cell between its admission and the end of its flow run: those training, the one
     # started ahead, and a few whose flow runs are still ending (a busy server) while others train.
     threads = min(len(cells), turns.width + 1 + ENDING_THREADS)
-    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="fedsweep-cell") as pool:
-        # One copy of the flow's context per cell: a Context cannot be entered by two threads.
-        futures = [pool.submit(contextvars.copy_context().run, run, i) for i in range(len(cells))]
-        for future in futures:
-            future.result()
+    done = threading.Event()
+    watch = threading.Thread(
+        target=contextvars.copy_context().run,
+        args=(turns.watch, lambda start: take_over(start, tracking), done),
+        name="fedsweep-turns",
+        daemon=True,
+    )
+    watch.start()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="fedsweep-cell") as pool:
+            # One copy of the flow's context per cell: a Context cannot be entered by two threads.
+            futures = [pool.submit(contextvars.copy_context().run, run, i) for i in range(len(cells))]
+            for future in futures:
+                future.result()
+    finally:
+        done.set()
+        watch.join()
     return [
         row if row["status"] != "LOST" else {**row, "status": "FAILED"} for row in rows if row is not None
     ]

@@ -41,8 +41,10 @@ _RETRY = re.compile(r"retryable (?:status code (\d+)|exception).*?made in ([\d.]
 
 
 def say(line: str) -> None:
-    """One plain line on stderr, where the progress bars are."""
-    print(line, file=sys.stderr, flush=True)
+    """One plain line on stderr, above the progress bars (which tqdm redraws below it)."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    tqdm.write(line, file=sys.stderr)
 
 
 class _Retries(logging.Filter):
@@ -169,8 +171,8 @@ class Records:
         elif blocked and now - self._reminded >= REMIND_S:
             self._reminded = now
             self.announce(
-                f"records delayed {now - self._late_since:.0f} s: {waiter} waits for {_oldest(blocked)} "
-                f"(Prefect server {self.reason(now)})"
+                f"records delayed {now - self._late_since:.0f} s: {waiter} waits for {_oldest(blocked)}; "
+                f"Prefect server {self.reason(now)}"
             )
 
     def reason(self, now: float) -> str:

@@ -27,7 +27,9 @@ class JammedApi:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/api"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off", interface="asgi3"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="jammed-api")
         self.thread.start()
@@ -83,7 +85,11 @@ class JammedApi:
             answer = await client.request(
                 scope["method"], f"{self.upstream}{scope['path']}{query}", headers=headers, content=body
             )
-        out = [(k.encode(), v.encode()) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP]
+        out = [
+            (k.encode(), v.encode())
+            for k, v in answer.headers.items()
+            if k.lower() not in HOP_BY_HOP | {"content-encoding"}  # httpx decoded it
+        ]
         await send({"type": "http.response.start", "status": answer.status_code, "headers": out})
         await send({"type": "http.response.body", "body": answer.content})
 

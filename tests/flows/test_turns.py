@@ -5,7 +5,7 @@ waiting away."""
 import threading
 import time
 
-from flows.cell_flow import Turns
+from flows.turns import Turns
 
 
 def test_cells_start_one_ahead_and_a_slow_start_does_not_hold_up_a_ready_cell() -> None:
