@@ -8,9 +8,10 @@ import logging
 import shutil
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import tags
 from prefect.events.worker import EventsWorker
@@ -35,11 +36,12 @@ from flows.cell_flow import register, rows_of
 from flows.sweep_flow import SWEEP_WAITS, sweep_flow
 from server.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep, run_tags, stop_own_flow_runs
 from server.private import LocalServer, SharedServer, prefect_server
-from server.records import finish_records, records
+from server.records import Records, finish_records, records
 from server.untrusted import guard_results
 from tasks import track
 
 RESULTS_DIR = "prefect-results"
+T = TypeVar("T")
 
 
 def _show_info_lines() -> None:
@@ -96,13 +98,14 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
         _start_over(plan)
     clean_temp_files([cell["dir"] for cell in plan.cells])
     guard_results(plan.dir / RESULTS_DIR)  # before Prefect can read a planted or damaged record
+    watch = records()  # says what the start-up waits for, if it waits long (server/records.py)
     with ThreadPoolExecutor(max_workers=2) as pool:
         prepared = pool.submit(_prepare, plan)
         tracking = pool.submit(_open_tracking, plan) if plan.tracking.enabled else None
-        prepared.result()
+        _step(watch, "the data to be ready", prepared.result)
         if server is not None:
-            server.wait_ready()
-        tracking_info = tracking.result() if tracking else {}
+            _step(watch, "the Prefect server to start", server.wait_ready)
+        tracking_info = _step(watch, "MLflow's database", tracking.result) if tracking else {}
     logging.getLogger("prefect.task_runs").addFilter(_task_log_worth_showing)
     view.quiet_task_runs()
 
@@ -189,6 +192,15 @@ def _hard_stop_steps(
     if server is not None:
         steps.append(lambda: server.stop(idle_wait_s=1))
     return steps
+
+
+def _step(watch: Records, what: str, call: Callable[[], T]) -> T:
+    """A step of the start-up, said in the terminal if it takes more than a few seconds."""
+    token = watch.wait(what, starting=True)
+    try:
+        return call()
+    finally:
+        watch.done(token)
 
 
 def _wrap_up_records(stale: threading.Thread) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.context import TagsContext
 from prefect.states import State
 
 from fedsweep import execution, summary
@@ -105,11 +106,14 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
         statuses = {r["status"] for r in rows}
         status = "FINISHED" if statuses == {"FINISHED"} else "KILLED" if "STOPPED" in statuses else "FAILED"
         wall_s = time.perf_counter() - started
-        metrics, plots = report_sweep(
-            tracking, [c["key"] for c in cells], rows, wall_s, plots=not stop_requested()
-        )
-        logged = {**{name: text.encode() for name, text in files.items()}, **plots}
-        track.finish_run(tracking["uri"], tracking["parent_run_id"], status, {}, logged, metrics=metrics)
+        # Untagged, as the cells' tasks are: a tagged task run first asks the server for its tags'
+        # concurrency slots (a write to its database, waiting whenever the database is busy).
+        with TagsContext(current_tags=set()):
+            metrics, plots = report_sweep(
+                tracking, [c["key"] for c in cells], rows, wall_s, plots=not stop_requested()
+            )
+            logged = {**{name: text.encode() for name, text in files.items()}, **plots}
+            track.finish_run(tracking["uri"], tracking["parent_run_id"], status, {}, logged, metrics=metrics)
     halted = [row for row in rows if row["status"] == "STOPPED"]
     if waits is not None:
         waits["end"] = records().wait("the sweep's flow run to end", lambda: False)

@@ -71,6 +71,7 @@ class _Wait:
     what: str
     since: float
     blocks: Callable[[], bool]
+    starting: bool = False  # a step of the sweep's start-up, not a record
 
 
 class Records:
@@ -96,20 +97,22 @@ class Records:
         self._reminded = 0.0
         self.ending = False  # the sweep's rounds are over: what is late holds up only its exit
         self._stop = threading.Event()
-        context = contextvars.copy_context()  # Prefect's settings of the caller (retries, API url)
-        self._writer = threading.Thread(target=context.run, args=(self._write,), name="fedsweep-records")
-        self._writer.daemon = True
-        self._writer.start()
+        self._writer: threading.Thread | None = None  # started by the first record
+        self._started_at: float | None = None  # the first `starting` wait: the sweep's start
         self._watch = threading.Thread(target=self._watch_loop, name="fedsweep-records-watch", daemon=True)
         if watch:
             self._watch.start()
 
     # -- what waits on the API ------------------------------------------------------------------
-    def wait(self, what: str, blocks: Callable[[], bool] = lambda: True) -> int:
-        """Register something waiting on Prefect's API (`blocks()`: does training wait for it now?)."""
+    def wait(self, what: str, blocks: Callable[[], bool] = lambda: True, *, starting: bool = False) -> int:
+        """Register something waiting on Prefect's API (`blocks()`: does training wait for it now?),
+        or with `starting`, a step of the sweep's start-up (the server's boot, the data)."""
         token = next(self._ids)
+        now = time.monotonic()
         with self._lock:
-            self._waits[token] = _Wait(what, time.monotonic(), blocks)
+            self._waits[token] = _Wait(what, now, blocks, starting)
+            if starting and self._started_at is None:
+                self._started_at = now
         return token
 
     def done(self, token: int) -> None:
@@ -117,14 +120,24 @@ class Records:
             self._waits.pop(token, None)
 
     def submit(self, what: str, call: Callable[[Any], Any]) -> None:
-        """`call(client)` in the writer thread, after what was submitted before (a sync Prefect client)."""
+        """`call(client)` in the writer thread, after what was submitted before (a sync Prefect
+        client, with the Prefect settings of the first submitter: its retries, its API)."""
+        with self._lock:
+            if self._writer is None:
+                context = contextvars.copy_context()
+                self._writer = threading.Thread(
+                    target=context.run, args=(self._write,), name="fedsweep-records", daemon=True
+                )
+                self._writer.start()
         self._queue.put((self.wait(what, lambda: False), what, call))
 
     def finish(self, timeout_s: float = 30.0) -> bool:
         """Wait (bounded) until what was submitted is sent; False if some is left unsent."""
-        self._queue.put(None)
-        self._writer.join(timeout_s)
-        sent = not self._writer.is_alive()
+        sent = True
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join(timeout_s)
+            sent = not self._writer.is_alive()
         self._stop.set()
         if self._watch.is_alive():
             self._watch.join(2.0)
@@ -154,6 +167,12 @@ class Records:
         now = time.monotonic() if now is None else now
         with self._lock:
             waits = list(self._waits.values())
+        steps = [w for w in waits if w.starting and now - w.since > DELAY_S]
+        if steps and now - self._reminded >= REMIND_S:
+            self._reminded = now
+            started = self._started_at if self._started_at is not None else now
+            self.announce(f"starting ({now - started:.0f} s): waiting for {_oldest(steps)}")
+        waits = [w for w in waits if not w.starting]
         late = [w for w in waits if now - w.since > DELAY_S]
         if not late:
             if self._late_since is not None:

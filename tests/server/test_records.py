@@ -90,3 +90,22 @@ def test_the_reason_is_what_prefects_client_saw() -> None:
         "records delayed: Prefect server busy (HTTP 503, next try in 65 s); "
         "training waits for the sweep's flow run to start"
     ]
+
+
+def test_a_slow_start_up_step_is_said_every_few_seconds_and_is_no_record() -> None:
+    # Prepare
+    lines = Lines()
+    records = Records(announce=lines, client=lambda: contextlib.nullcontext(None), watch=False)
+    t0 = time.monotonic()
+    step = records.wait("the Prefect server to start", starting=True)
+    # Execute
+    records.check(t0 + DELAY_S - 1)
+    records.check(t0 + DELAY_S + 1)
+    records.check(t0 + DELAY_S + 2)
+    records.check(t0 + DELAY_S + 1 + REMIND_S)
+    records.done(step)
+    records.check(t0 + DELAY_S + 2 + REMIND_S)
+    records.finish(timeout_s=5)
+    # Assert: a line when late, one more a reminder later, nothing about records
+    assert len(lines) == 2 and all(line.startswith("starting (") for line in lines)
+    assert lines[0].endswith("waiting for the Prefect server to start")
