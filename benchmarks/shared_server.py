@@ -27,7 +27,6 @@ import datetime
 import json
 import os
 import shlex
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from server_cpu import cpu_s, server_of, settled_cpu_s, stop
 from sweep_env import sweep_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,24 +92,6 @@ def hashes(cwd: Path) -> dict[str, str]:
             "WHERE t.key = 'final_weights_sha256'"
         ).fetchall()
     return dict(sorted(rows))
-
-
-def server_of(runtime: Path) -> psutil.Process | None:
-    """The shared server a phase's sweeps started in `runtime` (None if there is none)."""
-    for state in runtime.glob("prefect-server-*.json"):
-        try:
-            return psutil.Process(int(json.loads(state.read_text())["pid"]))
-        except (OSError, ValueError, KeyError, psutil.Error):
-            continue
-    return None
-
-
-def cpu_s(process: psutil.Process) -> float:
-    try:
-        times = process.cpu_times()
-        return times.user + times.system
-    except psutil.Error:
-        return 0.0
 
 
 class PrivateServers:
@@ -207,21 +189,9 @@ def run_phase(
                 time.sleep(0.2)
             finish(i, command, run)
     server_cpu = 0.0
-    if server is not None:
-        deadline = time.monotonic() + 60  # let it digest what it was sent, then stop it
-        last = cpu_s(server)
-        while time.monotonic() < deadline:
-            time.sleep(1.0)
-            now = cpu_s(server)
-            if now - last < 0.02:
-                break
-            last = now
-        server_cpu = cpu_s(server)
-        try:
-            server.send_signal(signal.SIGUSR1)
-            server.wait(timeout=20)
-        except (psutil.Error, subprocess.TimeoutExpired):
-            pass
+    if server is not None:  # let it digest what it was sent, then stop it
+        server_cpu = settled_cpu_s(server)
+        stop(server)
     elif watcher is not None:
         watcher.stop.set()
         server_cpu = watcher.total()
