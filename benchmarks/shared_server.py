@@ -13,10 +13,13 @@ all three at the same time. Per sweep the script prints:
 Per phase: the Prefect server's CPU seconds (the shared server is started by the phase's first
 sweep in a fresh runtime folder, so all of its CPU is the phase's) and the 503 answers it logged.
 All phases share one Prefect database (its own PREFECT_HOME, migrated before the first phase), as a
-user's sweeps share ~/.prefect.
+user's sweeps share ~/.prefect. The alternatives: `--server private` (a private server per sweep, on
+that one database) and `--server separate` (a shared server and a database per sweep: nothing shared,
+one Prefect UI per sweep).
 
     python benchmarks/shared_server.py                       # the three sweeps, alone then together
     python benchmarks/shared_server.py --server private      # each sweep its own private server
+    python benchmarks/shared_server.py --server separate     # each sweep its own server and database
     python benchmarks/shared_server.py --only together --out /tmp/shared.json
     python benchmarks/shared_server.py --sweep '+experiment=quickstart rounds=2' \
         --sweep '+experiment=quickstart sweep_name=q2 rounds=2'         # sweeps of your choice
@@ -122,19 +125,45 @@ class PrivateServers:
         return sum(self.last.values())
 
 
-def run_phase(
-    name: str, sweeps: list[str], work: Path, env: dict[str, str], together: bool, private: bool
-) -> dict[str, Any]:
-    """Run `sweeps` (all at once when `together`) in fresh folders; their figures and the server's."""
-    runtime = work / f"run-{name}"
-    runtime.mkdir()
-    env = {**env, "FEDSWEEP_RUNTIME_DIR": str(runtime), "PREFECT_API_LOG_RETRYABLE_ERRORS": "true"}
-    if private:
+def sweep_env_of(base: dict[str, str], work: Path, phase: str, i: int, mode: str) -> dict[str, str]:
+    """Sweep `i`'s environment: the phase's shared server (`shared`), a private server each on the
+    same database (`private`), or a shared server and a database of its own each (`separate`)."""
+    env = {**base, "PREFECT_API_LOG_RETRYABLE_ERRORS": "true"}
+    if mode == "separate":
+        return {
+            **env,
+            "FEDSWEEP_RUNTIME_DIR": str(work / f"run-{phase}-{i}"),
+            "PREFECT_HOME": str(home_of(work, i)),
+        }
+    env["FEDSWEEP_RUNTIME_DIR"] = str(work / f"run-{phase}")
+    if mode == "private":
         env["FEDSWEEP_PREFECT_SERVER"] = "private"
+    return env
+
+
+def home_of(work: Path, i: int | None = None) -> Path:
+    """The benchmark's Prefect database folder (with `separate`, sweep `i`'s own)."""
+    return work / ("prefect-home" if i is None else f"prefect-home-{i}")
+
+
+def run_phase(
+    name: str, sweeps: list[str], work: Path, base: dict[str, str], together: bool, mode: str
+) -> dict[str, Any]:
+    """Run `sweeps` (all at once when `together`) in fresh folders; their figures and the servers'."""
+    envs = [sweep_env_of(base, work, name, i, mode) for i in range(len(sweeps))]
+    runtimes = sorted({Path(env["FEDSWEEP_RUNTIME_DIR"]) for env in envs})
+    for runtime in runtimes:
+        runtime.mkdir()
+    private = mode == "private"
     watcher = PrivateServers() if private else None
     load = os.getloadavg()[0]
     results: list[dict[str, Any]] = []
-    server: psutil.Process | None = None
+    servers: dict[Path, psutil.Process] = {}
+
+    def look() -> None:
+        for runtime in runtimes:
+            if runtime not in servers and (found := server_of(runtime)) is not None:
+                servers[runtime] = found
 
     def start(i: int, command: str) -> tuple[subprocess.Popen, Output, Path, float]:
         cwd = work / f"{name}-{i}"
@@ -143,7 +172,7 @@ def run_phase(
         proc = subprocess.Popen(
             [sys.executable, str(REPO / "flows" / "sweep.py"), *shlex.split(command)],
             cwd=cwd,
-            env=env,
+            env=envs[i],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -176,26 +205,29 @@ def run_phase(
 
     if together:
         running = [start(i, command) for i, command in enumerate(sweeps)]
-        while server is None and not private and any(r[0].poll() is None for r in running):
-            server = server_of(runtime)
+        while not private and len(servers) < len(runtimes) and any(r[0].poll() is None for r in running):
+            look()
             time.sleep(0.2)
         for i, command in enumerate(sweeps):
             finish(i, command, running[i])
     else:
         for i, command in enumerate(sweeps):
             run = start(i, command)
-            while server is None and not private and run[0].poll() is None:
-                server = server_of(runtime)
+            while not private and len(servers) < len(runtimes) and run[0].poll() is None:
+                look()
                 time.sleep(0.2)
             finish(i, command, run)
-    server_cpu = 0.0
-    if server is not None:  # let it digest what it was sent, then stop it
-        server_cpu = settled_cpu_s(server)
+    look()
+    server_cpu = sum(settled_cpu_s(server) for server in servers.values())  # once they digested it all
+    for server in servers.values():
         stop(server)
-    elif watcher is not None:
+    if watcher is not None:
         watcher.stop.set()
         server_cpu = watcher.total()
-    logs = [*runtime.glob("*.log"), *work.glob(f"{name}-*/outputs/*/prefect-server.log")]
+    logs = [
+        *(log for runtime in runtimes for log in runtime.glob("*.log")),
+        *work.glob(f"{name}-*/outputs/*/prefect-server.log"),
+    ]
     busy = sum(p.read_text(errors="replace").count("retryable exception") for p in logs if p.is_file())
     return {
         "phase": name,
@@ -268,7 +300,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sweep", action="append", help="a sweep's arguments (repeatable; default: the three)")
     p.add_argument("--only", choices=("alone", "together"), help="run one phase only")
-    p.add_argument("--server", choices=("shared", "private"), default="shared")
+    p.add_argument(
+        "--server",
+        choices=("shared", "private", "separate"),
+        default="shared",
+        help="shared: one server for all (the default); private: a server each, one database; "
+        "separate: a server and a database each",
+    )
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the working folders and logs")
     args = p.parse_args(argv)
@@ -276,14 +314,16 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="shared_server-"))
     env = {
         **{k: v for k, v in sweep_env().items() if not k.startswith(("FEDSWEEP_", "PREFECT_HOME"))},
-        "PREFECT_HOME": str(work / "prefect-home"),
+        "PREFECT_HOME": str(home_of(work)),
         "FEDSWEEP_SERVER_IDLE_S": "600",
     }
-    migrate(env, work)
+    homes = [home_of(work, i) for i in range(len(sweeps))] if args.server == "separate" else [home_of(work)]
+    for home in homes:
+        migrate({**env, "PREFECT_HOME": str(home)}, work)
     phases = {}
     for name in ("alone", "together"):
         if args.only in (None, name):
-            phases[name] = run_phase(name, sweeps, work, env, name == "together", args.server == "private")
+            phases[name] = run_phase(name, sweeps, work, env, name == "together", args.server)
     lines = report(phases, sweeps)
     print("\n".join(lines), flush=True)
     if args.out:

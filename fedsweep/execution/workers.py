@@ -121,6 +121,7 @@ class _Worker:
     conn: Connection
     ready: set[str] = field(default_factory=set)
     spare: bool = False  # started ahead, not serving yet
+    answered: bool = False  # it has answered a call: its interruption handler is in place
 
 
 class WorkerPool:
@@ -271,6 +272,7 @@ class WorkerPool:
             reply = worker.conn.recv()
         except (EOFError, OSError) as exc:
             raise WorkerLost(f"a worker process died during {fn.__name__}: {exc!r}") from None
+        worker.answered = True
         if reply[0] == "error":
             error, trace = reply[1], reply[2]
             error.add_note(f"in worker process {worker.process.pid}:\n{trace}")
@@ -280,7 +282,7 @@ class WorkerPool:
     def _recover(self, worker: _Worker) -> None:
         """Its caller gave up on a worker's job: interrupt the job; the worker serves on if it
         answers within INTERRUPT_WAIT_S (the answer is dropped), else it is killed and replaced."""
-        if worker.process.is_alive():
+        if worker.answered and worker.process.is_alive():  # one still starting dies of the signal
             try:
                 os.kill(worker.process.pid, INTERRUPT)
                 if worker.conn.poll(INTERRUPT_WAIT_S):

@@ -102,6 +102,7 @@ def _interrupted_caller(pool: WorkerPool, job, *args) -> tuple[dict, set[int]]:
     """A call stuck in a worker, its caller interrupted as Prefect's timeout does it: (what the
     caller saw, the pids serving before)."""
     outcome: dict = {}
+    pool.map(sleep, [(0.5,), (0.5,)])  # both workers up and serving
 
     def caller() -> None:
         try:
