@@ -30,7 +30,9 @@ def test_records_are_written_in_order_and_a_failure_is_one_line() -> None:
 
 
 def test_the_watch_says_records_are_late_reminds_while_training_waits_and_says_they_caught_up() -> None:
-    # Prepare: a record nobody waits for, then a cell's flow run that training waits for
+    # Prepare: a record nobody waits for, then a cell's flow run that training waits for; no retry
+    # of Prefect's client seen in this process (the reason is then "slow to answer")
+    _install_retry_filter().last = None
     lines = Lines()
     records = Records(announce=lines, client=lambda: contextlib.nullcontext(None), watch=False)
     waiting = threading.Event()
