@@ -16,7 +16,8 @@ Modes, each N tasks in one flow run (after a few warm-up tasks), as `task(i)` an
     cached hit          the same tasks and keys again in a new flow run: every one a cache hit
     empty flow run      a flow with no tasks (fedsweep runs one per cell), before and after the tasks
     server CPU          CPU seconds the private Prefect server spends per task run (it records every
-                        state change), measured on its process once it has caught up
+                        state change) and per empty flow run, measured on its process once it has
+                        caught up
     recorded            task runs in the server's database at the end / task runs made: the UI's view
 
 Two servers, one after the other, each on a fresh database of its own: with fedsweep's settings for
@@ -88,10 +89,12 @@ def measure(n: int, warmup: int, server_cpu: Any) -> dict[str, dict[str, float]]
         return (time.perf_counter() - started) / 5 * 1000
 
     empty()  # warm-up: the first flow run pays for lazy imports and client set-up
+    before = server_cpu()
     out: dict[str, dict[str, float]] = {
         "direct": {"call": timed_calls(trivial, "call")},
         "empty flow run": {"call": flow_runs()},
     }
+    out["  server CPU, empty flow run"] = {"call": (server_cpu() - before) / 5 * 1000}
     for mode, fn in (("no persistence", plain), ("persist + cache key", persisted)):
         before = server_cpu()
         out[mode] = {style: bench(fn, style) for style in ("call", "submit")}
