@@ -16,10 +16,16 @@ Modes, each N tasks in one flow run (after a few warm-up tasks), as `task(i)` an
     cached hit          the same tasks and keys again in a new flow run: every one a cache hit
     empty flow run      a flow with no tasks (fedsweep runs one per cell), before and after the tasks
     server CPU          CPU seconds the private Prefect server spends per task run (it records every
-                        state change), measured on its process once it has caught up
+                        state change) and per empty flow run, measured on its process once it has
+                        caught up
+    recorded            task runs in the server's database at the end / task runs made: the UI's view
 
-    python benchmarks/task_overhead.py            # N=200
-    python benchmarks/task_overhead.py --n 500 --out /tmp/task_overhead.json
+Two servers, one after the other, each on a fresh database of its own: with fedsweep's settings for
+Prefect's task-run recorder (server/private.py: events written in batches, flushed every second) and
+with Prefect's defaults (each event in a transaction of its own). `--side` runs one of them.
+
+    python benchmarks/task_overhead.py            # N=200, both sides
+    python benchmarks/task_overhead.py --n 500 --side fedsweep --out /tmp/task_overhead.json
 """
 
 import argparse
@@ -28,6 +34,7 @@ import datetime
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -82,10 +89,12 @@ def measure(n: int, warmup: int, server_cpu: Any) -> dict[str, dict[str, float]]
         return (time.perf_counter() - started) / 5 * 1000
 
     empty()  # warm-up: the first flow run pays for lazy imports and client set-up
+    before = server_cpu()
     out: dict[str, dict[str, float]] = {
         "direct": {"call": timed_calls(trivial, "call")},
         "empty flow run": {"call": flow_runs()},
     }
+    out["  server CPU, empty flow run"] = {"call": (server_cpu() - before) / 5 * 1000}
     for mode, fn in (("no persistence", plain), ("persist + cache key", persisted)):
         before = server_cpu()
         out[mode] = {style: bench(fn, style) for style in ("call", "submit")}
@@ -98,55 +107,106 @@ def measure(n: int, warmup: int, server_cpu: Any) -> dict[str, dict[str, float]]
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Per-task overhead of Prefect with fedsweep's settings.")
-    p.add_argument("--n", type=int, default=200, help="tasks per measurement")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--out", type=Path, help="write the figures as JSON here")
-    args = p.parse_args(argv)
-    tmp = tempfile.mkdtemp(prefix="task_overhead-")
-    # atexit runs last-in first-out: the server (registered next) stops after Prefect has flushed its
-    # logs to it, and the folder goes after the server. Stopping it here made the exit wait ~90 s
-    # on Prefect's log worker retrying a dead API.
-    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    from server.private import LocalServer
+# Prefect's own defaults for its task-run recorder (fedsweep's server sets batches: server/private.py).
+PREFECT_RECORDER = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "1",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "1",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "5",
+}
 
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    server = LocalServer(log_path=Path(tmp) / "s.log")
-    os.environ["PREFECT_API_URL"] = server.url
-    started = time.perf_counter()
-    server.wait_ready()
-    ready_s = time.perf_counter() - started
+
+def side(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """One server (fedsweep's recorder settings, or Prefect's defaults) on a fresh database: figures."""
     from prefect.settings import (
+        PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_RESULTS_LOCAL_STORAGE_PATH,
         temporary_settings,
     )
 
+    from server.private import LocalServer
+
+    home = tmp / name
+    home.mkdir()
+    saved = dict(os.environ)
+    os.environ["PREFECT_HOME"] = str(home)
+    if name == "prefect":
+        os.environ.update(PREFECT_RECORDER)
+    try:
+        server = LocalServer(log_path=home / "server.log")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    started = time.perf_counter()
+    server.wait_ready(timeout_s=300)
+    ready_s = time.perf_counter() - started
     updates = {
+        PREFECT_API_URL: server.url,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-        PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(Path(tmp) / "r"),
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(home / "results"),
     }
+    server_process = psutil.Process(server.process.pid)
+
+    def server_cpu() -> float:
+        server.wait_idle(timeout_s=300)
+        time.sleep(1.5)  # past the recorder's next flush (every second)
+        server.wait_idle(timeout_s=300)
+        return sum(server_process.cpu_times()[:2])
+
     with temporary_settings(updates=updates):
-        server_process = psutil.Process(server.process.pid)
-
-        def server_cpu() -> float:
-            server.wait_idle(timeout_s=300)
-            return sum(server_process.cpu_times()[:2])
-
         figures = measure(args.n, args.warmup, server_cpu)
-    print(f"Prefect per-task overhead, N={args.n} trivial tasks (server ready after {ready_s:.1f} s)")
-    print(f"{'mode':<34} {'task(i) ms':>11} {'submit ms':>10}")
-    for mode, row in figures.items():
-        submit = f"{row['submit']:10.2f}" if "submit" in row else f"{'':>10}"
-        print(f"{mode:<34} {row['call']:11.3f} {submit}")
+        _flush()
+    server.stop()
+    made = 4 * (args.n + args.warmup)  # no persistence, persisted, cached hit; each as call and submit
+    made += 2 * (args.n + args.warmup)
+    with sqlite3.connect(home / "prefect.db") as db:
+        (recorded,) = db.execute("SELECT count(*) FROM task_run").fetchone()
+    return {"figures": figures, "ready_s": ready_s, "recorded": recorded, "made": made}
+
+
+def _flush() -> None:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (EventsWorker, APILogWorker):
+        service.drain_all(timeout=60, at_exit=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Per-task overhead of Prefect with fedsweep's settings.")
+    p.add_argument("--n", type=int, default=200, help="tasks per measurement")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--side", choices=("fedsweep", "prefect"), help="one server only (default: both)")
+    p.add_argument("--out", type=Path, help="write the figures as JSON here")
+    args = p.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="task_overhead-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    load = os.getloadavg()[0]
+    sides = {name: side(name, args, tmp) for name in ("fedsweep", "prefect") if args.side in (None, name)}
+    print(f"Prefect per-task overhead, N={args.n} trivial tasks, load {load:.2f} -> {os.getloadavg()[0]:.2f}")
+    print(
+        f"{'mode':<34} "
+        + " ".join(f"{name + ' ' + style:>17}" for name in sides for style in ("task(i)", "submit"))
+    )
+    for mode in next(iter(sides.values()))["figures"]:
+        cells = []
+        for figures in sides.values():
+            row = figures["figures"][mode]
+            cells += [f"{row['call']:14.2f} ms", f"{row['submit']:14.2f} ms" if "submit" in row else " " * 17]
+        print(f"{mode:<34} " + " ".join(cells))
+    for name, figures in sides.items():
+        print(
+            f"{name}: server ready after {figures['ready_s']:.1f} s; task runs recorded "
+            f"{figures['recorded']} of {figures['made']}"
+        )
     if args.out:
         record = {
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "n": args.n,
+            "load_before": load,
             "load_after": os.getloadavg()[0],
-            "ms_per_task": figures,
-            "server_ready_s": ready_s,
+            "sides": sides,
         }
         args.out.write_text(json.dumps(record, indent=1))
         print(f"figures: {args.out}")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+from server_cpu import server_of, settled_cpu_s, stop
 from sweep_env import sweep_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,10 +62,12 @@ class SideFailed(Exception):
     """One side of a comparison failed or ran past its time; the message says which and ends with its log."""
 
 
-def _timed(cmd: list[str], cwd: Path, log: Path, timeout_s: float | None = None) -> tuple[float, int]:
-    """(wall seconds, return code) of a subprocess whose output goes to `log`; past `timeout_s` its
-    whole process group is killed and SideFailed raised."""
-    env = sweep_env()  # this checkout first; no PREFECT_API_URL: the default, a private server
+def _timed(
+    cmd: list[str], cwd: Path, log: Path, timeout_s: float | None = None, env: dict[str, str] | None = None
+) -> tuple[float, int]:
+    """(wall seconds, return code) of a subprocess whose output goes to `log`, `env` added to the
+    sweep's environment; past `timeout_s` its whole process group is killed and SideFailed raised."""
+    env = {**sweep_env(), **(env or {})}  # this checkout first; no PREFECT_API_URL: fedsweep's own server
     started = time.perf_counter()
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -133,13 +136,23 @@ def run_fedsweep(
     timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """The CLI as a whole process in a fresh folder: `+experiment=<experiment>` (None: none)
-    `rounds=` extra."""
+    `rounds=` extra. Its Prefect server is the shared one of a runtime folder of the benchmark's
+    own (`work`/runtime): the first run starts it, later ones find it, as a user's sweeps do, and
+    the CPU it spends during the run (until it has digested what the run sent) is the run's."""
     cwd = Path(tempfile.mkdtemp(prefix="fedsweep-", dir=work))
     log = work / f"{cwd.name}.log"
     preset = [f"+experiment={experiment}"] if experiment else []
     cmd = [sys.executable, str(REPO / "flows" / "sweep.py"), *preset, f"rounds={w['rounds']}", *extra]
     load = os.getloadavg()[0]
-    wall, code = _timed(cmd, cwd, log, timeout_s)
+    runtime = work / "runtime"
+    runtime.mkdir(exist_ok=True)
+    server = server_of(runtime)
+    before = settled_cpu_s(server, timeout_s=30)
+    wall, code = _timed(cmd, cwd, log, timeout_s, env={"FEDSWEEP_RUNTIME_DIR": str(runtime)})
+    now = server_of(runtime)
+    server_cpu = settled_cpu_s(now) - (
+        before if server is not None and now is not None and now.pid == server.pid else 0.0
+    )
     summary = cwd / "outputs" / sweep / "summary.csv"
     if code or not summary.is_file():
         _fail("fedsweep", log)
@@ -161,8 +174,14 @@ def run_fedsweep(
         "cells": [r["cell"] for r in rows],
         "rounds_run": sum(int(r["rounds_run"]) for r in rows),
         **round_parts(cwd / "mlruns" / "mlflow.db"),
+        "server_cpu_s": server_cpu,
         "load_before": load,
     }
+
+
+def stop_server(work: Path) -> None:
+    """Stop the fedsweep side's shared server (rather than leave it for its idle timeout)."""
+    stop(server_of(work / "runtime"))
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -202,12 +221,14 @@ def main(argv: list[str] | None = None) -> None:
         for side in pair:
             run = run_bare(w, work) if side == "bare" else run_fedsweep(w, work, args.overrides)
             runs.append({**run, "repeat": i})
+            server = f"  server CPU {run['server_cpu_s']:.1f} s" if "server_cpu_s" in run else ""
             print(
                 f"[{i + 1}/{args.repeat}] {side:<8} {run['wall_s']:7.1f} s "
                 f"(in-process {run['loop_s']:6.1f} s)"
-                f"  accuracy {run['final_accuracy']:.4f}  load {run['load_before']:.2f}",
+                f"  accuracy {run['final_accuracy']:.4f}{server}  load {run['load_before']:.2f}",
                 flush=True,
             )
+    stop_server(work)
     s = summarise(runs)
     print(
         f"\n{w['rounds']} rounds, {w['clients']} clients x {w['samples_per_client']} samples, "

@@ -2,7 +2,8 @@
 
 Sides, each a whole process timed from outside (interpreter start, imports, data, teardown):
   bare      benchmarks/bare_loop.py: sequential FedAvg in plain torch (vs_loop.py's baseline)
-  fedsweep  python flows/sweep.py with its defaults: MLflow tracking, checkpoints, private Prefect server
+  fedsweep  python flows/sweep.py with its defaults: MLflow tracking, checkpoints, its Prefect server
+            (shared, in a runtime folder of the benchmark's: its CPU during the run is reported)
   flower    benchmarks/peers/flower_sim.py: flwr 1.42's run_simulation, Ray backend, 1 CPU per client
   pfl       benchmarks/peers/pfl_sim.py: pfl-research 0.6.0's SimulatedBackend
 
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vs_loop import REPO, SideFailed, _fail, _timed, run_bare, run_fedsweep, workload
+from vs_loop import REPO, SideFailed, _fail, _timed, run_bare, run_fedsweep, stop_server, workload
 
 SIDES = ("bare", "fedsweep", "flower", "pfl")
 FEDSWEEP_NAMES = {
@@ -185,8 +186,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "round_s": statistics.median(r["loop_s"] / r["rounds_run"] for r in mine),
             "accuracies": mine[0]["accuracies"],
             "rounds_run": mine[0]["rounds_run"],
-            **{k: statistics.median(r[k] for r in mine) for k in ("train_s", "eval_s") if k in mine[0]},
+            **{
+                k: statistics.median(r[k] for r in mine)
+                for k in ("train_s", "eval_s", "server_cpu_s")
+                if k in mine[0]
+            },
         }
+        if "server_cpu_s" in out[side]:  # the Prefect server's CPU, per round and beside the rounds' time
+            out[side]["server_cpu_per_round_s"] = statistics.median(
+                r["server_cpu_s"] / r["rounds_run"] for r in mine
+            )
+            out[side]["server_cpu_share"] = statistics.median(r["server_cpu_s"] / r["loop_s"] for r in mine)
     if "bare" in out:
         for s in out.values():
             s["wall_ratio"] = s["wall_s"] / out["bare"]["wall_s"]
@@ -254,13 +264,16 @@ def main(argv: list[str] | None = None) -> None:
                 left_out.append(side)
                 continue
             runs.append({**run, "repeat": i})
+            server = f"  Prefect server CPU {run['server_cpu_s']:.1f} s" if "server_cpu_s" in run else ""
             print(
                 f"[{i + 1}/{args.repeat}] {side:<8} {run['wall_s']:7.1f} s "
                 f"(in-process {run['loop_s']:6.1f} s, "
                 f"{run['rounds_run']} rounds)  accuracy {' / '.join(f'{a:.4f}' for a in run['accuracies'])}"
-                f"  load {run['load_before']:.2f}",
+                f"{server}  load {run['load_before']:.2f}",
                 flush=True,
             )
+    if "fedsweep" in sides or "fedsweep" in left_out:
+        stop_server(work)
     if left_out and not runs:
         sys.exit(f"vs_peers: no side finished ({', '.join(left_out)} failed)")
     s = summarise(runs)
@@ -274,6 +287,13 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"  {side:<8} wall {f['wall_s']:7.1f} s  per round {f['round_s']:6.2f} s{ratios}  accuracy "
             f"{' / '.join(f'{a:.4f}' for a in f['accuracies'])}{split}"
+        )
+    if "fedsweep" in s and "server_cpu_s" in s["fedsweep"]:
+        f = s["fedsweep"]
+        print(
+            f"  fedsweep's Prefect server: {f['server_cpu_s']:.1f} s of CPU, "
+            f"{1000 * f['server_cpu_per_round_s']:.0f} ms a round "
+            f"({100 * f['server_cpu_share']:.1f} % of its rounds' time)"
         )
     if "fedsweep" in s:
         for peer in (name for name in PEERS if name in s):

@@ -8,9 +8,10 @@ import logging
 import shutil
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import tags
 from prefect.events.worker import EventsWorker
@@ -33,13 +34,15 @@ from fedsweep.failures import failure_kind
 from fedsweep.interrupt import run_interruptible, stop_requested
 from flows import view
 from flows.cell_flow import register, rows_of
-from flows.sweep_flow import sweep_flow
+from flows.sweep_flow import SWEEP_WAITS, sweep_flow
 from server.leftovers import clean_temp_files, crash_stale_flow_runs, lock_sweep, run_tags, stop_own_flow_runs
 from server.private import LocalServer, SharedServer, prefect_server
+from server.records import Records, finish_records, records
 from server.untrusted import guard_results
 from tasks import track
 
 RESULTS_DIR = "prefect-results"
+T = TypeVar("T")
 
 
 class _LineHandler(logging.StreamHandler):
@@ -109,28 +112,34 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
         _start_over(plan)
     clean_temp_files([cell["dir"] for cell in plan.cells])
     guard_results(plan.dir / RESULTS_DIR)  # before Prefect can read a planted or damaged record
+    watch = records()  # says what the start-up waits for, if it waits long (server/records.py)
     with ThreadPoolExecutor(max_workers=2) as pool:
         prepared = pool.submit(_prepare, plan)
         tracking = pool.submit(_open_tracking, plan) if plan.tracking.enabled else None
-        prepared.result()
+        _step(watch, "the data to be ready", prepared.result)
         if server is not None:
-            server.wait_ready()
-        tracking_info = tracking.result() if tracking else {}
+            _step(watch, "the Prefect server to start", server.wait_ready)
+        tracking_info = _step(watch, "MLflow's database", tracking.result) if tracking else {}
     logging.getLogger("prefect.task_runs").addFilter(_task_log_worth_showing)
     view.quiet_task_runs()
 
     settings = {
         # The heartbeat thread costs ~1 s per flow run at exit and our runs are local anyway.
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-        # A server shared by several busy sweeps on sqlite answers 503 ("database is locked") for
-        # a while (seen: over a minute, three sweeps on 2 cores); its client backs off 2, 4, 8, ... s:
-        # 8 retries wait up to ~8 min instead of 5 retries' ~1 min before a cell fails.
+        # fedsweep's servers hold a request their sqlite database refuses for up to 20 s, then answer
+        # 503 with Retry-After: 1 (server/process.py): 8 retries ride out ~3 min of a locked database,
+        # each within a second of its release. A server of the user's own (PREFECT_API_URL) keeps
+        # Prefect's exponential back-off (2, 4, ... s: ~8 min in all), and nothing of it blocks a
+        # round: flow runs start ahead of their cell's turn, artifacts go in the background
+        # (server/records.py), and the terminal says when records are late.
         PREFECT_CLIENT_MAX_RETRIES: 8,
         PREFECT_RESULTS_LOCAL_STORAGE_PATH: str((plan.dir / RESULTS_DIR).absolute()),
     }
     # Flow runs left Running by a killed earlier run of this sweep folder are marked Crashed beside
     # the sweep; they are found by the tags every flow run of ours carries (server/leftovers.py).
-    stale = threading.Thread(target=crash_stale_flow_runs, name="fedsweep-crash-stale", args=(plan.dir,))
+    stale = threading.Thread(
+        target=crash_stale_flow_runs, name="fedsweep-crash-stale", args=(plan.dir,), daemon=True
+    )
     stale.start()
     register(plan.cells)
     sweep = {
@@ -141,6 +150,8 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
     }
     name = view.sweep_run_name(plan.name, started)
     with temporary_settings(updates=settings), tags(*run_tags(plan.dir), view.experiment_tag(plan.name)):
+        waits = {"start": records().wait("the sweep's flow run to start")}  # the watch starts too
+        SWEEP_WAITS.set(waits)
         try:
             rows = run_interruptible(
                 lambda: rows_of(
@@ -152,8 +163,9 @@ def _run(plan: SweepPlan, server: LocalServer | SharedServer | None) -> int:
                 on_hard_stop=_hard_stop_steps(plan, server, tracking_info),
             )
         finally:
-            stale.join()
-            _flush_prefect_client()
+            for token in waits.values():
+                records().done(token)
+            _wrap_up_records(stale)
     failed = sum(1 for row in rows if row["status"] != "FINISHED")
     if not failed and len(rows) == len(plan.cells) and not stop_requested():
         write_receipt(
@@ -194,6 +206,29 @@ def _hard_stop_steps(
     if server is not None:
         steps.append(lambda: server.stop(idle_wait_s=1))
     return steps
+
+
+def _step(watch: Records, what: str, call: Callable[[], T]) -> T:
+    """A step of the start-up, said in the terminal if it takes more than a few seconds."""
+    token = watch.wait(what, starting=True)
+    try:
+        return call()
+    finally:
+        watch.done(token)
+
+
+def _wrap_up_records(stale: threading.Thread) -> None:
+    """Send what Prefect's client and the records writer still hold, each bounded; the watch says
+    so if it takes more than a few seconds (server/records.py)."""
+    watch = records()
+    watch.ending = True
+    token = watch.wait("the last task runs and logs", lambda: False)
+    _flush_prefect_client()
+    watch.done(token)
+    token = watch.wait("marking flow runs of a killed earlier run Crashed", lambda: False)
+    stale.join(timeout=30)
+    watch.done(token)
+    finish_records(timeout_s=30)
 
 
 def _flush_prefect_client(timeout_s: float = 15) -> None:

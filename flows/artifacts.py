@@ -5,17 +5,18 @@ log (accuracy, loss, the clients that failed and how), a line when it resumes or
 train, and at the end a Markdown artifact: the per-round table, the final metrics and where its
 MLflow run is (a link when `tracking.ui_url` is set, else the run id and the `mlflow ui` command).
 The sweep's flow run gets the summary table as a Markdown artifact.
+
+Artifacts are sent by the process's records writer (server/records.py), in order, off the training
+path: a busy Prefect server delays them, never a round, and one that cannot be sent is one line.
 """
 
-import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import ArtifactUpdate
+from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
+from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
 
 from fedsweep.cell.cell import Cell
@@ -23,6 +24,7 @@ from fedsweep.rounds.state import CellState
 from fedsweep.summary import evaluated
 from flows.callbacks import CellCallback, Final, MlflowRun
 from flows.view import sweep_artifact_key
+from server.records import records
 
 COLUMNS = ("round", "accuracy", "loss", "clients_ok", "clients_failed", "retries", "round_seconds")
 
@@ -65,6 +67,18 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def flow_run_id() -> UUID | None:
+    """The id of the flow run this thread runs in (None outside one)."""
+    context = FlowRunContext.get()
+    return context.flow_run.id if context is not None and context.flow_run is not None else None
+
+
+def send_artifact(what: str, *, key: str, kind: str, data: Any, description: str, run: UUID | None) -> None:
+    """Create an artifact of flow run `run` in the background (server/records.py)."""
+    artifact = ArtifactCreate(key=key, type=kind, data=data, description=description, flow_run_id=run)
+    records().submit(what, lambda client: client.create_artifact(artifact))
+
+
 class CellStory(CellCallback):
     """The Prefect side of one cell's flow run (a round-loop callback, flows/callbacks.py). Artifact
     keys name the sweep, its folder and the cell (`quickstart-1a2b3c-fedprox-c50-r5-s0`), so the UI's
@@ -78,7 +92,8 @@ class CellStory(CellCallback):
             "page": sweep_artifact_key(sweep, sweep_dir, cell.name),
         }
         self.tracking, self.mlflow_run, self.log = tracking, mlflow_run, get_run_logger()
-        self.updates: ThreadPoolExecutor | None = None
+        self.run = flow_run_id()
+        self.progress: UUID | None = None  # set by the records writer once the artifact exists
 
     def on_start(self, state: CellState) -> None:
         done, history = state.round, state.history
@@ -88,16 +103,18 @@ class CellStory(CellCallback):
             )
         elif done:
             self.log.info("resuming cell %s after round %d of %d", self.name, done, self.rounds)
-        self.progress = create_progress_artifact(
-            progress=100.0 * done / self.rounds,
+        artifact = ArtifactCreate(
             key=self.keys["progress"],
+            type="progress",
+            data=100.0 * done / self.rounds,
             description=self._said(history),
+            flow_run_id=self.run,
         )
-        # Updates go through one client (`update_progress_artifact` makes one per call: several task
-        # runs' worth of set-up each round) in one background thread, off the training path; a failed
-        # update is a warning, never the cell's failure.
-        self.client = get_client(sync_client=True)
-        self.updates = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsweep-progress")
+
+        def create(client: Any) -> None:
+            self.progress = client.create_artifact(artifact).id
+
+        records().submit(f"cell {self.name}'s progress", create)
 
     def _said(self, history: Sequence[dict[str, Any]]) -> str:
         rows = evaluated(history)
@@ -125,20 +142,15 @@ class CellStory(CellCallback):
             failures_text(row),
         )
         update = ArtifactUpdate(data=100.0 * len(history) / self.rounds, description=self._said(history))
-        assert self.updates is not None
-        self.updates.submit(self._update, update)
 
-    def _update(self, update: ArtifactUpdate) -> None:
-        try:
-            self.client.update_artifact(artifact_id=self.progress, artifact=update)
-        except Exception as err:  # noqa: BLE001 - the progress bar is not worth a cell
-            logging.getLogger("fedsweep").warning("%s: progress artifact not updated: %s", self.name, err)
+        def move(client: Any) -> None:
+            if self.progress is not None:  # else its creation failed, and said so
+                client.update_artifact(artifact_id=self.progress, artifact=update)
+
+        records().submit(f"cell {self.name}'s progress", move)
 
     def on_end(self, state: CellState, status: str, final: Final) -> None:
-        """Wait for the last progress update; a finished cell gets its Markdown artifact: final
-        metrics, the per-round table, its MLflow run."""
-        if self.updates is not None:
-            self.updates.shutdown(wait=True)
+        """A finished cell gets its Markdown artifact: final metrics, the per-round table, its MLflow run."""
         if status != "FINISHED":
             return
         history = state.history
@@ -151,16 +163,32 @@ class CellStory(CellCallback):
         )
         where = mlflow_where(self.tracking, self.mlflow_run.run_id)
         markdown = "\n\n".join([f"# Cell {self.name}", final_line, where, table(history, COLUMNS)])
-        create_markdown_artifact(
-            markdown, key=self.keys["page"], description=f"{self.name}: per-round metrics"
+        send_artifact(
+            f"cell {self.name}'s table",
+            key=self.keys["page"],
+            kind="markdown",
+            data=markdown,
+            description=f"{self.name}: per-round metrics",
+            run=self.run,
         )
 
 
 def sweep_artifact(name: str, sweep_dir: str, summary_markdown: str, tracking: dict[str, Any]) -> None:
     """The sweep's Markdown artifact: its summary table and its MLflow parent run."""
     where = mlflow_where(tracking, tracking.get("parent_run_id"), what="parent run")
-    create_markdown_artifact(
-        f"# Sweep {name}\n\nFolder: `{Path(sweep_dir).resolve()}`\n\n{where}\n\n{summary_markdown}",
+    send_artifact(
+        "the sweep's summary",
         key=sweep_artifact_key(name, sweep_dir, "summary"),
+        kind="markdown",
+        data=f"# Sweep {name}\n\nFolder: `{Path(sweep_dir).resolve()}`\n\n{where}\n\n{summary_markdown}",
         description=f"{name}: one row per cell",
+        run=flow_run_id(),
     )
+
+
+def link_artifact(key: str, link: str, description: str) -> None:
+    """A link of the sweep's flow run (where its jobs run: a Dask dashboard), as Prefect shows links."""
+    send_artifact(
+        f"the link {key}", key=key, kind="markdown", data=f"[{link}]({link})", description=description,
+        run=flow_run_id(),
+    )  # fmt: skip

@@ -53,6 +53,18 @@ _QUIET_SERVICES = (
 )
 
 
+# Prefect's task-run recorder writes every task-run event (three per task run) in a transaction of
+# its own by default: ~30 ms of the server's CPU per task run, and three chances per task run to hold
+# sqlite's write lock while an API call (a cell's flow run, a state, an artifact) waits for it. In
+# batches of up to 500 events, flushed every second, a task run costs ~5 ms and the UI lags by at most
+# a second (benchmarks/task_overhead.py). A user's own values for these settings are kept.
+_RECORDER = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
+
+
 def _die_with_parent() -> None:
     die_with_parent(signal.SIGKILL)  # it ignores SIGTERM (server/process.py)
     _lower_priority()
@@ -170,6 +182,7 @@ class LocalServer:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
         env.update({f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in _QUIET_SERVICES})
+        env.update({name: value for name, value in _RECORDER.items() if name not in os.environ})
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
         command = [sys.executable, str(Path(__file__).with_name("process.py")), str(self.port)]

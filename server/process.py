@@ -14,12 +14,20 @@ while that fails, some sweep is using it. After `idle_s` seconds of successes in
 exclusive lock (a sweep arriving now cannot take its shared one, and starts a new server instead of
 using one that is going), deletes its state file if that still names it, and stops gracefully.
 
+A request that Prefect answers 503 (its sqlite database is locked by another writer) is not sent
+back at once: `HoldBusy` runs it again after a short pause, for up to HOLD_S seconds, and only then
+answers 503, with `Retry-After: 1`. Prefect's client otherwise backs off exponentially from its own
+clock (2, 4, ... 146 s at the 7th attempt), long after the lock is gone; held here, a request goes
+through within half a second of the lock's release, and a client that still gets a 503 retries in a
+second (fedsweep's servers only: a server of the user's own, PREFECT_API_URL, keeps Prefect's ways).
+
     python server/process.py PORT                       # private
     python server/process.py PORT IDLE_S LEASE STATE    # shared
 
 It imports nothing of the project.
 """
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -28,13 +36,128 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 STOP = signal.SIGUSR1
+BUSY_PATH = "/fedsweep/busy"  # answered by HoldBusy itself, without touching the database
+HOLD_S = 20.0  # under Prefect's client timeout (PREFECT_API_REQUEST_TIMEOUT, 60 s by default)
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
+
+
+class HoldBusy:
+    """ASGI middleware: a request answered 503 is run again (its body replayed) after 0.05, 0.1, ...
+    0.5 s pauses for up to `hold_s` seconds; then the 503 goes out with `Retry-After: 1`. A 503 comes
+    from a transaction that failed and was rolled back, so running it again is what the client's own
+    retry would do, only sooner. Counts are printed to the server's log."""
+
+    def __init__(self, app: ASGIApp, hold_s: float = HOLD_S) -> None:
+        self.app, self.hold_s = app, hold_s
+        self.held = self.answered_503 = 0
+        self.last_refusal: float | None = None
+
+    async def __call__(self, scope: Message, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == BUSY_PATH:
+            await self._busy(send)
+            return
+        await self._hold(scope, receive, send)
+
+    async def _busy(self, send: Callable) -> None:
+        """What a waiting sweep asks (server/records.py): is the database refusing requests now?"""
+        ago = None if self.last_refusal is None else time.monotonic() - self.last_refusal
+        body = json.dumps(
+            {"refused": self.held + self.answered_503, "last_refusal_s": ago, "reason": "database is locked"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _hold(self, scope: Message, receive: Callable, send: Callable) -> None:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away before sending it all
+                return
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        loop = asyncio.get_running_loop()
+        give_up, pause = loop.time() + self.hold_s, 0.05
+        while True:
+            last = loop.time() >= give_up
+            # Starlette's routing writes into the scope it is given (a mount's root path): each try
+            # gets a fresh copy of the request's own.
+            fresh = {**scope, "state": dict(scope.get("state") or {})}
+            status = await self._once(fresh, body, receive, send, hold=not last)
+            if status != 503:
+                return
+            self.last_refusal = time.monotonic()
+            if last:
+                self.answered_503 += 1
+                print(
+                    f"answered 503 after holding a request {self.hold_s:g} s ({self.answered_503} so far)",
+                    flush=True,
+                )
+                return
+            self.held += 1
+            if self.held in (1, 10, 100) or self.held % 1000 == 0:
+                print(f"held requests the database refused: {self.held} so far", flush=True)
+            await asyncio.sleep(min(pause, max(0.0, give_up - loop.time())))
+            pause = min(2 * pause, 0.5)
+
+    async def _once(
+        self, scope: Message, body: bytes, receive: Callable, send: Callable, *, hold: bool
+    ) -> int:
+        """Run the request once; a 503 is swallowed when `hold`, else sent with Retry-After."""
+        sent_body = False
+        status = 0
+
+        async def replay() -> Message:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the client's disconnect, when it comes
+
+        async def respond(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if status == 503 and not hold:
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"retry-after"]
+                    message = {**message, "headers": [*headers, (b"retry-after", b"1")]}
+            if status == 503 and hold:
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, replay, respond)
+        except Exception:
+            # Starlette re-raises what its exception handler answered (Prefect's handler turns a locked
+            # database into the 503); the answer is complete, the error is no news.
+            if status != 503:
+                raise
+        return status
+
+
+def create_app() -> ASGIApp:
+    """Prefect's API app behind `HoldBusy` (uvicorn calls this factory in the server process)."""
+    from prefect.server.api.server import create_app as prefect_app  # noqa: PLC0415
+
+    return HoldBusy(prefect_app())
 
 
 class _Server(uvicorn.Server):
@@ -105,7 +228,7 @@ def main(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
     config = uvicorn.Config(
-        "prefect.server.api.server:create_app",
+        create_app,
         factory=True,
         host="127.0.0.1",
         port=port,

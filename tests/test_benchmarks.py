@@ -131,11 +131,12 @@ def test_round_deadline_smoke(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
     line = (
         r"^no deadline +round mean +\d+\.\d+ s +max +\d+\.\d+ s "
-        r"+\(training max +\d+\.\d+ s\) +accuracy 0\.\d{4}"
+        r"+\(training max +\d+\.\d+ s, evaluation max +\d+\.\d+ s\) +accuracy 0\.\d{4}"
     )
     assert re.search(line, done.stdout, re.M), done.stdout
     assert re.search(r"^deadline 2 s +round mean +\d+\.\d+ s", done.stdout, re.M), done.stdout
     assert re.search(r"no deadline / deadline: mean round \d+\.\d+x, max round \d+\.\d+x", done.stdout)
+    assert re.search(r"^every round within the deadline \+ 5 s \(7 s\): (yes|NO)", done.stdout, re.M)
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
     assert result["rounds"] == 1 and result["mean_ratio"] > 0
     side = json.loads((tmp_path / "out.json").read_text())["runs"]["deadline 2 s"]
@@ -288,6 +289,9 @@ def test_vs_peers_bare_and_fedsweep_smoke(tmp_path: Path) -> None:
     assert summary["bare"]["rounds_run"] == summary["fedsweep"]["rounds_run"] == 1
     assert summary["fedsweep"]["accuracies"][0] == pytest.approx(summary["bare"]["accuracies"][0], abs=0.01)
     assert summary["fedsweep"]["train_s"] > 0 and summary["bare"]["eval_s"] > 0
+    # ... and the Prefect server's CPU beside fedsweep's rounds
+    assert re.search(r"^  fedsweep's Prefect server: \d+\.\d s of CPU, \d+ ms a round", done.stdout, re.M)
+    assert summary["fedsweep"]["server_cpu_s"] > 0
 
 
 @pytest.mark.slow
@@ -522,3 +526,32 @@ def test_million_clients_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code == 0 and [r["clients"] for r in rows] == [300]
     assert all(r["round_seconds"] > 0 and r["plan_seconds"] >= 0 and r["rss_mb"] > 0 for r in rows)
     assert "| uniform | 300 |" in out
+
+
+def test_shared_server_reports_silences_ratios_and_hashes() -> None:
+    # Prepare: shared_server.py's report of two phases, one sweep silent too long together
+    sys.path.insert(0, str(BENCH))
+    shared = load_script("shared_server")
+    sweep = {"code": 0, "silence_after": "a line", "delayed_lines": 0, "tail": ""}
+    alone = {**sweep, "wall_s": 40.0, "silence_s": 4.0, "hashes": {"cell-a": "1"}}
+    together = {**sweep, "wall_s": 50.0, "silence_s": 12.5, "hashes": {"cell-a": "1"}}
+    phases = {
+        name: {"phase": name, "server_cpu_s": 3.0, "server_503s": 0, "load_before": 1.0, "load_after": 1.5,
+               "sweeps": [run]}
+        for name, run in (("alone", alone), ("together", together))
+    }  # fmt: skip
+    # Execute
+    lines = shared.report(phases, ["+experiment=quickstart"])
+    # Assert: the ratio, both silences, the equal hashes, and the verdict
+    assert re.search(r"^\+experiment=quickstart +40\.0 +50\.0 +1\.25 +4\.0/12\.5 +0/0$", lines[1]), lines
+    assert "  silent 12.5 s after: a line" in lines
+    assert "  1 cells, hashes alone == together: True" in lines
+    assert lines[-1].endswith("NOT met")
+
+
+def test_shared_server_finds_the_longest_silence_of_an_output() -> None:
+    sys.path.insert(0, str(BENCH))
+    shared = load_script("shared_server")
+    out = shared.Output.__new__(shared.Output)
+    out.chunks = [(1.0, "starting"), (2.0, "bar 1/2"), (9.5, "bar 2/2"), (10.0, "summary")]
+    assert out.longest_silence(end=12.0) == (7.5, "bar 1/2")

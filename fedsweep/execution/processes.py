@@ -42,10 +42,11 @@ class ProcessEngine(Engine):
                 return
             warm_imports()  # paid once here and inherited, instead of once per worker
             size = max(c["runner"]["max_parallel_clients"] or usable_cpus() for c in configs)
-            # A round deadline that fires kills the workers of the clients it cuts: keep a spare ready.
-            spare = any((c.get("aggregation") or {}).get("round_timeout_s") for c in configs)
+            # A round deadline that fires may kill every worker at once (the jobs it cuts that a signal
+            # cannot stop): keep a warm spare per worker, so the round's evaluation never waits for one.
+            deadline = any((c.get("aggregation") or {}).get("round_timeout_s") for c in configs)
             # Jobs set their cell's intra-op threads themselves (fedsweep/jobs.py).
-            self.pool = WorkerPool(size, torch_threads=1, spare=spare, warm=_warm_worker)
+            self.pool = WorkerPool(size, torch_threads=1, spares=size if deadline else 0, warm=_warm_worker)
 
     def width(self) -> int:
         return usable_cpus()

@@ -14,16 +14,19 @@ whole sweep and hands each `call` to an idle one; the caller's thread blocks unt
   serves every process.
 - **A stuck or dead worker is replaced.** An exception raised in a worker is raised in the caller
   (with the worker's traceback as a note) and the worker serves on. If the caller is interrupted
-  while waiting (a task timeout or a round deadline raises in its thread), the worker may be stuck
-  in the work: it is killed and replaced. A worker that dies (the OS's OOM killer, a crash) raises
-  `WorkerLost`, a retryable error, and is replaced too.
+  while waiting (a task timeout or a round deadline raises in its thread), the job is interrupted
+  first (SIGUSR2 raises `JobInterrupted` in it: a sleep, a Python loop, anything between two of
+  torch's kernels stops there) and the worker serves on if it answers within INTERRUPT_WAIT_S; one
+  stuck where a signal cannot reach is killed and replaced. A worker that dies (the OS's OOM killer,
+  a crash) raises `WorkerLost`, a retryable error, and is replaced too.
 - **Replacing never stalls the caller.** A spawn imports torch and receives the data (seconds), so
   a killed worker's place is taken by a warm spare at once, and the next spare starts in the
-  background (the starter thread): a worker that has run `warm` (imports) and every setup seen so
+  background (the starter threads): a worker that has run `warm` (imports) and every setup seen so
   far (data). Without a warm spare, the slot is refilled in the background when one is ready, and
-  the other workers serve meanwhile. A spare costs a process, so there is one only where workers
-  are lost: from the pool's start with `spare=True` (the sweep asks for it when a round deadline is
-  set, as a deadline that fires kills workers every round), else from the first replacement on.
+  the other workers serve meanwhile. A spare costs a process, so there are spares only where workers
+  are lost: `spares` of them from the pool's start (the sweep asks for one per worker when a round
+  deadline is set: a deadline that fires may kill every worker at once, and the round's evaluation
+  must find warm ones), else one from the first replacement on.
 - **No orphans.** Workers ask the kernel to kill them when their parent dies (PR_SET_PDEATHSIG),
   ignore Ctrl-C and SIGTERM (the main process handles them, also when a batch scheduler sends SIGTERM
   to every process of the job) and are stopped by `close`.
@@ -53,6 +56,8 @@ from fedsweep.execution.base import WorkerLost
 from fedsweep.lifeline import die_with_parent
 
 POLL_S = 0.05  # how often a waiting caller checks that its worker is alive (and can be interrupted)
+INTERRUPT = signal.SIGUSR2  # a caller gave up on the job: stop it, the worker serves on
+INTERRUPT_WAIT_S = 1.0  # how long an interrupted job may take to stop before its worker is killed
 _REFILL_TRIES = 3  # starts of a replacement before its slot is given up (the pool then serves with fewer)
 
 
@@ -69,11 +74,22 @@ def usable_cpus() -> int:
     return cpus
 
 
+class JobInterrupted(BaseException):
+    """Raised in a worker's job when its caller gave up on it (a timeout, a round deadline)."""
+
+
 def _serve(conn: Connection, torch_threads: int) -> None:
     """A worker's life: answer ("call", fn, args) messages until told to stop or orphaned."""
     die_with_parent()
     for sig in (signal.SIGINT, signal.SIGTERM):  # the main process handles both (fedsweep/interrupt.py)
         signal.signal(sig, signal.SIG_IGN)
+    running = [False]
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if running[0]:  # between jobs there is nothing to stop
+            raise JobInterrupted("the caller gave up on this job")
+
+    signal.signal(INTERRUPT, interrupt)
     torch.set_num_threads(torch_threads)
     while True:
         try:
@@ -82,8 +98,13 @@ def _serve(conn: Connection, torch_threads: int) -> None:
             return
         if fn is None:
             return
+        running[0] = True
         try:
-            reply: tuple = ("ok", fn(*args))
+            try:
+                result = fn(*args)
+            finally:
+                running[0] = False
+            reply: tuple = ("ok", result)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             reply = ("error", exc, traceback.format_exc())
         try:
@@ -100,14 +121,15 @@ class _Worker:
     conn: Connection
     ready: set[str] = field(default_factory=set)
     spare: bool = False  # started ahead, not serving yet
+    answered: bool = False  # it has answered a call: its interruption handler is in place
 
 
 class WorkerPool:
-    """`size` long-lived worker processes, each with `torch_threads` intra-op threads (and a spare
-    from the start with `spare`, warmed by calling `warm`)."""
+    """`size` long-lived worker processes, each with `torch_threads` intra-op threads (and `spares`
+    from the start, warmed by calling `warm`)."""
 
     def __init__(
-        self, size: int, *, torch_threads: int, spare: bool = False, warm: Callable[[], Any] | None = None
+        self, size: int, *, torch_threads: int, spares: int = 0, warm: Callable[[], Any] | None = None
     ) -> None:
         if size < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {size}")
@@ -122,13 +144,14 @@ class WorkerPool:
         self._closed = False
         self._starter: ThreadPoolExecutor | None = None
         self._setups: dict[str, tuple[Callable, Callable[[], tuple]]] = {}  # what a spare installs
-        self._spare: Future[_Worker] | None = None
+        self._spares: collections.deque[Future[_Worker]] = collections.deque()  # started ahead, oldest first
+        self._keep = max(0, spares)  # spares kept ready (one after the first replacement, at least)
         self._warm = warm or os.getpid  # what a spare runs first: the imports its first jobs would pay
         atexit.register(_kill_at_exit, weakref.ref(self))
         for _ in range(size):
             self._put_idle(self._start(method))
-        if spare:
-            self._spare = self._starter_thread().submit(self._start_spare)
+        for _ in range(self._keep):
+            self._spares.append(self._starter_thread().submit(self._start_spare))
 
     def _start(self, method: str) -> _Worker:
         if method == "fork":  # only while this is the process's only thread, which lives to the end
@@ -137,11 +160,12 @@ class WorkerPool:
 
     def _starter_thread(self) -> ThreadPoolExecutor:
         # PR_SET_PDEATHSIG fires when the *thread* that started a worker ends; task threads come and
-        # go, so spawned workers are started by one thread that lives as long as the pool.
+        # go, so spawned workers are started by threads that live as long as the pool (an executor's
+        # threads are never retired), a few side by side: replacements are mostly waiting on imports.
         with self._lock:
             if self._starter is None:
                 name = "fedsweep-worker-starter"
-                self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+                self._starter = ThreadPoolExecutor(max_workers=self.size + 1, thread_name_prefix=name)
             return self._starter
 
     def _start_now(self, method: str, *, spare: bool = False) -> _Worker:
@@ -207,7 +231,7 @@ class WorkerPool:
             if taken and (healthy or not asked):
                 self._put_idle(taken[0])
             elif taken:
-                self._replace(taken[0])
+                self._recover(taken[0])
 
     def _take_idle(self, taken: list[_Worker]) -> None:
         """Move an idle worker into `taken`, or wait a moment. A timeout raised into this thread at any
@@ -248,26 +272,43 @@ class WorkerPool:
             reply = worker.conn.recv()
         except (EOFError, OSError) as exc:
             raise WorkerLost(f"a worker process died during {fn.__name__}: {exc!r}") from None
+        worker.answered = True
         if reply[0] == "error":
             error, trace = reply[1], reply[2]
             error.add_note(f"in worker process {worker.process.pid}:\n{trace}")
             raise _Raised(error)
         return reply[1]
 
+    def _recover(self, worker: _Worker) -> None:
+        """Its caller gave up on a worker's job: interrupt the job; the worker serves on if it
+        answers within INTERRUPT_WAIT_S (the answer is dropped), else it is killed and replaced."""
+        if worker.answered and worker.process.is_alive():  # one still starting dies of the signal
+            try:
+                os.kill(worker.process.pid, INTERRUPT)
+                if worker.conn.poll(INTERRUPT_WAIT_S):
+                    worker.conn.recv()
+                    self._put_idle(worker)
+                    return
+            except (OSError, EOFError):
+                pass
+        self._replace(worker)
+
     def _replace(self, worker: _Worker) -> None:
         """Kill a worker that may be stuck or is dead, without waiting for its replacement: a warm
-        spare serves at once; else the slot is refilled by the spare still starting, or by a spawn
-        (this process has threads), when it is ready. The next spare starts in the background."""
+        spare serves at once (the first ready); else the slot is refilled by the oldest spare still
+        starting, or by a spawn, when it is ready. Another spare starts in the background."""
         worker.process.kill()
         worker.process.join(timeout=10)
         worker.conn.close()
         starter = self._starter_thread()
         with self._lock:  # two callers cut at once must not take the same spare
             self._workers.remove(worker)
-            spare = self._spare
-            if spare is None or (spare.done() and spare.exception() is not None):
-                spare = starter.submit(self._start_spare)
-            self._spare = starter.submit(self._start_spare)
+            usable = [f for f in self._spares if not (f.done() and f.exception() is not None)]
+            ready = [f for f in usable if f.done()]
+            spare = (ready or usable or [starter.submit(self._start_spare)])[0]
+            self._spares = collections.deque(f for f in usable if f is not spare)
+            while len(self._spares) < max(1, self._keep):
+                self._spares.append(starter.submit(self._start_spare))
         spare.add_done_callback(functools.partial(self._serve_from, tries=_REFILL_TRIES))
 
     def _serve_from(self, started: "Future[_Worker]", *, tries: int) -> None:
@@ -281,12 +322,16 @@ class WorkerPool:
             again.add_done_callback(functools.partial(self._serve_from, tries=tries - 1))
 
     def spare_pid(self) -> int | None:
-        """The pid of the spare once it is warm (None without a spare, or while it starts)."""
-        spare = self._spare
-        if spare is None or not spare.done() or spare.exception() is not None:
-            return None
-        worker = spare.result()
-        return worker.process.pid if worker.spare else None
+        """The pid of the first warm spare (None without one, or while they start)."""
+        pids = self.spare_pids()
+        return pids[0] if pids else None
+
+    def spare_pids(self) -> list[int]:
+        """The pids of the warm spares (those started and not serving yet)."""
+        with self._lock:
+            spares = list(self._spares)
+        ready = [f.result() for f in spares if f.done() and f.exception() is None]
+        return [worker.process.pid for worker in ready if worker.spare]
 
     def close(self) -> None:
         """Stop every worker (idle ones are asked, busy or stuck ones killed)."""

@@ -1,6 +1,7 @@
 """fedsweep.execution.workers: worker processes that answer calls, survive errors, are replaced when stuck or
 dead, and die with their parent."""
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -32,6 +33,13 @@ def die() -> None:
 
 
 def sleep(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def deaf_sleep(seconds: float) -> int:
+    """A job stuck where no signal reaches it (as in a C call that never returns)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
     time.sleep(seconds)
     return os.getpid()
 
@@ -90,13 +98,15 @@ def test_a_worker_that_dies_raises_worker_lost_and_is_replaced(pool) -> None:
     assert [pool.call(add, 1, 1) for _ in range(4)] == [2] * 4
 
 
-def test_a_caller_interrupted_while_waiting_gets_its_worker_killed_and_replaced(pool) -> None:
-    # Prepare: a call stuck in a worker, its caller interrupted as Prefect's timeout does it
+def _interrupted_caller(pool: WorkerPool, job, *args) -> tuple[dict, set[int]]:
+    """A call stuck in a worker, its caller interrupted as Prefect's timeout does it: (what the
+    caller saw, the pids serving before)."""
     outcome: dict = {}
+    pool.map(sleep, [(0.5,), (0.5,)])  # both workers up and serving
 
     def caller() -> None:
         try:
-            pool.call(sleep, 60)
+            pool.call(job, *args)
         except TimeoutError as exc:
             outcome["error"] = exc
 
@@ -104,9 +114,23 @@ def test_a_caller_interrupted_while_waiting_gets_its_worker_killed_and_replaced(
     thread.start()
     time.sleep(1.0)
     busy = set(pool.pids())
-    # Execute
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(TimeoutError))
     thread.join(timeout=20)
+    return outcome, busy
+
+
+def test_a_caller_interrupted_while_waiting_gets_the_job_stopped_and_the_worker_serves_on(pool) -> None:
+    # Execute
+    outcome, busy = _interrupted_caller(pool, sleep, 60)
+    # Assert: the caller saw the timeout; the job was stopped, not the worker; the pool works at once
+    assert isinstance(outcome.get("error"), TimeoutError)
+    assert set(pool.pids()) == busy
+    assert sorted(pool.map(sleep, [(0.0,), (0.0,)])) == sorted(busy)
+
+
+def test_a_job_a_signal_cannot_stop_gets_its_worker_killed_and_replaced(pool) -> None:
+    # Execute
+    outcome, busy = _interrupted_caller(pool, deaf_sleep, 60)
     # Assert: the caller saw the timeout, the stuck worker is gone, the pool works
     assert isinstance(outcome.get("error"), TimeoutError)
     assert len(_serving(pool, 2) - busy) == 1
@@ -115,6 +139,39 @@ def test_a_caller_interrupted_while_waiting_gets_its_worker_killed_and_replaced(
         not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in gone
     )
     assert pool.call(add, 3, 4) == 7
+
+
+def test_with_a_spare_per_worker_every_worker_killed_at_once_is_replaced_at_once() -> None:
+    # Prepare: two workers, two warm spares
+    pool = WorkerPool(2, torch_threads=1, spares=2)
+    try:
+        deadline = time.monotonic() + 120
+        while len(pool.spare_pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        spares = set(pool.spare_pids())
+        assert len(spares) == 2
+        # Execute: both workers stuck where no signal reaches, both callers interrupted
+        results = [_interrupted_caller_async(pool) for _ in range(2)]
+        for thread in results:
+            thread.join(timeout=20)
+        # Assert: the spares serve now, without waiting for a start
+        started = time.monotonic()
+        assert set(pool.map(sleep, [(0.2,), (0.2,)])) == spares
+        assert time.monotonic() - started < 5
+    finally:
+        pool.close()
+
+
+def _interrupted_caller_async(pool: WorkerPool) -> threading.Thread:
+    def caller() -> None:
+        with contextlib.suppress(TimeoutError):
+            pool.call(deaf_sleep, 60)
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    time.sleep(1.0)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(TimeoutError))
+    return thread
 
 
 def _serving(pool: WorkerPool, size: int, bound_s: float = 120) -> set[int]:

@@ -67,3 +67,24 @@ def test_rejects_negative_seconds_and_zero_step() -> None:
         Hang(seconds=-1.0)
     with pytest.raises(ValueError, match="step must be > 0"):
         Hang(seconds=1.0, step=0.0)
+
+
+def test_a_deaf_hang_does_not_hear_signals_and_restores_the_mask() -> None:
+    # Prepare: a deaf hang in this thread; SIGUSR2 sent to it while it sleeps
+    import signal
+
+    fault, heard = Hang(seconds=0.3, p=1.0, step=0.05, deaf=True), []
+    previous = signal.signal(signal.SIGUSR2, lambda *_: heard.append(time.monotonic()))
+    try:
+        timer = threading.Timer(0.1, signal.pthread_kill, args=(threading.get_ident(), signal.SIGUSR2))
+        start = time.monotonic()
+        timer.start()
+        # Execute
+        fault.before_epoch(CTX)
+        timer.join()
+        time.sleep(0.05)
+        # Assert: heard only once the hang was over (the signal waited), the mask as it was
+        assert len(heard) == 1 and heard[0] - start >= 0.3
+        assert signal.SIGUSR2 not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    finally:
+        signal.signal(signal.SIGUSR2, previous)

@@ -63,3 +63,24 @@ def test_hanging_clients_are_cut_at_the_deadline_and_a_killed_run_resumes_bitwis
     resumed, resumed_metrics, _ = _cell(victim)
     assert resumed.data.tags["final_weights_sha256"] == run.data.tags["final_weights_sha256"]
     assert [v for _, v in resumed_metrics["failed_deadline"]] == [1.0, 1.0]
+
+
+def test_a_round_whose_cut_kills_every_worker_still_ends_within_the_deadline_and_five_seconds(
+    tmp_path, prefect_home
+) -> None:
+    # Prepare: clients 0 and 1 hang where no signal reaches (a stuck C call) on every attempt: they
+    # take both workers, so at the deadline the cut must kill both, and the round's evaluation must not
+    # wait for new ones to start
+    args = (
+        *(a for a in ARGS if not a.startswith(("faults.clients", "sweep_name"))),
+        "sweep_name=deaf",
+        "faults.clients=[0,1]",
+        "+faults.deaf=true",
+    )
+    # Execute
+    run_sweep(tmp_path, prefect_home, *args)
+    _, metrics, _ = recorded(tmp_path, "deaf")["fedavg-c4-r2-s0"]
+    # Assert: the round's own clock (training, aggregation, evaluation) within the bound, however
+    # loaded the machine: a warm spare took each killed worker's place
+    assert all(v <= DEADLINE_S + 5.0 for _, v in metrics["round_seconds"]), metrics["round_seconds"]
+    assert [v for _, v in metrics["failed_deadline"]][0] >= 2
