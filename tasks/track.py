@@ -7,6 +7,7 @@ thread-local and tasks may run in other threads.
 """
 
 import os
+import re
 import sqlite3
 import tempfile
 import time
@@ -188,10 +189,16 @@ def _set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
         client(uri).log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
+def param_key(key: str) -> str:
+    """`key` as MLflow takes a parameter's name (letters, digits, `_ - . : /` and spaces): the others,
+    such as the `+` of a grid label's `+selection.num_clients: 6` in `grid.method...`, become `_`."""
+    return re.sub(r"[^/\w.\- :]", "_", key)
+
+
 def _log_params(uri: str, run_id: str, params: dict) -> None:
     from mlflow.entities import Param  # noqa: PLC0415 - as MlflowClient
 
-    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    items = [Param(param_key(k), str(v)[:6000]) for k, v in params.items()]
     for start in range(0, len(items), 100):  # MLflow's batch limit is 100 params
         client(uri).log_batch(run_id, params=items[start : start + 100])
 

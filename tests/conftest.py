@@ -1,6 +1,9 @@
 """Shared fixtures: composing real cell configs from conf/ with Hydra's compose API."""
 
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
+sys.path.insert(0, str(Path(__file__).resolve().parent / "flows"))  # sweep_cli, for tests outside flows/
 
 
 def compose_config(overrides: list[str]) -> dict[str, Any]:
@@ -18,11 +22,58 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+@dataclass(frozen=True)
+class SessionServer:
+    """The session's Prefect database (a PREFECT_HOME of its own) and the one server on it."""
+
+    home: Path
+    url: str
+
+
 @pytest.fixture(scope="session")
-def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One Prefect database for the session's sweeps, outside the user's ~/.prefect (their shared
-    Prefect server lives beside it: tests/flows/sweep_cli.py)."""
-    return tmp_path_factory.mktemp("prefect-home")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionServer]:
+    """One Prefect server for the whole session, outside the user's ~/.prefect: the shared server its
+    sweeps find (server/shared.py, in a runtime folder beside the database: tests/flows/sweep_cli.py),
+    started here once and leased until the session ends, so that no sweep waits for one to boot and no
+    pause between tests lets it go idle; in-process flow runs use it too (tests/flows/conftest.py).
+    Tests that need a database or a server of their own (PostgreSQL, the shared server's own rules, a
+    private server, the browser's UI) start theirs."""
+    from sweep_cli import sweep_env
+
+    import cli.main  # noqa: F401 - sets the Prefect variables every sweep sets first (the server's key has them)
+    from server.private import SharedServer, _shared
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(sweep_env(home))  # the server's key and environment are the sweeps'
+    try:
+        server = _shared()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert isinstance(server, SharedServer), "no shared Prefect server for the session's sweeps"
+    server.wait_ready(timeout_s=600)  # generous: a loaded 2-core machine
+    try:
+        yield SessionServer(home=home, url=server.url)
+    finally:
+        server.stop(idle_wait_s=0)  # it exits FEDSWEEP_SERVER_IDLE_S after the last sweep's lease
+
+
+@pytest.fixture(scope="session")
+def prefect_home(prefect_server: SessionServer) -> Path:
+    """The session's Prefect database (PREFECT_HOME), with its server up (`prefect_server`)."""
+    return prefect_server.home
+
+
+@pytest.fixture(scope="session")
+def quickstart_sweep(tmp_path_factory: pytest.TempPathFactory, prefect_home: Path) -> tuple[Path, str]:
+    """(folder, output) of one finished run of sweep_cli.QUICKSTART, shared by the tests that read a
+    finished sweep (its records, its UIs, its weights); none may run anything more in that folder."""
+    from sweep_cli import QUICKSTART, run_sweep
+
+    cwd = tmp_path_factory.mktemp("quickstart")
+    return cwd, run_sweep(cwd, prefect_home, *QUICKSTART)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from types import ModuleType
 import psutil
 import pytest
 import torch
+from sweep_cli import slowdown, sweep_env
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -36,14 +37,18 @@ def test_bare_loop_smoke(tmp_path: Path) -> None:
             "--rounds",
             "2",
             "--clients",
-            "10",
+            "4",
+            "--clients-per-round",
+            "2",
             "--samples-per-client",
-            "50",
+            "20",
+            "--test-samples",
+            "100",
         ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
     # Assert: a human line with a time and an accuracy, and a machine-readable one.
@@ -62,7 +67,7 @@ def test_process_vs_threads_smoke(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
     # Assert: both sides timed, and their ratio
@@ -73,7 +78,7 @@ def test_process_vs_threads_smoke(tmp_path: Path) -> None:
 
 
 def test_aggregation_cost_smoke(tmp_path: Path) -> None:
-    # Execute: three strategies at K = 3 on the small CNN, each in its own subprocess
+    # Execute: a mean and a robust rule at K = 3 on the small CNN, each in its own subprocess
     done = subprocess.run(
         [
             sys.executable,
@@ -83,7 +88,7 @@ def test_aggregation_cost_smoke(tmp_path: Path) -> None:
             "--model",
             "cnn_small",
             "--strategies",
-            "fedavg,krum,fedadam",
+            "fedavg,krum",
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -93,16 +98,17 @@ def test_aggregation_cost_smoke(tmp_path: Path) -> None:
     )
     # Assert: a table row per strategy, and the machine-readable rows
     assert done.returncode == 0, done.stderr[-2000:]
-    for name in ("fedavg", "krum", "fedadam"):
+    for name in ("fedavg", "krum"):
         assert re.search(rf"^{name} +3 +\d+\.\d{{3}} +-?\d+\.\d", done.stdout, re.MULTILINE), done.stdout
     rows = json.loads(done.stdout.split("RESULT ", 1)[1])
-    assert [r["strategy"] for r in rows] == ["fedavg", "krum", "fedadam"]
+    assert [r["strategy"] for r in rows] == ["fedavg", "krum"]
     assert all(r["seconds"] > 0 and r["clients"] == 3 for r in rows)
 
 
 @pytest.mark.slow
-def test_round_deadline_smoke(tmp_path: Path) -> None:
-    # Execute: two one-round sweeps of 4 clients, half the attempts hanging
+def test_round_deadline_smoke(tmp_path: Path, prefect_home: Path) -> None:
+    # Execute: two one-round sweeps of 4 clients, half the attempts hanging (on the session's Prefect server)
+    slow = slowdown()
     done = subprocess.run(
         [
             sys.executable,
@@ -123,10 +129,11 @@ def test_round_deadline_smoke(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         check=False,
-        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
+        env=sweep_env(prefect_home),
     )
+    slow = max(slow, slowdown())  # the bound past the deadline scales with the machine's load
     # Assert: both sides timed, their ratio, and the deadline side's training within its deadline and a bound
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
     line = (
@@ -140,7 +147,7 @@ def test_round_deadline_smoke(tmp_path: Path) -> None:
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
     assert result["rounds"] == 1 and result["mean_ratio"] > 0
     side = json.loads((tmp_path / "out.json").read_text())["runs"]["deadline 2 s"]
-    assert len(side["round_s"]) == 1 and side["max_train_s"] <= 2 + 1.5
+    assert len(side["round_s"]) == 1 and side["max_train_s"] <= 2 + 1.5 * slow, (side, slow)
 
 
 def test_bare_loop_fedprox_term_pulls_towards_the_global_model() -> None:
@@ -183,7 +190,7 @@ def test_vs_peers_skips_a_missing_peer_and_says_how_to_make_it(tmp_path: Path) -
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
     # Assert: one line naming the python and the commands that make the virtualenv; nothing else run
@@ -202,7 +209,7 @@ def test_vs_peers_rejects_an_unknown_side_or_setting(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
     knob = subprocess.run(
@@ -210,7 +217,7 @@ def test_vs_peers_rejects_an_unknown_side_or_setting(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
     # Assert: exit 2 and a line naming what is wrong
@@ -240,7 +247,7 @@ def test_vs_peers_kills_a_side_past_its_time_with_its_children(tmp_path: Path) -
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
     # Assert: the side is killed, its child with it, and said so; with no side left, a failing exit
@@ -254,7 +261,7 @@ def test_vs_peers_kills_a_side_past_its_time_with_its_children(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_vs_peers_bare_and_fedsweep_smoke(tmp_path: Path) -> None:
+def test_vs_peers_bare_and_fedsweep_smoke(tmp_path: Path, prefect_home: Path) -> None:
     # Execute: one round of 10 tiny clients, the bare loop and the real CLI (the peers need their own venvs)
     done = subprocess.run(
         [
@@ -276,9 +283,9 @@ def test_vs_peers_bare_and_fedsweep_smoke(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         check=False,
-        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
+        env=sweep_env(prefect_home),  # the session's Prefect server
     )
     # Assert: both sides timed with ratios; the same data, selection and batches give the same accuracy
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
@@ -397,7 +404,8 @@ def test_reads_curves_from_a_real_mlflow_db(tmp_path: Path, capsys: pytest.Captu
 
 @pytest.mark.slow
 def test_parallel_cells_smoke(tmp_path: Path) -> None:
-    # Execute: two cells of the quickstart, one round, one then two at a time (whole sweeps)
+    # Execute: two cells of the quickstart, one round, two at a time (a whole sweep, against a server
+    # of the script's own on a fresh database: what it measures)
     done = subprocess.run(
         [
             sys.executable,
@@ -410,29 +418,46 @@ def test_parallel_cells_smoke(tmp_path: Path) -> None:
             "--set",
             "num_clients=10",
             "--parallel",
-            "1,2",
+            "2",
             "--out",
             str(tmp_path / "cells.json"),
         ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         check=False,
     )
-    # Assert: both runs timed and read back from Prefect, the speed-up, the same weights in both
+    # Assert: the run timed and read back from Prefect, its weights (the comparison of runs: below)
     assert done.returncode == 0, done.stderr[-3000:]
-    for parallel in (1, 2):
-        assert re.search(
-            rf"sqlite +parallel_cells={parallel} +wall +\d+\.\d s +503s +\d+ +lag median/max "
-            rf"\d+\.\d\d / \d+\.\d\d s",
-            done.stdout,
-        ), done.stdout
-    assert re.search(r"sqlite/2: wall \d+\.\d s, \d+\.\d\dx as fast as parallel_cells=1", done.stdout)
+    line = r"sqlite +parallel_cells=2 +wall +\d+\.\d s +503s +\d+ +lag median/max \d+\.\d\d / \d+\.\d\d s"
+    assert re.search(line, done.stdout), done.stdout
+    assert re.search(r"sqlite/2: wall \d+\.\d s, 1\.00x as fast as parallel_cells=2", done.stdout)
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
     assert result["same_hashes"] is True and result["cells"] == 2
     runs = json.loads((tmp_path / "cells.json").read_text())["runs"]
-    assert [r["parallel"] for r in runs] == [1, 2] and all(r["task_runs"] > 20 for r in runs)
+    assert [r["parallel"] for r in runs] == [2] and all(r["task_runs"] > 20 for r in runs)
+    assert len(runs[0]["hashes"]) == 2 and all(len(h) == 64 for h in runs[0]["hashes"].values())
+
+
+def test_parallel_cells_compares_runs_by_their_medians_and_weights() -> None:
+    # Prepare: P = 1 and P = 2 on sqlite, twice each, with the same weights; then one run differing
+    bench = load_script("parallel_cells")
+    same = {"fedavg-c10-r1-s0": "a" * 64, "fedprox-c10-r1-s0": "b" * 64}
+    runs = [
+        {"database": "sqlite", "parallel": p, "wall_s": wall, "hashes": same}
+        for p, wall in ((1, 10.0), (2, 6.0), (2, 4.0), (1, 12.0))
+    ]
+    # Execute
+    summary = bench.summarise(runs, [1, 2])
+    other = bench.summarise(
+        [*runs[:3], {**runs[3], "hashes": {**same, "fedavg-c10-r1-s0": "c" * 64}}], [1, 2]
+    )
+    # Assert: medians, each P's speed-up over the first, and whether every run ended with the same weights
+    assert summary["median_wall_s"] == {"sqlite/1": 11.0, "sqlite/2": 5.0}
+    assert summary["speedup"] == {"sqlite/1": 1.0, "sqlite/2": pytest.approx(2.2)}
+    assert "sqlite/2: wall 5.0 s, 2.20x as fast as parallel_cells=1" in summary["lines"]
+    assert summary["same_hashes"] is True and summary["cells"] == 2 and other["same_hashes"] is False
 
 
 def test_partition_scale_smoke(capsys: pytest.CaptureFixture[str]) -> None:
@@ -508,14 +533,21 @@ def test_million_clients_command_is_a_valid_sweep(tmp_path: Path) -> None:
     bench = load_script("million_clients")
     argv = bench.command(clients=1000, selector="oort", rounds=2, samples=2000, name="million-oort-1000")
     # Execute
-    done = subprocess.run([*argv, "--dry-run"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*argv, "--dry-run"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     # Assert
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "1 cell" in done.stdout and "new" in done.stdout and not (tmp_path / "outputs").exists()
 
 
 @pytest.mark.slow
-def test_million_clients_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_million_clients_smoke(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, prefect_home: Path
+) -> None:
+    # Prepare: its sweeps on the session's Prefect server
+    for name in [n for n in os.environ if n.startswith(("PREFECT_API", "FEDSWEEP_"))]:
+        monkeypatch.delenv(name)
+    for name, value in sweep_env(prefect_home).items():
+        monkeypatch.setenv(name, value)
     # Execute: a tiny whole sweep (300 clients over a pool of 600 samples)
     code = load_script("million_clients").main(
         ["--clients", "300", "--rounds", "2", "--selectors", "uniform", "--samples", "600"]

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from sweep_cli import slowdown  # upper bounds on wall-clock time scale with the machine's load
 
 from fedsweep.checkpoint.storage import CheckpointError
 from fedsweep.checkpoint.store import round_dir
@@ -75,7 +76,7 @@ def test_an_attempt_is_cut_by_the_deadline_or_the_task_timeout_whichever_comes_f
     with pytest.raises(DeadlinePassed) as cut:
         with bounded(time.monotonic() + 0.3, 5.0):
             _sleep_in_steps(10)
-    assert time.monotonic() - tick < 3 and not retryable(cut.value)
+    assert time.monotonic() - tick < 3 * slowdown() and not retryable(cut.value)
     # the task timeout first: a timeout like Prefect's, retried
     with pytest.raises(TaskRunTimeoutError) as timed_out:
         with bounded(time.monotonic() + 30, 0.2):

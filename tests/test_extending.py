@@ -365,25 +365,15 @@ def test_every_yaml_composes_from_the_readers_folder(project, points, tmp_path) 
 
 @pytest.mark.slow
 def test_the_toy_engine_runs_the_quickstart_to_the_default_engines_weights(
-    project, tmp_path_factory, prefect_home
+    project, quickstart_sweep, tmp_path, prefect_home
 ) -> None:
-    """Engines never change results: the same command on the toy engine and on the default one."""
-    sys.path.insert(0, str(ROOT / "tests" / "flows"))
-    from sweep_cli import sweep_env
+    """Engines never change results: the session's quickstart (tests/conftest.py, the default
+    engine) run again on the toy engine."""
+    from sweep_cli import QUICKSTART, sweep_env
 
     from fedsweep.checkpoint.storage import open_storage
     from fedsweep.checkpoint.store import CheckpointStore
     from fedsweep.weights import weights_sha256
-
-    # Its two strategies at 10 clients, 2 rounds: both engines' sweeps in well under a minute here.
-    args = (
-        "+experiment=quickstart",
-        "num_clients=10",
-        "rounds=2",
-        "tracking.enabled=false",
-        "runner.progress=false",
-    )
-    env = sweep_env(prefect_home)
 
     def final_weights(cwd: Path) -> dict[str, str]:
         """{cell: final_weights_sha256} from the cells' last committed checkpoints."""
@@ -394,15 +384,16 @@ def test_the_toy_engine_runs_the_quickstart_to_the_default_engines_weights(
             out[cell_dir.name] = weights_sha256(latest.tensors["model"])
         return out
 
-    # Execute
-    default, toy = tmp_path_factory.mktemp("default-engine"), tmp_path_factory.mktemp("toy-engine")
-    sweep(default, project, *args, env=env)
-    log = toy / "jobs.jsonl"
-    out = sweep(toy, project, *args, "runner/engine=toy", f"runner.engine.log={log}", env=env)
+    # Prepare: the default engine's finished sweep
+    default, _ = quickstart_sweep
+    expected = final_weights(default)
+    # Execute: its two strategies at 10 clients, 2 rounds, on the toy engine
+    log = tmp_path / "jobs.jsonl"
+    args = (*QUICKSTART, "tracking.enabled=false", "runner.progress=false", "runner/engine=toy")
+    out = sweep(tmp_path, project, *args, f"runner.engine.log={log}", env=sweep_env(prefect_home))
     # Assert: the toy engine ran every job of both cells, and the weights are the default engine's
     assert "toy engine: jobs in 2 threads of its own" in out
     jobs = [json.loads(line) for line in log.read_text().splitlines()]
     assert {j["job"] for j in jobs} == {"client_epoch", "evaluate_part"}
     assert len({j["cell"] for j in jobs}) == 2 and {j["thread"][:3] for j in jobs} == {"toy"}
-    expected = final_weights(default)
-    assert len(expected) == 2 and final_weights(toy) == expected
+    assert len(expected) == 2 and final_weights(tmp_path) == expected

@@ -186,7 +186,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Path) -> None:
+def test_a_sweep_removes_planted_results_before_prefect_reads_them(
+    tmp_path: Path, prefect_home: Path
+) -> None:
     # Prepare: hostile records where the one cell's round-1 client epochs will look for theirs
     from hydra import initialize_config_dir
 
@@ -231,26 +233,24 @@ def test_a_sweep_removes_planted_results_before_prefect_reads_them(tmp_path: Pat
     for path in planted:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(evil)
-    # Prefect's database and server are the test's own: a sweep with the user's ~/.prefect would migrate
-    # it to this Prefect version, and an older Prefect sharing that database could no longer start
-    home = tmp_path / "prefect-home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "FEDSWEEP_"))}
-    env.update(
-        CI="true", PREFECT_HOME=str(home), FEDSWEEP_RUNTIME_DIR=str(home / "run"), FEDSWEEP_SERVER_IDLE_S="5"
-    )
+    # Prefect's database and server are the session's (tests/conftest.py), not the user's ~/.prefect: a
+    # sweep there would migrate it to this Prefect version, and an older Prefect sharing that database
+    # could no longer start
+    from sweep_cli import sweep_env
+
     # Execute
     proc = subprocess.run(
         [sys.executable, str(ROOT / "flows" / "sweep.py"), *args],
         cwd=tmp_path,
-        env=env,
+        env=sweep_env(prefect_home),
         capture_output=True,
         text=True,
         check=False,
-        timeout=300,
+        timeout=900,
     )
     # Assert
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not marker.exists()
     assert not any(path.exists() and path.read_bytes() == evil for path in planted)
     assert "removed untrusted Prefect result" in proc.stderr
-    assert (home / "prefect.db").exists()
+    assert (prefect_home / "prefect.db").exists()

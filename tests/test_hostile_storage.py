@@ -111,7 +111,7 @@ def test_a_real_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=600,
     )
     # Assert
     assert proc.returncode == 0, proc.stderr

@@ -1,9 +1,12 @@
 """Bad invocations of `python flows/sweep.py`: one `error:` line, exit status 2, nothing written.
 
-Each case runs the real entry point in its own empty folder. The runs are started together (they
-exit before Prefect or MLflow is imported: about a second each, a few seconds where the plug-ins,
-and so torch, must be imported to find the mistake) and each test then checks one of them. More
-cases, checked in-process through the same `check_command`, are in test_validation_plan.py.
+Every case is checked in-process through `check_command`, what the entry point calls first: one
+ConfigError of one line naming the key, nothing written. One case per stage where a mistake can be
+found also runs the real entry point, in its own empty folder, to its `error:` line and exit status 2
+(Hydra's parsing, the schema, the plug-ins (torch imported), the file system, the argument parser,
+a multirun job, the Dask cluster started after planning); those runs are started together (they
+exit before Prefect or MLflow is imported) and each test then checks one of them. More cases are in
+test_validation_plan.py.
 """
 
 import os
@@ -14,6 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from cli.main import check_command
+from fedsweep.config import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP = ROOT / "flows" / "sweep.py"
@@ -100,6 +106,20 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
+# The cases that also run the real command: one per stage that finds a mistake (see above).
+THROUGH_THE_COMMAND = (
+    "unknown-option",
+    "unknown-key",
+    "missing-dataset-files",
+    "output-dir-not-creatable",
+    "bad-flag",
+    "multirun-bad-job",
+    "dask-cluster-not-built",
+)
+# Found once the cluster is started, after planning: the command alone finds it.
+AFTER_PLANNING = ("dask-cluster-not-built",)
+
+
 def run_cli(args: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CI": "true", **extra_env}
     env.pop("HYDRA_FULL_ERROR", None)
@@ -110,28 +130,54 @@ def run_cli(args: list[str], cwd: Path, **extra_env: str) -> subprocess.Complete
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=600,
     )
 
 
 @pytest.fixture(scope="module")
+def blocker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file where a case needs a folder."""
+    path = tmp_path_factory.mktemp("elsewhere") / "a-file"
+    path.write_text("not a folder")
+    return path
+
+
+@pytest.fixture(scope="module")
 def runs(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, blocker: Path
 ) -> Iterator[dict[str, tuple[subprocess.CompletedProcess, Path, dict[str, str]]]]:
-    """Every case run once, concurrently, each in its own empty folder."""
-    blocker = tmp_path_factory.mktemp("elsewhere") / "a-file"
-    blocker.write_text("not a folder")
+    """The command-line cases run once, concurrently, each in its own empty folder."""
     jobs = {}
-    for case, (args, _) in CASES.items():
+    for case in THROUGH_THE_COMMAND:
+        args, _ = CASES[case]
         cwd = tmp_path_factory.mktemp(case)
         fill = {"cwd": str(cwd), "blocker": str(blocker)}
         jobs[case] = ([a.format(**fill) for a in args], cwd, fill)
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {case: pool.submit(run_cli, args, cwd) for case, (args, cwd, _) in jobs.items()}
-        yield {case: (futures[case].result(), jobs[case][1], jobs[case][2]) for case in CASES}
+        yield {case: (futures[case].result(), jobs[case][1], jobs[case][2]) for case in jobs}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(set(CASES) - set(AFTER_PLANNING)))
+def test_bad_input_is_one_config_error_naming_it_before_anything_is_written(
+    case: str, blocker: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare
+    args, expected = CASES[case]
+    fill = {"cwd": str(tmp_path), "blocker": str(blocker)}
+    monkeypatch.chdir(tmp_path)
+    # Execute
+    with pytest.raises(ConfigError) as err:
+        check_command([a.format(**fill) for a in args])
+    # Assert
+    message = str(err.value)
+    assert "\n" not in message
+    for text in expected:
+        assert text.format(**fill) in message, message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", THROUGH_THE_COMMAND)
 def test_bad_invocation_is_one_error_line_exit_2_and_writes_nothing(runs: dict, case: str) -> None:
     # Prepare
     _, expected = CASES[case]
@@ -214,7 +260,7 @@ def test_dry_run_lists_the_cells_and_writes_nothing_without_prefect_or_mlflow(tm
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=600,
     )
     # Assert: the 4 cells, all new, the override where it applies; nothing written, nothing slow imported
     lines = proc.stdout.splitlines()

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -32,14 +33,18 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def sleep(seconds: float) -> int:
+def sleep(seconds: float, started: str | None = None) -> int:
+    if started:
+        Path(started).touch()
     time.sleep(seconds)
     return os.getpid()
 
 
-def deaf_sleep(seconds: float) -> int:
+def deaf_sleep(seconds: float, started: str | None = None) -> int:
     """A job stuck where no signal reaches it (as in a C call that never returns)."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+    if started:
+        Path(started).touch()
     time.sleep(seconds)
     return os.getpid()
 
@@ -59,11 +64,19 @@ def setups_seen() -> list[str]:
     return list(SETUP_RUNS)
 
 
-@pytest.fixture
-def pool():
+@pytest.fixture(scope="module")
+def shared_pool():
     pool = WorkerPool(2, torch_threads=1)
     yield pool
     pool.close()
+
+
+@pytest.fixture
+def pool(shared_pool: WorkerPool) -> WorkerPool:
+    """The module's pool of two workers (starting one costs seconds), at full strength: a worker an
+    earlier test killed is replaced in the background."""
+    assert len(_serving(shared_pool, 2)) == 2
+    return shared_pool
 
 
 def test_calls_are_answered_by_workers_with_their_thread_setting(pool) -> None:
@@ -98,39 +111,45 @@ def test_a_worker_that_dies_raises_worker_lost_and_is_replaced(pool) -> None:
     assert [pool.call(add, 1, 1) for _ in range(4)] == [2] * 4
 
 
-def _interrupted_caller(pool: WorkerPool, job, *args) -> tuple[dict, set[int]]:
+def _interrupted_caller(pool: WorkerPool, job, seconds: float, tmp_path: Path) -> tuple[dict, set[int]]:
     """A call stuck in a worker, its caller interrupted as Prefect's timeout does it: (what the
     caller saw, the pids serving before)."""
     outcome: dict = {}
+    started = tmp_path / "started"
     pool.map(sleep, [(0.5,), (0.5,)])  # both workers up and serving
 
     def caller() -> None:
         try:
-            pool.call(job, *args)
+            pool.call(job, seconds, str(started))
         except TimeoutError as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=caller)
     thread.start()
-    time.sleep(1.0)
+    deadline = time.monotonic() + 120
+    while not started.exists():  # the call is running in a worker
+        assert time.monotonic() < deadline, "the call never started"
+        time.sleep(0.01)
     busy = set(pool.pids())
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(TimeoutError))
-    thread.join(timeout=20)
+    thread.join(timeout=120)
     return outcome, busy
 
 
-def test_a_caller_interrupted_while_waiting_gets_the_job_stopped_and_the_worker_serves_on(pool) -> None:
+def test_a_caller_interrupted_while_waiting_gets_the_job_stopped_and_the_worker_serves_on(
+    pool, tmp_path
+) -> None:
     # Execute
-    outcome, busy = _interrupted_caller(pool, sleep, 60)
+    outcome, busy = _interrupted_caller(pool, sleep, 600, tmp_path)
     # Assert: the caller saw the timeout; the job was stopped, not the worker; the pool works at once
     assert isinstance(outcome.get("error"), TimeoutError)
     assert set(pool.pids()) == busy
     assert sorted(pool.map(sleep, [(0.0,), (0.0,)])) == sorted(busy)
 
 
-def test_a_job_a_signal_cannot_stop_gets_its_worker_killed_and_replaced(pool) -> None:
+def test_a_job_a_signal_cannot_stop_gets_its_worker_killed_and_replaced(pool, tmp_path) -> None:
     # Execute
-    outcome, busy = _interrupted_caller(pool, deaf_sleep, 60)
+    outcome, busy = _interrupted_caller(pool, deaf_sleep, 600, tmp_path)
     # Assert: the caller saw the timeout, the stuck worker is gone, the pool works
     assert isinstance(outcome.get("error"), TimeoutError)
     assert len(_serving(pool, 2) - busy) == 1
@@ -235,7 +254,7 @@ def test_workers_die_with_their_parent(tmp_path) -> None:
     parent.kill()
     parent.wait()
     # Assert
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.1)
     assert not any(_alive(p) for p in pids)
@@ -263,17 +282,22 @@ def test_a_pool_started_beside_other_threads_spawns_and_still_answers() -> None:
         other.join()
 
 
-def span(seconds: float) -> tuple[float, float]:
-    started = time.time()
-    time.sleep(seconds)
-    return started, time.time()
+def meet(folder: str, name: str, bound_s: float) -> bool:
+    """Arrive, then wait (at most bound_s) for the other call to arrive: whether both ran at once."""
+    (Path(folder) / name).touch()
+    deadline = time.monotonic() + bound_s
+    while len(os.listdir(folder)) < 2:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
-def test_map_runs_calls_side_by_side_and_answers_in_order(pool) -> None:
-    # Execute
-    (start_a, end_a), (start_b, end_b) = pool.map(span, [(1.0,), (1.0,)])
+def test_map_runs_calls_side_by_side_and_answers_in_order(pool, tmp_path) -> None:
+    # Execute: two calls that each wait for the other (one after the other, the first would time out)
+    met = pool.map(meet, [(str(tmp_path), "a", 120.0), (str(tmp_path), "b", 120.0)])
     # Assert: the two calls were running at the same time; answers come in call order
-    assert start_b < end_a and start_a < end_b
+    assert met == [True, True]
     assert pool.map(add, [(i, 1) for i in range(6)]) == [1, 2, 3, 4, 5, 6]
 
 

@@ -7,19 +7,29 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
-def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
-    """One Prefect test server for the session's in-process flow runs (DESIGN: shared harness)."""
+def prefect_harness(prefect_server, tmp_path_factory: pytest.TempPathFactory):
+    """In-process flow runs against the session's one Prefect server (tests/conftest.py), as
+    `prefect_test_harness` would point them at a server of its own (DESIGN: shared harness)."""
+    from prefect.context import _temporary_global_settings_context, get_settings_context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import (
+        PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_RESULTS_LOCAL_STORAGE_PATH,
         temporary_settings,
     )
-    from prefect.testing.utilities import prefect_test_harness
 
     results = tmp_path_factory.mktemp("prefect-results")
-    settings = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(results)}
-    with prefect_test_harness(server_startup_timeout=120), temporary_settings(updates=settings):
+    settings = {
+        PREFECT_API_URL: prefect_server.url,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(results),
+    }
+    with temporary_settings(updates=settings), _temporary_global_settings_context(get_settings_context()):
         yield
+        APILogWorker.drain_all()  # what was sent reaches the server before the session lets it go
+        EventsWorker.drain_all()
 
 
 @pytest.fixture
@@ -49,3 +59,16 @@ def run_cell_here(prefect_harness, tmp_path, cell_config):
         return row, latest.meta["history"] if latest else []
 
     return run
+
+
+@pytest.fixture(scope="session")
+def state_reference(tmp_path_factory: pytest.TempPathFactory, prefect_home: Path) -> Path:
+    """The folder of an uninterrupted run of sweep_cli.STATE_GRID (every kind of state, side by
+    side): what killed and resumed runs of it must equal, bit for bit."""
+    from gate import open_gate
+    from sweep_cli import STATE_GRID, STATE_ROUNDS, run_sweep
+
+    cwd = tmp_path_factory.mktemp("state-reference")
+    open_gate(cwd, STATE_ROUNDS)  # no round waits
+    run_sweep(cwd, prefect_home, *STATE_GRID, python_path=str(Path(__file__).parent))
+    return cwd

@@ -12,6 +12,14 @@ REPO = Path(__file__).resolve().parents[2]
 SWEEP = REPO / "flows" / "sweep.py"
 
 
+def slowdown() -> float:
+    """How many times slower than on a quiet machine a process runs now: the load average (the highest
+    of the last 1 and 5 minutes) per CPU, at least 1. Bounds on wall-clock time that a test proves
+    (an exit within seconds, a round cut at its deadline) are scaled by it: on a shared machine with
+    ten processes per core, a second of CPU takes ten."""
+    return max(1.0, max(os.getloadavg()[:2]) / (os.cpu_count() or 1))
+
+
 def sweep_env(prefect_home: Path, api_url: str | None = None) -> dict[str, str]:
     """The environment of a CI run, with Prefect's database kept out of the user's home; with
     `api_url`, the sweep uses that Prefect server instead of its own. The sweeps of a test session
@@ -60,15 +68,64 @@ def run_sweep(
     cwd: Path,
     prefect_home: Path,
     *overrides: str,
-    timeout: float = 600,
+    timeout: float = 900,
     api_url: str | None = None,
     env: dict[str, str] | None = None,
+    python_path: str | None = None,
 ) -> str:
     """Run to completion; returns the output, failing with it if the exit code is not 0."""
-    proc = start_sweep(cwd, prefect_home, *overrides, api_url=api_url, env=env)
+    proc = start_sweep(cwd, prefect_home, *overrides, api_url=api_url, env=env, python_path=python_path)
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out[-4000:]
     return out
+
+
+# The quickstart's two cells, 2 rounds of 10 clients with 2 local epochs, tracked, the MLflow UI's
+# address in its links: the finished sweep that tests only read (`quickstart_sweep`, tests/conftest.py).
+QUICKSTART = (  # without its stragglers, a task per client epoch: every round trains every client
+    "+experiment=quickstart",
+    "rounds=2",
+    "num_clients=10",
+    "local_epochs=2",
+    "faults=none",
+    "runner.granularity=epoch",
+    "tracking.ui_url=http://127.0.0.1:5000",
+)
+QUICKSTART_CELLS = ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0")
+
+# Every kind of state a kill could lose, one cell each, side by side (tests/flows/test_resume_chaos.py):
+# the server's optimiser moments, per-client state, partial work (stragglers), the selectors that
+# learn, and the simulated clock (over-selection leaves 2 of the 5 selected clients out of each round,
+# their state kept). Its rounds 2 on start when the test opens their gate (tests/flows/gate.py: every
+# client online, as `Always`). `counting` and `gate` are in tests/flows: its sweeps need that folder
+# on PYTHONPATH.
+STATE_ROUNDS = 4
+STATE_GRID = (
+    "+experiment=quickstart",
+    "sweep_name=chaos",
+    "~grid.strategy",
+    "~grid.num_clients",
+    "num_clients=6",
+    "clients_per_round=3",
+    f"rounds={STATE_ROUNDS}",
+    "local_epochs=2",
+    "runner.parallel_cells=6",
+    "runner.progress=false",
+    "systems=fleet",
+    "systems.over_select=0.4",
+    "systems.availability._target_=gate.Gated",
+    "faults=stragglers",
+    "faults.delay_s=0.1",
+    "+grid.method={"
+    "avg:{strategy:fedavg},"
+    "adam:{strategy:fedadam,selection:oort},"
+    "scaffold:{strategy:scaffold,selection:rpow_d},"
+    "dyn:{strategy:feddyn,selection:clustered_similarity},"
+    "nova:{strategy:fednova,selection:round_robin},"
+    "counting:{strategy._target_:counting.Counting,selection._target_:counting.CountingSelector,"
+    "+selection.num_clients:6}"
+    "}",
+)
 
 
 def run_killed_once(
@@ -85,7 +142,7 @@ def run_killed_once(
     cwd.mkdir(exist_ok=True)
     proc = start_sweep(cwd, prefect_home, *overrides, python_path=python_path)
     if kill_after is not None:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 900
         pattern = f"outputs/{sweep}/cells/*/checkpoints/round-*/MANIFEST.json"
         while (
             len(list(cwd.glob(pattern))) < kill_after and time.monotonic() < deadline and proc.poll() is None
@@ -94,7 +151,7 @@ def run_killed_once(
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc = start_sweep(cwd, prefect_home, *overrides, python_path=python_path)
-    out, _ = proc.communicate(timeout=600)
+    out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-3000:]
     return sorted((cwd / "outputs" / sweep / "cells").iterdir())
 

@@ -15,18 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from sweep_cli import recorded, run_sweep, sweep_env
+from sweep_cli import QUICKSTART_CELLS, recorded, sweep_env
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = (
-    "+experiment=quickstart",
-    "sweep_name=ui",
-    "rounds=2",
-    "grid.num_clients=[10]",
-    "runner.progress=false",
-)
-CELLS = ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0")
+CELLS = QUICKSTART_CELLS
 
 
 def _port() -> int:
@@ -48,14 +41,15 @@ def _wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) 
 
 
 @pytest.fixture(scope="module")
-def uis(tmp_path_factory, prefect_home):
-    """A finished tiny sweep, then the Prefect UI (on the sweep's Prefect database) and the MLflow UI
-    (on its mlruns/): {"prefect": url, "mlflow": url, "cwd": path}."""
+def uis(quickstart_sweep, prefect_home, tmp_path_factory):
+    """The session's finished quickstart (tests/conftest.py), then the Prefect UI (a server with its UI
+    on the sweep's Prefect database) and the MLflow UI (on its mlruns/): {"prefect": url, "mlflow":
+    url, "cwd": path}."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run does)")
     pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[dev]')")
-    cwd = tmp_path_factory.mktemp("ui")
-    run_sweep(cwd, prefect_home, *ARGS)
+    cwd, _ = quickstart_sweep
+    servers = tmp_path_factory.mktemp("uis")  # their working folder and logs: not the sweep's folder
     prefect_port, mlflow_port = _port(), _port()
     env = {
         **sweep_env(prefect_home),
@@ -72,6 +66,7 @@ def uis(tmp_path_factory, prefect_home):
             "127.0.0.1",
             "--port",
             str(prefect_port),
+            "--no-services",  # the API and the UI only: the sweep is over
         ],
         "mlflow": [
             sys.executable,
@@ -86,11 +81,11 @@ def uis(tmp_path_factory, prefect_home):
     }
     procs = {}
     for name, command in commands.items():
-        log = cwd / f"{name}-ui.log"
+        log = servers / f"{name}-ui.log"
         procs[name] = (
             subprocess.Popen(
                 command,
-                cwd=cwd,
+                cwd=servers,
                 env=env,
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
@@ -152,15 +147,15 @@ def test_prefect_ui_shows_the_sweep_its_cells_and_their_artifacts(uis, page) -> 
 
 def test_mlflow_ui_opens_the_experiment_on_its_runs_and_shows_a_comparison_plot(uis, page) -> None:
     # Prepare
-    runs = recorded(uis["cwd"], "ui")
+    runs = recorded(uis["cwd"], "quickstart")
     parent = next(run for run, _, _ in runs.values() if "mlflow.parentRunId" not in run.data.tags)
     exp = parent.info.experiment_id
     final = f"{runs[CELLS[0]][0].data.metrics['final_accuracy']:.4f}"
     # Execute: as a user does, from the home page's list of experiments
     _show(page, f"{uis['mlflow']}/", "Experiments", shot="mlflow-home.png")
-    page.get_by_role("link", name="ui", exact=True).first.click(timeout=60_000)
+    page.get_by_role("link", name="quickstart", exact=True).first.click(timeout=60_000)
     # Assert: the experiment's runs, its cells unfolded under the sweep's run, their final accuracy
-    body = _show(page, None, "ui #1", *CELLS, "final_accuracy", final[:5], shot="mlflow-runs.png")
+    body = _show(page, None, "quickstart #1", *CELLS, "final_accuracy", final[:5], shot="mlflow-runs.png")
     assert f"/experiments/{exp}" in page.url and "Traces\n0" not in body, (page.url, body[:2000])
     # Execute / Assert: the parent run's artifacts hold a plot, shown as an image
     page.goto(f"{uis['mlflow']}/#/experiments/{exp}/runs/{parent.info.run_id}/artifacts")
@@ -186,7 +181,7 @@ def test_plain_mlflow_ui_would_open_the_genai_view(uis, browser) -> None:
     page.route(f"{uis['mlflow']}/", plain)
     # Execute
     page.goto(f"{uis['mlflow']}/")
-    page.get_by_role("link", name="ui", exact=True).first.click(timeout=60_000)
+    page.get_by_role("link", name="quickstart", exact=True).first.click(timeout=60_000)
     page.get_by_text("Overview", exact=True).first.wait_for(timeout=60_000)
     body = page.inner_text("body")
     # Assert

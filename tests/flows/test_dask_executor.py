@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sweep_cli import slowdown
 
 from fedsweep.config import ConfigError
 from fedsweep.execution.base import WorkerLost
@@ -20,14 +21,16 @@ def _settings(**cluster: object) -> dict:
     return {"address": None, "cluster": node, "n_workers": 0, "connect_timeout_s": 20}
 
 
-@pytest.fixture
-def backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[DaskBackend]:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    made = DaskBackend(_settings(processes=True))
-    try:
-        yield made
-    finally:
-        made.close()
+@pytest.fixture(scope="module")
+def backend() -> Iterator[DaskBackend]:
+    """One LocalCluster of two worker processes for the module (starting one costs seconds)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        made = DaskBackend(_settings(processes=True))
+        try:
+            yield made
+        finally:
+            made.close()
 
 
 def _scheduled(backend: DaskBackend) -> int:
@@ -67,9 +70,9 @@ def test_prefect_timeout_cancels_the_dask_future(backend: DaskBackend, prefect_h
     tick = time.monotonic()
     state = slow(return_state=True)
     waited = time.monotonic() - tick
-    # Assert: the task failed on time and the scheduler forgot the job
-    assert state.is_failed() and waited < 10
-    deadline = time.monotonic() + 10
+    # Assert: the task failed on time (a bound scaled by the machine's load) and the scheduler forgot the job
+    assert state.is_failed() and waited < 10 * slowdown(), waited
+    deadline = time.monotonic() + 10 * slowdown()
     while _scheduled(backend) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _scheduled(backend) == 0
@@ -81,11 +84,19 @@ def test_a_job_that_kills_its_workers_is_a_retryable_worker_lost(backend: DaskBa
     import dask
 
     executor = DaskExecutor(backend, "cell")
+    allowed = backend.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures)
     # Execute / Assert: the scheduler gives up after allowed-failures deaths
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        backend.client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0))
-        with pytest.raises(WorkerLost, match="kept dying"):
-            executor.run(lambda cell_dir: os._exit(1))
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            backend.client.run_on_scheduler(
+                lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0)
+            )
+            with pytest.raises(WorkerLost, match="kept dying"):
+                executor.run(lambda cell_dir: os._exit(1))
+    finally:  # the module's cluster, as it was
+        backend.client.run_on_scheduler(
+            lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", allowed)
+        )
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from sweep_cli import slowdown  # upper bounds on wall-clock time scale with the machine's load
 
 from fedsweep.rounds.policy import CellFailed
 
@@ -70,7 +71,7 @@ def test_a_hung_client_holds_the_round_no_longer_than_its_timeout(run_cell_here)
     )
     # Assert
     assert history[0]["failed_timeout"] == 1 and history[0]["clients_ok"] == 3
-    assert time.monotonic() - tick < 20
+    assert time.monotonic() - tick < 20 * slowdown()
 
 
 def test_corrupted_updates_are_rejected_before_aggregation(run_cell_here) -> None:

@@ -14,6 +14,7 @@ ARGS = (
     "num_clients=10",
     "rounds=2",
     "runner.progress=false",
+    "tracking.enabled=false",  # what is said, not what MLflow records
 )
 
 

@@ -4,13 +4,14 @@ with two cells at once records its flow and task runs there, read back through P
 The test starts its own PostgreSQL server (Debian's `postgresql` package, which .ci/run installs).
 """
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from postgres import Postgres, binaries
-from sweep_cli import run_sweep
+from sweep_cli import run_sweep, sweep_env
 
 pytestmark = pytest.mark.slow
 ARGS = (
@@ -44,7 +45,7 @@ def test_sweep_records_its_runs_in_postgresql(
     cwd = tmp_path / "sweep"
     cwd.mkdir()
     # Execute
-    run_sweep(cwd, home, *ARGS, env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": url}, timeout=300)
+    run_sweep(cwd, home, *ARGS, env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": url})
     flow_runs, task_runs = _read_back(url, home, tmp_path / "reader.log", monkeypatch)
     # Assert: the sweep's flow run and one per cell, completed, under the sweep; every task run too
     states = {
@@ -60,19 +61,24 @@ def test_sweep_records_its_runs_in_postgresql(
 
 
 def _read_back(url: str, home: Path, log: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
-    """Flow runs and task runs as Prefect's REST API serves them, from a server on the same database."""
+    """Flow runs and task runs as Prefect's REST API serves them, from the server on that database
+    (the one the sweep used, still up for its idle timeout; a new one if it has gone), then stopped."""
+    import signal
+
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from server.private import LocalServer
+    from server.private import _shared
 
+    for name, value in sweep_env(home).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", url)
-    monkeypatch.setenv("PREFECT_HOME", str(home))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    server = LocalServer(log_path=log)
+    server = _shared()
+    assert server is not None, log
     try:
-        server.wait_ready()
+        server.wait_ready(timeout_s=600)
         with (
             temporary_settings(updates={PREFECT_API_URL: server.url}),
             get_client(sync_client=True) as client,
@@ -82,4 +88,5 @@ def _read_back(url: str, home: Path, log: Path, monkeypatch: pytest.MonkeyPatch)
                 client.read_task_runs(sort=TaskRunSort.ID_DESC, limit=200),
             )
     finally:
-        server.stop()
+        server.stop(idle_wait_s=0)
+        os.kill(server.pid, signal.SIGUSR1)  # now, not after its idle timeout: PostgreSQL stops next

@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from sweep_cli import recorded, run_sweep, start_sweep
+from sweep_cli import recorded, run_sweep, slowdown, start_sweep
 
 pytestmark = pytest.mark.slow
 DEADLINE_S = 3.0
@@ -37,18 +37,21 @@ def test_hanging_clients_are_cut_at_the_deadline_and_a_killed_run_resumes_bitwis
 ) -> None:
     # Prepare: the uninterrupted run
     reference = tmp_path_factory.mktemp("uninterrupted")
+    slow = slowdown()
     run_sweep(reference, prefect_home, *ARGS)
+    slow = max(slow, slowdown())  # the bounds past the deadline scale with the machine's load
     run, metrics, _ = _cell(reference)
     # Assert: every round ends within its deadline plus a small bound, with client 2 cut off
     assert [v for _, v in metrics["failed_deadline"]] == [1.0, 1.0]
     assert [v for _, v in metrics["clients_ok"]] == [3.0, 3.0]
-    assert all(v <= DEADLINE_S + 1.5 for _, v in metrics["train_seconds"]), metrics["train_seconds"]
-    assert all(v <= DEADLINE_S + 5.0 for _, v in metrics["round_seconds"]), metrics["round_seconds"]
+    train, rounds = metrics["train_seconds"], metrics["round_seconds"]
+    assert all(v <= DEADLINE_S + 1.5 * slow for _, v in train), (train, slow)
+    assert all(v <= DEADLINE_S + 5.0 * slow for _, v in rounds), (rounds, slow)
     # Execute: a run killed once round 1's deadline has fired (its record written), before it is committed
     victim = tmp_path_factory.mktemp("killed")
     proc = start_sweep(victim, prefect_home, *ARGS, log=subprocess.DEVNULL)
     cells = victim / "outputs" / "deadline" / "cells"
-    until = time.monotonic() + 180
+    until = time.monotonic() + 900
     while not list(cells.glob("*/work/round-000001/deadline.json")):
         assert proc.poll() is None and time.monotonic() < until, "the sweep ended before round 1's deadline"
         time.sleep(0.01)

@@ -1,5 +1,6 @@
-"""What the Prefect UI and MLflow show of a sweep: one tiny quickstart (2 cells × 2 rounds) run
-against a real Prefect server, read back through Prefect's API and MlflowClient as the UIs read it."""
+"""What the Prefect UI and MLflow show of a sweep: one tiny quickstart (2 cells × 2 rounds, the
+session's `quickstart_sweep`) run against a real Prefect server, read back through Prefect's API and
+MlflowClient as the UIs read it. What a re-run shows: test_finished_sweep.py."""
 
 import json
 import re
@@ -8,21 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sweep_cli import recorded, run_sweep
+from sweep_cli import QUICKSTART_CELLS, recorded
 
 from fedsweep.plots import CellCurve, sweep_figures
 from flows.artifacts import failures_text, mlflow_where
 from flows.view import artifact_key, short_config, sweep_artifact_key
+from tasks.track import param_key
 
-# The quickstart without its stragglers: every round's log line says "10 of 10 clients ok, none failed".
-ARGS = (
-    "+experiment=quickstart",
-    "rounds=2",
-    "num_clients=10",
-    "faults=none",
-    "tracking.ui_url=http://127.0.0.1:5000",
-)
-CELLS = ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0")
+CELLS = QUICKSTART_CELLS
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -76,12 +70,10 @@ def latest_artifacts(keys: list[str]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory, prefect_home, prefect_harness) -> tuple[Path, dict[str, Any]]:
-    """The sweep run once against the session's Prefect server; (its folder, its MLflow runs)."""
-    from prefect.settings import PREFECT_API_URL
-
-    cwd = tmp_path_factory.mktemp("story")
-    run_sweep(cwd, prefect_home, *ARGS, api_url=PREFECT_API_URL.value())
+def swept(quickstart_sweep, prefect_harness) -> tuple[Path, dict[str, Any]]:
+    """The session's finished quickstart (tests/conftest.py), read through the session's Prefect
+    server (the one it ran against) and MLflow: (its folder, its MLflow runs)."""
+    cwd, _ = quickstart_sweep
     return cwd, recorded(cwd, "quickstart")
 
 
@@ -213,33 +205,6 @@ def test_mlflow_children_are_tagged_for_grouping_and_the_experiment_is_a_trainin
         }
 
 
-@pytest.mark.slow
-def test_a_rerun_says_each_finished_cell_is_skipped_and_continues_the_parent(swept, prefect_home) -> None:
-    # Prepare
-    from prefect.settings import PREFECT_API_URL
-
-    cwd, before = swept
-    earlier = {run.id for run in flow_runs(cwd)}
-    # Execute: the same command; then again without the finished sweep's receipt (cli/finished.py)
-    fast = run_sweep(cwd, prefect_home, *ARGS, api_url=PREFECT_API_URL.value())
-    unchanged = {run.id for run in flow_runs(cwd)}
-    for receipt in (cwd / "outputs" / "quickstart" / ".finished").glob("*.json"):
-        receipt.unlink()
-    run_sweep(cwd, prefect_home, *ARGS, api_url=PREFECT_API_URL.value())
-    # Assert: the first re-run decided from the sweep folder and left Prefect's records as they were
-    assert "nothing to run" in fast and unchanged == earlier
-    # Assert: the full re-run's new cell flow runs say so in their logs; MLflow keeps one parent, its
-    # name unchanged
-    latest = {run.name: run for run in flow_runs(cwd)}  # by start time: the re-run's runs win
-    logs, _ = logs_and_tasks([latest[name].id for name in CELLS])
-    for name in CELLS:
-        said = [log.message for log in logs if log.flow_run_id == latest[name].id]
-        assert f"cell {name} already finished its 2 rounds: nothing to train (skipped)" in said, said
-        assert not any(m.startswith("round ") for m in said), said
-    after = recorded(cwd, "quickstart")
-    assert after["quickstart"][0].info.run_name == before["quickstart"][0].info.run_name
-
-
 def test_the_figures_are_pngs_even_for_one_cell_or_none() -> None:
     # Prepare
     cell = CellCurve(
@@ -301,3 +266,12 @@ def test_artifact_keys_are_the_sweep_folders_own(tmp_path: Path, monkeypatch: py
     assert keys[0] != keys[1]
     assert all(re.fullmatch(r"quickstart-[0-9a-f]{6}-fedavg-c10-r5-s0-progress", k) for k in keys)
     assert folder_id("outputs/quickstart") == folder_id(one) != folder_id(two)
+
+
+def test_param_keys_are_spelled_as_mlflow_takes_them() -> None:
+    # Execute / Assert: a grid label's `+key` override keeps its name, the `+` as `_`
+    assert (
+        param_key("grid.method.counting.+selection.num_clients")
+        == "grid.method.counting._selection.num_clients"
+    )
+    assert param_key("choice.strategy") == "choice.strategy" and param_key("a b:c/d-e") == "a b:c/d-e"

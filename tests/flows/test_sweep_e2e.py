@@ -1,25 +1,17 @@
-"""The quickstart command end to end: real Prefect (private server) and real MLflow (sqlite)."""
+"""The quickstart command end to end: real Prefect (the session's server) and real MLflow (sqlite),
+read from the session's finished quickstart (`quickstart_sweep`, tests/conftest.py)."""
 
 import csv
 import re
-from datetime import UTC, datetime
+import sqlite3
 
 import pytest
-from sweep_cli import recorded, run_sweep
+from sweep_cli import QUICKSTART, QUICKSTART_CELLS, recorded, run_sweep
 from test_interrupts import flow_runs
 
 from fedsweep.weights import from_bytes, weights_sha256
 
 pytestmark = pytest.mark.slow
-# The quickstart's cells without its stragglers, a task per client epoch: every round trains every client.
-ARGS = (
-    "+experiment=quickstart",
-    "rounds=2",
-    "num_clients=10",
-    "local_epochs=2",
-    "faults=none",
-    "runner.granularity=epoch",
-)
 METRICS = {
     "accuracy",
     "loss",
@@ -32,16 +24,9 @@ METRICS = {
 }
 
 
-WINDOW: dict[str, str] = {}  # when `first` ran, as Prefect stores times (UTC): its flow runs are in it
-
-
 @pytest.fixture(scope="module")
-def first(tmp_path_factory, prefect_home):
-    cwd = tmp_path_factory.mktemp("clone-a")
-    WINDOW["from"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    out = run_sweep(cwd, prefect_home, *ARGS)
-    WINDOW["to"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return cwd, out
+def first(quickstart_sweep):
+    return quickstart_sweep
 
 
 def test_mlflow_holds_one_parent_and_one_finished_child_per_cell(first) -> None:
@@ -82,21 +67,27 @@ def test_summary_is_printed_and_saved(first) -> None:
     assert "final_accuracy" in out and "fedprox-c10-r2-s0" in out
 
 
-def test_another_clone_gets_the_same_hashes_and_a_rerun_adds_nothing(first, tmp_path, prefect_home) -> None:
+def test_another_clone_with_other_engine_settings_gets_the_same_hashes(first, tmp_path, prefect_home) -> None:
     # Prepare
     cwd, _ = first
     before = {n: r[0].data.tags.get("final_weights_sha256") for n, r in recorded(cwd, "quickstart").items()}
-    # Execute
-    run_sweep(tmp_path, prefect_home, *ARGS)
-    run_sweep(cwd, prefect_home, *ARGS)
+    # Execute: the same sweep in another folder, its clients in worker processes two at a time
+    run_sweep(
+        tmp_path,
+        prefect_home,
+        *QUICKSTART,
+        "runner.pool=process",
+        "runner.max_parallel_clients=2",
+        "runner.torch_threads=1",
+    )
     # Assert
-    elsewhere = {
-        n: r[0].data.tags.get("final_weights_sha256") for n, r in recorded(tmp_path, "quickstart").items()
-    }
-    again = recorded(cwd, "quickstart")
-    assert elsewhere == before
-    assert {n: r[0].data.tags.get("final_weights_sha256") for n, r in again.items()} == before
-    assert all([s for s, _ in again[n][1]["accuracy"]] == [1, 2] for n in again if n != "quickstart")
+    elsewhere = recorded(tmp_path, "quickstart")
+    assert {n: r[0].data.tags.get("final_weights_sha256") for n, r in elsewhere.items()} == before
+    rows = list(csv.DictReader(open(tmp_path / "outputs" / "quickstart" / "summary.csv")))
+    assert [(r["cell"], r["status"], r["rounds"]) for r in rows] == [
+        (c, "FINISHED", "2") for c in QUICKSTART_CELLS
+    ]
+    assert all(float(r["final_accuracy"]) > 0.1 for r in rows)
 
 
 def test_the_memory_guard_stops_the_sweep_cleanly_with_advice(tmp_path, prefect_home) -> None:
@@ -105,7 +96,7 @@ def test_the_memory_guard_stops_the_sweep_cleanly_with_advice(tmp_path, prefect_
 
     memory = ("runner.memory.warn=0.001", "runner.memory.backpressure=0.002", "runner.memory.stop=0.003")
     # Execute
-    proc = start_sweep(tmp_path, prefect_home, *ARGS, "tracking.enabled=false", *memory)
+    proc = start_sweep(tmp_path, prefect_home, *QUICKSTART, "tracking.enabled=false", *memory)
     out, _ = proc.communicate(timeout=300)
     # Assert: a non-zero exit that says what to change, and no further cell started
     assert proc.returncode == 1
@@ -118,47 +109,26 @@ def test_the_memory_guard_stops_the_sweep_cleanly_with_advice(tmp_path, prefect_
     ]  # the sweep, the cell
 
 
-def test_clients_can_train_in_worker_processes(tmp_path, prefect_home) -> None:
-    # Execute
-    run_sweep(
-        tmp_path,
-        prefect_home,
-        *ARGS,
-        "strategy=fedavg",
-        "tracking.enabled=false",
-        "runner.pool=process",
-        "runner.max_parallel_clients=2",
-        "runner.torch_threads=1",
-    )
-    # Assert
-    rows = list(csv.DictReader(open(tmp_path / "outputs" / "quickstart" / "summary.csv")))
-    assert [(r["cell"], r["status"], r["rounds"]) for r in rows] == [("fedavg-c10-r2-s0", "FINISHED", "2")]
-    assert float(rows[0]["final_accuracy"]) > 0.1
-
-
 def test_prefect_records_the_sweep_its_cells_and_their_tasks(first, prefect_home) -> None:
-    # Prepare: the private server's database (its UI reads the same tables)
-    import sqlite3
-
+    # Prepare: the session server's database (its UI reads the same tables)
+    cwd, _ = first
     with sqlite3.connect(prefect_home / "prefect.db") as db:
-        # Execute: this sweep's cell flow runs (other tests' sweeps share the names) and their task runs
-        tasks = {}
-        for cell in ("fedavg-c10-r2-s0", "fedprox-c10-r2-s0"):
-            run_id, state = db.execute(
-                "SELECT id, state_type FROM flow_run WHERE name = ? AND created BETWEEN ? AND ?",
-                (cell, WINDOW["from"], WINDOW["to"]),
-            ).fetchone()
-            assert state == "COMPLETED", cell
-            tasks[cell] = db.execute(
-                "SELECT name, state_type FROM task_run WHERE flow_run_id = ?", (run_id,)
+        # Execute: this sweep's flow runs (by the tag of its folder) and their task runs
+        runs = {
+            name: (run_id, state)
+            for run_id, name, state, tags in db.execute("SELECT id, name, state_type, tags FROM flow_run")
+            if f'"fedsweep-dir:{cwd.resolve()}/outputs/' in tags
+        }
+        tasks = {
+            cell: db.execute(
+                "SELECT name, state_type FROM task_run WHERE flow_run_id = ?", (runs[cell][0],)
             ).fetchall()
-        sweep_state = db.execute(
-            "SELECT state_type FROM flow_run WHERE name LIKE 'quickstart-%' AND created BETWEEN ? AND ?",
-            (WINDOW["from"], WINDOW["to"]),
-        ).fetchone()
+            for cell in QUICKSTART_CELLS
+        }
     # Assert: the sweep, and per cell a task per client epoch, aggregation, evaluation and checkpoint,
-    # all Completed (the server is stopped only once it has recorded what it was sent)
-    assert sweep_state == ("COMPLETED",)
+    # all Completed (the sweep leaves the server only once it has recorded what it was sent)
+    (sweep,) = [name for name in runs if name.startswith("quickstart-")]
+    assert {state for _, state in runs.values()} == {"COMPLETED"} and len(runs) == 3, runs
     for cell, rows in tasks.items():
         names = [name for name, _ in rows]
         assert all(state == "COMPLETED" for _, state in rows), (

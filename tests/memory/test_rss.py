@@ -26,7 +26,7 @@ def _growth_mb(body: str) -> float:
         globals().get("cleanup", lambda: None)()
     """)
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return float(out.stdout.split("GROWTH")[-1])
 

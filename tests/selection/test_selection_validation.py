@@ -54,7 +54,7 @@ def test_fedcs_without_a_system_model_exits_2_with_one_line(tmp_path: Path) -> N
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=600,
     )
     # Assert
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

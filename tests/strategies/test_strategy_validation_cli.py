@@ -1,6 +1,6 @@
 """Impossible strategy hyper-parameters: one line naming the key and the bound, nothing written.
 Every case is checked in-process through the entry point's `check_command` (as
-tests/test_validation_plan.py does); three also through the real command (exit status 2, one
+tests/test_validation_plan.py does); two also through the real command (exit status 2, one
 `error:` line). Cross-group bounds (Krum, Multi-Krum, Bulyan against clients_per_round) come from the
 classes' `check_config`; the rest from their constructors."""
 
@@ -50,7 +50,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
-THROUGH_THE_COMMAND = ("krum-f-in-grid", "bulyan-f", "fedadam-eta")
+THROUGH_THE_COMMAND = ("krum-f-in-grid", "fedadam-eta")  # a cross-group bound, a constructor's
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -80,7 +80,7 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=600,
     )
 
 
