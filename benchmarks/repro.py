@@ -1,0 +1,222 @@
+"""Reproductions of published results: run one (full size, or the reduced version the test suite
+runs), check its claims over seeds, and write a Markdown report of expected against measured.
+
+    python benchmarks/repro.py --list
+    python benchmarks/repro.py fedprox_stragglers                   # full size (hours for some)
+    python benchmarks/repro.py fedprox_stragglers --reduced         # the test suite's version
+    python benchmarks/repro.py qffl --report benchmarks/results/qffl.md -- rounds=100
+    python benchmarks/repro.py qffl --no-run                        # re-read what MLflow holds
+
+A reproduction (benchmarks/repro_claims.py) is a preset, `conf/experiment/repro/NAME.yaml` (its
+source, settings and expected figures in its comment), the overrides of its reduced version, and its
+claims (fedsweep/compare/claims.py). The sweep runs as `python flows/sweep.py +experiment=repro/NAME`
+in `--workdir` (default: here), so re-running the same command resumes it; the reduced version is
+the sweep `NAME-reduced`. The cells are read back from MLflow (`mlruns/mlflow.db` in the working
+directory) as flows/compare.py reads them, and each claim is judged from the paired 95 % t-interval
+over seeds: holds, does not hold, or inconclusive. The report gives the date, commit, machine and
+load average beside the figures; a machine-readable `RESULT {...}` line ends the output.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from repro_claims import REPRODUCTIONS, Reproduction
+from sweep_env import REPO, sweep_env
+
+from fedsweep.compare.claims import Verdict, bound, by_label, check
+from fedsweep.compare.methods import Run, group_cells, method_figures, paired_differences
+from fedsweep.compare.stats import Interval
+from fedsweep.compare.tables import tables, to_markdown
+
+CELL_KEY, SUPERSEDED_BY = "fedsweep.cell_key", "fedsweep.superseded_by"  # tasks/tags.py
+
+
+def sweep_command(repro: Reproduction, *, reduced: bool, extra: list[str]) -> list[str]:
+    """The sweep's command line: the preset, the reduced overrides when asked, then `extra`."""
+    overrides = [*repro.reduced, f"sweep_name={repro.sweep_name(reduced=True)}"] if reduced else []
+    return [
+        sys.executable,
+        str(REPO / "flows" / "sweep.py"),
+        f"+experiment=repro/{repro.name}",
+        *overrides,
+        *extra,
+    ]
+
+
+def read_runs(uri: str, experiment: str, metrics: set[str]) -> list[Run]:
+    """The finished, not superseded cells of `experiment`, with the histories of `metrics` too."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise SystemExit(f"error: no experiment {experiment} in {uri}: run it first (without --no-run)")
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [found.experiment_id],
+            filter_string="attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1000,
+            page_token=token,
+        )
+        for run in page:
+            if CELL_KEY not in run.data.tags or SUPERSEDED_BY in run.data.tags:
+                continue
+            history = {
+                name: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, name)]
+                for name in {"accuracy", *metrics}
+            }
+            runs.append(Run(run.info.run_name, run.data.params, history.pop("accuracy"), history))
+        token = page.token
+        if not token:
+            return runs
+
+
+def show(value: Interval, digits: int = 4) -> str:
+    if value.n == 0:
+        return "-"
+    half = "n/a" if value.half is None else f"{value.half:.{digits}f}"
+    return f"{value.mean:.{digits}f} ± {half}"
+
+
+def claim_rows(verdicts: list[Verdict]) -> list[list[str]]:
+    rows = []
+    for v in verdicts:
+        c = v.claim
+        what = "ratio" if c.kind == "ratio" else "difference"
+        measured = (
+            f"{c.a} {show(v.a)}, {c.b} {show(v.b)} ({c.figure.describe()}); paired {what} {show(v.value)} "
+            f"over {v.value.n} seeds" + (f", {v.missing} without a value" if v.missing else "")
+        )
+        rows.append([c.text, f"`{bound(c)}`", c.expected, measured, f"**{v.status}**"])
+    return rows
+
+
+def machine() -> str:
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor() or "unknown CPU",
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    return f"{os.cpu_count()} × {cpu}, Python {platform.python_version()}"
+
+
+def commit() -> str:
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True)
+    return done.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def report(repro: Reproduction, verdicts: list[Verdict], runs: list[Run], context: dict[str, str]) -> str:
+    cells, _ = group_cells(runs)
+    figures = method_figures(cells, repro.target)
+    paired = paired_differences(
+        cells, next(m for m in (f.method for f in figures) if m.endswith(repro.baseline))
+    )
+    head = [
+        f"# {repro.title}{' (reduced)' if context['size'] == 'reduced' else ''}",
+        "",
+        repro.source,
+        "",
+        *(f"- {k}: {v}" for k, v in context.items()),
+        "",
+        "## Claims",
+        "",
+        "| claim | checked | expected (source) | measured (mean ± 95 % t-interval) | status |",
+        "|---|---|---|---|---|",
+        *("| " + " | ".join(row) + " |" for row in claim_rows(verdicts)),
+        "",
+        "## Per method (flows/compare.py's tables)",
+        "",
+    ]
+    return "\n".join(head) + to_markdown(tables(figures, paired, repro.target))
+
+
+def main() -> None:
+    parse = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], usage="%(prog)s NAME [options] [-- overrides]"
+    )
+    parse.add_argument("name", nargs="?", choices=sorted(REPRODUCTIONS), help="the reproduction")
+    parse.add_argument("--list", action="store_true", help="list the reproductions and exit")
+    parse.add_argument(
+        "--reduced", action="store_true", help="the reduced version (as the test suite runs it)"
+    )
+    parse.add_argument(
+        "--workdir", type=Path, default=Path.cwd(), help="where the sweep runs (default: here)"
+    )
+    parse.add_argument("--report", type=Path, help="write the Markdown report here")
+    parse.add_argument("--no-run", action="store_true", help="only read what MLflow holds and judge it")
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)  # after --: overrides for the sweep
+    args = parse.parse_args(argv[:cut])
+    args.overrides = argv[cut + 1 :]
+    if args.list or not args.name:
+        for name, r in sorted(REPRODUCTIONS.items()):
+            print(f"{name:20s} {r.title}")
+        return
+    repro = REPRODUCTIONS[args.name]
+    command = sweep_command(repro, reduced=args.reduced, extra=args.overrides)
+    started, load = time.monotonic(), os.getloadavg()
+    if not args.no_run:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        print("$", " ".join(command[1:]), flush=True)
+        done = subprocess.run(command, cwd=args.workdir, env=sweep_env())
+        if done.returncode:
+            raise SystemExit(f"error: the sweep exited with {done.returncode}")
+    wall = time.monotonic() - started
+    metrics = {m for c in repro.claims for m in (c.figure.metric, c.figure.clock) if m not in ("round",)}
+    uri = f"sqlite:///{(args.workdir / 'mlruns' / 'mlflow.db').resolve()}"
+    runs = read_runs(uri, repro.sweep_name(reduced=args.reduced), metrics)
+    cells = by_label(runs)
+    verdicts = [check(claim, cells) for claim in repro.claims]
+    context = {
+        "size": "reduced" if args.reduced else "full",
+        "command": "`"
+        + " ".join(["python", *(Path(c).name if c.endswith(".py") else c for c in command[1:])])
+        + "`",
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit(),
+        "machine": machine(),
+        "load average": f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
+        "wall time": f"{wall:.0f} s" if not args.no_run else "not run here (--no-run)",
+    }
+    for row in claim_rows(verdicts):
+        print(f"{row[4].strip('*'):14s} {row[0]}\n               {row[3]}")
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(report(repro, verdicts, runs, context))
+        print(f"report: {args.report}")
+    result = [
+        {
+            "claim": v.claim.text,
+            "status": v.status,
+            "mean": v.value.mean,
+            "half": v.value.half,
+            "n": v.value.n,
+        }
+        for v in verdicts
+    ]
+    print("RESULT " + json.dumps({"name": repro.name, "size": context["size"], "claims": result}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
