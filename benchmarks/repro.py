@@ -4,17 +4,18 @@ runs), check its claims over seeds, and write a Markdown report of expected agai
     python benchmarks/repro.py --list
     python benchmarks/repro.py fedprox_stragglers                   # full size (hours for some)
     python benchmarks/repro.py fedprox_stragglers --reduced         # the test suite's version
-    python benchmarks/repro.py qffl --report benchmarks/results/qffl.md -- rounds=100
-    python benchmarks/repro.py qffl --no-run                        # re-read what MLflow holds
+    python benchmarks/repro.py qffl --report benchmarks/results/qffl.md -- runner.progress=false
+    python benchmarks/repro.py qffl --no-run                        # judge what MLflow already holds
 
 A reproduction (benchmarks/repro_claims.py) is a preset, `conf/experiment/repro/NAME.yaml` (its
-source, settings and expected figures in its comment), the overrides of its reduced version, and its
-claims (fedsweep/compare/claims.py). The sweep runs as `python flows/sweep.py +experiment=repro/NAME`
-in `--workdir` (default: here), so re-running the same command resumes it; the reduced version is
-the sweep `NAME-reduced`. The cells are read back from MLflow (`mlruns/mlflow.db` in the working
-directory) as flows/compare.py reads them, and each claim is judged from the paired 95 % t-interval
-over seeds: holds, does not hold, or inconclusive. The report gives the date, commit, machine and
-load average beside the figures; a machine-readable `RESULT {...}` line ends the output.
+source, settings, expected figures and differences in its comment), the overrides of its reduced
+version, and its claims (fedsweep/compare/claims.py). The sweep runs as `python flows/sweep.py
++experiment=repro/NAME` in `--workdir` (default: here), so the same command again resumes it; the
+reduced version is the sweep `<sweep name>-reduced`; overrides after `--` go to the sweep. The
+cells are read back from MLflow (`mlruns/mlflow.db` of the working directory) as flows/compare.py
+reads them, and each claim is judged from its paired 95 % t-interval over seeds: holds, does not
+hold, inconclusive, or not run (a method the reduced grid leaves out). The report gives the commit,
+the date, the machine and its load average beside the figures; `RESULT {...}` ends the output.
 """
 
 import argparse
@@ -27,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's fedsweep, as the sweep's
 
 from repro_claims import REPRODUCTIONS, Reproduction
 from sweep_env import REPO, sweep_env
@@ -43,13 +44,8 @@ CELL_KEY, SUPERSEDED_BY = "fedsweep.cell_key", "fedsweep.superseded_by"  # tasks
 def sweep_command(repro: Reproduction, *, reduced: bool, extra: list[str]) -> list[str]:
     """The sweep's command line: the preset, the reduced overrides when asked, then `extra`."""
     overrides = [*repro.reduced, f"sweep_name={repro.sweep_name(reduced=True)}"] if reduced else []
-    return [
-        sys.executable,
-        str(REPO / "flows" / "sweep.py"),
-        f"+experiment=repro/{repro.name}",
-        *overrides,
-        *extra,
-    ]
+    sweep = str(REPO / "flows" / "sweep.py")
+    return [sys.executable, sweep, f"+experiment=repro/{repro.name}", *overrides, *extra]
 
 
 def read_runs(uri: str, experiment: str, metrics: set[str]) -> list[Run]:
@@ -89,49 +85,47 @@ def show(value: Interval, digits: int = 4) -> str:
     return f"{value.mean:.{digits}f} ± {half}"
 
 
-def claim_rows(verdicts: list[Verdict]) -> list[list[str]]:
+def claim_rows(repro: Reproduction, verdicts: list[Verdict]) -> list[list[str]]:
+    """One row per claim: claim, relation checked, expected (source), measured, status, reduced too."""
     rows = []
-    for v in verdicts:
+    for checked, v in zip(repro.checks, verdicts, strict=True):
         c = v.claim
         what = "ratio" if c.kind == "ratio" else "difference"
+        missing = f", {v.missing} without a value" if v.missing else ""
         measured = (
-            f"{c.a} {show(v.a)}, {c.b} {show(v.b)} ({c.figure.describe()}); paired {what} {show(v.value)} "
-            f"over {v.value.n} seeds" + (f", {v.missing} without a value" if v.missing else "")
+            f"{c.a} {show(v.a)}, {c.b} {show(v.b)} ({c.figure.describe()}); "
+            f"paired {what} {show(v.value)} over {v.value.n} seeds{missing}"
         )
-        rows.append([c.text, f"`{bound(c)}`", c.expected, measured, f"**{v.status}**"])
+        reduced = "yes" if checked.reduced else "full size only"
+        rows.append([c.text, f"`{bound(c)}`", c.expected, measured, f"**{v.status}**", reduced])
     return rows
 
 
 def machine() -> str:
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor() or "unknown CPU",
-        )
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor()
-    )
+    info = Path("/proc/cpuinfo")
+    names = [
+        ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines() if ln.startswith("model name")
+    ]
+    cpu = names[0] if names else platform.processor() or "unknown CPU"
     return f"{os.cpu_count()} × {cpu}, Python {platform.python_version()}"
 
 
 def commit() -> str:
-    done = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True)
-    return done.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
+    """This checkout's commit, marked when it has uncommitted changes; in a tree exported with `git
+    archive` (no .git), the commit its `COMMIT` file names."""
+    git = ["git", "-C", str(REPO)]
+    done = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if done.returncode:
+        exported = REPO / "COMMIT"
+        return f"{exported.read_text().strip()} (exported tree)" if exported.exists() else "unknown"
+    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
+    return done.stdout.strip() + (" (uncommitted changes)" if dirty else "")
 
 
 def report(repro: Reproduction, verdicts: list[Verdict], runs: list[Run], context: dict[str, str]) -> str:
     cells, _ = group_cells(runs)
     figures = method_figures(cells, repro.target)
-    paired = paired_differences(
-        cells, next(m for m in (f.method for f in figures) if m.endswith(repro.baseline))
-    )
+    baseline = next((f.method for f in figures if f.method.endswith(f"-{repro.baseline}")), figures[0].method)
     head = [
         f"# {repro.title}{' (reduced)' if context['size'] == 'reduced' else ''}",
         "",
@@ -141,81 +135,87 @@ def report(repro: Reproduction, verdicts: list[Verdict], runs: list[Run], contex
         "",
         "## Claims",
         "",
-        "| claim | checked | expected (source) | measured (mean ± 95 % t-interval) | status |",
-        "|---|---|---|---|---|",
-        *("| " + " | ".join(row) + " |" for row in claim_rows(verdicts)),
+        "| claim | checked | expected (source) | measured (mean ± 95 % t-interval over seeds) | status "
+        "| reduced version checks it |",
+        "|---|---|---|---|---|---|",
+        *("| " + " | ".join(row) + " |" for row in claim_rows(repro, verdicts)),
         "",
-        "## Per method (flows/compare.py's tables)",
+        "## Per method (the tables of flows/compare.py)",
         "",
     ]
+    paired = paired_differences(cells, baseline)
     return "\n".join(head) + to_markdown(tables(figures, paired, repro.target))
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parse = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], usage="%(prog)s NAME [options] [-- overrides]"
+        description=__doc__.split("\n\n")[0], usage="%(prog)s NAME [options] [-- sweep overrides]"
     )
     parse.add_argument("name", nargs="?", choices=sorted(REPRODUCTIONS), help="the reproduction")
     parse.add_argument("--list", action="store_true", help="list the reproductions and exit")
-    parse.add_argument(
-        "--reduced", action="store_true", help="the reduced version (as the test suite runs it)"
-    )
+    parse.add_argument("--reduced", action="store_true", help="the reduced version (the test suite's)")
     parse.add_argument(
         "--workdir", type=Path, default=Path.cwd(), help="where the sweep runs (default: here)"
     )
     parse.add_argument("--report", type=Path, help="write the Markdown report here")
-    parse.add_argument("--no-run", action="store_true", help="only read what MLflow holds and judge it")
+    parse.add_argument("--no-run", action="store_true", help="only judge what MLflow holds")
     argv = sys.argv[1:]
-    cut = argv.index("--") if "--" in argv else len(argv)  # after --: overrides for the sweep
+    cut = argv.index("--") if "--" in argv else len(argv)
     args = parse.parse_args(argv[:cut])
     args.overrides = argv[cut + 1 :]
+    return args
+
+
+def main() -> None:
+    args = arguments()
     if args.list or not args.name:
         for name, r in sorted(REPRODUCTIONS.items()):
             print(f"{name:20s} {r.title}")
         return
     repro = REPRODUCTIONS[args.name]
     command = sweep_command(repro, reduced=args.reduced, extra=args.overrides)
-    started, load = time.monotonic(), os.getloadavg()
+    started, load, at = time.monotonic(), os.getloadavg(), commit()
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     if not args.no_run:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        print("$", " ".join(command[1:]), flush=True)
+        print("$ python", " ".join(command[1:]), flush=True)
         done = subprocess.run(command, cwd=args.workdir, env=sweep_env())
         if done.returncode:
             raise SystemExit(f"error: the sweep exited with {done.returncode}")
     wall = time.monotonic() - started
-    metrics = {m for c in repro.claims for m in (c.figure.metric, c.figure.clock) if m not in ("round",)}
+    metrics = {m for c in repro.claims for m in (c.figure.metric, c.figure.clock) if m != "round"}
     uri = f"sqlite:///{(args.workdir / 'mlruns' / 'mlflow.db').resolve()}"
     runs = read_runs(uri, repro.sweep_name(reduced=args.reduced), metrics)
-    cells = by_label(runs)
-    verdicts = [check(claim, cells) for claim in repro.claims]
+    verdicts = [check(claim, by_label(runs)) for claim in repro.claims]
     context = {
         "size": "reduced" if args.reduced else "full",
-        "command": "`"
-        + " ".join(["python", *(Path(c).name if c.endswith(".py") else c for c in command[1:])])
-        + "`",
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": commit(),
+        "command": f"`python benchmarks/repro.py {repro.name}{' --reduced' if args.reduced else ''}`, i.e. "
+        f"`python {Path(command[1]).relative_to(REPO)} {' '.join(command[2:])}`",
+        "commit": at,
+        "date": when if args.no_run else f"{when} (start)",
         "machine": machine(),
         "load average": f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
-        "wall time": f"{wall:.0f} s" if not args.no_run else "not run here (--no-run)",
+        "wall time": "not run here (--no-run: figures read from MLflow)" if args.no_run else f"{wall:.0f} s",
     }
-    for row in claim_rows(verdicts):
-        print(f"{row[4].strip('*'):14s} {row[0]}\n               {row[3]}")
+    rows = claim_rows(repro, verdicts)
+    for row in rows:
+        print(f"{row[4].strip('*'):14s} {row[0]}\n{'':15s}{row[3]}")
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(report(repro, verdicts, runs, context))
         print(f"report: {args.report}")
-    result = [
+    claims = [
         {
             "claim": v.claim.text,
             "status": v.status,
             "mean": v.value.mean,
             "half": v.value.half,
             "n": v.value.n,
+            "reduced": c.reduced,
         }
-        for v in verdicts
+        for c, v in zip(repro.checks, verdicts, strict=True)
     ]
-    print("RESULT " + json.dumps({"name": repro.name, "size": context["size"], "claims": result}), flush=True)
+    print("RESULT " + json.dumps({"name": repro.name, "size": context["size"], "claims": claims}), flush=True)
 
 
 if __name__ == "__main__":
