@@ -52,6 +52,10 @@ def read_runs(uri: str, experiment: str, metrics: set[str]) -> list[Run]:
     """The finished, not superseded cells of `experiment`, with the histories of `metrics` too."""
     from mlflow import MlflowClient
 
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise SystemExit(
+            f"error: no MLflow database at {uri.removeprefix('sqlite:///')}: run it first (without --no-run)"
+        )
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
