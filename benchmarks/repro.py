@@ -11,14 +11,16 @@ A reproduction (benchmarks/repro_claims.py) is a preset, `conf/experiment/repro/
 source, settings, expected figures and differences in its comment), the overrides of its reduced
 version, and its claims (fedsweep/compare/claims.py). The sweep runs as `python flows/sweep.py
 +experiment=repro/NAME` in `--workdir` (default: here), so the same command again resumes it; the
-reduced version is the sweep `<sweep name>-reduced`; overrides after `--` go to the sweep. The
-cells are read back from MLflow (`mlruns/mlflow.db` of the working directory) as flows/compare.py
-reads them, and each claim is judged from its paired 95 % t-interval over seeds: holds, does not
-hold, inconclusive, or not run (a method the reduced grid leaves out). The report gives the commit,
-the date, the machine and its load average beside the figures; `RESULT {...}` ends the output.
+reduced version is the sweep `<sweep name>-reduced`; overrides after `--` go to the sweep. The cells
+of the sweep's latest run (outputs/<sweep>/summary.csv) are read back from MLflow (`mlruns/mlflow.db`
+of the working directory) as flows/compare.py reads them, and each claim is judged from its paired
+95 % t-interval over seeds: holds, does not hold, inconclusive, or not run (a method the reduced grid
+leaves out). The report gives the commit, the date, the machine and its load average beside the
+figures; `RESULT {...}` ends the output.
 """
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -48,8 +50,21 @@ def sweep_command(repro: Reproduction, *, reduced: bool, extra: list[str]) -> li
     return [sys.executable, sweep, f"+experiment=repro/{repro.name}", *overrides, *extra]
 
 
-def read_runs(uri: str, experiment: str, metrics: set[str]) -> list[Run]:
-    """The finished, not superseded cells of `experiment`, with the histories of `metrics` too."""
+def latest_keys(workdir: Path, sweep: str) -> set[str] | None:
+    """The cell keys of the sweep's latest run (its rows of outputs/<sweep>/summary.csv): the cells
+    of the command just run, not those of earlier runs of the sweep with other overrides."""
+    path = workdir / "outputs" / sweep / "summary.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    last = max((r["run"] for r in rows), default=None)
+    return {r["key"] for r in rows if r["run"] == last}
+
+
+def read_runs(uri: str, experiment: str, metrics: set[str], keys: set[str] | None = None) -> list[Run]:
+    """The finished, not superseded cells of `experiment` (those of `keys` only, when given), with
+    the histories of `metrics` too."""
     from mlflow import MlflowClient
 
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
@@ -70,7 +85,12 @@ def read_runs(uri: str, experiment: str, metrics: set[str]) -> list[Run]:
             page_token=token,
         )
         for run in page:
-            if CELL_KEY not in run.data.tags or SUPERSEDED_BY in run.data.tags:
+            tags = run.data.tags
+            if (
+                CELL_KEY not in tags
+                or SUPERSEDED_BY in tags
+                or (keys is not None and tags[CELL_KEY] not in keys)
+            ):
                 continue
             history = {
                 name: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, name)]
@@ -94,12 +114,15 @@ def claim_rows(repro: Reproduction, verdicts: list[Verdict]) -> list[list[str]]:
     rows = []
     for checked, v in zip(repro.checks, verdicts, strict=True):
         c = v.claim
-        what = "ratio" if c.kind == "ratio" else "difference"
         missing = f", {v.missing} without a value" if v.missing else ""
-        measured = (
-            f"{c.a} {show(v.a)}, {c.b} {show(v.b)} ({c.figure.describe()}); "
-            f"paired {what} {show(v.value)} over {v.value.n} seeds{missing}"
-        )
+        centre, low, high = v.shown()
+        if c.kind == "ratio":
+            span = "n/a" if low is None else f"{low:.2f}–{high:.2f}×"
+            paired = f"paired ratio {centre:.2f}× (geometric mean; 95 % interval {span})"
+        else:
+            paired = f"paired difference {show(v.value)}"
+        figures = f"{c.a} {show(v.a)}, {c.b} {show(v.b)} ({c.figure.describe()})"
+        measured = f"{figures}; {paired} over {v.value.n} seeds{missing}"
         reduced = "yes" if checked.reduced else "full size only"
         rows.append([c.text, f"`{bound(c)}`", c.expected, measured, f"**{v.status}**", reduced])
     return rows
@@ -189,7 +212,8 @@ def main() -> None:
     wall = time.monotonic() - started
     metrics = {m for c in repro.claims for m in (c.figure.metric, c.figure.clock) if m != "round"}
     uri = f"sqlite:///{(args.workdir / 'mlruns' / 'mlflow.db').resolve()}"
-    runs = read_runs(uri, repro.sweep_name(reduced=args.reduced), metrics)
+    sweep = repro.sweep_name(reduced=args.reduced)
+    runs = read_runs(uri, sweep, metrics, latest_keys(args.workdir, sweep))
     verdicts = [check(claim, by_label(runs)) for claim in repro.claims]
     context = {
         "size": "reduced" if args.reduced else "full",
@@ -208,17 +232,20 @@ def main() -> None:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(report(repro, verdicts, runs, context))
         print(f"report: {args.report}")
-    claims = [
-        {
-            "claim": v.claim.text,
-            "status": v.status,
-            "mean": v.value.mean,
-            "half": v.value.half,
-            "n": v.value.n,
-            "reduced": c.reduced,
-        }
-        for c, v in zip(repro.checks, verdicts, strict=True)
-    ]
+    claims = []
+    for c, v in zip(repro.checks, verdicts, strict=True):
+        centre, low, high = v.shown()
+        claims.append(
+            {
+                "claim": v.claim.text,
+                "status": v.status,
+                "value": centre,
+                "low": low,
+                "high": high,
+                "n": v.value.n,
+                "reduced": c.reduced,
+            }
+        )
     print("RESULT " + json.dumps({"name": repro.name, "size": context["size"], "claims": claims}), flush=True)
 
 

@@ -3,9 +3,10 @@
 A claim compares two methods of one sweep on one figure, seed by seed: cells of one seed share their
 data, partition, initial model and client selections (fedsweep/compare/methods.py), so the paired
 values — the difference a − b, or the ratio b / a (how many times less a needs of something, e.g.
-simulated seconds to an accuracy) — carry the comparison with far less noise than the two methods'
-own spreads. The value's 95 % Student-t interval over seeds (stats.py) decides the verdict against
-the claimed bound (`above`: the value exceeds it; `below`: stays under it):
+simulated seconds to an accuracy; its interval is taken on log(b / a), as ratios multiply, and shown
+as a geometric mean and bounds) — carry the comparison with far less noise than the two methods' own
+spreads. The value's 95 % Student-t interval over seeds (stats.py) decides the verdict against the
+claimed bound (`above`: the value exceeds it; `below`: stays under it):
 
 - **holds**: the whole interval lies on the claimed side of every bound;
 - **does not hold**: the whole interval lies on the other side of a bound;
@@ -14,12 +15,13 @@ the claimed bound (`above`: the value exceeds it; `below`: stays under it):
 
 A figure is a cell's final value of a per-round metric, or the mean of its last `tail` rounds (a
 noisy curve, such as power-of-choice's three clients a round), or the clock (`round`, or a
-cumulative metric such as `sim_clock_s`) at the first round whose accuracy reaches `target`; a cell
-that never reaches it has no value and its seed is counted as missing.
+cumulative metric such as `sim_clock_s`) at the first round whose accuracy (or its mean over that round
+and the `smooth` − 1 before it, against single noisy rounds) reaches `target`; a cell that never
+reaches it has no value and its seed is counted as missing.
 """
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fedsweep.compare.methods import Run, assign
@@ -37,11 +39,12 @@ class Figure:
     tail: int = 1
     target: float | None = None
     clock: str = "round"  # "round", or a cumulative per-round metric (sim_clock_s)
+    smooth: int = 1  # with `target`: accuracy as the mean of this round and the smooth − 1 before it
 
     def of(self, run: Run) -> float | None:
         """This figure for `run`; None when it has no value (too few rounds, target never reached)."""
         if self.target is not None:
-            reached = rounds_to_target(run.accuracy, self.target)
+            reached = rounds_to_target(smoothed(run.accuracy, self.smooth), self.target)
             if reached is None or self.clock == "round":
                 return None if reached is None else float(reached)
             return dict(run.metrics.get(self.clock, ())).get(reached)
@@ -51,8 +54,18 @@ class Figure:
 
     def describe(self) -> str:
         if self.target is not None:
-            return f"{self.clock} to accuracy {self.target:g}"
+            over = f" (mean of {self.smooth} rounds)" if self.smooth > 1 else ""
+            return f"{self.clock} to accuracy {self.target:g}{over}"
         return self.metric if self.tail == 1 else f"{self.metric}, mean of the last {self.tail} rounds"
+
+
+def smoothed(history: Sequence[tuple[int, float]], k: int) -> list[tuple[int, float]]:
+    """(round, mean of the values of this round and the k − 1 before it), from the k-th round on."""
+    values = sorted(history)
+    return [
+        (values[i][0], math.fsum(v for _, v in values[i - k + 1 : i + 1]) / k)
+        for i in range(k - 1, len(values))
+    ]
 
 
 @dataclass(frozen=True)
@@ -84,16 +97,31 @@ class Verdict:
     claim: Claim
     a: Interval
     b: Interval
-    value: Interval
+    value: Interval  # of a − b, or of log(b / a) for a ratio
     missing: int  # seeds with a cell of a or b but no paired value
     status: str
+
+    def shown(self) -> tuple[float, float | None, float | None]:
+        """(centre, low, high) in the claim's own scale: a ratio's geometric mean and interval."""
+        v = self.value
+        if self.claim.kind != "ratio":
+            return v.mean, v.low, v.high
+        return (
+            math.exp(v.mean) if v.n else math.nan,
+            None if v.low is None else math.exp(v.low),
+            None if v.high is None else math.exp(v.high),
+        )
 
 
 def by_label(runs: Iterable[Run]) -> dict[str, dict[int, Run]]:
     """{label: {seed: run}}: compare's methods (repeats dropped), named by the label ending their name."""
     out: dict[str, dict[int, Run]] = {}
+    named: dict[str, str] = {}
     for method, seed, run in assign(runs):
-        out.setdefault(method.split(" ")[0].rsplit("-", 1)[-1], {})[seed] = run
+        label = method.split(" ")[0].rsplit("-", 1)[-1]
+        if named.setdefault(label, method) != method:
+            raise ValueError(f"label {label} ends two methods' names: {named[label]} and {method}")
+        out.setdefault(label, {})[seed] = run
     return out
 
 
@@ -102,10 +130,12 @@ def check(claim: Claim, cells: Mapping[str, Mapping[int, Run]]) -> Verdict:
     a = {s: claim.figure.of(r) for s, r in cells.get(claim.a, {}).items()}
     b = {s: claim.figure.of(r) for s, r in cells.get(claim.b, {}).items()}
     pairs = [(a[s], b[s]) for s in sorted(a.keys() & b.keys()) if a[s] is not None and b[s] is not None]
-    if claim.kind == "ratio":
-        values = [y / x for x, y in pairs if x > 0]
+    if claim.kind == "ratio":  # ratios multiply: their interval is taken on the log scale
+        values = [math.log(y / x) for x, y in pairs if x > 0 and y > 0]
+        above, below = (None if c is None else math.log(c) for c in (claim.above, claim.below))
     else:
         values = [x - y for x, y in pairs]
+        above, below = claim.above, claim.below
     value = interval(values)
     missing = len(a.keys() | b.keys()) - len(values)
     return Verdict(
@@ -114,7 +144,7 @@ def check(claim: Claim, cells: Mapping[str, Mapping[int, Run]]) -> Verdict:
         b=interval([v for v in b.values() if v is not None]),
         value=value,
         missing=missing,
-        status=status(value, above=claim.above, below=claim.below) if a and b else NOT_RUN,
+        status=status(value, above=above, below=below) if a and b else NOT_RUN,
     )
 
 

@@ -1,13 +1,15 @@
 """Claims checked against cells: figures read from metric histories, paired values over seeds, and
 the verdict from the 95 % t-interval, on numbers worked by hand."""
 
+import math
+
 import pytest
 
 from fedsweep.compare.claims import FAILS, HOLDS, NOT_RUN, OPEN, Claim, Figure, bound, by_label, check, status
 from fedsweep.compare.methods import Run
 from fedsweep.compare.stats import Interval
 
-T2 = 4.302652729749464  # t(0.975, 2): three seeds
+T2, T1 = 4.302652729749464, 12.706204736174698  # t(0.975, 2), t(0.975, 1)
 
 
 def run(name: str, seed: int, accuracy: list[float], **metrics: list[float]) -> Run:
@@ -57,9 +59,12 @@ def test_a_ratio_of_times_with_a_seed_that_never_reached() -> None:
     )
     # Execute
     verdict = check(claim, by_label(fast + slow))
-    # Assert: ratios 40/10 and 40/20 -> mean 3 over two seeds; one seed counted as missing
-    assert (verdict.value.n, verdict.value.mean, verdict.missing) == (2, pytest.approx(3.0), 1)
-    assert bound(claim) == "slow / fast > 1.2"
+    # Assert: ratios 40/10 and 40/20, on the log scale: geometric mean √8 over two seeds, one missing
+    centre, low, high = verdict.shown()
+    assert (verdict.value.n, centre, verdict.missing) == (2, pytest.approx(8**0.5), 1)
+    half = T1 * (math.log(2.0) / 2**0.5) / 2**0.5  # t(0.975, 1) · s / √2, s = (log 4 − log 2) / √2
+    assert (low, high) == (pytest.approx(8**0.5 / math.exp(half)), pytest.approx(8**0.5 * math.exp(half)))
+    assert verdict.status == OPEN and bound(claim) == "slow / fast > 1.2"
 
 
 @pytest.mark.parametrize(
