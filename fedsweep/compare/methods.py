@@ -9,7 +9,7 @@ methods that would share a label get the params that tell them apart appended.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fedsweep.compare.stats import Interval, interval, rounds_to_target
 from fedsweep.config.schema import semantic_params
@@ -17,11 +17,13 @@ from fedsweep.config.schema import semantic_params
 
 @dataclass(frozen=True)
 class Run:
-    """What a finished cell recorded: its name, params (as strings) and accuracy per round."""
+    """What a finished cell recorded: its name, params (as strings), accuracy per round and, for
+    figures of other metrics (fedsweep/compare/claims.py), any other metric's history."""
 
     name: str
     params: Mapping[str, str]
     accuracy: Sequence[tuple[int, float]]  # (round, accuracy)
+    metrics: Mapping[str, Sequence[tuple[int, float]]] = field(default_factory=dict)  # name -> (round, value)
 
 
 @dataclass(frozen=True)
@@ -59,15 +61,24 @@ def method_identity(run: Run) -> tuple[tuple[str, str], ...]:
 def group_cells(runs: Iterable[Run]) -> tuple[list[Cell], int]:
     """(cells, repeats): each run as a cell of its method, in the order read, less the repeats."""
     runs = [r for r in runs if r.accuracy]
+    placed = assign(runs)
+    cells = [Cell(method, seed, tuple(sorted(run.accuracy))) for method, seed, run in placed]
+    return cells, len(runs) - len(cells)
+
+
+def assign(runs: Iterable[Run]) -> list[tuple[str, int, Run]]:
+    """(method, seed, run) for each run with an accuracy history, in the order read, less the
+    repeats (the first run of a method and seed counts)."""
+    runs = [r for r in runs if r.accuracy]
     identities = [method_identity(r) for r in runs]
     labels = _labels(runs, identities)
-    cells, seen = [], set()
+    placed, seen = [], set()
     for run, identity in zip(runs, identities, strict=True):
         seed = int(run.params["seed"])
         if (identity, seed) not in seen:
             seen.add((identity, seed))
-            cells.append(Cell(labels[identity], seed, tuple(sorted(run.accuracy))))
-    return cells, len(runs) - len(cells)
+            placed.append((labels[identity], seed, run))
+    return placed
 
 
 def _labels(runs: list[Run], identities: list[tuple]) -> dict[tuple, str]:

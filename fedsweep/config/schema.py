@@ -26,10 +26,15 @@ turns pydantic's errors into these lines). Rules:
   they differ from it, so every cell keyed before they became semantic keeps its key (and its folder
   and MLflow run). Block keys added later have theirs in `BLOCK_BASELINES` (aggregation.round_timeout_s:
   null); optional groups added later count only when not empty (`KEYLESS_WHEN_EMPTY`: `systems: none`
-  is `{}`); `REPORT_BLOCKS` (`report`: how the summary reads the results) never count.
-- Nothing here writes, reads files or imports torch; plug-in checks import the plug-in's module.
+  is `{}`); `REPORT_BLOCKS` (`report`: how the summary reads the results) never count. A plug-in
+  parameter added after cells were keyed is declared by its class in `KEY_BASELINES` (a class
+  attribute, {parameter: baseline}, e.g. the MLP's `dropout: 0.0`): a plug-in node's key at its
+  baseline is left out of the view (`plugin_baselines`), so the option counts only when set.
+- Nothing here writes, reads files or imports torch; plug-in checks, and the baselines of a plug-in
+  node's keys, import the plug-in's module.
 """
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -40,7 +45,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from fedsweep.config.errors import ConfigError, did_you_mean, show
-from fedsweep.config.plugins import build, check_plugin
+from fedsweep.config.plugins import build, check_plugin, locate
 from fedsweep.config.validation import STRICT, parse
 
 PLUGIN_GROUPS = ("dataset", "partition", "model", "strategy", "selection")  # `_target_` required
@@ -381,13 +386,17 @@ def semantic_view(config: Mapping[str, Any]) -> dict[str, Any]:
     A knob is kept unless its field is `semantic=False`; a settings group keeps only its semantic
     keys whose value differs from their baseline, and is left out when none is; a block keeps its
     keys but those at their `BLOCK_BASELINES` value; every other node (a plug-in group) is kept whole.
-    Works on any mapping: keys the schema does not know count.
+    Works on any mapping: keys the schema does not know count. A plug-in node (a group of
+    `PLUGIN_GROUPS` or `OPTIONAL_GROUPS`) is kept whole but for its keys at their `KEY_BASELINES`.
     """
     view: dict[str, Any] = {}
     for name, value in config.items():
         if name in REPORT_BLOCKS or (name in KEYLESS_WHEN_EMPTY and not value):
             continue
-        if name in Knobs.model_fields:
+        if name in (*PLUGIN_GROUPS, *OPTIONAL_GROUPS) and isinstance(value, Mapping):
+            base = plugin_baselines(value.get("_target_"))
+            view[name] = {k: v for k, v in value.items() if k not in base or v != base[k]}
+        elif name in Knobs.model_fields:
             if _counts(Knobs.model_fields[name], value):
                 view[name] = value
         elif name in GROUP_SETTINGS and isinstance(value, Mapping):
@@ -403,6 +412,21 @@ def semantic_view(config: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
+@functools.cache
+def plugin_baselines(target: Any) -> dict[str, Any]:
+    """{parameter: baseline} of the plug-in class `target` names (its `KEY_BASELINES`): parameters
+    added after cells were keyed, which count in a cell's identity only off these values. {} for a
+    class without them, or a `_target_` that does not import (an old run's, read by compare)."""
+    if not isinstance(target, str) or not target:
+        return {}
+    try:
+        cls = locate(target, key="_target_")
+    except ConfigError:
+        return {}
+    baselines = getattr(cls, "KEY_BASELINES", {})
+    return dict(baselines) if isinstance(baselines, Mapping) else {}
+
+
 def _counts(field: FieldInfo, value: Any) -> bool:
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     if not extra.get("semantic", True):
@@ -413,14 +437,17 @@ def _counts(field: FieldInfo, value: Any) -> bool:
 def semantic_params(params: Mapping[str, str]) -> dict[str, str]:
     """`semantic_view` for flattened keys and string values (a cell's MLflow params: `runner.amp`,
     `lr_schedule.gamma`): the params that can change the cell's results, less those equal to their
-    baseline (a block key's baseline as `str` writes it). A key the schema does not know counts, as
-    in `semantic_view`."""
+    baseline (a block key's or a plug-in's `KEY_BASELINES` value as `str` writes it). A key the schema
+    does not know counts, as in `semantic_view`."""
     kept = {}
+    plugins = {g: plugin_baselines(params.get(f"{g}._target_")) for g in (*PLUGIN_GROUPS, *OPTIONAL_GROUPS)}
     for key, value in params.items():
         head, _, rest = key.partition(".")
         if head in REPORT_BLOCKS or (key in KEYLESS_WHEN_EMPTY and value in ("{}", "None")):
             continue
         if rest in BLOCK_BASELINES.get(head, {}) and value == str(BLOCK_BASELINES[head][rest]):
+            continue
+        if rest in plugins.get(head, {}) and value == str(plugins[head][rest]):
             continue
         field: FieldInfo | None
         if head in Knobs.model_fields:

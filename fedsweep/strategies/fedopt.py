@@ -18,7 +18,8 @@ Choices, where implementations disagree:
   `v_init` sets v_{−1} (0 by default; τ² follows the paper to the letter).
 - **Bias correction** (FedAdam only, `bias_correction`, off by default as in the paper): η_t =
   η √(1 − β₂ᵗ) / (1 − β₁ᵗ), with t the number of server steps taken (1 at the first). Flower's
-  FedAdam always applies it, with t = round + 1, so its first step is already corrected as a second.
+  FedAdam always applies it, with t = round + 1, so its first step is already corrected as a second;
+  `step_count: flower` counts t as Flower does (fedadam.py).
 - **Which tensors.** Floating-point tensors (parameters and float buffers such as BatchNorm's running
   statistics, which a state_dict cannot tell apart) take the adaptive step; integer buffers
   (`num_batches_tracked`) get FedAvg's weighted mean, rounded. Flower steps every array.
@@ -94,8 +95,9 @@ class FedOpt(Strategy):
     def second_moment(self, v: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         """v_t from v_{t−1} and Δ_t (float64)."""
 
-    def step_size(self, step: int) -> float:
-        """η for server step `step` (1-based); FedAdam's bias correction overrides it."""
+    def step_size(self, step: int, *, round: int) -> float:
+        """η for server step `step` (1-based) in round `round` (1-based); FedAdam's bias correction
+        overrides it."""
         return self.eta
 
     def init_server_state(self, params: Params) -> Params:
@@ -121,7 +123,7 @@ class FedOpt(Strategy):
         if delta is None:
             return Aggregated(params=keep(global_params), server_state=server_state)
         step = int(server_state["step"]) + 1
-        eta = self.step_size(step)
+        eta = self.step_size(step, round=context.round)
         params: Params = {}
         state: Params = {"step": torch.tensor(step, dtype=torch.int64)}
         for name, x in global_params.items():

@@ -9,7 +9,9 @@ model of lowest score, Multi-Krum the mean of the m lowest. It requires n ≥ 2f
 Choices:
 - f = 0 and m = 1 by default: the paper leaves f to the assumed adversary; Flower's Krum defaults
   to f = 0. `m: null` means m = n − f (the paper's Multi-Krum experiments); conf/strategy/multikrum.yaml.
-- Multi-Krum averages the m chosen models unweighted, as the paper; Flower weights them by samples.
+- Multi-Krum averages the m chosen models unweighted, as the paper; `weighted: true` weights them by
+  their aggregation weight (the sample counts, unless the selector set weights), as Flower's Krum
+  averages its chosen models by `num_examples` (`flwr.server.strategy.aggregate.aggregate_krum`).
 - When failures leave fewer results than the validated bound, f is lowered for the round to the
   largest value with n ≥ 2f + 3 (0 below 5 clients), and m to at most n − f.
 - Krum prefers the update that moved least: with unequal client sizes (a natural partition, where
@@ -20,10 +22,10 @@ Choices:
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from fedsweep.failures import Failure
-from fedsweep.params import clients_per_round, count
+from fedsweep.params import ParamError, clients_per_round, count
 from fedsweep.strategies.aggregate import keep
 from fedsweep.strategies.base import Aggregated, ClientResults, RoundContext, Strategy
 from fedsweep.strategies.robust import float_names, krum_select, mean_of, pairwise_sq_distances
@@ -33,10 +35,16 @@ from fedsweep.weights import Params
 class Krum(Strategy):
     """Multi-Krum with f assumed Byzantine clients, keeping m (Krum: m = 1; None: n − f)."""
 
-    def __init__(self, *, f: int = 0, m: int | None = 1) -> None:
+    # Added after cells were keyed: left out of the cell key at this value (fedsweep/config/schema.py).
+    KEY_BASELINES: ClassVar[dict[str, bool]] = {"weighted": False}
+
+    def __init__(self, *, f: int = 0, m: int | None = 1, weighted: bool = False) -> None:
         super().__init__()
         self.f = count("Krum", "f", f, least=0)
         self.m = None if m is None else count("Krum", "m", m, least=1)
+        if not isinstance(weighted, bool):
+            raise ParamError("Krum", "weighted", f"must be true or false (got {weighted!r})")
+        self.weighted = weighted
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any], *, key: str) -> None:
@@ -60,14 +68,15 @@ class Krum(Strategy):
         server_state: Params,
         context: RoundContext,
     ) -> Aggregated:
-        """The mean of the m lowest-scored clients; an empty round keeps the model."""
+        """The mean of the m lowest-scored clients (`weighted` or not); an empty round keeps the model."""
         n = len(results)
         if not n:
             return Aggregated(params=keep(global_params), server_state=server_state)
         f = min(self.f, max((n - 3) // 2, 0))
         m = n - f if self.m is None else min(self.m, n - f)
         chosen = krum_select(pairwise_sq_distances(results, float_names(global_params)), f, m)
-        return Aggregated(params=mean_of(global_params, results, chosen), server_state=server_state)
+        params = mean_of(global_params, results, chosen, weighted=self.weighted)
+        return Aggregated(params=params, server_state=server_state)
 
     def __repr__(self) -> str:
-        return f"Krum(f={self.f}, m={self.m})"
+        return f"Krum(f={self.f}, m={self.m}{', weighted=True' if self.weighted else ''})"

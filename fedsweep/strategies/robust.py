@@ -114,13 +114,16 @@ def per_tensor(
     return out
 
 
-def mean_of(global_params: Params, results: ClientResults, chosen: Iterable[int]) -> Params:
-    """The unweighted mean of the chosen results (indices in iteration order), in one streaming pass."""
+def mean_of(
+    global_params: Params, results: ClientResults, chosen: Iterable[int], *, weighted: bool = False
+) -> Params:
+    """The mean of the chosen results (indices in iteration order), in one streaming pass: unweighted,
+    or `weighted` by each result's aggregation weight (its sample count unless the selector set one)."""
     picked = set(chosen)
     acc = RunningMean()
     for i, result in enumerate(results):
         if i in picked:
-            acc.add(result.params, 1.0)
+            acc.add(result.params, float(result.weight) if weighted else 1.0)
     return acc.result(global_params)
 
 
