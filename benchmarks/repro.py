@@ -13,7 +13,7 @@ version, and its claims (fedsweep/compare/claims.py). The sweep runs as `python 
 +experiment=repro/NAME` in `--workdir` (default: here), so the same command again resumes it; the
 reduced version is the sweep `<sweep name>-reduced`; overrides after `--` go to the sweep. The cells
 of the sweep's latest run (outputs/<sweep>/summary.csv) are read back from MLflow (`mlruns/mlflow.db`
-of the working directory) as flows/compare.py reads them, and each claim is judged from its paired
+of the working directory) as cli/compare.py reads them, and each claim is judged from its paired
 95 % t-interval over seeds: holds, does not hold, inconclusive, or not run (a method the reduced grid
 leaves out). The report gives the commit, the date, the machine and its load average beside the
 figures; `RESULT {...}` ends the output.
@@ -167,7 +167,7 @@ def report(repro: Reproduction, verdicts: list[Verdict], runs: list[Run], contex
         "|---|---|---|---|---|---|",
         *("| " + " | ".join(row) + " |" for row in claim_rows(repro, verdicts)),
         "",
-        "## Per method (the tables of flows/compare.py)",
+        "## Per method (the tables of cli/compare.py)",
         "",
     ]
     paired = paired_differences(cells, baseline)

@@ -94,7 +94,7 @@ def old_cell_key(config: dict[str, Any]) -> str:
     # local_steps and lr_schedule came later: a config at their defaults is what an old config was
     later = {"local_steps": None, "lr_schedule": {"milestones": [], "gamma": 0.1}}
     # so did systems (none: {}) and the report block, which never counts
-    later.update(systems={}, report=config.get("report"))
+    later.update(systems={}, report=config.get("report"), evaluate_every=1)  # evaluate_every never counts
     semantic = {k: v for k, v in config.items() if k not in OLD_NON_SEMANTIC and later.get(k, object()) != v}
     # aggregation.round_timeout_s came later too: an old aggregation block had no such key
     if semantic.get("aggregation", {}).get("round_timeout_s", 0) is None:

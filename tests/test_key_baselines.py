@@ -7,9 +7,13 @@ import pytest
 
 from fedsweep.compare.methods import Run, group_cells, method_params
 from fedsweep.config.schema import plugin_baselines, semantic_params, semantic_view
-from fedsweep.grid import cell_key, flatten
-from flows.sweep import check_command
+from cli.main import check_command
+from fedsweep.grid import cell_key, flatten, legacy_key
 
+# The quickstart as it was at c895941 (since then: 90 % stragglers, E = 5, 10 rounds).
+OLD_QUICKSTART = [
+    "+experiment=quickstart", "faults=none", "rounds=5", "local_epochs=1", "aggregation.stragglers=partial"
+]  # fmt: skip
 # Cell keys computed at commit c895941 (before dropout, normalisation constants, the Dirichlet rules,
 # FedAdam's step_count and weighted Multi-Krum existed): experiment presets, then plug-in options.
 PINNED = {
@@ -118,15 +122,19 @@ EXTRA = {
 
 
 def keys(command: list[str]) -> dict[str, str]:
+    """The cells' keys as they were computed before rounds left them (`legacy_key`: cells keyed
+    then are found by it, cli/identity.py)."""
     (plan,) = check_command(command)
-    return {c["name"]: c["key"] for c in plan.cells}
+    return {c["name"]: legacy_key(c["config"]) for c in plan.cells}
 
 
 @pytest.mark.parametrize("group", sorted(PINNED))
 def test_every_existing_cell_keeps_its_key(tmp_path, monkeypatch, group: str) -> None:
     # Prepare: the planner, as the sweep runs it (it writes nothing)
     monkeypatch.chdir(tmp_path)
-    command = ["+experiment=quickstart", *EXTRA[group]] if group in EXTRA else [f"+experiment={group}"]
+    command = {"quickstart": OLD_QUICKSTART, **{g: [*OLD_QUICKSTART, *e] for g, e in EXTRA.items()}}.get(
+        group, [f"+experiment={group}"]
+    )
     # Execute / Assert
     assert keys(command) == PINNED[group]
 
@@ -151,7 +159,7 @@ BASELINE = {
 def test_an_option_counts_only_off_its_baseline(tmp_path, monkeypatch, option: str, group: list[str]) -> None:
     # Prepare
     monkeypatch.chdir(tmp_path)
-    base = ["+experiment=quickstart", "strategy=fedavg", "num_clients=10", *group]
+    base = [*OLD_QUICKSTART, "strategy=fedavg", "num_clients=10", *group]
     # Execute
     plain, with_option = keys(base), keys([*base, option])
     # Assert

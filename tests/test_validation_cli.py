@@ -267,10 +267,10 @@ def test_dry_run_lists_the_cells_and_writes_nothing_without_prefect_or_mlflow(tm
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert lines[0] == "dry run (nothing is run or written): 4 cells of quickstart in outputs/quickstart"
     assert [line.split()[:2] for line in lines[1:]] == [
-        ["fedavg-c10-r5-s0", "new"],
-        ["fedavg-c50-r5-s0", "new"],
-        ["fedprox-c10-r5-s0", "new"],
-        ["fedprox-c50-r5-s0", "new"],
+        ["fedavg-c10-r10-s0", "new"],
+        ["fedavg-c50-r10-s0", "new"],
+        ["fedprox-c10-r10-s0", "new"],
+        ["fedprox-c50-r10-s0", "new"],
     ]
     assert lines[3].endswith("strategy=fedprox num_clients=10 strategy.mu=0.1") and "mu" not in lines[1]
     imported = {

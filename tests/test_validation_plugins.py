@@ -37,7 +37,7 @@ class EvenClients:
         ({"factor": 3}, 10, "selection.factor must divide num_clients (10)"),
         ({"factor": 0}, 10, "selection.factor must be >= 1, got 0"),  # the constructor's own check
         ({"factor": "2"}, 10, "selection.factor must be an integer (got '2')"),
-        ({"factr": 2}, 10, "unknown key selection.factr; EvenClients takes: factor"),
+        ({"factr": 2}, 10, "unknown key selection.factr (did you mean factor?); EvenClients takes: factor"),
         ({"factor": 5}, 10, None),
     ],
 )
