@@ -5,9 +5,9 @@ set option makes a new cell."""
 
 import pytest
 
+from cli.main import check_command
 from fedsweep.compare.methods import Run, group_cells, method_params
 from fedsweep.config.schema import plugin_baselines, semantic_params, semantic_view
-from cli.main import check_command
 from fedsweep.grid import cell_key, flatten, legacy_key
 
 # The quickstart as it was at c895941 (since then: 90 % stragglers, E = 5, 10 rounds).
