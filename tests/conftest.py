@@ -8,18 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from composing import compose_config
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
 sys.path.insert(0, str(Path(__file__).resolve().parent / "flows"))  # sweep_cli, for tests outside flows/
-
-
-def compose_config(overrides: list[str]) -> dict[str, Any]:
-    """The resolved config dict a cell gets, composed from conf/ with these overrides."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 @dataclass(frozen=True)

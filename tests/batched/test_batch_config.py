@@ -2,7 +2,7 @@
 cell keys are those they had before the keys existed; a batched cell is a cell of its own)."""
 
 import pytest
-from conftest import compose_config
+from composing import compose_config
 
 from fedsweep.config.errors import ConfigError
 from fedsweep.config.schema import validate
