@@ -106,7 +106,8 @@ class Cluster:
     @staticmethod
     def _executed(client) -> dict[str, int]:
         names = {a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
-        counts = client.run(lambda dask_worker: dask_worker.state.executed_count)
+        # on_error="ignore": a worker just killed may still be listed; it has nothing to say
+        counts = client.run(lambda dask_worker: dask_worker.state.executed_count, on_error="ignore")
         return {names[a]: n for a, n in counts.items() if a in names}
 
     def wait_trained(self, name: str, proc: subprocess.Popen, timeout: float = 900) -> dict[str, int]:
