@@ -123,8 +123,23 @@ def cell_runs(cwd: Path) -> dict[str, dict[str, str]]:
     }
 
 
+def trained_seconds(folder: Path) -> float:
+    """The training time of a cell folder's history, as its latest checkpoint has it."""
+    store = CheckpointStore(storage=open_storage(str(folder / "checkpoints")))
+    return training_seconds(store.load_latest().meta["history"])
+
+
+def shared_servers(prefect_home: Path) -> dict[str, Any]:
+    """The shared servers' state files in the session's runtime folder (other tests' too)."""
+    return {p.name: json.loads(p.read_text()) for p in (prefect_home / "run").glob("prefect-server-*.json")}
+
+
+def cells_of(cwd: Path) -> list[Path]:
+    return list((cwd / "outputs" / "quickstart" / "cells").iterdir())
+
+
 def cell_dirs(cwd: Path) -> set[str]:
-    return {p.name for p in (cwd / "outputs" / "quickstart" / "cells").iterdir()}
+    return {p.name for p in cells_of(cwd)}
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +149,11 @@ def steps(tmp_path_factory, prefect_home, prefect_harness) -> dict[str, Any]:
     seen: dict[str, Any] = {"cwd": cwd}
 
     def snapshot(name: str) -> None:
+        folders = (cwd / "outputs" / "quickstart" / "cells").iterdir()
         seen[name] = {
+            "trained": {
+                json.loads((f / "cell.json").read_text())["key"]: trained_seconds(f) for f in folders
+            },
             "mlflow": mlflow_state(cwd),
             "cells": cell_runs(cwd),
             "dirs": cell_dirs(cwd),
@@ -143,9 +162,6 @@ def steps(tmp_path_factory, prefect_home, prefect_harness) -> dict[str, Any]:
         }
 
     seen["first"] = run_sweep(cwd, prefect_home, *TWO, "runner.progress=false")
-    seen["servers"] = [
-        json.loads(p.read_text()) for p in (prefect_home / "run").glob("prefect-server-*.json")
-    ]
     snapshot("before")
     # the same command, the shared server's files out of reach
     seen["again"] = run_sweep(cwd, prefect_home, *TWO, "runner.progress=false", env=PRIVATE)
@@ -159,7 +175,9 @@ def steps(tmp_path_factory, prefect_home, prefect_harness) -> dict[str, Any]:
     )
     snapshot("after amp")
     own = ("+experiment=quickstart", "strategy=fedavg", "num_clients=10", "rounds=1", "sweep_name=own")
+    seen["servers"] = shared_servers(prefect_home)
     seen["own"] = run_sweep(cwd, prefect_home, *own, "runner.progress=false", env=PRIVATE)
+    seen["servers after"] = shared_servers(prefect_home)
     results = cwd / "outputs" / "quickstart" / "prefect-results"
     keys = {run["cell_key"] for run in seen["after no receipt"]["cells"].values()}
     seen["results"] = {
@@ -194,14 +212,9 @@ def test_the_same_command_exits_from_its_receipt_without_a_server(steps) -> None
     assert [r["wall_s"] for r in skip] == [r["wall_s"] for r in first] and all(
         float(r["wall_s"]) > 0 for r in first
     )
-    for folder in before["dirs"]:
-        cell = cwd / "outputs" / "quickstart" / "cells" / folder
-        key = json.loads((cell / "cell.json").read_text())["key"]
-        history = (
-            CheckpointStore(storage=open_storage(str(cell / "checkpoints"))).load_latest().meta["history"]
-        )
+    for key, seconds in before["trained"].items():
         times = [float(r["wall_s"]) for r in first + skip if r["key"] == key]
-        assert len(times) == 2 and all(t == pytest.approx(training_seconds(history), abs=1e-4) for t in times)
+        assert len(times) == 2 and all(t == pytest.approx(seconds, abs=1e-4) for t in times)
 
 
 @pytest.mark.slow
@@ -223,7 +236,7 @@ def test_without_its_receipt_the_cells_say_they_are_skipped_and_nothing_is_recor
     assert after["dirs"] == before["dirs"] and after["cells"] == before["cells"]
     children = lambda state: {n: (s[0], s[2]) for n, s in state["mlflow"].items() if n != "quickstart"}  # noqa: E731
     assert children(after) == children(before) and sorted(children(after)) == sorted(CELLS)
-    runs = {run.info.run_id: run for run in mlflow_runs(cwd)}
+    runs = {run.info.run_id: run for run in mlflow_runs(cwd) if run.info.start_time < steps["started"] * 1000}
     float32 = [run for run in runs.values() if run.data.params.get("runner.amp") == "False"]
     assert sorted(run.info.run_name for run in float32) == sorted(CELLS)
     (parent,) = {run.data.tags["mlflow.parentRunId"] for run in float32}
@@ -250,12 +263,10 @@ def test_a_setting_that_changes_the_maths_makes_a_new_cell_and_run(steps) -> Non
 @pytest.mark.slow
 def test_a_private_server_is_forced_beside_the_shared_one(steps, prefect_home) -> None:
     # Prepare
-    cwd, servers = steps["cwd"], steps["servers"]
-    # Assert: its own server (its log in its folder); the shared one neither used nor replaced
-    assert len(servers) == 1 and (cwd / "outputs" / "own" / "prefect-server.log").is_file()
-    assert all(
-        json.loads(p.read_text()) == servers[0] for p in (prefect_home / "run").glob("prefect-server-*.json")
-    )
+    cwd, before, after = steps["cwd"], steps["servers"], steps["servers after"]
+    # Assert: its own server (its log in its folder); no shared server started or replaced for it
+    assert before and (cwd / "outputs" / "own" / "prefect-server.log").is_file()
+    assert all(before.get(name) == state for name, state in after.items()), (before, after)
     assert recorded(cwd, "own")["fedavg-c10-r1-s0"][0].info.status == "FINISHED"
 
 

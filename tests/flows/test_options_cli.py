@@ -29,6 +29,7 @@ def test_every_strategy_and_selector_runs_two_rounds_through_the_command(tmp_pat
         "+experiment=quickstart",
         "~grid.strategy",
         "~grid.num_clients",
+        "faults=none",  # every selected client trains (FedAvg would drop the quickstart's stragglers)
         "num_clients=10",
         "rounds=2",
         "clients_per_round=3",
