@@ -181,6 +181,8 @@ _add(
         sweep="repro-powd-rescience",
         baseline="rand",
         target=0.6,
+        # Reduced, the claim does not show: at 60 rounds of lr 0.0005 pow-d led random by 0.055 +- 0.15
+        # over 3 seeds (inconclusive); the gap the ReScience logs show builds over 400 rounds.
         reduced=(
             "rounds=60",
             "grid.seed=[0,1,2]",
@@ -198,7 +200,8 @@ _add(
                     a="powd15",
                     b="rand",
                     above=0.0,
-                )
+                ),
+                reduced=False,
             ),
             Checked(
                 Claim(
@@ -332,6 +335,9 @@ _add(
         sweep="repro-qffl",
         baseline="q0",
         target=0.7,
+        # Reduced, none of the claims shows: with 10 clients the worst 10 % is one client, and 3 seeds
+        # of 60 rounds gave intervals of +-0.4 (q = 5 no better). The reduced run checks that the
+        # reproduction runs and is judged; the claims need the full size (benchmarks/results/).
         reduced=("rounds=60", "num_clients=10", "clients_per_round=5", "lr=0.02", "grid.seed=[0,1,2]"),
         checks=(
             Checked(
@@ -342,7 +348,8 @@ _add(
                     a="q1",
                     b="q0",
                     above=0.0,
-                )
+                ),
+                reduced=False,
             ),
             Checked(
                 Claim(
@@ -352,7 +359,8 @@ _add(
                     a="q1",
                     b="q0",
                     below=0.0,
-                )
+                ),
+                reduced=False,
             ),
             Checked(
                 Claim(
@@ -362,7 +370,8 @@ _add(
                     a="q1",
                     b="q0",
                     above=-0.02,
-                )
+                ),
+                reduced=False,
             ),
         ),
     )

@@ -116,6 +116,8 @@ STATE_GRID = (
     "systems.availability._target_=gate.Gated",
     "faults=stragglers",
     "faults.delay_s=0.1",
+    "aggregation.stragglers=partial",  # every method keeps the stragglers' partial work
+    "runner.granularity=epoch",  # a task per client epoch: what a kill can cut
     "+grid.method={"
     "avg:{strategy:fedavg},"
     "adam:{strategy:fedadam,selection:oort},"
