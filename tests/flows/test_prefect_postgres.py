@@ -6,6 +6,7 @@ The test starts its own PostgreSQL server (Debian's `postgresql` package, which 
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,10 +84,17 @@ def _read_back(url: str, home: Path, log: Path, monkeypatch: pytest.MonkeyPatch)
             temporary_settings(updates={PREFECT_API_URL: server.url}),
             get_client(sync_client=True) as client,
         ):
-            return (
-                client.read_flow_runs(sort=FlowRunSort.ID_DESC, limit=50),
-                client.read_task_runs(sort=TaskRunSort.ID_DESC, limit=200),
-            )
+            # The server records task runs in batches (about a second behind): read until they settle.
+            deadline = time.monotonic() + 120
+            while True:
+                flow_runs = client.read_flow_runs(sort=FlowRunSort.ID_DESC, limit=50)
+                task_runs = client.read_task_runs(sort=TaskRunSort.ID_DESC, limit=200)
+                settled = all(
+                    run.state_type is not None and run.state_type.value == "COMPLETED" for run in task_runs
+                )
+                if (task_runs and settled) or time.monotonic() > deadline:
+                    return flow_runs, task_runs
+                time.sleep(1)
     finally:
         server.stop(idle_wait_s=0)
         os.kill(server.pid, signal.SIGUSR1)  # now, not after its idle timeout: PostgreSQL stops next
