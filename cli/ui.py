@@ -56,7 +56,7 @@ for(var id in seeds){put("%s"+JSON.stringify([id])+"%s",seeds[id]);}
 
 def seeds() -> dict[str, dict[str, Any]]:
     """Per fedsweep experiment id: the runs table's first state (columns, parent runs unfolded)."""
-    from mlflow.entities import ViewType  # noqa: PLC0415
+    from mlflow.entities import ViewType  # noqa: PLC0415 - MLflow: once the command line is read
     from mlflow.server.handlers import _get_tracking_store  # noqa: PLC0415 - the server's own store
 
     store = _get_tracking_store()
@@ -78,7 +78,7 @@ def seeds() -> dict[str, dict[str, Any]]:
 
 def _first_visit_defaults(response: Any) -> Any:
     """MLflow's index.html with the script in its head (a Flask after_request hook)."""
-    from flask import request  # noqa: PLC0415
+    from flask import request  # noqa: PLC0415 - MLflow: once the command line is read
 
     if request.endpoint != "serve" or response.status_code != 200 or response.mimetype != "text/html":
         return response
@@ -96,18 +96,18 @@ def _first_visit_defaults(response: Any) -> Any:
 
 def create_app() -> Any:
     """The ASGI app uvicorn runs: MLflow's, its Flask part sending index.html with the script."""
-    from mlflow.server import app as flask_app  # noqa: PLC0415
+    from mlflow.server import app as flask_app  # noqa: PLC0415 - MLflow: once the command line is read
 
     flask_app.after_request(_first_visit_defaults)
-    from mlflow.server.fastapi_app import app  # noqa: PLC0415
+    from mlflow.server.fastapi_app import app  # noqa: PLC0415 - MLflow: once the command line is read
 
     return app
 
 
 def main(argv: list[str] | None = None) -> None:
     """`mlflow server` with `args`, the sweeps' store and one worker unless given, serving `create_app`."""
-    import mlflow.server  # noqa: PLC0415
-    from mlflow.cli import cli as mlflow_cli  # noqa: PLC0415
+    import mlflow.server  # noqa: PLC0415 - MLflow: once the command line is read
+    from mlflow.cli import cli as mlflow_cli  # noqa: PLC0415 - MLflow: once the command line is read
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not any(a.split("=", 1)[0] == "--backend-store-uri" for a in args):

@@ -155,7 +155,7 @@ class HoldBusy:
 
 def create_app() -> ASGIApp:
     """Prefect's API app behind `HoldBusy` (uvicorn calls this factory in the server process)."""
-    from prefect.server.api.server import create_app as prefect_app  # noqa: PLC0415
+    from prefect.server.api.server import create_app as prefect_app  # noqa: PLC0415 - in the server process only
 
     return HoldBusy(prefect_app())
 

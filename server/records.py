@@ -42,7 +42,7 @@ _RETRY = re.compile(r"retryable (?:status code (\d+)|exception).*?made in ([\d.]
 
 def say(line: str) -> None:
     """One plain line on stderr, above the progress bars (which tqdm redraws below it)."""
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415 - only when a line is said
 
     tqdm.write(line, file=sys.stderr)
 
@@ -206,7 +206,7 @@ class Records:
 
 
 def _prefect_client() -> Any:
-    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.client.orchestration import get_client  # noqa: PLC0415 - Prefect: on first use
 
     return get_client(sync_client=True)
 
@@ -261,7 +261,7 @@ def records() -> Records:
     global _records  # noqa: PLW0603 - one writer and one watch per process
     with _records_lock:
         if _records is None:
-            from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+            from prefect.settings import PREFECT_API_URL  # noqa: PLC0415 - Prefect: on first use
 
             _records = Records(api_url=PREFECT_API_URL.value())
         return _records

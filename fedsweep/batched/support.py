@@ -90,10 +90,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     """Plan time, for `runner.batch_clients=N`: ConfigError naming the key when the cell's model or
     strategy cannot batch (the model is built on the CPU; the dataset is loaded, and kept for the run)."""
     from fedsweep.cell.data import load_data  # noqa: PLC0415 - plan time only
-    from fedsweep.config.errors import ConfigError  # noqa: PLC0415
-    from fedsweep.config.plugins import build  # noqa: PLC0415
-    from fedsweep.models.init import build_model  # noqa: PLC0415
-    from fedsweep.rng import derive_seed  # noqa: PLC0415
+    from fedsweep.config.errors import ConfigError  # noqa: PLC0415 - plan time only
+    from fedsweep.config.plugins import build  # noqa: PLC0415 - plan time only
+    from fedsweep.models.init import build_model  # noqa: PLC0415 - plan time only
+    from fedsweep.rng import derive_seed  # noqa: PLC0415 - plan time only
 
     data = load_data(config)
     try:
