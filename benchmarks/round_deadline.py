@@ -54,6 +54,8 @@ def run_side(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
                 f"num_clients={args.clients}",
                 f"clients_per_round={args.clients}",
                 f"rounds={args.rounds}",
+                "local_epochs=1",  # one epoch, a task per client epoch: 30 % of tasks hang
+                "runner.granularity=epoch",
                 "faults=hang",
                 "faults.seconds=600",
                 f"faults.p={args.p}",
