@@ -147,23 +147,31 @@ def loop_round(
             optimizer.step()
 
 
+def fedavg_epoch(
+    model: nn.Module, params: Params, data: Split, idx: torch.Tensor, cfg: LocalConfig, k: int, **extra: Any
+) -> Any:
+    """Client `k`'s FedAvg epoch one by one, from the global `params`, its batches drawn as a round's."""
+    return train_epoch(
+        model=model,
+        data=data,
+        indices=idx,
+        params=params,
+        optimizer_state={},
+        global_params=params,
+        strategy=FedAvg(),
+        server_state={},
+        client_state={},
+        cfg=cfg,
+        generator=generator(0, "batches", 1, k, 0),
+        **extra,
+    )
+
+
 def one_by_one_round(
     model: nn.Module, params: Params, data: Split, clients: list[torch.Tensor], cfg: LocalConfig
 ) -> None:
     for k, idx in enumerate(clients):
-        train_epoch(
-            model=model,
-            data=data,
-            indices=idx,
-            params=params,
-            optimizer_state={},
-            global_params=params,
-            strategy=FedAvg(),
-            server_state={},
-            client_state={},
-            cfg=cfg,
-            generator=generator(0, "batches", 1, k, 0),
-        )
+        fedavg_epoch(model, params, data, idx, cfg, k)
 
 
 def batched_round(
@@ -224,23 +232,7 @@ def agreement(
 ) -> float:
     """Max relative difference of batched and one-by-one parameters after one step of 8 clients."""
     few = clients[:8]
-    one = [
-        train_epoch(
-            model=model,
-            data=data,
-            indices=idx,
-            params=params,
-            optimizer_state={},
-            global_params=params,
-            strategy=FedAvg(),
-            server_state={},
-            client_state={},
-            cfg=cfg,
-            generator=generator(0, "batches", 1, k, 0),
-            max_batches=1,
-        )
-        for k, idx in enumerate(few)
-    ]
+    one = [fedavg_epoch(model, params, data, idx, cfg, k, max_batches=1) for k, idx in enumerate(few)]
     members = [
         Member(
             indices=idx,
