@@ -208,9 +208,9 @@ def _hard_stop_steps(
     return steps
 
 
-def _step(watch: Records, what: str, call: Callable[[], T]) -> T:
-    """A step of the start-up, said in the terminal if it takes more than a few seconds."""
-    token = watch.wait(what, starting=True)
+def _step(watch: Records, what: str, call: Callable[[], T], phase: str = "starting") -> T:
+    """A step of the start-up (or wrap-up), said in the terminal if the phase is silent for a few seconds."""
+    token = watch.wait(what, phase=phase)
     try:
         return call()
     finally:
@@ -222,12 +222,13 @@ def _wrap_up_records(stale: threading.Thread) -> None:
     so if it takes more than a few seconds (server/records.py)."""
     watch = records()
     watch.ending = True
-    token = watch.wait("the last task runs and logs", lambda: False)
-    _flush_prefect_client()
-    watch.done(token)
-    token = watch.wait("marking flow runs of a killed earlier run Crashed", lambda: False)
-    stale.join(timeout=30)
-    watch.done(token)
+    _step(watch, "the last task runs and logs", _flush_prefect_client, phase="finishing")
+    _step(
+        watch,
+        "marking flow runs of a killed earlier run Crashed",
+        lambda: stale.join(timeout=30),
+        phase="finishing",
+    )
     finish_records(timeout_s=30)
 
 

@@ -108,12 +108,18 @@ def sweep_flow(sweep: dict[str, Any], tracking: dict[str, Any]) -> list[dict[str
         wall_s = time.perf_counter() - started
         # Untagged, as the cells' tasks are: a tagged task run first asks the server for its tags'
         # concurrency slots (a write to its database, waiting whenever the database is busy).
-        with TagsContext(current_tags=set()):
-            metrics, plots = report_sweep(
-                tracking, [c["key"] for c in cells], rows, wall_s, plots=not stop_requested()
-            )
-            logged = {**{name: text.encode() for name, text in files.items()}, **plots}
-            track.finish_run(tracking["uri"], tracking["parent_run_id"], status, {}, logged, metrics=metrics)
+        step = records().wait("the sweep's metrics and plots in MLflow", phase="finishing")
+        try:
+            with TagsContext(current_tags=set()):
+                metrics, plots = report_sweep(
+                    tracking, [c["key"] for c in cells], rows, wall_s, plots=not stop_requested()
+                )
+                logged = {**{name: text.encode() for name, text in files.items()}, **plots}
+                track.finish_run(
+                    tracking["uri"], tracking["parent_run_id"], status, {}, logged, metrics=metrics
+                )
+        finally:
+            records().done(step)
     halted = [row for row in rows if row["status"] == "STOPPED"]
     if waits is not None:
         waits["end"] = records().wait("the sweep's flow run to end", lambda: False)

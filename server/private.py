@@ -282,8 +282,14 @@ class SharedServer:
         _wait_cpu_idle(self.pid, timeout_s)
 
     def stop(self, idle_wait_s: float = 5.0) -> None:
-        """End this process's lease (once the server is idle, at most `idle_wait_s`); the server stays."""
+        """End this process's lease; the server stays. It outlives the last lease by its idle
+        timeout, recording what was sent meanwhile; only a timeout shorter than `idle_wait_s` makes
+        this wait (bounded) for it to be idle first. Other sweeps keep a shared server busy, so
+        waiting for idle would only hold up this sweep's exit."""
         with self._stopping:
             if not self._found.lease.closed:
-                self.wait_idle(min(idle_wait_s, 5.0))
+                idle_s = (shared_server.read_state(self._state) or {}).get("idle_s")
+                wait_s = min(idle_wait_s, 5.0)
+                if not isinstance(idle_s, int | float) or idle_s < wait_s:
+                    self.wait_idle(wait_s)
                 self._found.lease.close()

@@ -18,6 +18,10 @@ Prefect's records of a sweep (flow runs, task runs, logs, artifacts) never hold 
   is late any more, `records caught up after 42 s`. The reason is what Prefect's client logged about
   its retries (an HTTP 503, a timeout) or what fedsweep's own server says (server/process.py's
   /fedsweep/busy), else "slow to answer".
+- The sweep's start-up and wrap-up steps (the server's boot, the data, MLflow's database; the
+  sweep's plots, the last task runs) are `wait(what, phase="starting" | "finishing")`: the watch
+  says `starting (7 s): waiting for MLflow's database` whenever the phase has gone DELAY_S without
+  a line, however short each step, so the terminal is not silent through several of them.
 """
 
 import contextlib
@@ -71,7 +75,7 @@ class _Wait:
     what: str
     since: float
     blocks: Callable[[], bool]
-    starting: bool = False  # a step of the sweep's start-up, not a record
+    phase: str = ""  # "starting" / "finishing": a step of the sweep's start-up or wrap-up, not a record
 
 
 class Records:
@@ -98,21 +102,24 @@ class Records:
         self.ending = False  # the sweep's rounds are over: what is late holds up only its exit
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None  # started by the first record
-        self._started_at: float | None = None  # the first `starting` wait: the sweep's start
+        self._began: dict[str, float] = {}  # phase -> when its first step began
+        self._said: dict[str, float] = {}  # phase -> when it began, or its last line
         self._watch = threading.Thread(target=self._watch_loop, name="fedsweep-records-watch", daemon=True)
         if watch:
             self._watch.start()
 
     # -- what waits on the API ------------------------------------------------------------------
-    def wait(self, what: str, blocks: Callable[[], bool] = lambda: True, *, starting: bool = False) -> int:
+    def wait(self, what: str, blocks: Callable[[], bool] = lambda: True, *, phase: str = "") -> int:
         """Register something waiting on Prefect's API (`blocks()`: does training wait for it now?),
-        or with `starting`, a step of the sweep's start-up (the server's boot, the data)."""
+        or with `phase` ("starting", "finishing"), a step of the sweep's start-up (the server's boot,
+        the data) or wrap-up (its plots, the last records). A phase's steps are said together: a
+        line once the phase has gone DELAY_S without one, whatever each step's own length."""
         token = next(self._ids)
         now = time.monotonic()
         with self._lock:
-            self._waits[token] = _Wait(what, now, blocks, starting)
-            if starting and self._started_at is None:
-                self._started_at = now
+            self._waits[token] = _Wait(what, now, blocks, phase)
+            if phase and phase not in self._began:
+                self._began[phase] = self._said[phase] = now
         return token
 
     def done(self, token: int) -> None:
@@ -167,12 +174,12 @@ class Records:
         now = time.monotonic() if now is None else now
         with self._lock:
             waits = list(self._waits.values())
-        steps = [w for w in waits if w.starting and now - w.since > DELAY_S]
-        if steps and now - self._reminded >= REMIND_S:
-            self._reminded = now
-            started = self._started_at if self._started_at is not None else now
-            self.announce(f"starting ({now - started:.0f} s): waiting for {_oldest(steps)}")
-        waits = [w for w in waits if not w.starting]
+        for phase in sorted({w.phase for w in waits if w.phase}):
+            if now - self._said[phase] > DELAY_S:  # silent that long since the phase began or its line
+                self._said[phase] = now
+                steps = [w for w in waits if w.phase == phase]
+                self.announce(f"{phase} ({now - self._began[phase]:.0f} s): waiting for {_oldest(steps)}")
+        waits = [w for w in waits if not w.phase]
         late = [w for w in waits if now - w.since > DELAY_S]
         if not late:
             if self._late_since is not None:

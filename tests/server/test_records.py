@@ -99,7 +99,7 @@ def test_a_slow_start_up_step_is_said_every_few_seconds_and_is_no_record() -> No
     lines = Lines()
     records = Records(announce=lines, client=lambda: contextlib.nullcontext(None), watch=False)
     t0 = time.monotonic()
-    step = records.wait("the Prefect server to start", starting=True)
+    step = records.wait("the Prefect server to start", phase="starting")
     # Execute
     records.check(t0 + DELAY_S - 1)
     records.check(t0 + DELAY_S + 1)
@@ -111,3 +111,30 @@ def test_a_slow_start_up_step_is_said_every_few_seconds_and_is_no_record() -> No
     # Assert: a line when late, one more a reminder later, nothing about records
     assert len(lines) == 2 and all(line.startswith("starting (") for line in lines)
     assert lines[0].endswith("waiting for the Prefect server to start")
+
+
+def test_short_steps_in_a_row_are_said_once_the_phase_is_silent_for_a_few_seconds() -> None:
+    # Prepare: start-up steps of 3 s each (each under DELAY_S), then a wrap-up step
+    lines = Lines()
+    records = Records(announce=lines, client=lambda: contextlib.nullcontext(None), watch=False)
+    t0 = time.monotonic()
+    # Execute
+    data = records.wait("the data to be ready", phase="starting")
+    records.check(t0 + 3)
+    records.done(data)
+    server = records.wait("the Prefect server to start", phase="starting")
+    records.check(t0 + 4)
+    records.check(t0 + DELAY_S + 0.7)
+    records.done(server)
+    mlflow = records.wait("MLflow's database", phase="starting")
+    records.check(t0 + DELAY_S + 1.5)
+    records.done(mlflow)
+    plots = records.wait("the sweep's metrics and plots in MLflow", phase="finishing")
+    records.check(time.monotonic() + DELAY_S - 1)
+    records.check(time.monotonic() + DELAY_S + 1)
+    records.done(plots)
+    records.finish(timeout_s=5)
+    # Assert: one start-up line, dated from the phase's start, naming the step waited for; one wrap-up
+    assert len(lines) == 2, lines
+    assert lines[0] == f"starting ({round(DELAY_S + 0.7)} s): waiting for the Prefect server to start"
+    assert lines[1].startswith("finishing (") and lines[1].endswith("the sweep's metrics and plots in MLflow")
