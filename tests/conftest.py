@@ -90,3 +90,10 @@ def make_cell(tmp_path) -> Callable[..., Any]:
         return open_cell(cell_dir)
 
     return make
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests (real sweeps: seconds to minutes) first, each file's tests in their order: the
+    two workers (pyproject.toml's `-n 2 --dist loadfile`) take the long files first and even out
+    their ends with the short ones, rather than one worker finishing a long file alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
