@@ -199,8 +199,12 @@ def _play(plan: dict[str, Any], tracking: dict[str, Any], start: CellStart) -> d
             # runs at a lower priority than training, which stalled rounds by ~2 s every few rounds.
             with TagsContext(current_tags=set()):
                 row = run_cell(open_cell(plan["dir"]), tracking, mlflow_params(plan))
-            return stopped(row["message"], row) if row["status"] == "STOPPED" else row
+            if row["status"] != "STOPPED":
+                return row
+            start.turns.halt()  # before this turn is free: the cell started ahead must not train
+            return stopped(row["message"], row)
         except execution.EngineLost as err:
+            start.turns.halt()
             print(f"cell {name} stopped: {err}", flush=True)
             return {"cell": name, "status": "LOST", "message": str(err)}
         except KNOWN_FAILURES as err:

@@ -1,7 +1,10 @@
-"""Shared fixtures: composing real cell configs from conf/ with Hydra's compose API."""
+"""Shared fixtures (the session's Prefect server, a finished quickstart, cell configs composed from conf/
+with Hydra's compose API) and how the suite runs: two workers, slow files first, `exclusive` tests alone."""
 
+import fcntl
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +93,33 @@ def make_cell(tmp_path) -> Callable[..., Any]:
         return open_cell(cell_dir)
 
     return make
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A test marked `exclusive` (it bounds wall-clock seconds: a round's deadline, the terminal's
+    silence, a page's load) runs while no other worker runs a test; the others run two at a time.
+    A readers-writer lock shared by the run's workers (file locks), fair to the exclusive test: once
+    it waits, no new test starts. Its fixtures' set-up and tear-down are inside the lock too."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
+    if run is None:  # one process (`-n 0`): nothing runs beside it
+        return (yield)
+    exclusive = item.get_closest_marker("exclusive") is not None
+    folder = Path(tempfile.gettempdir())
+    with (
+        open(folder / f"fedsweep-tests-{run}.gate", "a") as gate,
+        open(folder / f"fedsweep-tests-{run}.run", "a") as lock,
+    ):
+        fcntl.flock(gate, fcntl.LOCK_EX)  # in line: a waiting exclusive test holds the gate
+        if not exclusive:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        if exclusive:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

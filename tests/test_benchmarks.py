@@ -106,6 +106,7 @@ def test_aggregation_cost_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.exclusive  # its rounds are bounded in wall-clock seconds past the deadline
 def test_round_deadline_smoke(tmp_path: Path, prefect_home: Path) -> None:
     # Execute: two one-round sweeps of 4 clients, half the attempts hanging (on the session's Prefect server)
     slow = slowdown()

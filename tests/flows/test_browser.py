@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from sweep_cli import QUICKSTART_CELLS, recorded, sweep_env
 
-pytestmark = pytest.mark.slow
+# exclusive: the UIs' pages load within the browser's timeouts when nothing else runs
+pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CELLS = QUICKSTART_CELLS
 

@@ -59,3 +59,33 @@ def test_a_halt_turns_the_waiting_away() -> None:
         turns.halt()
         other.join(5)
     assert outcome == {"granted": False} and not turns.admit(2)
+
+
+def test_a_stopped_cell_halts_the_sweep_before_its_turn_is_free(monkeypatch) -> None:
+    # Prepare: cell 0 trains and is stopped (the memory guard's row); cell 1, started ahead, waits
+    # for its turn. run_cell stands in for a real cell (tests/flows/test_sweep_e2e.py runs the guard).
+    from flows import cell_flow
+    from flows.turns import CellStart
+
+    turns, outcome = Turns(1), {}
+    assert turns.admit(0) and turns.admit(1)
+
+    def waiting() -> None:
+        with turns.turn(1) as granted:
+            outcome["granted"] = granted
+
+    def stopped_cell(*_args) -> dict:
+        threading.Thread(target=waiting).start()
+        time.sleep(0.3)  # cell 1 is waiting for the turn
+        return {"cell": "a", "status": "STOPPED", "message": "memory"}
+
+    monkeypatch.setattr(cell_flow, "run_cell", stopped_cell)
+    monkeypatch.setattr(cell_flow, "open_cell", lambda _dir: None)
+    plan = {"name": "a", "dir": "unused", "params": {}}
+    # Execute
+    state = cell_flow._play(plan, {}, CellStart(turns, 0, waiting=0, key="a"))
+    deadline = time.monotonic() + 5
+    while "granted" not in outcome and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Assert: the cell ended Cancelled (a clean stop), and the waiting cell was turned away, never granted
+    assert state.is_cancelled() and outcome == {"granted": False}
