@@ -1,5 +1,5 @@
 """Shared fixtures (the session's Prefect server, a finished quickstart, cell configs composed from conf/
-with Hydra's compose API) and how the suite runs: two workers, slow files first, `exclusive` tests alone."""
+with Hydra's compose API) and how the suite runs: two workers, `exclusive` tests alone."""
 
 import fcntl
 import os
@@ -121,9 +121,3 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests (real sweeps: seconds to minutes) first, each file's tests in their order: the
-    two workers (pyproject.toml's `-n 2 --dist loadfile`) take the long files first and even out
-    their ends with the short ones, rather than one worker finishing a long file alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -12,8 +12,7 @@ import pytest
 from jammed import JammedApi
 from sweep_cli import recorded, start_sweep
 
-# exclusive: it bounds the terminal's silence in wall-clock seconds
-pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
+pytestmark = pytest.mark.slow
 ARGS = ("+experiment=quickstart", "sweep_name=jam", "rounds=3", "num_clients=10", "+grid.seed=[0,1]")
 JAM_S = 12.0
 
