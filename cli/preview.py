@@ -22,6 +22,7 @@ from typing import Any
 from cli.plan import SweepPlan
 from fedsweep.cell.layout import committed_history, read_cell_config
 from fedsweep.summary import training_seconds
+from server.records import start_line_printed
 
 _ANNOUNCED: set[int] = set()
 _SHOW_ESTIMATE_S = 60  # a cell with less left than this gets no estimate (a short sweep's lines stay short)
@@ -109,6 +110,7 @@ def announce(plan: SweepPlan) -> None:
     }
     parts = [f"{counts[kind]} {word}" for kind, word in words.items() if counts[kind]]
     print(f"starting {_heading(plan)}: {', '.join(parts)}", flush=True)
+    start_line_printed()  # the start-up's steps are said once silent for a few seconds from here
 
 
 def dry_run_text(plans: list[SweepPlan]) -> str:

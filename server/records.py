@@ -44,6 +44,15 @@ REMIND_S = 8.0  # while training waits for the server, a line this often (the te
 _RETRY = re.compile(r"retryable (?:status code (\d+)|exception).*?made in ([\d.]+)s", re.DOTALL)
 
 
+_START_LINE: list[float] = []  # when the sweep's start-up line was printed (cli/preview.py)
+
+
+def start_line_printed() -> None:
+    """The terminal's last line before the start-up's steps: their phase's silence counts from it
+    (the watch itself starts only once Prefect is imported, seconds later on a loaded machine)."""
+    _START_LINE[:] = [time.monotonic()]
+
+
 def say(line: str) -> None:
     """One plain line on stderr, above the progress bars (which tqdm redraws below it)."""
     from tqdm import tqdm  # noqa: PLC0415 - only when a line is said
@@ -119,7 +128,8 @@ class Records:
         with self._lock:
             self._waits[token] = _Wait(what, now, blocks, phase)
             if phase and phase not in self._began:
-                self._began[phase] = self._said[phase] = now
+                line = _START_LINE[0] if phase == "starting" and _START_LINE else now
+                self._began[phase] = self._said[phase] = min(now, line)
         return token
 
     def done(self, token: int) -> None:

@@ -138,3 +138,21 @@ def test_short_steps_in_a_row_are_said_once_the_phase_is_silent_for_a_few_second
     assert len(lines) == 2, lines
     assert lines[0] == f"starting ({round(DELAY_S + 0.7)} s): waiting for the Prefect server to start"
     assert lines[1].startswith("finishing (") and lines[1].endswith("the sweep's metrics and plots in MLflow")
+
+
+def test_the_start_up_is_silent_from_its_line_not_from_its_first_step(monkeypatch) -> None:
+    # Prepare: the start-up line printed 4 s before the first step (Prefect imported meanwhile)
+    from server import records as module
+
+    lines = Lines()
+    records = Records(announce=lines, client=lambda: contextlib.nullcontext(None), watch=False)
+    t0 = time.monotonic()
+    monkeypatch.setattr(module, "_START_LINE", [t0 - 4])
+    step = records.wait("the data to be ready", phase="starting")
+    # Execute
+    records.check(t0 + 0.5)
+    records.check(t0 + 2.2)
+    records.done(step)
+    records.finish(timeout_s=5)
+    # Assert: nothing 4.5 s after the line, a line 6 s after it
+    assert lines == ["starting (6 s): waiting for the data to be ready"]
