@@ -113,6 +113,7 @@ class Records:
         self._writer: threading.Thread | None = None  # started by the first record
         self._began: dict[str, float] = {}  # phase -> when its first step began
         self._said: dict[str, float] = {}  # phase -> when it began, or its last line
+        self._job = float("-inf")  # the start-up line of the job whose phases these are
         self._watch = threading.Thread(target=self._watch_loop, name="fedsweep-records-watch", daemon=True)
         if watch:
             self._watch.start()
@@ -127,9 +128,14 @@ class Records:
         now = time.monotonic()
         with self._lock:
             self._waits[token] = _Wait(what, now, blocks, phase)
+            line = _START_LINE[0] if _START_LINE else None
+            if line is not None and line > self._job:  # a new job of the command (`-m`): new phases
+                self._job = line
+                self._began.clear()
+                self._said.clear()
             if phase and phase not in self._began:
-                line = _START_LINE[0] if phase == "starting" and _START_LINE else now
-                self._began[phase] = self._said[phase] = min(now, line)
+                start = min(now, line) if phase == "starting" and line is not None else now
+                self._began[phase] = self._said[phase] = start
         return token
 
     def done(self, token: int) -> None:

@@ -120,4 +120,3 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             return (yield)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-

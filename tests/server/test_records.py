@@ -156,3 +156,23 @@ def test_the_start_up_is_silent_from_its_line_not_from_its_first_step(monkeypatc
     records.finish(timeout_s=5)
     # Assert: nothing 4.5 s after the line, a line 6 s after it
     assert lines == ["starting (6 s): waiting for the data to be ready"]
+
+
+def test_a_second_job_has_phases_of_its_own(monkeypatch) -> None:
+    # Prepare: a job's start-up said long ago; a second job's line printed now (a `-m` command)
+    from server import records as module
+
+    lines = Lines()
+    records = Records(announce=lines, client=lambda: contextlib.nullcontext(None), watch=False)
+    t0 = time.monotonic()
+    monkeypatch.setattr(module, "_START_LINE", [t0 - 100])
+    records.done(records.wait("the data to be ready", phase="starting"))
+    module._START_LINE[:] = [t0]
+    # Execute
+    step = records.wait("the data to be ready", phase="starting")
+    records.check(t0 + 2)
+    records.check(t0 + DELAY_S + 1)
+    records.done(step)
+    records.finish(timeout_s=5)
+    # Assert: nothing before the second job's start-up was silent for DELAY_S, dated from its own line
+    assert lines == [f"starting ({round(DELAY_S + 1)} s): waiting for the data to be ready"]
