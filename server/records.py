@@ -134,7 +134,7 @@ class Records:
                 self._began.clear()
                 self._said.clear()
             if phase and phase not in self._began:
-                start = min(now, line) if phase == "starting" and line is not None else now
+                start = line if phase == "starting" and line is not None else now  # the line came first
                 self._began[phase] = self._said[phase] = start
         return token
 

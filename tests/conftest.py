@@ -97,8 +97,8 @@ def make_cell(tmp_path) -> Callable[..., Any]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """A test marked `exclusive` (it bounds wall-clock seconds: a round's deadline, the terminal's
-    silence, a page's load) runs while no other worker runs a test; the others run two at a time.
+    """A test marked `exclusive` (it bounds wall-clock seconds: a round's deadline, a page's load)
+    runs while no other worker runs a test; the others run two at a time.
     A readers-writer lock shared by the run's workers (file locks), fair to the exclusive test: once
     it waits, no new test starts. Its fixtures' set-up and tear-down are inside the lock too."""
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
