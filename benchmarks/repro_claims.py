@@ -59,7 +59,7 @@ _add(
         sweep="repro-fedprox",
         baseline="drop",
         target=0.6,
-        reduced=("rounds=20", "local_epochs=10", "dataset.max_samples_per_device=100", "grid.seed=[0,1,2]"),
+        reduced=("rounds=15", "local_epochs=10", "dataset.max_samples_per_device=100", "grid.seed=[0,1,2]"),
         checks=(
             Checked(
                 Claim(
@@ -117,7 +117,7 @@ _add(
         baseline="rand",
         target=0.7,
         reduced=(
-            "rounds=30",
+            "rounds=15",
             "grid.seed=[0,1,2]",
             "~grid.method.powd6",
             "~grid.method.powd9",
@@ -235,7 +235,7 @@ _add(
         sweep="repro-scaffold",
         baseline="fedavg_e10",
         target=0.6,
-        reduced=("rounds=30", "grid.seed=[0,1,2]", "~grid.method.scaffold_e1"),
+        reduced=("rounds=30", "batch_size=200", "grid.seed=[0,1,2]", "~grid.method.scaffold_e1"),
         checks=(
             Checked(
                 Claim(
@@ -293,7 +293,7 @@ _add(
         sweep="repro-fedopt",
         baseline="fedavg",
         target=0.7,
-        reduced=("rounds=30", "grid.seed=[0,1,2]"),
+        reduced=("rounds=15", "grid.seed=[0,1,2]"),
         checks=(
             Checked(
                 Claim(
@@ -392,7 +392,7 @@ _add(
         sweep="repro-oort",
         baseline="random",
         target=0.8,
-        reduced=("rounds=15",),
+        reduced=("rounds=15", "grid.seed=[0,1,2]"),
         checks=(
             Checked(
                 Claim(

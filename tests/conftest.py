@@ -95,6 +95,46 @@ def make_cell(tmp_path) -> Callable[..., Any]:
     return make
 
 
+# The files that take longest (`pytest --durations=0`, two workers, 2026-12-05: 75 to 160 s each),
+# longest first.
+LONGEST_FIRST = (
+    "tests/flows/test_repro_reduced_fmnist.py",
+    "tests/test_benchmarks.py",
+    "tests/flows/test_dask_cluster.py",
+    "tests/flows/test_repro_reduced.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The order the workers take the files in (`--no-loadscope-reorder` keeps it; each worker takes
+    a whole file at a time, `--dist loadfile`): first the files with `exclusive` tests, those tests
+    first, so that they run at the start, one after another, and no exclusive test waits for a long
+    test on the other worker to end; then LONGEST_FIRST, then the other files with `slow` tests, then
+    the rest, each group in collection order, so that no worker is left alone with a long file at the
+    end. (xdist's own order, most tests first, put the long files last: one worker idled ~90 s.)"""
+
+    def path(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    files = {path(item) for item in items}
+    exclusive = [path(i) for i in items if i.get_closest_marker("exclusive")]
+    slow = {path(item) for item in items if item.get_closest_marker("slow")}
+    whole = config.args == ["tests"] or config.args == [str(config.rootpath / "tests")]  # the suite
+    missing = [f for f in LONGEST_FIRST if f not in files]
+    if whole and missing:
+        raise pytest.UsageError(f"tests/conftest.py LONGEST_FIRST names files the suite lacks: {missing}")
+
+    def rank(item: pytest.Item) -> tuple[int, int, bool]:
+        file = path(item)
+        if file in exclusive:
+            return (0, exclusive.index(file), item.get_closest_marker("exclusive") is None)
+        if file in LONGEST_FIRST:
+            return (1, LONGEST_FIRST.index(file), False)
+        return (2 if file in slow else 3, 0, False)
+
+    items.sort(key=rank)  # stable: collection order within each group and file
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """A test marked `exclusive` (it bounds wall-clock seconds: a round's deadline, a page's load)
