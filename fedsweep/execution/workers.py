@@ -258,6 +258,8 @@ class WorkerPool:
     def _ask(self, worker: _Worker, fn: Callable, args: tuple) -> Any:
         try:
             worker.conn.send(("call", fn, args))
+        except TimeoutError:  # an OSError, but the caller's timeout raised into this thread: not the worker's
+            raise
         except OSError as exc:
             raise WorkerLost(
                 f"a worker process is gone (exit code {worker.process.exitcode}): {exc!r}"
@@ -270,6 +272,8 @@ class WorkerPool:
                 )
         try:
             reply = worker.conn.recv()
+        except TimeoutError:
+            raise
         except (EOFError, OSError) as exc:
             raise WorkerLost(f"a worker process died during {fn.__name__}: {exc!r}") from None
         worker.answered = True

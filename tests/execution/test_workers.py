@@ -147,6 +147,48 @@ def test_a_caller_interrupted_while_waiting_gets_the_job_stopped_and_the_worker_
     assert sorted(pool.map(sleep, [(0.0,), (0.0,)])) == sorted(busy)
 
 
+class _TimedOutAfter:
+    """A worker's connection whose `method` does its work, then the caller's timeout lands (raised
+    into the calling thread at that instant, as Prefect's timeout does; TimeoutError is an OSError)."""
+
+    def __init__(self, conn, method: str) -> None:
+        self.conn, self.method = conn, method
+
+    def __getattr__(self, name: str):
+        real = getattr(self.conn, name)
+        if name != self.method:
+            return real
+
+        def then_time_out(*args):
+            real(*args)
+            raise TimeoutError
+
+        return then_time_out
+
+
+@pytest.mark.parametrize("method", ["send", "recv"])
+def test_a_timeout_landing_as_the_job_is_sent_or_answered_is_a_timeout_not_a_lost_worker(
+    pool, method
+) -> None:
+    # Prepare: both workers serving; the next call's worker times out right after its send or recv
+    serving = set(pool.map(sleep, [(0.0,), (0.0,)]))
+    worker = pool._idle[0]
+    real = worker.conn
+    worker.conn = _TimedOutAfter(real, method)
+    # Execute
+    try:
+        with pytest.raises(TimeoutError) as raised:
+            pool.call(sleep, 0.2)
+    finally:
+        worker.conn = real
+    # Assert: the caller saw its timeout (WorkerLost before); the job is stopped and the worker serves
+    # on (sent), or the worker, whose answer was taken, does not answer the interruption and is replaced
+    assert type(raised.value) is TimeoutError
+    after = _serving(pool, 2)
+    assert (after == serving) if method == "send" else len(after - serving) == 1
+    assert pool.call(add, 2, 2) == 4
+
+
 def test_a_job_a_signal_cannot_stop_gets_its_worker_killed_and_replaced(pool, tmp_path) -> None:
     # Execute
     outcome, busy = _interrupted_caller(pool, deaf_sleep, 600, tmp_path)
