@@ -89,6 +89,67 @@ class EpochOut:
     loss_sq: float = float("nan")
 
 
+class LocalSGD:
+    """A client's SGD, computed as torch.optim.SGD's single-tensor path computes it: weight decay
+    (d = g + wd * p), then momentum (buf = d at a parameter's first step, else buf = rho * buf + d;
+    d = buf), then p = p - lr * d; a parameter without a gradient is left alone. Momentum buffers are
+    kept by parameter name (`momentum_state`), put back from a copy of `state`.
+
+    Not torch.optim.SGD itself: its construction and its step import torch._dynamo, ~1.1 s of CPU in
+    every process that trains (each sweep, each worker), for nothing one-by-one training uses. On the
+    CPU the result is bitwise torch.optim.SGD's (tests/test_train.py); on CUDA torch.optim.SGD uses its
+    foreach kernels by default, whose rounding may differ in the last bit. `param_groups` is what
+    torch.amp.GradScaler reads when it scales float16 losses (unscale_, step)."""
+
+    def __init__(self, named: dict[str, nn.Parameter], cfg: LocalConfig, state: Params) -> None:
+        self.named, self.cfg = named, cfg
+        self.param_groups = [{"params": list(named.values())}]
+        self.buffers: Params = {}
+        if state and cfg.momentum != 0.0:
+            unknown = sorted(state.keys() - named.keys())
+            if unknown:
+                raise KeyError(f"optimizer_state has buffers for unknown parameters: {unknown}")
+            for name, buf in state.items():
+                param = named[name]
+                if buf.shape != param.shape:
+                    raise ValueError(
+                        f"optimizer_state[{name!r}] has shape {tuple(buf.shape)}, "
+                        f"parameter has {tuple(param.shape)}"
+                    )
+                # Updated in place: a copy, so the caller's tensor is never modified.
+                self.buffers[name] = buf.to(param.device, param.dtype, copy=True)
+
+    def zero_grad(self) -> None:
+        for param in self.named.values():
+            param.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        lr, momentum, weight_decay = self.cfg.lr, self.cfg.momentum, self.cfg.weight_decay
+        for name, param in self.named.items():
+            if param.grad is None:
+                continue
+            d = param.grad
+            if weight_decay != 0.0:
+                d = d.add(param, alpha=weight_decay)
+            if momentum != 0.0:
+                buf = self.buffers.get(name)
+                if buf is None:
+                    buf = self.buffers[name] = d.detach().clone()
+                else:
+                    buf.mul_(momentum).add_(d, alpha=1)
+                d = buf
+            param.add_(d, alpha=-lr)
+
+    def momentum_state(self) -> Params:
+        """Momentum buffers by parameter name, detached CPU copies (empty without momentum)."""
+        return {
+            name: self.buffers[name].detach().to("cpu", copy=True).contiguous()
+            for name in self.named
+            if name in self.buffers
+        }
+
+
 def train_epoch(
     *,
     model: nn.Module,
@@ -111,10 +172,7 @@ def train_epoch(
     model.load_state_dict(params)
     model.train()
     named = dict(model.named_parameters())
-    optimizer = torch.optim.SGD(
-        list(named.values()), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
-    _restore_momentum(optimizer, named, optimizer_state, cfg.momentum)
+    optimizer = LocalSGD(named, cfg, optimizer_state)
     # Moved once per epoch, not once per step; `.to` is a no-op on the model's own device.
     global_dev = _to(global_params, device)
     server_dev = _to(server_state, device)
@@ -148,13 +206,13 @@ def train_epoch(
                 params=named, global_params=global_dev, server_state=server_dev, client_state=client_dev
             )
             objective = loss if penalty is None else loss + penalty
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             scaler.scale(objective).backward()
-            scaler.unscale_(optimizer)  # strategies and clipping see true gradients
+            scaler.unscale_(optimizer)  # type: ignore[arg-type]  # it reads param_groups only
             strategy.correct_gradients(named_params=named, server_state=server_dev, client_state=client_dev)
             if cfg.clip_norm > 0.0:
                 torch.nn.utils.clip_grad_norm_(named.values(), cfg.clip_norm)
-            scaler.step(optimizer)
+            scaler.step(optimizer)  # type: ignore[arg-type]  # param_groups and step()
             scaler.update()
             # Accumulated on the device: no host sync per step. The reported loss is the data loss
             # (cross-entropy), comparable across strategies, without the strategy's penalty.
@@ -163,7 +221,7 @@ def train_epoch(
 
     return EpochOut(
         params=state_of(model),
-        optimizer_state=_momentum_of(optimizer, named),
+        optimizer_state=optimizer.momentum_state(),
         # An empty client trains nothing; 0.0 rather than NaN, so it does not look diverged.
         loss=float(loss_sum / seen) if seen else 0.0,
         steps=len(batches),
@@ -202,35 +260,6 @@ def _device_of(model: nn.Module) -> torch.device:
 
 def _to(tensors: Params, device: torch.device) -> Params:
     return {k: v.to(device) for k, v in tensors.items()}
-
-
-def _restore_momentum(
-    optimizer: torch.optim.SGD, named: dict[str, nn.Parameter], state: Params, momentum: float
-) -> None:
-    """Put the momentum buffers saved by name back into a fresh optimiser."""
-    if not state or momentum == 0.0:
-        return
-    unknown = sorted(state.keys() - named.keys())
-    if unknown:
-        raise KeyError(f"optimizer_state has buffers for unknown parameters: {unknown}")
-    for name, buf in state.items():
-        param = named[name]
-        if buf.shape != param.shape:
-            raise ValueError(
-                f"optimizer_state[{name!r}] has shape {tuple(buf.shape)}, parameter has {tuple(param.shape)}"
-            )
-        # SGD updates the buffer in place; clone so the caller's tensor is never modified.
-        optimizer.state[param]["momentum_buffer"] = buf.to(param.device, param.dtype, copy=True)
-
-
-def _momentum_of(optimizer: torch.optim.SGD, named: dict[str, nn.Parameter]) -> Params:
-    """Momentum buffers by parameter name, detached CPU copies (empty without momentum)."""
-    out: Params = {}
-    for name, param in named.items():
-        buf = optimizer.state.get(param, {}).get("momentum_buffer")
-        if buf is not None:
-            out[name] = buf.detach().to("cpu", copy=True).contiguous()
-    return out
 
 
 @contextmanager

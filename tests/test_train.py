@@ -1,6 +1,8 @@
 """Local training and evaluation: determinism, learning, momentum state, clipping, partial work."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -147,6 +149,46 @@ def test_momentum_state_carried_over_matches_one_persistent_optimizer() -> None:
     for name, value in state_of(reference).items():
         torch.testing.assert_close(carried.params[name], value, rtol=0, atol=1e-6)
     assert not torch.allclose(dropped.params["net.1.weight"], carried.params["net.1.weight"], atol=1e-4)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_the_local_sgd_is_torch_sgd_bitwise_and_imports_no_dynamo(momentum: float) -> None:
+    """Weight decay, momentum carried into a new optimiser halfway, and a parameter without a gradient
+    (left alone, decay included), against one persistent torch.optim.SGD; in a fresh process, so that
+    no other test's torch._dynamo import hides one."""
+    # Prepare
+    script = f"""
+import sys, torch
+from torch import nn
+from fedsweep.train import LocalConfig, LocalSGD
+from fedsweep.weights import state_of, weights_sha256
+torch.manual_seed(0)
+model = nn.ModuleDict(dict(used=nn.Linear(5, 3), unused=nn.Linear(2, 2)))
+x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+cfg = LocalConfig(lr=0.1, batch_size=16, momentum={momentum}, weight_decay=0.01)
+def steps(optimizer, n):
+    for _ in range(n):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model["used"](x), y).backward()
+        optimizer.step()
+start = state_of(model)
+named = dict(model.named_parameters())
+first = LocalSGD(named, cfg, {{}})
+steps(first, 2)
+steps(LocalSGD(named, cfg, first.momentum_state()), 2)
+ours, buffers = state_of(model), first.momentum_state()
+dynamo = "torch._dynamo" in sys.modules
+model.load_state_dict(start)
+torch_sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum={momentum}, weight_decay=0.01)
+steps(torch_sgd, 4)
+print(weights_sha256(ours) == weights_sha256(state_of(model)), dynamo, sorted(buffers))
+"""
+    # Execute
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    # Assert
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = "['used.bias', 'used.weight']" if momentum else "[]"
+    assert done.stdout.split() == ["True", "False", *names.split()], done.stdout
 
 
 def test_no_momentum_means_no_optimizer_state() -> None:

@@ -67,14 +67,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def warm_imports() -> None:
-    """Construct an optimiser once: the first construction imports torch._dynamo (~1.5 s).
+def may_batch(batch_clients: str | int, device: torch.device) -> bool:
+    """Whether a cell with `runner.batch_clients` on `device` may train clients batched: `off` never,
+    `auto` on CUDA only, `N` always (whether its model and strategy can: fedsweep/rounds/batch.py)."""
+    return batch_clients != "off" and not (batch_clients == "auto" and device.type != "cuda")
+
+
+def warm_imports(*, batched: bool) -> None:
+    """Import torch._dynamo now if clients may train batched: torch.func's `grad` imports it (~1.1 s)
+    at its first call. One-by-one training never does (fedsweep/train.py's LocalSGD).
 
     Done on the thread that builds a cell, it keeps that import out of worker threads, where a task
     timeout (an exception raised asynchronously in the thread) could interrupt it and leave the
     import lock held forever; done before worker processes fork, they inherit it.
     """
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    if batched:
+        import torch._dynamo  # noqa: F401, PLC0415 - only where batched training will need it
 
 
 def build_methods(config: Mapping[str, Any], settings: CellSettings, data: CellData) -> CellMethods:
@@ -89,7 +97,7 @@ def build_methods(config: Mapping[str, Any], settings: CellSettings, data: CellD
         generator_seed=derive_seed(knobs.seed, "init"),
     )
     initial = state_of(model)
-    warm_imports()
+    warm_imports(batched=may_batch(runner.batch_clients, device))
     local = LocalConfig(
         lr=knobs.lr,
         batch_size=knobs.batch_size,

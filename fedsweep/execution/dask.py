@@ -62,10 +62,11 @@ def _on_worker(job: Job, cell_dir: str, *args: Any) -> tuple[str, Any]:
 
 
 def _warm() -> None:
-    """Pay a worker's imports (torch, the jobs, torch._dynamo) while the sweep starts up."""
+    """Pay a worker's imports (torch, the jobs, and torch._dynamo: a cluster may serve sweeps that
+    train clients batched) while the sweep starts up."""
     from fedsweep import jobs  # noqa: F401, PLC0415 - on the worker, ahead of its first job
 
-    warm_imports()
+    warm_imports(batched=True)
 
 
 def _sees(cell_dir: str) -> bool:

@@ -13,13 +13,14 @@ A cell whose jobs cannot leave this process runs them in the calling thread inst
 
 import threading
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 
 from fedsweep.cell.cell import Cell
 from fedsweep.cell.data import data_key, load_data, remember_data
-from fedsweep.cell.methods import resolve_device, warm_imports
+from fedsweep.cell.methods import may_batch, resolve_device, warm_imports
 from fedsweep.checkpoint.storage import visible_to_other_processes
 from fedsweep.data.base import LoadedData, Split
 from fedsweep.execution.base import Config, Engine, Executor, InThread, Job, PlannedCell
@@ -40,13 +41,18 @@ class ProcessEngine(Engine):
         with self._lock:
             if self.pool is not None or not configs:
                 return
-            warm_imports()  # paid once here and inherited, instead of once per worker
+            # Paid once here and inherited, instead of once per worker.
+            runners = [c["runner"] for c in configs]
+            batched = any(may_batch(r["batch_clients"], resolve_device(r["device"])) for r in runners)
+            warm_imports(batched=batched)
             size = max(c["runner"]["max_parallel_clients"] or usable_cpus() for c in configs)
             # A round deadline that fires may kill every worker at once (the jobs it cuts that a signal
             # cannot stop): keep a warm spare per worker, so the round's evaluation never waits for one.
             deadline = any((c.get("aggregation") or {}).get("round_timeout_s") for c in configs)
             # Jobs set their cell's intra-op threads themselves (fedsweep/jobs.py).
-            self.pool = WorkerPool(size, torch_threads=1, spares=size if deadline else 0, warm=_warm_worker)
+            self.pool = WorkerPool(
+                size, torch_threads=1, spares=size if deadline else 0, warm=partial(_warm_worker, batched)
+            )
 
     def width(self) -> int:
         return usable_cpus()
@@ -71,11 +77,12 @@ def leaves_process(config: Config, cell_dir: str) -> bool:
     return resolve_device(config["runner"]["device"]).type == "cpu" and visible_to_other_processes(cell_dir)
 
 
-def _warm_worker() -> None:
-    """What a spare worker imports before it is needed: the jobs (the library) and torch._dynamo."""
+def _warm_worker(batched: bool) -> None:
+    """What a spare worker imports before it is needed: the jobs (the library), and torch._dynamo if
+    clients may train batched (`warm_imports`)."""
     from fedsweep import jobs  # noqa: F401, PLC0415 - imported in the worker, ahead of its first job
 
-    warm_imports()
+    warm_imports(batched=batched)
 
 
 class Processes:

@@ -31,6 +31,7 @@ from fedsweep.batched.memory import chunks, clients_that_fit, in_halves, measure
 from fedsweep.batched.support import refusal
 from fedsweep.batched.train import Member, train_batch_epoch
 from fedsweep.cell.cell import Cell
+from fedsweep.cell.methods import may_batch
 from fedsweep.checkpoint.blobs import BlobRef
 from fedsweep.config.errors import ConfigError
 from fedsweep.failures import DeadlinePassed, failure_kind, retryable
@@ -82,7 +83,7 @@ _REFUSED: dict[str, str | None] = {}  # cell key -> why it cannot batch (None: i
 def batching(cell: Cell) -> int | None:
     """The most clients a batch of this cell holds (`AUTO`: as many as fit), or None: one by one."""
     setting = cell.runner.batch_clients
-    if setting == "off" or (setting == "auto" and cell.methods.device.type != "cuda"):
+    if not may_batch(setting, cell.methods.device):
         return None
     if cell.key not in _REFUSED:
         _REFUSED[cell.key] = refusal(
