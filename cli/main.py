@@ -48,6 +48,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Prefect's client prints a telemetry notice on its first import in a terminal (and then reports usage)
 # unless DO_NOT_TRACK is set; its server's analytics are off above. A user's own value wins.
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# MLflow reports usage from a background thread (its config fetched from the network at start-up) unless
+# DO_NOT_TRACK is "true" (not "1") or this is set; a user's own value wins here too.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def fail(err: BaseException | str) -> NoReturn:
