@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from composing import compose_config
+from xdist.scheduler import LoadFileScheduling
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "flows"))  # sweep_cli, for tests outside flows/
 
@@ -103,31 +104,35 @@ LONGEST_FIRST = (
     "tests/flows/test_dask_cluster.py",
     "tests/flows/test_repro_reduced.py",
 )
+# The files with `exclusive` tests: one unit of work for the scheduler, which sees node ids, not marks.
+EXCLUSIVE_FILES = ("tests/flows/test_browser.py", "tests/flows/test_round_deadline.py")
+
+
+def _file(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The order the workers take the files in (`--no-loadscope-reorder` keeps it; each worker takes
-    a whole file at a time, `--dist loadfile`): first the files with `exclusive` tests, those tests
-    first, so that they run at the start, one after another, and no exclusive test waits for a long
-    test on the other worker to end; then LONGEST_FIRST, then the other files with `slow` tests, then
+    a whole file at a time): first EXCLUSIVE_FILES, their `exclusive` tests first, one unit of work
+    (`pytest_xdist_make_scheduler`), then LONGEST_FIRST, then the other files with `slow` tests, then
     the rest, each group in collection order, so that no worker is left alone with a long file at the
     end. (xdist's own order, most tests first, put the long files last: one worker idled ~90 s.)"""
-
-    def path(item: pytest.Item) -> str:
-        return item.nodeid.split("::", 1)[0]
-
-    files = {path(item) for item in items}
-    exclusive = [path(i) for i in items if i.get_closest_marker("exclusive")]
-    slow = {path(item) for item in items if item.get_closest_marker("slow")}
+    files = {_file(item.nodeid) for item in items}
+    exclusive = {_file(i.nodeid) for i in items if i.get_closest_marker("exclusive")}
+    slow = {_file(item.nodeid) for item in items if item.get_closest_marker("slow")}
     whole = config.args == ["tests"] or config.args == [str(config.rootpath / "tests")]  # the suite
-    missing = [f for f in LONGEST_FIRST if f not in files]
-    if whole and missing:
-        raise pytest.UsageError(f"tests/conftest.py LONGEST_FIRST names files the suite lacks: {missing}")
+    missing = [f for f in (*LONGEST_FIRST, *EXCLUSIVE_FILES) if f not in files]
+    if whole and (missing or exclusive != set(EXCLUSIVE_FILES)):
+        raise pytest.UsageError(
+            f"tests/conftest.py: LONGEST_FIRST or EXCLUSIVE_FILES name files the suite lacks ({missing}), or "
+            f"EXCLUSIVE_FILES are not the files with exclusive tests ({sorted(exclusive)})"
+        )
 
     def rank(item: pytest.Item) -> tuple[int, int, bool]:
-        file = path(item)
-        if file in exclusive:
-            return (0, exclusive.index(file), item.get_closest_marker("exclusive") is None)
+        file = _file(item.nodeid)
+        if file in EXCLUSIVE_FILES:
+            return (0, EXCLUSIVE_FILES.index(file), item.get_closest_marker("exclusive") is None)
         if file in LONGEST_FIRST:
             return (1, LONGEST_FIRST.index(file), False)
         return (2 if file in slow else 3, 0, False)
@@ -135,16 +140,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)  # stable: collection order within each group and file
 
 
+class ExclusiveFirst(LoadFileScheduling):
+    """`--dist loadfile`, but EXCLUSIVE_FILES are one unit, so that one worker runs the exclusive tests
+    one after another; while it does, the other takes its files from the end of the queue: files
+    without `slow` tests, which run beside an exclusive one (`pytest_runtest_protocol`)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        file = _file(nodeid)
+        return EXCLUSIVE_FILES[0] if file in EXCLUSIVE_FILES else file
+
+    def _assign_work_unit(self, node: Any) -> None:
+        unit = EXCLUSIVE_FILES[0]
+        elsewhere = any(
+            not all(work[unit].values())
+            for other, work in self.assigned_work.items()
+            if other is not node and unit in work
+        )
+        if elsewhere:
+            self.workqueue.move_to_end(next(reversed(self.workqueue)), last=False)
+        super()._assign_work_unit(node)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ExclusiveFirst:
+    return ExclusiveFirst(config, log)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """A test marked `exclusive` (it bounds wall-clock seconds: a round's deadline, a page's load)
-    runs while no other worker runs a test; the others run two at a time.
+    runs while no other worker runs a `slow` test (a sweep, a server, a cluster); tests that are not
+    slow (in-process, seconds) run beside it, and slow ones two at a time.
     A readers-writer lock shared by the run's workers (file locks), fair to the exclusive test: once
-    it waits, no new test starts. Its fixtures' set-up and tear-down are inside the lock too."""
+    it waits, no new slow test starts. Its fixtures' set-up and tear-down are inside the lock too."""
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
-    if run is None:  # one process (`-n 0`): nothing runs beside it
-        return (yield)
     exclusive = item.get_closest_marker("exclusive") is not None
+    if run is None or not (exclusive or item.get_closest_marker("slow")):  # `-n 0`, or a light test
+        return (yield)
     folder = Path(tempfile.gettempdir())
     with (
         open(folder / f"fedsweep-tests-{run}.gate", "a") as gate,
