@@ -222,7 +222,6 @@ def _wrap_up_records(stale: threading.Thread) -> None:
     so if it takes more than a few seconds (server/records.py)."""
     watch = records()
     watch.ending = True
-    _step(watch, "the last task runs and logs", _flush_prefect_client, phase="finishing")
     _step(
         watch,
         "marking flow runs of a killed earlier run Crashed",
@@ -230,6 +229,9 @@ def _wrap_up_records(stale: threading.Thread) -> None:
         phase="finishing",
     )
     finish_records(timeout_s=30)
+    # Last: what the steps above sent may have queued events too (seen at exit as Prefect's "Still
+    # processing items" warning when the client was flushed first).
+    _step(watch, "the last task runs and logs", _flush_prefect_client, phase="finishing")
 
 
 def _flush_prefect_client(timeout_s: float = 15) -> None:
