@@ -228,10 +228,11 @@ def _wrap_up_records(stale: threading.Thread) -> None:
         lambda: stale.join(timeout=30),
         phase="finishing",
     )
-    finish_records(timeout_s=30)
-    # Last: what the steps above sent may have queued events too (seen at exit as Prefect's "Still
-    # processing items" warning when the client was flushed first).
+    _step(watch, "the sweep's artifacts", lambda: watch.drain(timeout_s=30), phase="finishing")
+    # After the steps above, which may queue Prefect events too (flushed first, one was left at exit:
+    # Prefect's "Still processing items" warning, 2 csfl runs in 3).
     _step(watch, "the last task runs and logs", _flush_prefect_client, phase="finishing")
+    finish_records(timeout_s=30)  # what drain left unsent is said; the watch stops
 
 
 def _flush_prefect_client(timeout_s: float = 15) -> None:

@@ -111,6 +111,7 @@ class Records:
         self.ending = False  # the sweep's rounds are over: what is late holds up only its exit
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None  # started by the first record
+        self._drain_by: float | None = None  # when `drain` stops waiting for the writer
         self._began: dict[str, float] = {}  # phase -> when its first step began
         self._said: dict[str, float] = {}  # phase -> when it began, or its last line
         self._job = float("-inf")  # the start-up line of the job whose phases these are
@@ -154,13 +155,22 @@ class Records:
                 self._writer.start()
         self._queue.put((self.wait(what, lambda: False), what, call))
 
-    def finish(self, timeout_s: float = 30.0) -> bool:
-        """Wait (bounded) until what was submitted is sent; False if some is left unsent."""
-        sent = True
-        if self._writer is not None:
+    def drain(self, timeout_s: float = 30.0) -> bool:
+        """Wait until what was submitted is sent, the watch still on (the sweep's wrap-up); False if
+        some is left unsent after `timeout_s`, counted from the first call: a later call (`finish`)
+        waits only what is left of it. Nothing may be submitted after it."""
+        if self._writer is None:
+            return True
+        if self._drain_by is None:
+            self._drain_by = time.monotonic() + timeout_s
             self._queue.put(None)
-            self._writer.join(timeout_s)
-            sent = not self._writer.is_alive()
+        self._writer.join(max(0.0, self._drain_by - time.monotonic()))
+        return not self._writer.is_alive()
+
+    def finish(self, timeout_s: float = 30.0) -> bool:
+        """Wait (bounded, as `drain`) until what was submitted is sent, then stop the watch; False if
+        some is left unsent."""
+        sent = self.drain(timeout_s)
         self._stop.set()
         if self._watch.is_alive():
             self._watch.join(2.0)

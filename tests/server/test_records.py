@@ -29,6 +29,25 @@ def test_records_are_written_in_order_and_a_failure_is_one_line() -> None:
     assert lines == ["records: a broken one not recorded in Prefect (ZeroDivisionError: division by zero)"]
 
 
+def test_a_drain_keeps_the_watch_on_and_its_time_bounds_the_finish_too() -> None:
+    # Prepare: a record whose call blocks until released
+    lines, release = Lines(), threading.Event()
+    records = Records(announce=lines, client=lambda: contextlib.nullcontext(None), watch=False)
+    records.submit("a slow artifact", lambda client: release.wait(30))
+    # Execute: the drain gives up after its time; a wrap-up step after it is still watched
+    t0 = time.monotonic()
+    drained = records.drain(timeout_s=0.5)
+    step = records.wait("the last task runs and logs", phase="finishing")
+    records.check(time.monotonic() + DELAY_S + 1)
+    finished = records.finish(timeout_s=30)  # waits only what is left of the drain's 0.5 s
+    waited = time.monotonic() - t0
+    release.set()
+    records.done(step)
+    # Assert
+    assert (drained, finished) == (False, False) and waited < 10, waited
+    assert any(line.startswith("finishing (") and "the last task runs and logs" in line for line in lines)
+
+
 def test_the_watch_says_records_are_late_reminds_while_training_waits_and_says_they_caught_up() -> None:
     # Prepare: a record nobody waits for, then a cell's flow run that training waits for; no retry
     # of Prefect's client seen in this process (the reason is then "slow to answer")
