@@ -1,5 +1,5 @@
 """Shared fixtures (the session's Prefect server, a finished quickstart, cell configs composed from conf/
-with Hydra's compose API) and how the suite runs: two workers, `exclusive` tests alone."""
+with Hydra's compose API) and how the suite runs: two workers, `exclusive` tests beside no `slow` one."""
 
 import fcntl
 import os

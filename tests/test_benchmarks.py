@@ -133,7 +133,7 @@ def test_round_deadline_smoke(tmp_path: Path, prefect_home: Path) -> None:
         env=sweep_env(prefect_home),
     )
     # Assert: both sides timed, their ratio, the verdict (the deadline's bounds in seconds are proved by
-    # tests/flows/test_round_deadline.py, alone on the machine; the benchmark measures them)
+    # tests/flows/test_round_deadline.py, with no other sweep beside it; the benchmark measures them)
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
     line = (
         r"^no deadline +round mean +\d+\.\d+ s +max +\d+\.\d+ s "

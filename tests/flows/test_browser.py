@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sweep_cli import QUICKSTART_CELLS, recorded, sweep_env
 
-# exclusive: the UIs' pages load within the browser's timeouts when nothing else runs
+# exclusive: the UIs' pages load within the browser's timeouts when no sweep runs beside them
 pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CELLS = QUICKSTART_CELLS

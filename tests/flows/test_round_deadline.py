@@ -9,7 +9,7 @@ import time
 import pytest
 from sweep_cli import recorded, run_sweep, slowdown, start_sweep
 
-# exclusive: its bounds are wall-clock seconds past a deadline, on a machine with nothing else running
+# exclusive: its bounds are wall-clock seconds past a deadline, with no other sweep running beside it
 pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
 DEADLINE_S = 3.0
 # Client 2 hangs on every attempt, far longer than the deadline; the others train in milliseconds.
